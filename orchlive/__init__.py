@@ -1,0 +1,1 @@
+"""orchlive: the live master/worker cluster that runs orchsim.scheduling policies unchanged."""

@@ -1,0 +1,37 @@
+"""The shared scheduling core: numpy and the standard library only.
+
+A cluster is a ``NodeMatrix`` (one float64 row per resource, one column per node); a
+policy is a pure scorer ``(nodes, request) -> scores (N,)``; ``select`` is the single
+pipeline filter -> score -> argmax that the simulator and the live master both call.
+
+    >>> from orchsim.scheduling import NodeMatrix, select
+    >>> nodes = NodeMatrix.from_capacities({"cpu": [4000, 8000], "memory": [8192, 16384]})
+    >>> select(nodes, {"cpu": 500, "memory": 256}, "bin_packing").node
+    0
+"""
+
+from orchsim.scheduling import policies as _builtin_policies  # noqa: F401  (registers the built-ins)
+from orchsim.scheduling.filters import feasible, fits_resources, rejections
+from orchsim.scheduling.matrix import CapacityError, NodeMatrix, UnknownResourceError
+from orchsim.scheduling.policies import utilisation_after
+from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec, Scorer, UnknownPolicyError, policy
+from orchsim.scheduling.select import Decision, PolicyError, select
+
+__all__ = [
+    "POLICIES",
+    "CapacityError",
+    "Decision",
+    "NodeMatrix",
+    "PolicyError",
+    "PolicyRegistry",
+    "PolicySpec",
+    "Scorer",
+    "UnknownPolicyError",
+    "UnknownResourceError",
+    "feasible",
+    "fits_resources",
+    "policy",
+    "rejections",
+    "select",
+    "utilisation_after",
+]

@@ -1,0 +1,437 @@
+"""The cluster as a node matrix: the one data structure every policy reads.
+
+Resources are stored resource-major: one contiguous float64 row per resource, so a
+policy that touches cpu and memory reads two contiguous rows of length N (measured
+about 6x faster than node-major rows on the project's machine). Rows live in buffers
+with spare columns; nodes join and leave in amortised O(R) time by doubling and
+halving those buffers, the way a Python list grows.
+
+Units: cpu in millicores, memory in MiB, gpu in milli-GPU; any other resource name is
+allowed and carries whatever unit its user gives it.
+
+The matrix is owned by exactly one party (the simulator's cluster or the live master).
+Policies only read it; the owner changes it through ``allocate``/``release`` and the
+node-management methods, all of which validate their input so that a bug shows up as a
+clear error rather than as silent corruption.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["CapacityError", "NodeMatrix", "UnknownResourceError"]
+
+_MIN_BUFFER = 8
+# Float slack for release(): allocations are sums of the very numbers later
+# subtracted, so any drift is a few ulps; anything larger is a real bug.
+_RELEASE_SLACK = 1e-6
+
+
+class CapacityError(ValueError):
+    """An allocation or release that would leave a node below zero or above capacity."""
+
+
+class UnknownResourceError(KeyError):
+    """A request names a resource that the matrix does not track."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text.
+        return str(self.args[0])
+
+
+class NodeMatrix:
+    """Capacity and allocation of every node, resource-major.
+
+    Attributes:
+        resources: Resource names, in row order (e.g. ``("cpu", "memory")``).
+        ids: Node ids, in column order.
+        last_placed: Index of the node that received the most recent allocation, or -1.
+            The ``round_robin`` policy starts its search after it; ``allocate`` moves it.
+        rng: Default random generator for policies that need one, seeded at construction
+            so that an un-seeded call is still reproducible.
+
+    Array properties (views, valid until the next node is added or removed):
+        capacity, allocated, free: float64, shape ``(R, N)``.
+        inv_capacity: float64 ``(R, N)``, ``1 / capacity`` and 0 where capacity is 0,
+            precomputed because every utilisation-based policy multiplies by it.
+        tasks: int64 ``(N,)``, tasks currently allocated on each node.
+        schedulable: bool ``(N,)``, False for down, draining or cordoned nodes.
+    """
+
+    def __init__(self, resources: Sequence[str], *, seed: int = 0) -> None:
+        names = tuple(str(r) for r in resources)
+        if not names:
+            raise ValueError("a NodeMatrix needs at least one resource")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate resource names in {names}")
+        self.resources: tuple[str, ...] = names
+        self._row: dict[str, int] = {r: i for i, r in enumerate(names)}
+        self.ids: list[str] = []
+        self._index: dict[str, int] = {}
+        self.last_placed: int = -1
+        self.rng: np.random.Generator = np.random.default_rng(seed)
+        self._n = 0
+        self._alloc_buffers(_MIN_BUFFER)
+        # Labels are stored per key as integer codes (-1 = label absent), so that a
+        # node_selector check is one vectorised integer comparison per key.
+        self._label_vocab: dict[str, dict[str, int]] = {}
+        self._label_codes: dict[str, np.ndarray] = {}
+        self._arange = np.arange(0, dtype=np.int64)
+        self._scale: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_capacities(
+        cls,
+        capacities: Mapping[str, Sequence[float]],
+        *,
+        ids: Sequence[str] | None = None,
+        labels: Sequence[Mapping[str, str]] | None = None,
+        seed: int = 0,
+    ) -> NodeMatrix:
+        """Build a matrix from one capacity list per resource.
+
+        Args:
+            capacities: ``{"cpu": [4000, 8000], "memory": [8192, 16384]}``; every list
+                has one entry per node.
+            ids: Node ids; default ``node-0``, ``node-1``, ...
+            labels: One label mapping per node.
+            seed: Seed of the matrix's default random generator.
+        """
+        lengths = {len(v) for v in capacities.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"capacity lists differ in length: { {k: len(v) for k, v in capacities.items()} }")
+        n = lengths.pop() if lengths else 0
+        nodes = cls(list(capacities), seed=seed)
+        node_ids = list(ids) if ids is not None else [f"node-{i}" for i in range(n)]
+        if len(node_ids) != n:
+            raise ValueError(f"{len(node_ids)} ids given for {n} nodes")
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"{len(labels)} label sets given for {n} nodes")
+        cap = np.array([np.asarray(v, dtype=np.float64) for v in capacities.values()]).reshape(len(capacities), n)
+        nodes.add_nodes(node_ids, cap, labels=labels)
+        return nodes
+
+    def _alloc_buffers(self, size: int) -> None:
+        r = len(self.resources)
+        old = getattr(self, "_cap", None)
+        cap = np.zeros((r, size))
+        alloc = np.zeros((r, size))
+        free = np.zeros((r, size))
+        inv = np.zeros((r, size))
+        tasks = np.zeros(size, dtype=np.int64)
+        sched = np.zeros(size, dtype=bool)
+        if old is not None:
+            n = self._n
+            cap[:, :n] = self._cap[:, :n]
+            alloc[:, :n] = self._alloc[:, :n]
+            free[:, :n] = self._free[:, :n]
+            inv[:, :n] = self._inv[:, :n]
+            tasks[:n] = self._tasks[:n]
+            sched[:n] = self._sched[:n]
+        self._cap, self._alloc, self._free, self._inv = cap, alloc, free, inv
+        self._tasks, self._sched = tasks, sched
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes N."""
+        return self._n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def capacity(self) -> np.ndarray:
+        return self._cap[:, : self._n]
+
+    @property
+    def allocated(self) -> np.ndarray:
+        return self._alloc[:, : self._n]
+
+    @property
+    def free(self) -> np.ndarray:
+        return self._free[:, : self._n]
+
+    @property
+    def inv_capacity(self) -> np.ndarray:
+        return self._inv[:, : self._n]
+
+    @property
+    def tasks(self) -> np.ndarray:
+        return self._tasks[: self._n]
+
+    @property
+    def schedulable(self) -> np.ndarray:
+        return self._sched[: self._n]
+
+    @property
+    def index_range(self) -> np.ndarray:
+        """``arange(N)`` as int64, cached for policies that score by position."""
+        if len(self._arange) != self._n:
+            self._arange = np.arange(self._n, dtype=np.int64)
+        return self._arange
+
+    @property
+    def resource_scale(self) -> np.ndarray:
+        """Float64 ``(R,)``: the largest capacity of each resource (1 where every node has 0).
+
+        Policies that compare absolute amounts across resources (best fit) divide by it
+        so that millicores and MiB weigh alike. Cached; recomputed when nodes change.
+        """
+        if self._scale is None:
+            scale = self.capacity.max(axis=1) if self._n else np.ones(len(self.resources))
+            self._scale = np.where(scale > 0, scale, 1.0)
+        return self._scale
+
+    def row(self, resource: str) -> int:
+        """Row index of ``resource``; raises UnknownResourceError listing the known ones."""
+        try:
+            return self._row[resource]
+        except KeyError:
+            raise UnknownResourceError(
+                f"unknown resource {resource!r}; this cluster tracks: {', '.join(self.resources)}"
+            ) from None
+
+    def as_dict(self, vector: np.ndarray) -> dict[str, float]:
+        """A ``(R,)`` vector as ``{resource: amount}``, for messages and records."""
+        return dict(zip(self.resources, vector.tolist(), strict=True))
+
+    def has_resource(self, resource: str) -> bool:
+        return resource in self._row
+
+    def index_of(self, node_id: str) -> int:
+        """Column index of a node id (KeyError if absent)."""
+        try:
+            return self._index[node_id]
+        except KeyError:
+            raise KeyError(f"unknown node {node_id!r}") from None
+
+    def labels_of(self, node: int) -> dict[str, str]:
+        """The labels of node ``node`` as a plain dict."""
+        out: dict[str, str] = {}
+        for key, codes in self._label_codes.items():
+            code = int(codes[node])
+            if code >= 0:
+                out[key] = self._label_value(key, code)
+        return out
+
+    def _label_value(self, key: str, code: int) -> str:
+        for value, c in self._label_vocab[key].items():
+            if c == code:
+                return value
+        raise KeyError(code)  # pragma: no cover - codes always come from the vocab
+
+    def label_mask(self, selector: Mapping[str, str]) -> np.ndarray:
+        """Bool ``(N,)``: True where the node carries every ``key=value`` of ``selector``."""
+        mask = np.ones(self._n, dtype=bool)
+        for key, value in selector.items():
+            code = self._label_vocab.get(key, {}).get(str(value))
+            if code is None:
+                return np.zeros(self._n, dtype=bool)
+            mask &= self._label_codes[key][: self._n] == code
+        return mask
+
+    def request_vector(self, request: Mapping[str, float] | np.ndarray) -> np.ndarray:
+        """A request as a float64 ``(R,)`` vector in row order; missing resources are 0.
+
+        Raises:
+            UnknownResourceError: a resource with a positive amount is not tracked.
+            ValueError: an amount is negative or not finite.
+        """
+        if isinstance(request, np.ndarray):
+            vec = np.asarray(request, dtype=np.float64)
+            if vec.shape != (len(self.resources),):
+                raise ValueError(f"request vector has shape {vec.shape}, expected ({len(self.resources)},)")
+        else:
+            vec = np.zeros(len(self.resources))
+            for name, amount in request.items():
+                value = float(amount)
+                if name in self._row:
+                    vec[self._row[name]] = value
+                elif value != 0:
+                    self.row(name)  # raises with the list of known resources
+        if not np.all(np.isfinite(vec)) or np.any(vec < 0):
+            raise ValueError(f"request amounts must be finite and >= 0, got {self.as_dict(vec)}")
+        return vec
+
+    # ------------------------------------------------------------------ node lifecycle
+    def add_node(
+        self,
+        node_id: str,
+        capacity: Mapping[str, float],
+        *,
+        labels: Mapping[str, str] | None = None,
+        schedulable: bool = True,
+    ) -> int:
+        """Append one node and return its index. Resources not named get capacity 0."""
+        vec = self.request_vector(capacity)
+        return self.add_nodes([node_id], vec[:, None], labels=[labels or {}], schedulable=schedulable)[0]
+
+    def add_nodes(
+        self,
+        node_ids: Sequence[str],
+        capacity: np.ndarray,
+        *,
+        labels: Sequence[Mapping[str, str]] | None = None,
+        schedulable: bool = True,
+    ) -> range:
+        """Append nodes in bulk; ``capacity`` is ``(R, k)``. Returns their index range."""
+        k = len(node_ids)
+        cap = np.asarray(capacity, dtype=np.float64).reshape(len(self.resources), k)
+        if not np.all(np.isfinite(cap)) or np.any(cap < 0):
+            raise ValueError("node capacities must be finite and >= 0")
+        for nid in node_ids:
+            if nid in self._index:
+                raise ValueError(f"node {nid!r} already exists")
+        if len(set(node_ids)) != k:
+            raise ValueError("duplicate node ids in one add_nodes call")
+        start = self._n
+        if start + k > self._cap.shape[1]:
+            self._alloc_buffers(max(2 * self._cap.shape[1], start + k))
+        end = start + k
+        self._cap[:, start:end] = cap
+        self._alloc[:, start:end] = 0.0
+        self._free[:, start:end] = cap
+        with np.errstate(divide="ignore"):
+            self._inv[:, start:end] = np.where(cap > 0, 1.0 / cap, 0.0)
+        self._tasks[start:end] = 0
+        self._sched[start:end] = schedulable
+        for i, nid in enumerate(node_ids):
+            self.ids.append(str(nid))
+            self._index[str(nid)] = start + i
+        self._n = end
+        self._scale = None
+        self._label_codes = {key: self._ensure_code_length(c) for key, c in self._label_codes.items()}
+        for codes in self._label_codes.values():
+            codes[start:end] = -1
+        if labels is not None:
+            for i, node_labels in enumerate(labels):
+                for key, value in node_labels.items():
+                    self._set_label(start + i, str(key), str(value))
+        return range(start, end)
+
+    def _ensure_code_length(self, codes: np.ndarray) -> np.ndarray:
+        size = self._cap.shape[1]
+        if len(codes) >= size:
+            return codes
+        grown = np.full(size, -1, dtype=np.int32)
+        grown[: len(codes)] = codes
+        return grown
+
+    def _set_label(self, node: int, key: str, value: str) -> None:
+        if key not in self._label_codes:
+            self._label_vocab[key] = {}
+            self._label_codes[key] = np.full(self._cap.shape[1], -1, dtype=np.int32)
+        vocab = self._label_vocab[key]
+        code = vocab.setdefault(value, len(vocab))
+        self._label_codes[key][node] = code
+
+    def set_labels(self, node: int, labels: Mapping[str, str]) -> None:
+        """Replace the labels of node ``node``."""
+        self._check_node(node)
+        for codes in self._label_codes.values():
+            codes[node] = -1
+        for key, value in labels.items():
+            self._set_label(node, str(key), str(value))
+
+    def remove_nodes(self, nodes: Iterable[int]) -> np.ndarray:
+        """Remove nodes, keeping the others in order; returns the old->new index map.
+
+        The map has one entry per old index: the node's new index, or -1 if removed.
+        Owners holding indices (running tasks) translate them through it. Buffers halve
+        when less than a quarter full, so memory follows the cluster down.
+        """
+        drop = np.zeros(self._n, dtype=bool)
+        for node in nodes:
+            self._check_node(node)
+            drop[node] = True
+        keep = np.flatnonzero(~drop)
+        mapping = np.full(self._n, -1, dtype=np.int64)
+        mapping[keep] = np.arange(len(keep))
+        m = len(keep)
+        for buf in (self._cap, self._alloc, self._free, self._inv):
+            buf[:, :m] = buf[:, keep]
+        self._tasks[:m] = self._tasks[keep]
+        self._sched[:m] = self._sched[keep]
+        for codes in self._label_codes.values():
+            codes[:m] = codes[keep]
+        self.ids = [self.ids[i] for i in keep]
+        self._index = {nid: i for i, nid in enumerate(self.ids)}
+        self.last_placed = int(mapping[self.last_placed]) if self.last_placed >= 0 else -1
+        self._n = m
+        self._scale = None
+        if self._cap.shape[1] > _MIN_BUFFER and m < self._cap.shape[1] // 4:
+            self._alloc_buffers(max(_MIN_BUFFER, self._cap.shape[1] // 2))
+            self._label_codes = {k: c[: self._cap.shape[1]].copy() for k, c in self._label_codes.items()}
+        return mapping
+
+    def set_schedulable(self, node: int, schedulable: bool) -> None:
+        """Cordon (False) or uncordon (True) a node; its running tasks are untouched."""
+        self._check_node(node)
+        self._sched[node] = schedulable
+
+    # ------------------------------------------------------------------ allocation
+    def _check_node(self, node: int) -> None:
+        if not 0 <= int(node) < self._n:
+            raise IndexError(f"node index {node} out of range for {self._n} nodes")
+
+    def allocate(self, node: int, request: Mapping[str, float] | np.ndarray) -> None:
+        """Reserve ``request`` on ``node``, count one more task there, move the round-robin cursor.
+
+        Raises:
+            CapacityError: the request does not fit the node's free capacity; nothing changes.
+        """
+        self._check_node(node)
+        vec = self.request_vector(request)
+        col = self._free[:, node]
+        if np.any(vec > col):
+            short = [r for r, need, have in zip(self.resources, vec, col, strict=True) if need > have]
+            raise CapacityError(
+                f"request {self.as_dict(vec)} does not fit node {self.ids[node]!r}: "
+                f"insufficient {', '.join(short)} (free {self.as_dict(col)})"
+            )
+        self._alloc[:, node] += vec
+        self._free[:, node] -= vec
+        self._tasks[node] += 1
+        self.last_placed = int(node)
+
+    def release(self, node: int, request: Mapping[str, float] | np.ndarray) -> None:
+        """Return ``request`` to ``node`` and count one task fewer.
+
+        Raises:
+            CapacityError: more is released than is allocated, or no task is on the node.
+        """
+        self._check_node(node)
+        vec = self.request_vector(request)
+        if self._tasks[node] <= 0:
+            raise CapacityError(f"release on node {self.ids[node]!r}, which has no tasks")
+        after = self._alloc[:, node] - vec
+        if np.any(after < -_RELEASE_SLACK):
+            raise CapacityError(
+                f"release of {self.as_dict(vec)} on node {self.ids[node]!r} exceeds its "
+                f"allocation {self.as_dict(self._alloc[:, node])}"
+            )
+        np.maximum(after, 0.0, out=after)
+        self._alloc[:, node] = after
+        self._free[:, node] = self._cap[:, node] - after
+        self._tasks[node] -= 1
+
+    def copy(self) -> NodeMatrix:
+        """A deep copy (a snapshot the caller may change freely)."""
+        other = NodeMatrix(self.resources)
+        other.add_nodes(list(self.ids), self.capacity.copy())
+        other._alloc[:, : self._n] = self.allocated
+        other._free[:, : self._n] = self.free
+        other._tasks[: self._n] = self.tasks
+        other._sched[: self._n] = self.schedulable
+        other._label_vocab = {k: dict(v) for k, v in self._label_vocab.items()}
+        other._label_codes = {k: other._ensure_code_length(c[: self._n].copy()) for k, c in self._label_codes.items()}
+        other.last_placed = self.last_placed
+        other.rng = copy.deepcopy(self.rng)
+        return other
+
+    def __repr__(self) -> str:
+        return f"NodeMatrix(resources={self.resources}, nodes={self._n})"

@@ -1,0 +1,135 @@
+"""The policy registry: names to scorers, for the simulator, the live master and users alike.
+
+A scorer is a pure function ``scorer(nodes, request, **params) -> float64 (N,)``,
+higher is better, computed as if the task were placed on each node. ``select`` masks
+infeasible nodes, so a scorer never needs to check fit. Scorers that draw random
+numbers declare a keyword parameter ``rng`` and receive a ``numpy.random.Generator``;
+scorers that rank among feasible nodes declare ``feasible`` and receive the mask.
+
+Register a policy of your own with the decorator and it works everywhere a name is
+accepted (scenario files, ``--policy``, the live master)::
+
+    @policy("least_tasks_then_cpu")
+    def least_tasks_then_cpu(nodes, request):
+        return -nodes.tasks - nodes.allocated[nodes.row("cpu")] * nodes.inv_capacity[nodes.row("cpu")]
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from orchsim.scheduling.matrix import NodeMatrix
+
+__all__ = ["POLICIES", "PolicyRegistry", "PolicySpec", "Scorer", "UnknownPolicyError", "policy"]
+
+
+class Scorer(Protocol):
+    """``(nodes, request (R,), **params) -> scores (N,)``; must not mutate ``nodes``."""
+
+    def __call__(self, nodes: NodeMatrix, request: np.ndarray, /, **params: Any) -> np.ndarray: ...
+
+
+class UnknownPolicyError(KeyError):
+    """A policy name that is not registered; the message lists the registered ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What the registry knows about a scorer.
+
+    Attributes:
+        name: Registered name.
+        scorer: The function.
+        uses_rng: The scorer takes an ``rng`` keyword (a ``numpy.random.Generator``).
+        uses_feasible: The scorer takes a ``feasible`` keyword: the bool ``(N,)`` mask
+            ``select`` computed, for policies that rank among feasible nodes only.
+        order_dependent: Scores depend on node order (round robin, first fit), so
+            permuting nodes does not simply permute scores.
+        params: Names of the tunable keyword parameters (besides ``rng`` and ``feasible``).
+        summary: First line of its docstring.
+    """
+
+    name: str
+    scorer: Scorer
+    uses_rng: bool
+    uses_feasible: bool
+    order_dependent: bool
+    params: tuple[str, ...]
+    summary: str
+
+
+class PolicyRegistry(Mapping[str, Scorer]):
+    """A read-mostly mapping of policy names to scorers with helpful lookup errors."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, PolicySpec] = {}
+
+    def __getitem__(self, name: str) -> Scorer:
+        return self.spec(name).scorer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def spec(self, name: str) -> PolicySpec:
+        """The full spec of ``name``; UnknownPolicyError lists the valid names."""
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise UnknownPolicyError(
+                f"unknown policy {name!r}; valid policies: {', '.join(sorted(self._specs))}"
+            ) from None
+
+    def register(
+        self, name: str, scorer: Callable[..., np.ndarray], *, order_dependent: bool = False, replace: bool = False
+    ) -> PolicySpec:
+        """Register ``scorer`` under ``name``; re-registering a name needs ``replace=True``."""
+        if name in self._specs and not replace:
+            raise ValueError(f"policy {name!r} is already registered (pass replace=True to override it)")
+        signature = inspect.signature(scorer)
+        params = [p for p in signature.parameters.values()]
+        if len(params) < 2:
+            raise TypeError(f"policy {name!r}: a scorer takes (nodes, request, ...), got {signature}")
+        keyword = tuple(p.name for p in params[2:] if p.kind is not inspect.Parameter.VAR_KEYWORD)
+        doc = inspect.getdoc(scorer) or ""
+        spec = PolicySpec(
+            name=name,
+            scorer=scorer,  # type: ignore[arg-type]
+            uses_rng="rng" in keyword,
+            uses_feasible="feasible" in keyword,
+            order_dependent=order_dependent,
+            params=tuple(k for k in keyword if k not in ("rng", "feasible")),
+            summary=doc.splitlines()[0] if doc else "",
+        )
+        self._specs[name] = spec
+        return spec
+
+    def unregister(self, name: str) -> None:
+        """Remove a policy (mainly for tests that register throwaway ones)."""
+        self.spec(name)
+        del self._specs[name]
+
+
+POLICIES = PolicyRegistry()
+
+
+def policy(
+    name: str, *, order_dependent: bool = False, replace: bool = False
+) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
+    """Decorator: register a scorer under ``name`` and return it unchanged."""
+
+    def register(scorer: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+        POLICIES.register(name, scorer, order_dependent=order_dependent, replace=replace)
+        return scorer
+
+    return register

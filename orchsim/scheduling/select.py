@@ -1,0 +1,164 @@
+"""The one placement pipeline: filter -> score -> select.
+
+The simulator and the live master both call ``select``; neither re-implements any part
+of it. It reads the matrix and returns a ``Decision``; applying it (``allocate``) is the
+owner's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from orchsim.scheduling.filters import infeasible, rejections
+from orchsim.scheduling.matrix import NodeMatrix
+from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
+
+__all__ = ["Decision", "PolicyError", "select"]
+
+Request = Mapping[str, float] | np.ndarray
+
+
+class PolicyError(RuntimeError):
+    """A scorer broke its contract (wrong shape, NaN score)."""
+
+
+class Decision:
+    """The outcome of one placement decision.
+
+    Attributes:
+        node: Chosen node index, or None if the task fits nowhere.
+        node_id: Chosen node id, or None.
+        score: The winning score, or None.
+        policy: Name of the policy that decided.
+        n_nodes: Nodes considered.
+        feasible: Nodes that passed every filter.
+        rejected: For an unplaced task, nodes rejected per check (each node counted
+            under the first check it fails); empty for a placed one.
+    """
+
+    __slots__ = ("feasible", "n_nodes", "node", "node_id", "policy", "rejected", "score", "vetoed")
+
+    def __init__(
+        self,
+        node: int | None,
+        node_id: str | None,
+        score: float | None,
+        policy: str,
+        n_nodes: int,
+        feasible: int,
+        rejected: dict[str, int],
+        vetoed: bool = False,
+    ) -> None:
+        self.node = node
+        self.node_id = node_id
+        self.score = score
+        self.policy = policy
+        self.n_nodes = n_nodes
+        self.feasible = feasible
+        self.rejected = rejected
+        self.vetoed = vetoed
+
+    @property
+    def placed(self) -> bool:
+        return self.node is not None
+
+    @property
+    def reason(self) -> str:
+        """One line for people: where it went and why, or why it went nowhere."""
+        if self.node is not None:
+            return (
+                f"placed on {self.node_id} by {self.policy} (score {self.score:.6g}; "
+                f"{self.feasible}/{self.n_nodes} nodes fit)"
+            )
+        if self.vetoed:
+            return f"{self.feasible}/{self.n_nodes} nodes fit, but policy {self.policy} scored every one -inf"
+        if self.n_nodes == 0:
+            return "0/0 nodes fit: the cluster has no nodes"
+        detail = ", ".join(f"{count} {label}" for label, count in self.rejected.items())
+        return f"0/{self.n_nodes} nodes fit: {detail}"
+
+    def __repr__(self) -> str:
+        return f"Decision(node={self.node!r}, node_id={self.node_id!r}, reason={self.reason!r})"
+
+
+_ad_hoc_specs: dict[Callable[..., np.ndarray], PolicySpec] = {}
+
+
+def _resolve(policy: str | Callable[..., np.ndarray], registry: PolicyRegistry) -> PolicySpec:
+    if isinstance(policy, str):
+        return registry.spec(policy)
+    spec = _ad_hoc_specs.get(policy)
+    if spec is None:
+        # An unregistered callable: inspect it once, through a private registry.
+        name = getattr(policy, "__name__", repr(policy))
+        spec = PolicyRegistry().register(name, policy)
+        _ad_hoc_specs[policy] = spec
+    return spec
+
+
+def select(
+    nodes: NodeMatrix,
+    request: Request,
+    policy: str | Callable[..., np.ndarray] = "bin_packing",
+    *,
+    rng: np.random.Generator | None = None,
+    node_selector: Mapping[str, str] | None = None,
+    registry: PolicyRegistry = POLICIES,
+    **params: Any,
+) -> Decision:
+    """Choose a node for ``request``: feasibility mask, then the policy's scores, then argmax.
+
+    Args:
+        nodes: The cluster; read, never changed.
+        request: ``{"cpu": 500, "memory": 256}`` or a float64 ``(R,)`` vector from
+            ``nodes.request_vector``; missing resources mean 0.
+        policy: A registered name or a scorer function.
+        rng: Generator for policies that draw random numbers; default ``nodes.rng``.
+        node_selector: Labels the node must carry (``{"zone": "a"}``).
+        registry: Where names are looked up (default: the global ``POLICIES``).
+        **params: Policy parameters, e.g. ``weights={"cpu": 0.5, "memory": 0.5}``.
+
+    Returns:
+        A Decision. Ties go to the lowest node index. A node scored ``-inf`` is vetoed.
+
+    Raises:
+        UnknownPolicyError: the name is not registered (the message lists valid names).
+        TypeError: a parameter the policy does not take.
+        PolicyError: the scorer returned a wrong shape or NaN for a feasible node.
+    """
+    spec = _resolve(policy, registry)
+    req = request if isinstance(request, np.ndarray) and request.dtype == np.float64 else nodes.request_vector(request)
+    n = nodes.n_nodes
+    bad = infeasible(nodes, req, node_selector)
+    rejected = np.flatnonzero(bad)
+    n_fit = n - len(rejected)
+    if n_fit == 0:
+        return Decision(None, None, None, spec.name, n, 0, rejections(nodes, req, node_selector))
+    if params:
+        unknown = sorted(set(params) - set(spec.params))
+        if unknown:
+            raise TypeError(
+                f"policy {spec.name!r} has no parameter {', '.join(unknown)}; "
+                f"it takes: {', '.join(spec.params) or 'none'}"
+            )
+    if spec.uses_rng:
+        params["rng"] = rng if rng is not None else nodes.rng
+    if spec.uses_feasible:
+        params["feasible"] = ~bad
+    scores = spec.scorer(nodes, req, **params)
+    if scores.shape != (n,):
+        raise PolicyError(f"policy {spec.name!r} returned shape {scores.shape}, expected ({n},)")
+    if len(rejected):
+        # Copy, never write into the scorer's array: it may be a view of its own state.
+        scores = scores.copy()
+        scores[rejected] = -np.inf
+    best = int(scores.argmax())
+    score = float(scores[best])
+    if score != score:  # NaN: argmax returns the first NaN, so one check covers every node
+        raise PolicyError(f"policy {spec.name!r} scored node {nodes.ids[best]!r} NaN")
+    if score == -np.inf:
+        return Decision(None, None, None, spec.name, n, n_fit, {}, vetoed=True)
+    return Decision(best, nodes.ids[best], score, spec.name, n, n_fit, {})
