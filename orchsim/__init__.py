@@ -14,7 +14,7 @@ __all__ = ["__version__"]
 
 def __getattr__(name: str) -> Any:
     # Lazy entry points for notebooks: orchsim.run(...), orchsim.load_scenario(...).
-    if name in ("run", "load_scenario", "sweep"):
+    if name in ("run", "load_scenario"):
         from orchsim import api
 
         return getattr(api, name)

@@ -1,0 +1,79 @@
+"""Turn a scenario's cluster section into the initial ``NodeMatrix``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from orchsim import scenario as sc
+from orchsim.scheduling import NodeMatrix
+
+__all__ = ["InitialCluster", "build_cluster", "scenario_resources"]
+
+_PREFERRED_ORDER = ("cpu", "memory", "gpu")
+
+
+@dataclass(frozen=True)
+class InitialCluster:
+    """Node ids, capacities ``(R, N)`` and labels of the nodes present at time 0."""
+
+    ids: list[str]
+    capacity: np.ndarray
+    labels: list[dict[str, str]]
+
+    def matrix(self, resources: tuple[str, ...], seed: int) -> NodeMatrix:
+        """A fresh matrix of these nodes (one per policy run)."""
+        nodes = NodeMatrix(resources, seed=seed)
+        nodes.add_nodes(self.ids, self.capacity, labels=self.labels)
+        return nodes
+
+
+def scenario_resources(scenario: sc.Scenario, node_trace_resources: set[str]) -> tuple[str, ...]:
+    """All resource names any node may have: cpu, memory, gpu first, then the rest as met."""
+    seen: list[str] = []
+    groups = [n.capacity for n in scenario.cluster.nodes if isinstance(n, sc.NodeGroup)]
+    groups += [e.capacity for e in scenario.events if isinstance(e, sc.ScaleOut)]
+    if scenario.autoscaler is not None:
+        groups.append(scenario.autoscaler.capacity)
+    for capacity in groups:
+        seen.extend(capacity)
+    seen.extend(sorted(node_trace_resources))
+    unique = list(dict.fromkeys(seen))
+    ordered = [r for r in _PREFERRED_ORDER if r in unique] + [r for r in unique if r not in _PREFERRED_ORDER]
+    return tuple(ordered)
+
+
+def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluster]:
+    """Resource names and the initial nodes of ``scenario``."""
+    loaded = []
+    for group in scenario.cluster.nodes:
+        if isinstance(group, sc.NodeTrace):
+            from orchsim import traces  # only scenarios with trace files need the loaders
+
+            ids, caps, labels = traces.load_openb_nodes(scenario.resolve(group.path))
+            if group.limit is not None:
+                ids, labels = ids[: group.limit], labels[: group.limit]
+                caps = {k: v[: group.limit] for k, v in caps.items()}
+            loaded.append((ids, caps, labels))
+    resources = scenario_resources(scenario, {r for _, caps, _ in loaded for r in caps})
+
+    ids: list[str] = []
+    columns: list[np.ndarray] = []
+    labels: list[dict[str, str]] = []
+    trace_iter = iter(loaded)
+    for g, group in enumerate(scenario.cluster.nodes):
+        if isinstance(group, sc.NodeTrace):
+            t_ids, caps, t_labels = next(trace_iter)
+            ids.extend(t_ids)
+            columns.append(np.array([caps.get(r, np.zeros(len(t_ids))) for r in resources], dtype=np.float64))
+            labels.extend(t_labels)
+            continue
+        prefix = group.name or f"g{g}"
+        ids.extend(f"{prefix}-{i}" for i in range(group.count))
+        vec = np.array([group.capacity.get(r, 0.0) for r in resources], dtype=np.float64)
+        columns.append(np.repeat(vec[:, None], group.count, axis=1))
+        labels.extend(dict(group.labels) for _ in range(group.count))
+    if len(set(ids)) != len(ids):
+        raise sc.ScenarioError("cluster.nodes: node names collide; give each group a distinct 'name'")
+    return resources, InitialCluster(ids, np.concatenate(columns, axis=1), labels)

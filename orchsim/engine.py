@@ -1,0 +1,588 @@
+"""The discrete-event cluster: SimPy events around one ``env.run()``.
+
+Design, for speed and for truth:
+
+* No SimPy process per task. Arrivals are one process walking the pre-generated,
+  sorted submit times; a task's completion is one ``Timeout`` with a callback. Placing
+  a task is one call of ``orchsim.scheduling.select``: the engine never scores nodes.
+* Event-driven placement: a task is placed on arrival and whenever capacity frees up
+  (completion, node recovery, scale-out). There is no polling loop.
+* No work when nothing can fit: a queued task that failed to place can only fit after
+  capacity is freed, and only on the node that freed it, so after a completion the
+  engine checks the queued task against that one node (an R-vector comparison) before
+  paying for a full ``select``.
+* Node failures are realistic: a failed node stops heartbeating; until its lease
+  expires (last heartbeat + ``failure_timeout``) the scheduler still believes it up and
+  may place tasks there, which are then lost too. At detection every task on it goes
+  back to the queue (front, in submission order) with its attempt count raised.
+* Exact time integrals (utilisation, queue length, running tasks) are accumulated at
+  every state change, so means are time-weighted exactly; the time series is sampled
+  every ``sample_interval`` seconds for plots.
+
+Records are columnar numpy arrays indexed by task id, so a million tasks cost a few
+tens of MB.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from orchsim import scenario as sc
+from orchsim.cluster import InitialCluster
+from orchsim.scheduling import NodeMatrix, select
+from orchsim.workload import Workload
+
+__all__ = ["EngineConfig", "RunRecords", "Simulation", "Status"]
+
+
+class Status:
+    """Task status codes in the records (strings in the CSV)."""
+
+    PENDING = 0
+    RUNNING = 1
+    COMPLETED = 2
+    FAILED = 3
+    UNSCHEDULABLE = 4
+    NAMES = ("pending", "running", "completed", "failed", "unschedulable")
+
+
+class NodeState:
+    """Node states. DEAD: failed but not yet detected (the scheduler still sees it up)."""
+
+    UP = 0
+    DEAD = 1
+    DOWN = 2
+    DRAINING = 3
+    REMOVED = 4
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything the engine needs besides the tasks and the initial nodes."""
+
+    policy: str
+    policy_params: dict[str, Any]
+    seed: int
+    queue: str = "fifo"
+    backfill_window: int = 100
+    max_attempts: int = 5
+    heartbeat_interval: float = 5.0
+    failure_timeout: float = 15.0
+    events: tuple[Any, ...] = ()
+    autoscaler: sc.Autoscaler | None = None
+    sample_interval: float = 10.0
+
+
+@dataclass
+class RunRecords:
+    """What one policy run produced: per-task columns, samples and exact integrals."""
+
+    policy: str
+    node_ids: list[str]
+    start_time: np.ndarray
+    end_time: np.ndarray
+    node: np.ndarray
+    status: np.ndarray
+    attempts: np.ndarray
+    wait: np.ndarray
+    samples: dict[str, np.ndarray]
+    integrals: dict[str, float]
+    horizon: float
+    peak_nodes_used: int
+    rescheduled: int
+    wall_seconds: float
+    decisions: int
+
+
+class Simulation:
+    """One policy on one workload and cluster. ``run()`` once."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        cluster: InitialCluster,
+        config: EngineConfig,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.w = workload
+        self.cfg = config
+        self.env = simpy.Environment()
+        seeds = np.random.SeedSequence([config.seed, 7]).spawn(2)
+        self.nodes: NodeMatrix = cluster.matrix(workload.resources, seed=0)
+        self.policy_rng = np.random.default_rng(seeds[0])
+        self.event_rng = np.random.default_rng(seeds[1])
+        self.progress = progress
+
+        n_tasks = len(workload)
+        self.start = np.full(n_tasks, np.nan)
+        self.end = np.full(n_tasks, np.nan)
+        self.node_of = np.full(n_tasks, -1, dtype=np.int64)
+        self.status = np.zeros(n_tasks, dtype=np.int8)
+        self.attempts = np.zeros(n_tasks, dtype=np.int32)
+        self.wait = np.zeros(n_tasks)
+        self.enqueued_at = np.zeros(n_tasks)
+        self.epoch = np.zeros(n_tasks, dtype=np.int32)
+        # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
+        self._demand_rows = list(workload.demand)
+        self._durations = workload.duration.tolist()
+        self._selector_of = workload.selector.tolist()
+        self._selectors = workload.selectors
+
+        n = self.nodes.n_nodes
+        self.node_state: list[int] = [NodeState.UP] * n
+        self.running_on: list[set[int]] = [set() for _ in range(n)]
+        self.idle_since: list[float] = [0.0] * n
+        self.queue: deque[int] = deque()
+        self._head_blocked = False
+        self.done = 0
+        self.decisions = 0
+        self.rescheduled = 0
+        self.nodes_in_use = 0
+        self.peak_nodes_used = 0
+        self.running = 0
+        self.forever = 0
+        self._failed_order: deque[int] = deque()
+        self._provisioning = False
+        self._pending_external = 0  # scheduled events that may still change the cluster
+
+        r = len(workload.resources)
+        self.used_total = np.zeros(r)
+        self.cap_total = self.nodes.capacity.sum(axis=1)
+        self._last_t = 0.0
+        self._int_used = np.zeros(r)
+        self._int_cap = np.zeros(r)
+        self._int_queue = 0.0
+        self._int_running = 0.0
+        self._int_nodes_up = 0.0
+        self.nodes_up = n
+        self._samples: dict[str, list[float]] = {
+            k: [] for k in ("time", "queue", "running", "nodes_up", "nodes_used", "fragmentation")
+        }
+        for name in workload.resources:
+            self._samples[f"util_{name}"] = []
+        self._typical = workload.demand.mean(axis=0) if n_tasks else np.zeros(r)
+        self._params = dict(config.policy_params)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self._last_t
+        if dt > 0:
+            self._int_used += self.used_total * dt
+            self._int_cap += self.cap_total * dt
+            self._int_queue += len(self.queue) * dt
+            self._int_running += self.running * dt
+            self._int_nodes_up += self.nodes_up * dt
+            self._last_t = now
+
+    def _finish(self, task: int, status: int) -> None:
+        self.status[task] = status
+        self.done += 1
+        if self.progress is not None and self.done % 1000 == 0:
+            self.progress(1000)
+
+    # ------------------------------------------------------------------ placement
+    def _try_place(self, task: int) -> bool:
+        """One ``select`` for ``task``; start it if a node was found."""
+        code = self._selector_of[task]
+        selector = self._selectors[code] if code >= 0 else None
+        self.decisions += 1
+        decision = select(
+            self.nodes,
+            self._demand_rows[task],
+            self.cfg.policy,
+            rng=self.policy_rng,
+            node_selector=selector,
+            **self._params,
+        )
+        if decision.node is None:
+            return False
+        self._start(task, decision.node)
+        return True
+
+    def _never_fits(self, task: int) -> bool:
+        """True if no node that exists or may return could hold ``task`` even when empty."""
+        code = self._selector_of[task]
+        demand = self._demand_rows[task]
+        alive = np.array([s != NodeState.REMOVED for s in self.node_state], dtype=bool)
+        ok = alive & np.all(self.nodes.capacity >= demand[:, None], axis=0)
+        if code >= 0:
+            ok &= self.nodes.label_mask(self._selectors[code])
+        if ok.any():
+            return False
+        # New nodes may still arrive: the autoscaler's shape or a pending scale-out.
+        future = [e.capacity for e in self.cfg.events if isinstance(e, sc.ScaleOut) and e.at > self.env.now]
+        if self.cfg.autoscaler is not None:
+            future.append(self.cfg.autoscaler.capacity)
+        for capacity in future:
+            vec = np.array([capacity.get(r, 0.0) for r in self.w.resources])
+            if np.all(vec >= demand):
+                return False
+        return True
+
+    def _start(self, task: int, node: int) -> None:
+        demand = self._demand_rows[task]
+        self.nodes.allocate(node, demand)
+        self.used_total += demand
+        if self.nodes.tasks[node] == 1:
+            self.nodes_in_use += 1
+            if self.nodes_in_use > self.peak_nodes_used:
+                self.peak_nodes_used = self.nodes_in_use
+        now = self.env.now
+        self.status[task] = Status.RUNNING
+        self.start[task] = now
+        self.node_of[task] = node
+        self.attempts[task] += 1
+        self.running += 1
+        self.running_on[node].add(task)
+        duration = self._durations[task]
+        if duration == math.inf:
+            self.forever += 1  # runs past the end of the simulation
+            return
+        if self.node_state[node] == NodeState.DEAD:
+            return  # lost at detection
+        done = Timeout(self.env, duration, value=(task, int(self.epoch[task])))
+        done.callbacks.append(self._on_complete)
+
+    def _stop(self, task: int) -> int:
+        """Take ``task`` off its node; returns the node."""
+        node = int(self.node_of[task])
+        demand = self._demand_rows[task]
+        self.nodes.release(node, demand)
+        self.used_total -= demand
+        self.running -= 1
+        if self._durations[task] == math.inf:
+            self.forever -= 1
+        self.running_on[node].discard(task)
+        if self.nodes.tasks[node] == 0:
+            self.nodes_in_use -= 1
+            self.idle_since[node] = self.env.now
+        return node
+
+    def _enqueue(self, task: int, front: bool = False) -> None:
+        self.enqueued_at[task] = self.env.now
+        self.status[task] = Status.PENDING
+        if front:
+            self.queue.appendleft(task)
+            self._head_blocked = False
+        else:
+            self.queue.append(task)
+
+    def _dequeue(self, task: int) -> None:
+        self.wait[task] += self.env.now - self.enqueued_at[task]
+
+    def _fits_node(self, task: int, node: int) -> bool:
+        if not self.nodes.schedulable[node]:
+            return False
+        code = self._selector_of[task]
+        if code >= 0 and not self.nodes.label_mask(self._selectors[code])[node]:
+            return False
+        return bool(np.all(self.nodes.free[:, node] >= self._demand_rows[task]))
+
+    def _drain_queue(self, freed_node: int | None = None) -> None:
+        """Place queued tasks after capacity was freed (on ``freed_node``, or anywhere if None)."""
+        if not self.queue:
+            return
+        if self.cfg.queue == "backfill":
+            self._backfill(freed_node)
+            return
+        queue = self.queue
+        if self._head_blocked:
+            if freed_node is not None and not self._fits_node(queue[0], freed_node):
+                return
+            self._head_blocked = False
+        while queue:
+            task = queue[0]
+            if not self._try_place(task):
+                self._head_blocked = True
+                return
+            queue.popleft()
+            self._dequeue(task)
+
+    def _backfill(self, freed_node: int | None) -> None:
+        """Greedy backfill: every task in the window that fits is placed, in queue order."""
+        for task in list(self.queue)[: self.cfg.backfill_window]:
+            if freed_node is not None and not self._fits_node(task, freed_node):
+                continue
+            if self._try_place(task):
+                self.queue.remove(task)
+                self._dequeue(task)
+
+    # ------------------------------------------------------------------ event handlers
+    def _arrivals(self):  # type: ignore[no-untyped-def]
+        submit = self.w.submit_time.tolist()
+        env = self.env
+        n = len(submit)
+        i = 0
+        while i < n:
+            t = submit[i]
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self._advance()
+            while i < n and submit[i] <= env.now:
+                self._arrive(i)
+                i += 1
+        self._pending_external -= 1
+
+    def _arrive(self, task: int) -> None:
+        self.enqueued_at[task] = self.env.now
+        if not self.queue or self.cfg.queue == "backfill":
+            if self._try_place(task):
+                return
+            if self._never_fits(task):
+                self._finish(task, Status.UNSCHEDULABLE)
+                return
+        self._enqueue(task)
+        if len(self.queue) == 1:
+            self._head_blocked = True
+
+    def _on_complete(self, event: Timeout) -> None:
+        task, epoch = event.value
+        if epoch != self.epoch[task] or self.status[task] != Status.RUNNING:
+            return  # the task was lost with its node and has been rescheduled since
+        self._advance()
+        node = self._stop(task)
+        self.end[task] = self.env.now
+        self._finish(task, Status.COMPLETED)
+        if self.node_state[node] == NodeState.DRAINING and not self.running_on[node]:
+            self._remove_node(node)
+            return
+        self._drain_queue(node)
+
+    # ------------------------------------------------------------------ cluster events
+    def _cluster_events(self):  # type: ignore[no-untyped-def]
+        for event in sorted(self.cfg.events, key=lambda e: e.at):
+            if event.at > self.env.now:
+                yield self.env.timeout(event.at - self.env.now)
+            self._advance()
+            if isinstance(event, sc.NodeFailure):
+                self._fail_nodes(event.count)
+            elif isinstance(event, sc.NodeRecovery):
+                self._recover_nodes(event.count)
+            elif isinstance(event, sc.ScaleOut):
+                self._add_nodes(event.count, event.capacity, event.labels)
+            elif isinstance(event, sc.ScaleIn):
+                self._drain_nodes(event.count)
+        self._pending_external -= 1
+
+    def _fail_nodes(self, count: int) -> None:
+        up = [i for i, s in enumerate(self.node_state) if s == NodeState.UP]
+        if not up:
+            return
+        chosen = self.event_rng.choice(up, size=min(count, len(up)), replace=False)
+        now = self.env.now
+        hb = self.cfg.heartbeat_interval
+        detect_at = max(now, math.floor(now / hb) * hb + self.cfg.failure_timeout)
+        for node in sorted(int(x) for x in chosen):
+            self.node_state[node] = NodeState.DEAD
+            for task in self.running_on[node]:
+                self.epoch[task] += 1  # its completion event, if any, is now void
+            self._pending_external += 1
+            timer = Timeout(self.env, detect_at - now, value=node)
+            timer.callbacks.append(self._detect_failure)
+
+    def _detect_failure(self, event: Timeout) -> None:
+        node = event.value
+        self._pending_external -= 1
+        self._advance()
+        self.node_state[node] = NodeState.DOWN
+        self._failed_order.append(node)
+        self.nodes.set_schedulable(node, False)
+        self.nodes_up -= 1
+        self.cap_total -= self.nodes.capacity[:, node]
+        lost = sorted(self.running_on[node])
+        for task in lost:
+            self._stop(task)
+            self.epoch[task] += 1
+            self.rescheduled += 1
+        for task in reversed(lost):
+            if self.attempts[task] >= self.cfg.max_attempts:
+                self.end[task] = self.env.now
+                self._finish(task, Status.FAILED)
+            else:
+                self._enqueue(task, front=True)
+        if lost:
+            self._drain_queue()
+
+    def _recover_nodes(self, count: int) -> None:
+        down: list[int] = []
+        while self._failed_order and len(down) < count:
+            node = self._failed_order.popleft()
+            if self.node_state[node] == NodeState.DOWN:
+                down.append(node)
+        for node in down:
+            self.node_state[node] = NodeState.UP
+            self.nodes.set_schedulable(node, True)
+            self.nodes_up += 1
+            self.cap_total += self.nodes.capacity[:, node]
+            self.idle_since[node] = self.env.now
+        if down:
+            self._head_blocked = False
+            self._drain_queue()
+
+    def _add_nodes(self, count: int, capacity: dict[str, float], labels: dict[str, str]) -> None:
+        start = self.nodes.n_nodes
+        vec = np.array([capacity.get(r, 0.0) for r in self.w.resources])
+        ids = [f"scaled-{start + i}" for i in range(count)]
+        self.nodes.add_nodes(ids, np.repeat(vec[:, None], count, axis=1), labels=[dict(labels)] * count)
+        self.node_state.extend([NodeState.UP] * count)
+        self.running_on.extend(set() for _ in range(count))
+        self.idle_since.extend([self.env.now] * count)
+        self.nodes_up += count
+        self.cap_total += vec * count
+        self._head_blocked = False
+        self._drain_queue()
+
+    def _drain_nodes(self, count: int) -> None:
+        up = [i for i, s in enumerate(self.node_state) if s == NodeState.UP]
+        # Fewest tasks first; among equals the newest node, as cluster autoscalers do.
+        chosen = sorted(up, key=lambda i: (int(self.nodes.tasks[i]), -i))[:count]
+        for node in chosen:
+            self.node_state[node] = NodeState.DRAINING
+            self.nodes.set_schedulable(node, False)
+            if not self.running_on[node]:
+                self._remove_node(node)
+
+    def _remove_node(self, node: int) -> None:
+        # Columns are kept (indices stay valid); the node is simply gone for good.
+        self.node_state[node] = NodeState.REMOVED
+        self.nodes.set_schedulable(node, False)
+        self.nodes_up -= 1
+        self.cap_total -= self.nodes.capacity[:, node]
+
+    # ------------------------------------------------------------------ background
+    def _stuck(self) -> bool:
+        """Nothing scheduled can change anything any more (tasks may stay pending)."""
+        return self.running == self.forever and self._pending_external == 0 and not self._autoscaler_can_help()
+
+    def _autoscaler_can_help(self) -> bool:
+        a = self.cfg.autoscaler
+        return a is not None and bool(self.queue) and (self.nodes_up < a.max_nodes or self._provisioning)
+
+    def _finished(self) -> bool:
+        return self.done + self.forever == len(self.w) or self._stuck()
+
+    def _sampler(self):  # type: ignore[no-untyped-def]
+        while True:
+            self._sample()
+            if self._finished():
+                return
+            yield self.env.timeout(self.cfg.sample_interval)
+
+    def _sample(self) -> None:
+        s = self._samples
+        s["time"].append(self.env.now)
+        s["queue"].append(len(self.queue))
+        s["running"].append(self.running)
+        s["nodes_up"].append(self.nodes_up)
+        s["nodes_used"].append(self.nodes_in_use)
+        cap = np.where(self.cap_total > 0, self.cap_total, 1.0)
+        for name, used, c in zip(self.w.resources, self.used_total, cap, strict=True):
+            s[f"util_{name}"].append(float(used / c))
+        s["fragmentation"].append(self._fragmentation())
+
+    def _fragmentation(self) -> float:
+        """Share of free capacity stranded on schedulable nodes too full for a typical task.
+
+        Per resource: free amount on schedulable nodes that cannot fit the workload's
+        mean request, over all free amount on schedulable nodes; averaged over the
+        resources the workload asks for.
+        """
+        nodes = self.nodes
+        sched = nodes.schedulable
+        free = nodes.free
+        fits = sched & np.all(free >= self._typical[:, None], axis=0)
+        stranded = sched & ~fits
+        shares = []
+        for r in np.flatnonzero(self._typical):
+            total = float(free[r][sched].sum())
+            if total > 0:
+                shares.append(float(free[r][stranded].sum()) / total)
+        return float(np.mean(shares)) if shares else 0.0
+
+    def _autoscale(self):  # type: ignore[no-untyped-def]
+        a = self.cfg.autoscaler
+        assert a is not None
+        while not self._finished():
+            yield self.env.timeout(a.interval)
+            now = self.env.now
+            active = self.nodes_up
+            if (
+                self.queue
+                and not self._provisioning
+                and now - self.enqueued_at[self.queue[0]] > a.scale_out_wait
+                and active < a.max_nodes
+            ):
+                self._advance()
+                self._provisioning = True
+                add = min(a.step, a.max_nodes - active)
+                self.env.process(self._provision(add))
+            elif not self.queue:
+                idle = [
+                    i
+                    for i, s in enumerate(self.node_state)
+                    if s == NodeState.UP and self.nodes.tasks[i] == 0 and now - self.idle_since[i] >= a.scale_in_idle
+                ]
+                removable = max(0, active - a.min_nodes)
+                if idle and removable:
+                    self._advance()
+                for node in sorted(idle, reverse=True)[:removable]:
+                    self.node_state[node] = NodeState.DRAINING
+                    self._remove_node(node)
+
+    def _provision(self, count: int):  # type: ignore[no-untyped-def]
+        a = self.cfg.autoscaler
+        assert a is not None
+        if a.provision_delay:
+            yield self.env.timeout(a.provision_delay)
+        self._advance()
+        self._add_nodes(count, a.capacity, a.labels)
+        self._provisioning = False
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RunRecords:
+        """Simulate to the end (every task terminal, or nothing left that could change)."""
+        began = time.perf_counter()
+        env = self.env
+        self._pending_external = 2
+        env.process(self._arrivals())
+        env.process(self._cluster_events())
+        env.process(self._sampler())
+        if self.cfg.autoscaler is not None:
+            env.process(self._autoscale())
+        env.run()
+        if self.progress is not None:
+            self.progress(self.done % 1000)
+        # Tasks still queued at the end stay "pending" and their wait runs to the end.
+        for task in self.queue:
+            self._dequeue(task)
+        samples = {k: np.asarray(v, dtype=np.float64) for k, v in self._samples.items()}
+        integrals = {f"used_{r}": float(v) for r, v in zip(self.w.resources, self._int_used, strict=True)}
+        integrals |= {f"capacity_{r}": float(v) for r, v in zip(self.w.resources, self._int_cap, strict=True)}
+        integrals |= {"queue": self._int_queue, "running": self._int_running, "nodes_up": self._int_nodes_up}
+        return RunRecords(
+            policy=self.cfg.policy,
+            node_ids=list(self.nodes.ids),
+            start_time=self.start,
+            end_time=self.end,
+            node=self.node_of,
+            status=self.status,
+            attempts=self.attempts,
+            wait=self.wait,
+            samples=samples,
+            integrals=integrals,
+            horizon=float(self._last_t),
+            peak_nodes_used=self.peak_nodes_used,
+            rescheduled=self.rescheduled,
+            wall_seconds=time.perf_counter() - began,
+            decisions=self.decisions,
+        )

@@ -1,0 +1,423 @@
+"""Scenario files: one pydantic schema, defaults in one place, errors that name the field.
+
+The order is Ciw's: defaults -> validate -> build. ``load_scenario`` reads YAML, and
+every problem (unknown field, negative rate, unknown policy or distribution, missing
+trace file) surfaces as one ``ScenarioError`` whose message names the file and the
+field path, e.g. ``burst.yaml: workload.0.rate: Input should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orchsim.scheduling import POLICIES, PolicySpec, UnknownPolicyError
+
+__all__ = [
+    "Autoscaler",
+    "Cluster",
+    "Distribution",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+    "parse_scenario",
+]
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run; the message names the file and the field path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------- distributions
+class Constant(_Strict):
+    """Always ``value``."""
+
+    dist: Literal["constant"]
+    value: NonNegativeFloat
+
+
+class Uniform(_Strict):
+    """Uniform on ``[low, high]``."""
+
+    dist: Literal["uniform"]
+    low: NonNegativeFloat
+    high: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        return self
+
+
+class Exponential(_Strict):
+    """Exponential with the given ``mean``."""
+
+    dist: Literal["exponential"]
+    mean: PositiveFloat
+
+
+class LogNormal(_Strict):
+    """Log-normal with the given ``mean`` of the variable itself and shape ``sigma`` (of its log)."""
+
+    dist: Literal["lognormal"]
+    mean: PositiveFloat
+    sigma: NonNegativeFloat = 1.0
+
+
+class Choice(_Strict):
+    """One of ``values``, with optional ``weights`` (normalised)."""
+
+    dist: Literal["choice"]
+    values: list[NonNegativeFloat] = Field(min_length=1)
+    weights: list[NonNegativeFloat] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> Choice:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.values)} values")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be 0")
+        return self
+
+
+DistributionSpec = Annotated[Constant | Uniform | Exponential | LogNormal | Choice, Field(discriminator="dist")]
+
+
+def _number_is_constant(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+# A bare number is shorthand for a constant.
+Distribution = Annotated[DistributionSpec, BeforeValidator(_number_is_constant)]
+
+
+# --------------------------------------------------------------------- cluster
+class NodeGroup(_Strict):
+    """``count`` identical nodes."""
+
+    count: int = Field(ge=1)
+    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    labels: dict[str, str] = {}
+    name: str | None = None
+
+
+class NodeTrace(_Strict):
+    """Nodes read from a trace file (the Alibaba openb node list)."""
+
+    trace: Literal["openb"]
+    path: str
+    limit: int | None = Field(default=None, ge=1)
+
+
+def _node_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "trace" if "trace" in value else "group"
+    return "trace" if isinstance(value, NodeTrace) else "group"
+
+
+NodeSpec = Annotated[Annotated[NodeGroup, Tag("group")] | Annotated[NodeTrace, Tag("trace")], Discriminator(_node_kind)]
+
+
+class Cluster(_Strict):
+    """The machines, and how failures are noticed.
+
+    Attributes:
+        heartbeat_interval: Seconds between worker heartbeats.
+        failure_timeout: Seconds after the last heartbeat before a node is declared lost
+            and its tasks are rescheduled (the lease TTL in ``orchlive``).
+    """
+
+    nodes: list[NodeSpec] = Field(min_length=1)
+    heartbeat_interval: PositiveFloat = 5.0
+    failure_timeout: PositiveFloat = 15.0
+
+
+# --------------------------------------------------------------------- workload
+class _Source(_Strict):
+    node_selector: dict[str, str] = {}
+
+
+class _Synthetic(_Source):
+    count: int = Field(ge=1)
+    resources: dict[str, Distribution] = Field(min_length=1)
+    duration: Distribution
+
+
+class Poisson(_Synthetic):
+    """Poisson arrivals at ``rate`` tasks per second from ``start``."""
+
+    kind: Literal["poisson"]
+    rate: PositiveFloat
+    start: NonNegativeFloat = 0.0
+
+
+class Burst(_Synthetic):
+    """``count`` tasks at once at ``at`` (or spread evenly over ``over`` seconds)."""
+
+    kind: Literal["burst"]
+    at: NonNegativeFloat
+    over: NonNegativeFloat = 0.0
+
+
+class Diurnal(_Synthetic):
+    """Non-homogeneous Poisson: ``rate * (1 + amplitude * sin(2 pi (t - start) / period))``."""
+
+    kind: Literal["diurnal"]
+    rate: PositiveFloat
+    amplitude: Annotated[float, Field(ge=0, le=1)] = 0.5
+    period: PositiveFloat = 86400.0
+    start: NonNegativeFloat = 0.0
+
+
+class _TraceSource(_Source):
+    path: str
+    limit: int | None = Field(default=None, ge=1)
+    time_scale: PositiveFloat = 1.0  # multiply trace times (compress < 1, stretch > 1)
+
+
+class CsvTrace(_TraceSource):
+    """CSV with columns submit_time, duration, cpu, memory[, more resources]."""
+
+    kind: Literal["trace"]
+    rebase: bool = False
+
+
+class OpenbTrace(_TraceSource):
+    """Alibaba openb pod list: creation and deletion times, cpu, memory, gpu."""
+
+    kind: Literal["openb"]
+
+
+class SwfTrace(_TraceSource):
+    """Standard Workload Format log; each processor becomes ``cpu_per_processor`` millicores."""
+
+    kind: Literal["swf"]
+    cpu_per_processor: PositiveFloat = 1000.0
+    memory_per_processor: NonNegativeFloat = 0.0
+
+
+WorkloadSource = Annotated[Poisson | Burst | Diurnal | CsvTrace | OpenbTrace | SwfTrace, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------- events
+class NodeFailure(_Strict):
+    """``count`` running nodes (drawn with the scenario's seed) fail at ``at``."""
+
+    kind: Literal["node_failure"]
+    at: NonNegativeFloat
+    count: int = Field(ge=1)
+
+
+class NodeRecovery(_Strict):
+    """Up to ``count`` failed nodes (longest-failed first) come back empty at ``at``."""
+
+    kind: Literal["node_recovery"]
+    at: NonNegativeFloat
+    count: int = Field(ge=1)
+
+
+class ScaleOut(_Strict):
+    """``count`` new nodes join at ``at``."""
+
+    kind: Literal["scale_out"]
+    at: NonNegativeFloat
+    count: int = Field(ge=1)
+    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    labels: dict[str, str] = {}
+
+
+class ScaleIn(_Strict):
+    """``count`` nodes with the fewest tasks are drained at ``at``: no new tasks, removed when empty."""
+
+    kind: Literal["scale_in"]
+    at: NonNegativeFloat
+    count: int = Field(ge=1)
+
+
+ClusterEvent = Annotated[NodeFailure | NodeRecovery | ScaleOut | ScaleIn, Field(discriminator="kind")]
+
+
+# --------------------------------------------------------------------- knobs
+class Scheduler(_Strict):
+    """Queueing: ``fifo`` (head of line waits) or ``backfill`` (a later task that fits may pass).
+
+    Attributes:
+        backfill_window: How many queued tasks a backfill pass looks at.
+        max_attempts: Placements per task before it is marked failed (node failures).
+    """
+
+    queue: Literal["fifo", "backfill"] = "fifo"
+    backfill_window: int = Field(default=100, ge=1)
+    max_attempts: int = Field(default=5, ge=1)
+
+
+class Autoscaler(_Strict):
+    """A threshold autoscaler, scanning every ``interval`` seconds like cluster-autoscaler.
+
+    Adds ``step`` nodes of ``capacity`` while the oldest queued task has waited longer
+    than ``scale_out_wait``; drains a node that has been idle for ``scale_in_idle``.
+    """
+
+    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    labels: dict[str, str] = {}
+    interval: PositiveFloat = 10.0
+    scale_out_wait: NonNegativeFloat = 30.0
+    scale_in_idle: PositiveFloat = 300.0
+    step: int = Field(default=1, ge=1)
+    min_nodes: int = Field(default=0, ge=0)
+    max_nodes: int = Field(default=1000, ge=1)
+    provision_delay: NonNegativeFloat = 0.0
+
+
+class Metrics(_Strict):
+    """``sample_interval``: seconds between time-series samples; default: about 1000 samples per run."""
+
+    sample_interval: PositiveFloat | None = None
+
+
+def _policy_spec(name: str) -> PolicySpec:
+    try:
+        return POLICIES.spec(name)
+    except UnknownPolicyError as err:  # a KeyError; pydantic reports only ValueErrors
+        raise ValueError(str(err)) from None
+
+
+class Scenario(_Strict):
+    """A whole experiment: cluster, workload, events and the policies to compare on it."""
+
+    version: Literal[1]
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    policies: list[str] = Field(default_factory=lambda: ["bin_packing", "spread", "round_robin"], min_length=1)
+    policy_params: dict[str, dict[str, Any]] = {}
+    cluster: Cluster
+    workload: list[WorkloadSource] = Field(min_length=1)
+    events: list[ClusterEvent] = []
+    scheduler: Scheduler = Scheduler()
+    autoscaler: Autoscaler | None = None
+    metrics: Metrics = Metrics()
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("policies")
+    @classmethod
+    def _known_policies(cls, names: list[str]) -> list[str]:
+        for name in names:
+            _policy_spec(name)
+        if len(set(names)) != len(names):
+            raise ValueError("a policy is listed twice")
+        return names
+
+    @field_validator("policy_params")
+    @classmethod
+    def _known_params(cls, params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, values in params.items():
+            spec = _policy_spec(name)
+            unknown = sorted(set(values) - set(spec.params))
+            if unknown:
+                raise ValueError(
+                    f"policy {name!r} has no parameter {', '.join(unknown)}; it takes: {', '.join(spec.params) or 'none'}"
+                )
+        return params
+
+    def resolve(self, path: str) -> Path:
+        """A path from the file, relative to the scenario's own folder."""
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+    @model_validator(mode="after")
+    def _paths_exist(self) -> Scenario:
+        for i, node in enumerate(self.cluster.nodes):
+            if isinstance(node, NodeTrace) and not self.resolve(node.path).is_file():
+                raise ValueError(f"cluster.nodes.{i}.path: file not found: {self.resolve(node.path)}")
+        for i, source in enumerate(self.workload):
+            if isinstance(source, _TraceSource) and not self.resolve(source.path).is_file():
+                raise ValueError(f"workload.{i}.path: file not found: {self.resolve(source.path)}")
+        return self
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        # Drop pydantic's union-member tags so the path reads as the YAML does.
+        loc = [p for p in item["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))]
+        where = ".".join(str(p) for p in loc)
+        msg = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(dict.fromkeys(lines))
+
+
+_UNION_TAGS = {
+    "constant",
+    "uniform",
+    "exponential",
+    "lognormal",
+    "choice",
+    "poisson",
+    "burst",
+    "diurnal",
+    "trace",
+    "openb",
+    "swf",
+    "node_failure",
+    "node_recovery",
+    "scale_out",
+    "scale_in",
+    "group",
+    "function-after",
+}
+
+
+def parse_scenario(data: Any, *, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario given as Python data (what YAML parsing produced).
+
+    Raises:
+        ScenarioError: naming ``source`` and the field path of every problem.
+    """
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{source}: a scenario is a mapping of fields, got {type(data).__name__}")
+    try:
+        return Scenario.model_validate({**data, "base_dir": base_dir or Path(".")})
+    except ValidationError as err:
+        raise ScenarioError(f"{source}: {_describe(err)}") from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a YAML scenario file; trace paths resolve relative to it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(f"{path}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+    return parse_scenario(data, source=str(path), base_dir=path.parent)

@@ -1,0 +1,195 @@
+"""Workloads: the tasks of a scenario, generated once and shared by every policy.
+
+Every policy of a run sees the very same tasks (common random numbers), so differences
+in the results come from the policies, not from the draw. Each workload source draws
+from its own child of the scenario's seed (``numpy.random.SeedSequence.spawn``), so
+adding a source does not change the tasks of the others.
+
+Tasks are columnar: one array per attribute, sorted by submit time. Demand is stored
+task-major ``(T, R)`` because the engine reads one task's whole request at a time.
+Resource amounts are rounded to whole units (millicores, MiB, milli-GPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from orchsim import scenario as sc
+
+__all__ = ["Workload", "build_workload", "draw"]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The tasks of one scenario.
+
+    Attributes:
+        resources: Resource names, in column order of ``demand``.
+        submit_time: float64 ``(T,)``, seconds, non-decreasing.
+        duration: float64 ``(T,)``, seconds (``inf``: runs forever).
+        demand: float64 ``(T, R)``, whole units.
+        selector: int32 ``(T,)``, index into ``selectors``, -1 for none.
+        selectors: The distinct node selectors used.
+        source: int16 ``(T,)``, index of the workload entry that made the task.
+        skipped: Trace records dropped while loading (see ``orchsim.traces``).
+    """
+
+    resources: tuple[str, ...]
+    submit_time: np.ndarray
+    duration: np.ndarray
+    demand: np.ndarray
+    selector: np.ndarray
+    selectors: list[dict[str, str]] = field(default_factory=list)
+    source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        return len(self.submit_time)
+
+    def column(self, resource: str) -> np.ndarray:
+        """Demand of every task for one resource, float64 ``(T,)``."""
+        return self.demand[:, self.resources.index(resource)]
+
+
+def draw(dist: sc.DistributionSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of a scenario distribution as float64."""
+    if isinstance(dist, sc.Constant):
+        return np.full(n, dist.value)
+    if isinstance(dist, sc.Uniform):
+        return rng.uniform(dist.low, dist.high, n)
+    if isinstance(dist, sc.Exponential):
+        return rng.exponential(dist.mean, n)
+    if isinstance(dist, sc.LogNormal):
+        # Parametrised by the mean of the variable: E[X] = exp(mu + sigma^2 / 2).
+        mu = np.log(dist.mean) - dist.sigma**2 / 2
+        return rng.lognormal(mu, dist.sigma, n)
+    if isinstance(dist, sc.Choice):
+        p = None if dist.weights is None else np.asarray(dist.weights) / sum(dist.weights)
+        return rng.choice(np.asarray(dist.values, dtype=np.float64), size=n, p=p)
+    raise TypeError(f"unknown distribution {dist!r}")  # pragma: no cover - the schema forbids it
+
+
+def _arrivals(source: sc.Poisson | sc.Burst | sc.Diurnal, rng: np.random.Generator) -> np.ndarray:
+    n = source.count
+    if isinstance(source, sc.Poisson):
+        return source.start + np.cumsum(rng.exponential(1.0 / source.rate, n))
+    if isinstance(source, sc.Burst):
+        if source.over == 0:
+            return np.full(n, source.at)
+        return source.at + np.arange(n) * (source.over / n)
+    # Diurnal: thinning (Lewis & Shedler 1979) of a Poisson process at the peak rate.
+    peak = source.rate * (1 + source.amplitude)
+    times: list[np.ndarray] = []
+    t, got = source.start, 0
+    while got < n:
+        batch = t + np.cumsum(rng.exponential(1.0 / peak, 2 * (n - got) + 16))
+        rate = source.rate * (1 + source.amplitude * np.sin(2 * np.pi * (batch - source.start) / source.period))
+        kept = batch[rng.random(len(batch)) * peak < rate][: n - got]
+        times.append(kept)
+        got += len(kept)
+        t = batch[-1]
+    return np.concatenate(times)
+
+
+@dataclass
+class _Part:
+    submit: np.ndarray
+    duration: np.ndarray
+    demand: dict[str, np.ndarray]
+    selector: dict[str, str]
+    skipped: int = 0
+
+
+def _synthetic(source: sc.Poisson | sc.Burst | sc.Diurnal, rng: np.random.Generator) -> _Part:
+    submit = _arrivals(source, rng)
+    demand = {name: np.rint(draw(dist, source.count, rng)) for name, dist in source.resources.items()}
+    duration = draw(source.duration, source.count, rng)
+    return _Part(submit, duration, demand, dict(source.node_selector))
+
+
+def _trace(source: sc.CsvTrace | sc.OpenbTrace | sc.SwfTrace, scenario: sc.Scenario) -> _Part:
+    from orchsim import traces  # only scenarios with trace files need the loaders
+
+    path = scenario.resolve(source.path)
+    if isinstance(source, sc.CsvTrace):
+        tasks = traces.load_csv_trace(path, rebase=source.rebase)
+    elif isinstance(source, sc.OpenbTrace):
+        tasks = traces.load_openb_pods(path)
+    else:
+        tasks = traces.load_swf(
+            path,
+            cpu_per_processor=source.cpu_per_processor,
+            memory_per_processor=source.memory_per_processor,
+        )
+    n = len(tasks) if source.limit is None else min(source.limit, len(tasks))
+    demand = {name: np.rint(values[:n]) for name, values in tasks.resources.items()}
+    return _Part(
+        tasks.submit_time[:n] * source.time_scale,
+        tasks.duration[:n] * source.time_scale,
+        demand,
+        dict(source.node_selector),
+        skipped=int(getattr(tasks, "skipped", 0)),
+    )
+
+
+def build_workload(scenario: sc.Scenario, resources: tuple[str, ...]) -> Workload:
+    """Generate (or load) every task of ``scenario``, merged and sorted by submit time.
+
+    Args:
+        scenario: A validated scenario.
+        resources: The cluster's resource names; a source asking for a resource the
+            cluster lacks (with a positive amount) is a scenario error.
+
+    Raises:
+        ScenarioError: naming the workload entry and resource at fault.
+        TraceError: a trace file that cannot be read (names the file and line).
+    """
+    children = np.random.SeedSequence(scenario.seed).spawn(len(scenario.workload))
+    parts: list[_Part] = []
+    for i, (source, seq) in enumerate(zip(scenario.workload, children, strict=True)):
+        rng = np.random.default_rng(seq)
+        part = (
+            _synthetic(source, rng)
+            if isinstance(source, sc.Poisson | sc.Burst | sc.Diurnal)
+            else _trace(source, scenario)
+        )
+        for name, values in part.demand.items():
+            if name not in resources and np.any(values > 0):
+                raise sc.ScenarioError(
+                    f"workload.{i}.resources.{name}: no node of the cluster has resource {name!r} "
+                    f"(cluster resources: {', '.join(resources)})"
+                )
+        parts.append(part)
+
+    selectors: list[dict[str, str]] = []
+    columns = {name: [] for name in resources}
+    submit, duration, selector, source_ix = [], [], [], []
+    for i, part in enumerate(parts):
+        n = len(part.submit)
+        submit.append(part.submit)
+        duration.append(part.duration)
+        for name in resources:
+            columns[name].append(part.demand.get(name, np.zeros(n)))
+        code = -1
+        if part.selector:
+            if part.selector not in selectors:
+                selectors.append(part.selector)
+            code = selectors.index(part.selector)
+        selector.append(np.full(n, code, dtype=np.int32))
+        source_ix.append(np.full(n, i, dtype=np.int16))
+
+    submit_all = np.concatenate(submit).astype(np.float64)
+    order = np.argsort(submit_all, kind="stable")
+    demand = np.column_stack([np.concatenate(columns[name]) for name in resources]).astype(np.float64)
+    return Workload(
+        resources=resources,
+        submit_time=submit_all[order],
+        duration=np.concatenate(duration).astype(np.float64)[order],
+        demand=np.ascontiguousarray(demand[order]),
+        selector=np.concatenate(selector)[order],
+        selectors=selectors,
+        source=np.concatenate(source_ix)[order],
+        skipped=sum(p.skipped for p in parts),
+    )
