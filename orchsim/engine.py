@@ -133,6 +133,7 @@ class Simulation:
         self.epoch = np.zeros(n_tasks, dtype=np.int32)
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
+        self._demand_lists = workload.demand.tolist()
         self._durations = workload.duration.tolist()
         self._selector_of = workload.selector.tolist()
         self._selectors = workload.selectors
@@ -155,11 +156,11 @@ class Simulation:
         self._pending_external = 0  # scheduled events that may still change the cluster
 
         r = len(workload.resources)
-        self.used_total = np.zeros(r)
         self.cap_total = self.nodes.capacity.sum(axis=1)
         self._last_t = 0.0
-        self._int_used = np.zeros(r)
+        self._cap_since = 0.0
         self._int_cap = np.zeros(r)
+        self._int_lost_used = np.zeros(r)  # allocation held by runs lost with their node
         self._int_queue = 0.0
         self._int_running = 0.0
         self._int_nodes_up = 0.0
@@ -174,15 +175,27 @@ class Simulation:
 
     # ------------------------------------------------------------------ bookkeeping
     def _advance(self) -> None:
+        """Integrate queue length and running count up to now (call before changing them)."""
         now = self.env.now
         dt = now - self._last_t
         if dt > 0:
-            self._int_used += self.used_total * dt
-            self._int_cap += self.cap_total * dt
             self._int_queue += len(self.queue) * dt
             self._int_running += self.running * dt
-            self._int_nodes_up += self.nodes_up * dt
             self._last_t = now
+
+    def _capacity_changing(self, now: float | None = None) -> None:
+        """Integrate live capacity and node count up to now (call before changing them).
+
+        Capacity changes only with node events, so it is integrated there and not on
+        every task event; allocated capacity is integrated from the task records at
+        the end (sum of demand x run time), which is exact and costs nothing per event.
+        """
+        now = self.env.now if now is None else now
+        dt = now - self._cap_since
+        if dt > 0:
+            self._int_cap += self.cap_total * dt
+            self._int_nodes_up += self.nodes_up * dt
+            self._cap_since = now
 
     def _finish(self, task: int, status: int) -> None:
         self.status[task] = status
@@ -202,6 +215,7 @@ class Simulation:
             self.cfg.policy,
             rng=self.policy_rng,
             node_selector=selector,
+            explain=False,
             **self._params,
         )
         if decision.node is None:
@@ -232,8 +246,9 @@ class Simulation:
     def _start(self, task: int, node: int) -> None:
         demand = self._demand_rows[task]
         self.nodes.allocate(node, demand)
-        self.used_total += demand
-        if self.nodes.tasks[node] == 1:
+        on_node = self.running_on[node]
+        on_node.add(task)
+        if len(on_node) == 1:
             self.nodes_in_use += 1
             if self.nodes_in_use > self.peak_nodes_used:
                 self.peak_nodes_used = self.nodes_in_use
@@ -243,7 +258,6 @@ class Simulation:
         self.node_of[task] = node
         self.attempts[task] += 1
         self.running += 1
-        self.running_on[node].add(task)
         duration = self._durations[task]
         if duration == math.inf:
             self.forever += 1  # runs past the end of the simulation
@@ -258,12 +272,12 @@ class Simulation:
         node = int(self.node_of[task])
         demand = self._demand_rows[task]
         self.nodes.release(node, demand)
-        self.used_total -= demand
         self.running -= 1
         if self._durations[task] == math.inf:
             self.forever -= 1
-        self.running_on[node].discard(task)
-        if self.nodes.tasks[node] == 0:
+        on_node = self.running_on[node]
+        on_node.discard(task)
+        if not on_node:
             self.nodes_in_use -= 1
             self.idle_since[node] = self.env.now
         return node
@@ -281,12 +295,14 @@ class Simulation:
         self.wait[task] += self.env.now - self.enqueued_at[task]
 
     def _fits_node(self, task: int, node: int) -> bool:
+        """Could ``task`` go on ``node`` now? A cheap pre-check before a full ``select``."""
         if not self.nodes.schedulable[node]:
             return False
         code = self._selector_of[task]
         if code >= 0 and not self.nodes.label_mask(self._selectors[code])[node]:
             return False
-        return bool(np.all(self.nodes.free[:, node] >= self._demand_rows[task]))
+        free = self.nodes.free[:, node].tolist()
+        return all(need <= have for need, have in zip(self._demand_lists[task], free, strict=True))
 
     def _drain_queue(self, freed_node: int | None = None) -> None:
         """Place queued tasks after capacity was freed (on ``freed_node``, or anywhere if None)."""
@@ -318,20 +334,24 @@ class Simulation:
                 self._dequeue(task)
 
     # ------------------------------------------------------------------ event handlers
-    def _arrivals(self):  # type: ignore[no-untyped-def]
-        submit = self.w.submit_time.tolist()
-        env = self.env
+    def _schedule_arrival(self) -> None:
+        """Chain arrivals: one Timeout for the next submit time, none queued up ahead."""
+        i = self._next_arrival
+        if i < len(self._submit):
+            arrival = Timeout(self.env, self._submit[i] - self.env.now)
+            arrival.callbacks.append(self._on_arrival)
+        else:
+            self._pending_external -= 1
+
+    def _on_arrival(self, _: Timeout) -> None:
+        self._advance()
+        submit, now, i = self._submit, self.env.now, self._next_arrival
         n = len(submit)
-        i = 0
-        while i < n:
-            t = submit[i]
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            self._advance()
-            while i < n and submit[i] <= env.now:
-                self._arrive(i)
-                i += 1
-        self._pending_external -= 1
+        while i < n and submit[i] <= now:
+            self._arrive(i)
+            i += 1
+        self._next_arrival = i
+        self._schedule_arrival()
 
     def _arrive(self, task: int) -> None:
         self.enqueued_at[task] = self.env.now
@@ -394,6 +414,7 @@ class Simulation:
         node = event.value
         self._pending_external -= 1
         self._advance()
+        self._capacity_changing()
         self.node_state[node] = NodeState.DOWN
         self._failed_order.append(node)
         self.nodes.set_schedulable(node, False)
@@ -401,6 +422,7 @@ class Simulation:
         self.cap_total -= self.nodes.capacity[:, node]
         lost = sorted(self.running_on[node])
         for task in lost:
+            self._int_lost_used += self.w.demand[task] * (self.env.now - self.start[task])
             self._stop(task)
             self.epoch[task] += 1
             self.rescheduled += 1
@@ -419,6 +441,7 @@ class Simulation:
             node = self._failed_order.popleft()
             if self.node_state[node] == NodeState.DOWN:
                 down.append(node)
+        self._capacity_changing()
         for node in down:
             self.node_state[node] = NodeState.UP
             self.nodes.set_schedulable(node, True)
@@ -430,6 +453,7 @@ class Simulation:
             self._drain_queue()
 
     def _add_nodes(self, count: int, capacity: dict[str, float], labels: dict[str, str]) -> None:
+        self._capacity_changing()
         start = self.nodes.n_nodes
         vec = np.array([capacity.get(r, 0.0) for r in self.w.resources])
         ids = [f"scaled-{start + i}" for i in range(count)]
@@ -454,6 +478,7 @@ class Simulation:
 
     def _remove_node(self, node: int) -> None:
         # Columns are kept (indices stay valid); the node is simply gone for good.
+        self._capacity_changing()
         self.node_state[node] = NodeState.REMOVED
         self.nodes.set_schedulable(node, False)
         self.nodes_up -= 1
@@ -486,7 +511,8 @@ class Simulation:
         s["nodes_up"].append(self.nodes_up)
         s["nodes_used"].append(self.nodes_in_use)
         cap = np.where(self.cap_total > 0, self.cap_total, 1.0)
-        for name, used, c in zip(self.w.resources, self.used_total, cap, strict=True):
+        used_total = self.nodes.allocated.sum(axis=1)
+        for name, used, c in zip(self.w.resources, used_total, cap, strict=True):
             s[f"util_{name}"].append(float(used / c))
         s["fragmentation"].append(self._fragmentation())
 
@@ -548,13 +574,22 @@ class Simulation:
         self._add_nodes(count, a.capacity, a.labels)
         self._provisioning = False
 
+    def _used_integral(self) -> np.ndarray:
+        """Time integral of allocated capacity: demand x run time, summed over runs."""
+        ran = ~np.isnan(self.start) & (self.status != Status.PENDING)
+        end = np.where(np.isnan(self.end), self._last_t, self.end)
+        run_time = np.where(ran, end - np.where(ran, self.start, 0.0), 0.0)
+        return run_time @ self.w.demand + self._int_lost_used
+
     # ------------------------------------------------------------------ run
     def run(self) -> RunRecords:
         """Simulate to the end (every task terminal, or nothing left that could change)."""
         began = time.perf_counter()
         env = self.env
         self._pending_external = 2
-        env.process(self._arrivals())
+        self._submit = self.w.submit_time.tolist()
+        self._next_arrival = 0
+        self._schedule_arrival()
         env.process(self._cluster_events())
         env.process(self._sampler())
         if self.cfg.autoscaler is not None:
@@ -566,7 +601,8 @@ class Simulation:
         for task in self.queue:
             self._dequeue(task)
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in self._samples.items()}
-        integrals = {f"used_{r}": float(v) for r, v in zip(self.w.resources, self._int_used, strict=True)}
+        self._capacity_changing(now=self._last_t)
+        integrals = {f"used_{r}": float(v) for r, v in zip(self.w.resources, self._used_integral(), strict=True)}
         integrals |= {f"capacity_{r}": float(v) for r, v in zip(self.w.resources, self._int_cap, strict=True)}
         integrals |= {"queue": self._int_queue, "running": self._int_running, "nodes_up": self._int_nodes_up}
         return RunRecords(

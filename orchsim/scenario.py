@@ -338,9 +338,8 @@ class Scenario(_Strict):
             spec = _policy_spec(name)
             unknown = sorted(set(values) - set(spec.params))
             if unknown:
-                raise ValueError(
-                    f"policy {name!r} has no parameter {', '.join(unknown)}; it takes: {', '.join(spec.params) or 'none'}"
-                )
+                takes = ", ".join(spec.params) or "none"
+                raise ValueError(f"policy {name!r} has no parameter {', '.join(unknown)}; it takes: {takes}")
         return params
 
     def resolve(self, path: str) -> Path:

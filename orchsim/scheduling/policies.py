@@ -68,13 +68,16 @@ def _weighted_sum(nodes: NodeMatrix, request: np.ndarray, rows: list[tuple[int, 
     """``sum_r w_r * utilisation_after_r``, in place, without a zero-filled start (it is the hot path)."""
     if not rows:
         return np.zeros(nodes.n_nodes)
-    (r0, w0), rest = rows[0], rows[1:]
-    score = utilisation_after(nodes, request, r0)
-    score *= w0
-    for r, w in rest:
-        term = utilisation_after(nodes, request, r)
+    alloc, inv = nodes.allocated, nodes.inv_capacity
+    score: np.ndarray | None = None
+    for r, w in rows:
+        term = alloc[r] + request[r]
+        term *= inv[r]
         term *= w
-        score += term
+        if score is None:
+            score = term
+        else:
+            score += term
     return score
 
 
@@ -112,8 +115,13 @@ def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str,
     split with any resource weights; they are used as given (not normalised), exactly
     like the Go constant weights.
     """
-    chosen = _GO_BINPACK_WEIGHTS if weights is None else weights
-    return _weighted_sum(nodes, request, [(nodes.row(name), float(w)) for name, w in chosen.items()])
+    if weights is None:
+        rows = nodes.rows_cache.get("bin_packing")
+        if rows is None:
+            rows = nodes.rows_cache["bin_packing"] = [(nodes.row(r), w) for r, w in _GO_BINPACK_WEIGHTS.items()]
+    else:
+        rows = [(nodes.row(name), float(w)) for name, w in weights.items()]
+    return _weighted_sum(nodes, request, rows)
 
 
 @policy("spread")

@@ -77,6 +77,8 @@ class Decision:
             return f"{self.feasible}/{self.n_nodes} nodes fit, but policy {self.policy} scored every one -inf"
         if self.n_nodes == 0:
             return "0/0 nodes fit: the cluster has no nodes"
+        if not self.rejected:
+            return f"0/{self.n_nodes} nodes fit"
         detail = ", ".join(f"{count} {label}" for label, count in self.rejected.items())
         return f"0/{self.n_nodes} nodes fit: {detail}"
 
@@ -107,6 +109,7 @@ def select(
     rng: np.random.Generator | None = None,
     node_selector: Mapping[str, str] | None = None,
     registry: PolicyRegistry = POLICIES,
+    explain: bool = True,
     **params: Any,
 ) -> Decision:
     """Choose a node for ``request``: feasibility mask, then the policy's scores, then argmax.
@@ -119,6 +122,8 @@ def select(
         rng: Generator for policies that draw random numbers; default ``nodes.rng``.
         node_selector: Labels the node must carry (``{"zone": "a"}``).
         registry: Where names are looked up (default: the global ``POLICIES``).
+        explain: Count rejections per filter when nothing fits (a second pass over
+            the nodes). Engines that only need the yes/no turn it off.
         **params: Policy parameters, e.g. ``weights={"cpu": 0.5, "memory": 0.5}``.
 
     Returns:
@@ -133,10 +138,11 @@ def select(
     req = request if isinstance(request, np.ndarray) and request.dtype == np.float64 else nodes.request_vector(request)
     n = nodes.n_nodes
     bad = infeasible(nodes, req, node_selector)
-    rejected = np.flatnonzero(bad)
+    rejected = bad.nonzero()[0]
     n_fit = n - len(rejected)
     if n_fit == 0:
-        return Decision(None, None, None, spec.name, n, 0, rejections(nodes, req, node_selector))
+        counts = rejections(nodes, req, node_selector) if explain else {}
+        return Decision(None, None, None, spec.name, n, 0, counts)
     if params:
         unknown = sorted(set(params) - set(spec.params))
         if unknown:
