@@ -170,7 +170,9 @@ class Simulation:
         }
         for name in workload.resources:
             self._samples[f"util_{name}"] = []
-        self._typical = workload.demand.mean(axis=0) if n_tasks else np.zeros(r)
+        # The "typical" task for fragmentation: the per-resource median request, so that
+        # a few GPU tasks do not make every CPU-only node look unusable.
+        self._typical = np.median(workload.demand, axis=0) if n_tasks else np.zeros(r)
         self._params = dict(config.policy_params)
 
     # ------------------------------------------------------------------ bookkeeping
@@ -520,8 +522,8 @@ class Simulation:
         """Share of free capacity stranded on schedulable nodes too full for a typical task.
 
         Per resource: free amount on schedulable nodes that cannot fit the workload's
-        mean request, over all free amount on schedulable nodes; averaged over the
-        resources the workload asks for.
+        median request, over all free amount on schedulable nodes; averaged over the
+        resources that median request asks for.
         """
         nodes = self.nodes
         sched = nodes.schedulable

@@ -9,7 +9,7 @@ Definitions (all times in simulated seconds):
 * ``mean_util_<r>``: time integral of allocated ``r`` over time integral of ``r``
   capacity on live nodes (a time-weighted mean, exact, not sampled).
 * ``fragmentation``: mean over samples of the share of free capacity stranded on nodes
-  too full for the workload's mean request.
+  too full for the workload's median request.
 """
 
 from __future__ import annotations
