@@ -1,0 +1,217 @@
+"""``python -m orchlive master | worker | dev | submit | tasks | nodes | events``.
+
+Flags override ``ORCH_*`` environment variables (see ``orchlive.config``). Mistakes
+(an unknown policy, a malformed label, an unreachable master) exit with status 2 and
+one line naming the problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from orchlive.config import Settings, machine_capacity, parse_labels
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2."""
+
+
+def _common(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--etcd", default=settings.etcd, help="etcd endpoint host:port (ORCH_ETCD)")
+    parser.add_argument("--prefix", default=settings.prefix, help="key prefix of the cluster (ORCH_PREFIX)")
+
+
+def _parser(settings: Settings) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m orchlive", description="The live orchestrator.")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    master = sub.add_parser("master", help="API server and scheduling loop")
+    _common(master, settings)
+    master.add_argument("--host", default=settings.host)
+    master.add_argument("--port", type=int, default=settings.port)
+    master.add_argument("--policy", default=settings.policy)
+    master.add_argument("--seed", type=int, default=settings.seed)
+
+    worker = sub.add_parser("worker", help="run tasks on this machine")
+    _common(worker, settings)
+    cpu, memory = machine_capacity()
+    worker.add_argument("--name", default=settings.name, help="node id (default: the host name)")
+    worker.add_argument("--runtime", default=settings.runtime, choices=["process", "docker"])
+    worker.add_argument("--cpu", type=int, default=settings.cpu if settings.cpu is not None else cpu)
+    worker.add_argument("--memory", type=int, default=settings.memory if settings.memory is not None else memory)
+    worker.add_argument("--labels", default=settings.labels, help="k=v,k=v")
+    worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
+    worker.add_argument("--data-dir", type=Path, default=settings.data_dir)
+
+    dev = sub.add_parser("dev", help="a local cluster: etcd, a master and N process workers")
+    dev.add_argument("--workers", type=int, default=3)
+    dev.add_argument("--port", type=int, default=settings.port)
+    dev.add_argument("--policy", default=settings.policy)
+    dev.add_argument("--cpu", type=int, default=4000)
+    dev.add_argument("--memory", type=int, default=8192)
+
+    url = f"http://{settings.host}:{settings.port}"
+    submit = sub.add_parser("submit", help="submit a task")
+    submit.add_argument("--master", default=url)
+    submit.add_argument("--name", required=True)
+    submit.add_argument("--image", default="alpine")
+    submit.add_argument("--cpu", type=int, default=100)
+    submit.add_argument("--memory", type=int, default=64)
+    submit.add_argument("--timeout", type=float)
+    submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
+    for name, help_text in (("tasks", "list tasks"), ("nodes", "list nodes"), ("events", "follow the event stream")):
+        client = sub.add_parser(name, help=help_text)
+        client.add_argument("--master", default=url)
+    return parser
+
+
+# ---------------------------------------------------------------------- servers
+def run_master(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from orchlive.api import create_app
+    from orchlive.master import Master
+    from orchlive.store import Store
+    from orchsim.scheduling import POLICIES, UnknownPolicyError
+
+    try:
+        POLICIES.spec(args.policy)
+    except UnknownPolicyError as err:
+        raise UsageError(f"--policy: {err}") from None
+    store = Store(args.etcd, args.prefix)
+    master = Master(store, args.policy, seed=args.seed)
+    app = create_app(store, master, api_token=settings.api_token)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    from orchlive.models import Resources
+    from orchlive.runtime import make_runtime
+    from orchlive.store import Store
+    from orchlive.worker import Worker
+
+    try:
+        labels = parse_labels(args.labels)
+    except ValueError as err:
+        raise UsageError(f"--labels: {err}") from None
+    runtime = make_runtime(args.runtime)
+    worker = Worker(
+        Store(args.etcd, args.prefix),
+        runtime,
+        node_id=args.name,
+        capacity=Resources(cpu=args.cpu, memory=args.memory),
+        labels=labels,
+        lease_ttl=args.lease_ttl,
+        data_dir=args.data_dir / args.name,
+        address=socket.gethostname(),
+    )
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        running = asyncio.create_task(worker.run())
+        waiting = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+        await worker.shutdown()
+        await runtime.close()
+
+    asyncio.run(serve())
+    return 0
+
+
+def run_dev(args: argparse.Namespace) -> int:
+    from orchlive.dev import DevCluster
+
+    with DevCluster(workers=args.workers, port=args.port, policy=args.policy, cpu=args.cpu, memory=args.memory) as dev:
+        print(
+            f"orchlive dev cluster: API {dev.url}  (etcd {dev.etcd_endpoint}, {args.workers} workers); Ctrl-C stops it"
+        )
+        dev.wait()
+    return 0
+
+
+# ---------------------------------------------------------------------- client
+def _client(master: str):  # type: ignore[no-untyped-def]
+    import httpx
+
+    return httpx.Client(base_url=master, timeout=10.0, headers=_auth_headers())
+
+
+def _auth_headers() -> dict[str, str]:
+    token = Settings().api_token
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def run_client(args: argparse.Namespace) -> int:
+    import httpx
+
+    try:
+        with _client(args.master) as http:
+            if args.command == "submit":
+                command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+                body = {
+                    "name": args.name,
+                    "image": args.image,
+                    "command": command,
+                    "resources": {"cpu": args.cpu, "memory": args.memory},
+                }
+                if args.timeout is not None:
+                    body["timeout"] = args.timeout
+                response = http.post("/api/v1/tasks", json=body)
+            elif args.command in ("tasks", "nodes"):
+                response = http.get(f"/api/v1/{args.command}")
+            else:
+                with http.stream("GET", "/api/v1/events", timeout=None) as stream:
+                    for line in stream.iter_lines():
+                        if line.startswith("data:"):
+                            print(line[5:].strip(), flush=True)
+                return 0
+    except httpx.HTTPError as err:
+        raise UsageError(f"cannot reach the master at {args.master}: {err}") from None
+    if response.status_code >= 400:
+        raise UsageError(f"{response.status_code}: {response.text}")
+    print(json.dumps(response.json(), indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    settings = Settings()
+    args = _parser(settings).parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        if args.command == "master":
+            return run_master(args, settings)
+        if args.command == "worker":
+            return run_worker(args)
+        if args.command == "dev":
+            return run_dev(args)
+        return run_client(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The FastAPI application: one router per resource, the master's scheduling loop in its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from orchlive.api import events, nodes, system, tasks
+from orchlive.master import Master
+from orchlive.store import Store
+
+__all__ = ["create_app"]
+
+
+def create_app(store: Store, master: Master, *, api_token: str | None = None) -> FastAPI:
+    """The API of one master process; its lifespan connects to etcd and runs the scheduler."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.connect()
+        loop = asyncio.create_task(master.run())
+        try:
+            yield
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await loop
+            await store.close()
+
+    app = FastAPI(title="orchlive", version="1", lifespan=lifespan)
+    app.state.store = store
+    app.state.master = master
+    app.state.api_token = api_token
+    for module in (tasks, nodes, events, system):
+        app.include_router(module.router)
+    return app

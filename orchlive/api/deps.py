@@ -1,0 +1,40 @@
+"""Shared request dependencies: the store, the master, and the optional bearer token."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from orchlive.master import Master
+from orchlive.store import Store
+
+__all__ = ["MasterDep", "StoreDep", "require_token"]
+
+
+def _store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _master(request: Request) -> Master:
+    return request.app.state.master
+
+
+StoreDep = Annotated[Store, Depends(_store)]
+MasterDep = Annotated[Master, Depends(_master)]
+
+
+def require_token(request: Request) -> None:
+    """Mutating endpoints: when ``ORCH_API_TOKEN`` is set, demand ``Authorization: Bearer <token>``."""
+    token = request.app.state.api_token
+    if not token:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), token):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,75 @@
+"""One settings object for every process: command-line flags over ``ORCH_*`` environment variables.
+
+=====================  ============================  ==========================================
+flag                   environment                   meaning (default)
+=====================  ============================  ==========================================
+--etcd                 ORCH_ETCD                     etcd endpoint host:port (127.0.0.1:2379)
+--prefix               ORCH_PREFIX                   key prefix of this cluster (/orch)
+--host / --port        ORCH_HOST / ORCH_PORT         master API address (127.0.0.1:8080)
+--policy               ORCH_POLICY                   placement policy (bin_packing)
+--seed                 ORCH_SEED                     seed of the random policies (0)
+--lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
+--name                 ORCH_NAME                     worker node id (the host name)
+--runtime              ORCH_RUNTIME                  process | docker (process)
+--cpu / --memory       ORCH_CPU / ORCH_MEMORY        worker capacity, millicores / MiB (the machine's)
+--labels               ORCH_LABELS                   worker labels, k=v,k=v
+--data-dir             ORCH_DATA_DIR                 worker scratch space for task output
+(none)                 ORCH_API_TOKEN                bearer token required on mutating requests
+=====================  ============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "machine_capacity", "parse_labels"]
+
+
+def machine_capacity() -> tuple[int, int]:
+    """This machine's cpu (millicores) and memory (MiB): the worker's default capacity."""
+    cpu = (os.cpu_count() or 1) * 1000
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        memory = pages // (1024 * 1024)
+    except (ValueError, OSError):
+        memory = 1024
+    return cpu, int(memory)
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``"zone=a,disk=ssd"`` -> ``{"zone": "a", "disk": "ssd"}``; raises ValueError naming a bad item."""
+    labels: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"label {item!r} is not key=value")
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+class Settings(BaseSettings):
+    """Settings shared by master, worker and client; see the module table."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCH_", extra="ignore")
+
+    etcd: str = "127.0.0.1:2379"
+    prefix: str = "/orch"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    policy: str = "bin_packing"
+    seed: int = 0
+    lease_ttl: int = Field(default=5, ge=1)
+    name: str = Field(default_factory=socket.gethostname)
+    runtime: str = "process"
+    cpu: int | None = Field(default=None, ge=0)
+    memory: int | None = Field(default=None, ge=0)
+    labels: str = ""
+    data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "orchlive")
+    api_token: str | None = None
+    master_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")

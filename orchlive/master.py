@@ -1,0 +1,296 @@
+"""The scheduling loop: etcd watch -> NodeMatrix -> ``orchsim.scheduling.select`` -> transaction.
+
+Event-driven, never polling: any change under the cluster prefix (a task created or
+finished, a worker joining or losing its lease, a drain) wakes the loop, which runs
+one pass over pending tasks in creation order. Placement is the very ``select`` the
+simulator calls, with the same policy names; the master only builds the matrix from
+etcd and commits the decision in a compare-and-swap transaction.
+
+Nodes enter the matrix sorted by id, so a live cluster and a simulation of the same
+capacities number their nodes alike (placement parity). The matrix persists across
+passes (it is rebuilt only when the set of nodes changes) so that ``round_robin``'s
+cursor and the random policies' generator carry on from decision to decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from orchlive import transitions
+from orchlive.models import Node, NodeState, Task, TaskState, now
+from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
+from orchlive.transitions import Ledger
+from orchsim.scheduling import NodeMatrix, select
+
+__all__ = ["ClusterCache", "Master", "RESOURCES"]
+
+log = logging.getLogger(__name__)
+RESOURCES = ("cpu", "memory", "gpu")
+# Buckets of the scheduling-latency histogram (seconds): decision plus transaction.
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class ClusterCache:
+    """What the master knows, mirrored from etcd by a watch: values and mod revisions."""
+
+    tasks: dict[str, tuple[Task, int]] = field(default_factory=dict)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    alive: set[str] = field(default_factory=set)
+    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
+
+    def apply(self, keys: Keys, event: WatchEvent) -> bool:
+        """Apply one watch event; True if it may change what can be scheduled."""
+        key, put = event.key, event.kind == "put"
+        ident = Keys.last(key)
+        if key.startswith(keys.tasks()):
+            if put:
+                self.tasks[ident] = (Task.model_validate_json(event.value), event.mod_revision)
+            else:
+                self.tasks.pop(ident, None)
+        elif key.startswith(keys.nodes()):
+            if put:
+                self.nodes[ident] = Node.model_validate_json(event.value)
+            else:
+                self.nodes.pop(ident, None)
+        elif key.startswith(keys.alive_all()):
+            if put:
+                if ident in self.alive:
+                    return False  # a heartbeat timestamp refresh: nothing to schedule
+                self.alive.add(ident)
+            else:
+                self.alive.discard(ident)
+        elif key.startswith(keys.allocs()):
+            if put:
+                self.ledgers[ident] = (Ledger.from_json(_json(event.value)), event.mod_revision)
+            else:
+                self.ledgers.pop(ident, None)
+        else:
+            return False
+        return True
+
+    def schedulable(self, node_id: str) -> bool:
+        node = self.nodes.get(node_id)
+        return node is not None and node_id in self.alive and not node.cordoned
+
+    def pending(self) -> list[tuple[Task, int]]:
+        found = [(t, r) for t, r in self.tasks.values() if t.state == TaskState.PENDING]
+        return sorted(found, key=lambda item: (item[0].creation_time, item[0].id))
+
+
+def _json(raw: bytes) -> Any:
+    import json
+
+    return json.loads(raw)
+
+
+class Master:
+    """Scheduling and health monitoring for one cluster prefix."""
+
+    def __init__(self, store: Store, policy: str, *, seed: int = 0, params: dict[str, Any] | None = None) -> None:
+        self.store = store
+        self.keys = store.keys
+        self.policy = policy
+        self.params = params or {}
+        self.rng = np.random.default_rng(seed)
+        self.cache = ClusterCache()
+        self.wake = asyncio.Event()
+        self.matrix: NodeMatrix | None = None
+        self._matrix_nodes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
+        self.decisions = 0
+        self.is_leader = asyncio.Event()
+        self.is_leader.set()  # a single master leads; election (several masters) sets/clears this
+        self.ready = asyncio.Event()
+        self._lost_handled: set[str] = set()
+
+    # ------------------------------------------------------------------ state mirror
+    async def load(self) -> int:
+        """Read the whole cluster; returns the revision to watch from."""
+        entries, revision = await self.store.range(self.keys.root())
+        cache = ClusterCache()
+        for entry in entries:
+            cache.apply(self.keys, WatchEvent("put", entry.key, entry.value, entry.mod_revision, entry.create_revision))
+        self.cache = cache
+        # Nodes already dead at start-up need handling only if they still hold tasks.
+        self._lost_handled = {
+            n for n in cache.nodes if n not in cache.alive and not cache.ledgers.get(n, (Ledger(), 0))[0].tasks
+        }
+        return revision + 1
+
+    async def watch_loop(self, start_revision: int) -> None:
+        async for event in self.store.watch(self.keys.root(), start_revision):
+            if self.cache.apply(self.keys, event):
+                if event.key.startswith(self.keys.alive_all()):
+                    node = Keys.last(event.key)
+                    if event.kind == "put":
+                        self._lost_handled.discard(node)
+                self.wake.set()
+
+    # ------------------------------------------------------------------ the matrix
+    def _node_matrix(self) -> NodeMatrix:
+        """The NodeMatrix for the current nodes, reusing the last one while the node set is unchanged."""
+        cache = self.cache
+        shape = tuple(
+            (nid, (node.capacity.cpu, node.capacity.memory, node.capacity.gpu))
+            for nid, node in sorted(cache.nodes.items())
+        )
+        if self.matrix is None or shape != self._matrix_nodes:
+            previous = self.matrix
+            matrix = NodeMatrix(RESOURCES)
+            if shape:
+                caps = np.array([c for _, c in shape], dtype=np.float64).T
+                labels = [cache.nodes[nid].labels for nid, _ in shape]
+                matrix.add_nodes([nid for nid, _ in shape], caps, labels=labels)
+            if previous is not None and previous.last_placed >= 0:
+                last = previous.ids[previous.last_placed]
+                matrix.last_placed = matrix.ids.index(last) if last in matrix.ids else -1
+            self.matrix, self._matrix_nodes = matrix, shape
+        matrix = self.matrix
+        alloc = matrix.allocated
+        free = matrix.free
+        for i, nid in enumerate(matrix.ids):
+            ledger = cache.ledgers.get(nid, (Ledger(), 0))[0]
+            used = (ledger.cpu, ledger.memory, ledger.gpu)
+            alloc[:, i] = used
+            free[:, i] = matrix.capacity[:, i] - alloc[:, i]
+            matrix.tasks[i] = len(ledger.tasks)
+            matrix.set_schedulable(i, cache.schedulable(nid))
+        return matrix
+
+    # ------------------------------------------------------------------ scheduling
+    async def schedule_pass(self) -> int:
+        """Place every pending task that fits, in creation order; returns how many were placed."""
+        placed = 0
+        for task, revision in self.cache.pending():
+            matrix = self._node_matrix()
+            began = time.perf_counter()
+            request = task.resources.as_request()
+            decision = select(
+                matrix, request, self.policy, rng=self.rng, node_selector=task.node_selector or None, **self.params
+            )
+            if decision.node is None:
+                await self._note_unplaced(task, revision, decision.reason)
+                continue
+            node_id = decision.node_id
+            assert node_id is not None
+            ledger, ledger_revision = self.cache.ledgers.get(node_id, (Ledger(), 0))
+            applied, txn_revision = await transitions.place(
+                self.store, task, revision, node_id, ledger, ledger_revision
+            )
+            self._observe(time.perf_counter() - began)
+            if not applied:
+                # Someone else moved first (another master, a worker report): re-read and retry later.
+                await self._refresh(task.id, node_id)
+                self.wake.set()
+                return placed
+            matrix.allocate(decision.node, request)
+            new_ledger = Ledger(ledger.cpu, ledger.memory, ledger.gpu, list(ledger.tasks))
+            assigned = task.model_copy(update={"state": TaskState.ASSIGNED, "node_id": node_id})
+            new_ledger.add(assigned)
+            # Mirror our own write at once (the watch will confirm it) so the next decision sees it.
+            self.cache.ledgers[node_id] = (new_ledger, txn_revision)
+            self.cache.tasks[task.id] = (assigned, txn_revision)
+            placed += 1
+        return placed
+
+    async def _refresh(self, task_id: str, node_id: str) -> None:
+        read = await transitions.read_task(self.store, task_id)
+        if read is None:
+            self.cache.tasks.pop(task_id, None)
+        else:
+            self.cache.tasks[task_id] = read
+        self.cache.ledgers[node_id] = await transitions.read_ledger(self.store, node_id)
+
+    async def _note_unplaced(self, task: Task, revision: int, reason: str) -> None:
+        """Keep the reason a task waits visible on the task itself (no event: it is not a transition)."""
+        if task.reason == reason:
+            return
+        updated = task.model_copy(update={"reason": reason})
+        applied, new_revision = await (
+            self.store.txn()
+            .expect_revision(self.keys.task(task.id), revision)
+            .put_json(self.keys.task(task.id), updated.model_dump(mode="json"))
+            .commit()
+        )
+        if applied:
+            self.cache.tasks[task.id] = (updated, new_revision)
+
+    def _observe(self, seconds: float) -> None:
+        self.decisions += 1
+        self.latency_sum += seconds
+        for i, bound in enumerate(LATENCY_BUCKETS):
+            if seconds <= bound:
+                self.latency_counts[i] += 1
+                return
+        self.latency_counts[-1] += 1
+
+    # ------------------------------------------------------------------ health
+    async def handle_lost_nodes(self) -> None:
+        """Requeue the tasks of every node whose lease expired (once per loss)."""
+        for node_id in list(self.cache.nodes):
+            if node_id in self.cache.alive or node_id in self._lost_handled:
+                continue
+            ledger = self.cache.ledgers.get(node_id, (Ledger(), 0))[0]
+            for task_id in list(ledger.tasks):
+                await transitions.requeue(
+                    self.store, task_id, node_id, f"node {node_id} lost (heartbeat lease expired)"
+                )
+            await (
+                self.store.txn()
+                .expect_absent(self.keys.alive(node_id))
+                .event("node.lost", self.node_view(node_id).model_dump(mode="json"), now().isoformat())
+                .commit()
+            )
+            self._lost_handled.add(node_id)
+            log.info("node %s lost; requeued %d task(s)", node_id, len(ledger.tasks))
+
+    def node_view(self, node_id: str) -> Node:
+        node = self.cache.nodes[node_id]
+        ledger = self.cache.ledgers.get(node_id, (Ledger(), 0))[0]
+        state = (
+            NodeState.NOT_READY
+            if node_id not in self.cache.alive
+            else NodeState.DRAINING
+            if node.cordoned
+            else NodeState.READY
+        )
+        return node.model_copy(
+            update={
+                "state": state,
+                "allocated": {"cpu": ledger.cpu, "memory": ledger.memory, "gpu": ledger.gpu},
+                "tasks": list(ledger.tasks),
+            }
+        )
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> None:
+        """Mirror etcd, then schedule on every change, for ever (etcd outages included)."""
+        start = await retrying(self.load, what="master: initial load")
+        watcher = asyncio.create_task(self.watch_loop(start))
+        self.ready.set()
+        self.wake.set()
+        try:
+            while True:
+                await self.wake.wait()
+                self.wake.clear()
+                await self.is_leader.wait()
+                try:
+                    await self.handle_lost_nodes()
+                    await self.schedule_pass()
+                except StoreUnavailableError as err:
+                    log.info("scheduling pass interrupted: %s; retrying", err)
+                    await asyncio.sleep(0.5)
+                    with contextlib.suppress(StoreUnavailableError):
+                        await self.load()
+                    self.wake.set()
+        finally:
+            watcher.cancel()

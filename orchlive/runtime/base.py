@@ -1,0 +1,70 @@
+"""The runtime protocol the worker drives; the worker never knows which backend runs a task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Handle", "Runtime", "TaskStartError", "TaskSpec"]
+
+
+class TaskStartError(Exception):
+    """A task that could not be started (bad command, missing image); the message is the reason."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a runtime needs to run one placement of a task.
+
+    Attributes:
+        task_id: The task's id (containers and process groups are labelled with it).
+        attempt: The placement number, so a rerun never collides with a previous run.
+        image: Container image (ignored by the process runtime, as by Nomad's raw_exec).
+        command: Program and arguments.
+        env: Extra environment variables.
+        cpu_millis: CPU limit in millicores (enforced by the docker runtime).
+        memory_mib: Memory limit in MiB (enforced by the docker runtime).
+        log_path: Where the task's combined stdout and stderr go.
+    """
+
+    task_id: str
+    attempt: int
+    image: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    cpu_millis: int = 0
+    memory_mib: int = 0
+    log_path: Path = Path("/dev/null")
+
+
+class Handle(Protocol):
+    """A running task."""
+
+    async def wait(self) -> int:
+        """Wait for the end; returns the exit code (negative: killed by that signal)."""
+        ...
+
+    async def kill(self) -> None:
+        """Stop it now (idempotent)."""
+        ...
+
+    def describe(self) -> str:
+        """A short id for logs (pid, container id)."""
+        ...
+
+
+class Runtime(Protocol):
+    """Starts tasks and finds the ones a previous worker incarnation left behind."""
+
+    name: str
+
+    async def start(self, spec: TaskSpec) -> Handle:
+        """Start the task; raises TaskStartError with the reason if it cannot start."""
+        ...
+
+    async def orphans(self) -> dict[tuple[str, int], Handle]:
+        """Tasks still running from before a worker restart, by (task id, attempt)."""
+        ...
+
+    async def close(self) -> None: ...

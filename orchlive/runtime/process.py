@@ -1,0 +1,81 @@
+"""The process runtime: a task is a child process group, like Nomad's ``raw_exec`` driver.
+
+Children are started in their own session (so a kill reaches the whole group) and,
+where util-linux's ``setpriv`` exists, with a parent-death signal: if the worker dies,
+even by ``kill -9``, its tasks die with it, and a restarted worker cannot find a stale
+copy still running. (``setpriv`` rather than ``prctl`` in a ``preexec_fn``: the worker
+runs gRPC threads, and Python code between fork and exec is unsafe there.) The command
+runs as given (no shell); its output goes to the task's log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+
+from orchlive.runtime.base import Handle, TaskSpec, TaskStartError
+
+__all__ = ["ProcessHandle", "ProcessRuntime"]
+
+_SETPRIV = shutil.which("setpriv")
+
+
+class ProcessHandle:
+    """A running child process group."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    async def wait(self) -> int:
+        return await self.process.wait()
+
+    async def kill(self) -> None:
+        if self.process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+
+    def describe(self) -> str:
+        return f"pid {self.process.pid}"
+
+
+class ProcessRuntime:
+    """Runs ``command`` directly on the worker's machine."""
+
+    name = "process"
+
+    def __init__(self) -> None:
+        pass
+
+    async def start(self, spec: TaskSpec) -> Handle:
+        if not spec.command:
+            raise TaskStartError("the process runtime needs a command")
+        env = {**os.environ, **spec.env, "ORCH_TASK_ID": spec.task_id}
+        argv = list(spec.command)
+        if _SETPRIV is not None and shutil.which(argv[0], path=env.get("PATH")):
+            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.log_path, "wb") as log:
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as err:
+                raise TaskStartError(f"cannot start {spec.command[0]!r}: {err.strerror or err}") from err
+        return ProcessHandle(process)
+
+    async def orphans(self) -> dict[tuple[str, int], Handle]:
+        # Children die with the worker (PR_SET_PDEATHSIG), so a new worker never inherits any.
+        return {}
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,261 @@
+"""A worker: heartbeat lease, watch its inbox, run tasks, report.
+
+* Registration writes the node record and an ``alive`` key bound to a lease; keeping
+  the lease alive is the heartbeat. If the worker stops (crash, ``kill -9``, network
+  partition) the lease expires and the master requeues its tasks.
+* The inbox is ``PREFIX/assign/<node>/``: a key appears when the master places a task
+  here and disappears when the task must stop (deleted, evicted, or placed elsewhere
+  after this node was presumed lost). Deleting is how the master fences a worker.
+* On (re)start the worker reconciles with etcd before watching: tasks ASSIGNED here are
+  started, tasks RUNNING here from a previous incarnation (whose processes died with
+  it) go back to the queue. Nothing runs twice, nothing is forgotten.
+* A worker whose lease expired while it was cut off first stops every task whose
+  inbox key is gone, then registers again (fencing: the Go orchestrator let the old
+  copy run on beside the new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchlive import transitions
+from orchlive.models import Node, Resources, Task, TaskState, now
+from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
+from orchlive.store import Keys, Store, StoreUnavailableError, retrying
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+LOG_TAIL_BYTES = 64 * 1024
+
+
+@dataclass
+class _Running:
+    task: Task
+    attempt: int
+    handle: Handle
+    waiter: asyncio.Task[None]
+    stopping: bool = False
+
+
+class Worker:
+    """One node of the cluster."""
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: Runtime,
+        *,
+        node_id: str,
+        capacity: Resources,
+        labels: dict[str, str] | None = None,
+        lease_ttl: int = 5,
+        data_dir: Path,
+        address: str = "",
+    ) -> None:
+        self.store = store
+        self.keys = store.keys
+        self.runtime = runtime
+        self.node_id = node_id
+        self.capacity = capacity
+        self.labels = labels or {}
+        self.lease_ttl = lease_ttl
+        self.data_dir = data_dir
+        self.address = address
+        self.lease_id = 0
+        self.running: dict[str, _Running] = {}
+        self.registered = asyncio.Event()
+
+    # ------------------------------------------------------------------ registration
+    async def register(self) -> int:
+        """Write the node record and the alive key under a fresh lease; returns the revision."""
+        self.lease_id = await self.store.grant_lease(self.lease_ttl)
+        existing = await self.store.get(self.keys.node(self.node_id))
+        cordoned = Node.model_validate_json(existing.value).cordoned if existing else False
+        node = Node(
+            id=self.node_id,
+            address=self.address,
+            runtime=self.runtime.name,
+            capacity=self.capacity,
+            labels=self.labels,
+            cordoned=cordoned,
+            last_heartbeat=now(),
+        )
+        body = node.model_dump(mode="json")
+        txn = (
+            self.store.txn()
+            .put_json(self.keys.node(self.node_id), body)
+            .put(self.keys.alive(self.node_id), now().isoformat().encode(), lease=self.lease_id)
+            .event("node.joined", body, now().isoformat())
+        )
+        _, revision = await txn.commit()
+        # The ledger is created once; later registrations must not reset what is allocated.
+        await (
+            self.store.txn()
+            .expect_absent(self.keys.alloc(self.node_id))
+            .put_json(self.keys.alloc(self.node_id), transitions.Ledger().to_json())
+            .commit()
+        )
+        self.registered.set()
+        log.info("worker %s registered (lease %x)", self.node_id, self.lease_id)
+        return revision
+
+    async def heartbeat_loop(self) -> None:
+        """Keep the lease alive; after an expiry, fence stale tasks and register again."""
+        interval = max(self.lease_ttl / 3, 0.2)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                ttl = await self.store.refresh_lease(self.lease_id)
+                if ttl <= 0:
+                    log.warning("worker %s: lease expired; fencing and re-registering", self.node_id)
+                    await self.fence()
+                    await self.register()
+                    await self.reconcile()
+                else:
+                    await self.store.put(self.keys.alive(self.node_id), now().isoformat().encode(), lease=self.lease_id)
+            except StoreUnavailableError as err:
+                log.info("heartbeat: etcd unavailable (%s)", err)
+
+    async def fence(self) -> None:
+        """Stop every local task whose inbox key is gone (it was placed elsewhere or deleted)."""
+        for task_id in list(self.running):
+            if await self.store.get(self.keys.assignment(self.node_id, task_id)) is None:
+                await self._stop(task_id, "fenced: placed elsewhere while this node was lost")
+
+    # ------------------------------------------------------------------ inbox
+    async def reconcile(self) -> int:
+        """Bring local reality in line with etcd; returns the revision to watch the inbox from."""
+        entries, revision = await self.store.range(self.keys.assignments(self.node_id))
+        assigned = {Keys.last(e.key) for e in entries}
+        for task_id in list(self.running):
+            if task_id not in assigned:
+                await self._stop(task_id, "no longer assigned here")
+        for task_id in assigned:
+            if task_id not in self.running:
+                await self._take(task_id)
+        return revision + 1
+
+    async def inbox_loop(self, start_revision: int) -> None:
+        async for event in self.store.watch(self.keys.assignments(self.node_id), start_revision):
+            task_id = Keys.last(event.key)
+            try:
+                if event.kind == "put":
+                    if task_id not in self.running:
+                        await self._take(task_id)
+                else:
+                    await self._stop(task_id, "unassigned")
+            except StoreUnavailableError as err:
+                log.info("inbox: etcd unavailable (%s); reconciling later", err)
+
+    async def _take(self, task_id: str) -> None:
+        read = await transitions.read_task(self.store, task_id)
+        if read is None:
+            return
+        task, _ = read
+        if task.node_id != self.node_id:
+            return
+        if task.state == TaskState.RUNNING:
+            # Running here before this worker (re)started: its process died with the old worker.
+            await transitions.requeue(self.store, task_id, self.node_id, "worker restarted while the task ran")
+            return
+        if task.state != TaskState.ASSIGNED:
+            return
+        capacity = self.capacity
+        r = task.resources
+        if r.cpu > capacity.cpu or r.memory > capacity.memory or r.gpu > capacity.gpu:
+            await transitions.requeue(self.store, task_id, self.node_id, "request exceeds this worker's capacity")
+            return
+        started = await transitions.start(self.store, task_id, self.node_id, task.attempts)
+        if started is None:
+            return
+        spec = TaskSpec(
+            task_id=task.id,
+            attempt=task.attempts,
+            image=task.image,
+            command=list(task.command),
+            env=dict(task.env),
+            cpu_millis=r.cpu,
+            memory_mib=r.memory,
+            log_path=self.data_dir / "logs" / f"{task.id}-{task.attempts}.log",
+        )
+        try:
+            handle = await self.runtime.start(spec)
+        except TaskStartError as err:
+            await transitions.finish(self.store, task_id, self.node_id, task.attempts, exit_code=None, reason=str(err))
+            return
+        waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
+        self.running[task_id] = _Running(started, task.attempts, handle, waiter)
+
+    async def _supervise(self, task: Task, attempt: int, handle: Handle, log_path: Path) -> None:
+        """Wait for the end (or the timeout), then report the outcome."""
+        reason = None
+        try:
+            if task.timeout is not None:
+                exit_code = await asyncio.wait_for(handle.wait(), timeout=task.timeout)
+            else:
+                exit_code = await handle.wait()
+        except TimeoutError:
+            await handle.kill()
+            exit_code = await handle.wait()
+            reason = f"timed out after {task.timeout:g} s and was killed"
+        run = self.running.get(task.id)
+        if run is not None and run.stopping:
+            return  # stopped on purpose (unassigned): nothing to report
+        if reason is None and exit_code != 0:
+            reason = f"exited with code {exit_code}"
+        tail = _tail(log_path)
+        await retrying(
+            lambda: self._report(task.id, attempt, exit_code, reason, tail), what=f"report of task {task.id}"
+        )
+        self.running.pop(task.id, None)
+
+    async def _report(self, task_id: str, attempt: int, exit_code: int, reason: str | None, tail: bytes) -> None:
+        await self.store.put(self.keys.logs(task_id), tail)
+        await transitions.finish(self.store, task_id, self.node_id, attempt, exit_code=exit_code, reason=reason)
+
+    async def _stop(self, task_id: str, why: str) -> None:
+        run = self.running.pop(task_id, None)
+        if run is None:
+            return
+        log.info("stopping task %s (%s)", task_id, why)
+        run.stopping = True
+        await run.handle.kill()
+        run.waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run.waiter
+
+    # ------------------------------------------------------------------ run
+    async def run(self) -> None:
+        await retrying(self.store.connect, what="worker: connect")
+        await retrying(self.register, what="worker: register")
+        start = await retrying(self.reconcile, what="worker: reconcile")
+        beats = asyncio.create_task(self.heartbeat_loop())
+        try:
+            await self.inbox_loop(start)
+        finally:
+            beats.cancel()
+            for task_id in list(self.running):
+                await self._stop(task_id, "worker shutting down")
+
+    async def shutdown(self) -> None:
+        """Leave cleanly: stop local tasks and give up the lease (the master requeues at once)."""
+        for task_id in list(self.running):
+            await self._stop(task_id, "worker shutting down")
+        with contextlib.suppress(StoreUnavailableError):
+            await self.store.revoke_lease(self.lease_id)
+
+
+def _tail(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            return f.read()
+    except OSError:
+        return b""
