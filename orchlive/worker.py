@@ -170,9 +170,6 @@ class Worker:
         if r.cpu > capacity.cpu or r.memory > capacity.memory or r.gpu > capacity.gpu:
             await transitions.requeue(self.store, task_id, self.node_id, "request exceeds this worker's capacity")
             return
-        started = await transitions.start(self.store, task_id, self.node_id, task.attempts)
-        if started is None:
-            return
         spec = TaskSpec(
             task_id=task.id,
             attempt=task.attempts,
@@ -183,10 +180,19 @@ class Worker:
             memory_mib=r.memory,
             log_path=self.data_dir / "logs" / f"{task.id}-{task.attempts}.log",
         )
+        # Start first, then report RUNNING: once anyone can see RUNNING, the process exists
+        # (and, with the process runtime, is already bound to die with this worker).
         try:
             handle = await self.runtime.start(spec)
         except TaskStartError as err:
-            await transitions.finish(self.store, task_id, self.node_id, task.attempts, exit_code=None, reason=str(err))
+            if await transitions.start(self.store, task_id, self.node_id, task.attempts) is not None:
+                await transitions.finish(
+                    self.store, task_id, self.node_id, task.attempts, exit_code=None, reason=str(err)
+                )
+            return
+        started = await transitions.start(self.store, task_id, self.node_id, task.attempts)
+        if started is None:
+            await handle.kill()  # the task moved on while we were starting it
             return
         waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
         self.running[task_id] = _Running(started, task.attempts, handle, waiter)

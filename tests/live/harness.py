@@ -1,0 +1,202 @@
+"""A live cluster made of real processes (master, workers) on a real etcd, for the tests.
+
+Every process is started here and stopped here by its PID; each cluster uses its own
+key prefix so that tests sharing one etcd never see each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from orchlive.etcd_server import EtcdServer, free_port
+
+_ids = itertools.count()
+
+
+class LiveCluster:
+    """A master and named workers on one key prefix."""
+
+    def __init__(
+        self,
+        etcd: EtcdServer,
+        work_dir: Path,
+        *,
+        policy: str = "bin_packing",
+        seed: int = 0,
+        lease_ttl: int = 2,
+        api_token: str | None = None,
+    ) -> None:
+        self.etcd = etcd
+        self.prefix = f"/test-{next(_ids)}-{uuid.uuid4().hex[:6]}"
+        self.work_dir = work_dir
+        self.policy = policy
+        self.seed = seed
+        self.lease_ttl = lease_ttl
+        self.api_token = api_token
+        self.port = free_port()
+        self.master: subprocess.Popen[bytes] | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.http = httpx.Client(base_url=self.url, timeout=10.0)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+        env |= {"ORCH_ETCD": self.etcd.endpoint, "ORCH_PREFIX": self.prefix}
+        if self.api_token:
+            env["ORCH_API_TOKEN"] = self.api_token
+        return env
+
+    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        log = open(self.work_dir / log_name, "ab")  # noqa: SIM115 - the child keeps it
+        child = subprocess.Popen(
+            [sys.executable, "-m", "orchlive", "--log-level", "INFO", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self._env(),
+        )
+        log.close()
+        return child
+
+    def start_master(self) -> None:
+        self.master = self._spawn(
+            ["master", "--port", str(self.port), "--policy", self.policy, "--seed", str(self.seed)], "master.log"
+        )
+        self.wait_until(lambda: self._get_ok("/health"), timeout=20, what="master health")
+
+    def start_worker(
+        self,
+        name: str,
+        *,
+        cpu: int = 4000,
+        memory: int = 8192,
+        labels: str = "",
+        runtime: str = "process",
+        wait: bool = True,
+    ) -> None:
+        args = [
+            "worker",
+            "--name",
+            name,
+            "--cpu",
+            str(cpu),
+            "--memory",
+            str(memory),
+            "--lease-ttl",
+            str(self.lease_ttl),
+            "--runtime",
+            runtime,
+            "--data-dir",
+            str(self.work_dir),
+        ]
+        if labels:
+            args += ["--labels", labels]
+        self.workers[name] = self._spawn(args, f"{name}.log")
+        if wait:
+            self.wait_until(lambda: self.node_state(name) == "READY", timeout=20, what=f"worker {name} READY")
+
+    def kill_worker(self, name: str, sig: int = signal.SIGKILL) -> None:
+        child = self.workers.pop(name)
+        child.send_signal(sig)
+        child.wait(timeout=10)
+
+    def stop(self) -> None:
+        for child in [*self.workers.values(), *([self.master] if self.master else [])]:
+            if child.poll() is None:
+                child.terminate()
+        for child in [*self.workers.values(), *([self.master] if self.master else [])]:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.workers.clear()
+        self.master = None
+        self.http.close()
+
+    # ------------------------------------------------------------------ API helpers
+    def _get_ok(self, path: str) -> bool:
+        try:
+            return self.http.get(path).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post("/api/v1/tasks", json=body, headers=self._auth())
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        response = self.http.get(f"/api/v1/tasks/{task_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return self.http.get("/api/v1/tasks").json()
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        return {n["id"]: n for n in self.http.get("/api/v1/nodes").json()}
+
+    def node_state(self, name: str) -> str | None:
+        try:
+            return self.nodes().get(name, {}).get("state")
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def wait_for_state(self, task_id: str, states: set[str], timeout: float = 30) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def check() -> bool:
+            nonlocal found
+            try:
+                found = self.task(task_id)
+            except (httpx.HTTPError, AssertionError):
+                return False
+            return found["state"] in states
+
+        self.wait_until(check, timeout=timeout, what=f"task {task_id} in {states}")
+        return found
+
+    def events(self, since: int = 0, *, until_idle: float = 1.0) -> list[dict[str, Any]]:
+        """Events recorded after ``since``, read from the SSE stream until it is quiet."""
+        import json
+
+        out: list[dict[str, Any]] = []
+        try:
+            with httpx.stream(
+                "GET",
+                f"{self.url}/api/v1/events",
+                params={"since": since},
+                timeout=httpx.Timeout(10.0, read=until_idle),
+            ) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        out.append(json.loads(line[5:]))
+        except httpx.ReadTimeout:
+            pass
+        return out
+
+    @staticmethod
+    def wait_until(check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,64 @@
+"""Placement parity: the live master places exactly where orchsim.scheduling does, for every policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchsim.scheduling import POLICIES, NodeMatrix, select
+
+pytestmark = pytest.mark.live
+
+WORKERS = {"w1": (4000, 8192), "w2": (8000, 4096), "w3": (6000, 16384)}  # cpu millicores, memory MiB
+REQUESTS = [
+    (500, 256),
+    (1500, 1024),
+    (250, 2048),
+    (1000, 512),
+    (2000, 3000),
+    (750, 128),
+    (500, 4096),
+    (1250, 1024),
+    (300, 300),
+    (1000, 2048),
+]
+SEED = 11
+
+
+def simulated_nodes(policy: str) -> list[str]:
+    """The same tasks placed by the shared core on the same capacities (nodes sorted by id)."""
+    names = sorted(WORKERS)
+    nodes = NodeMatrix.from_capacities(
+        {"cpu": [WORKERS[n][0] for n in names], "memory": [WORKERS[n][1] for n in names], "gpu": [0] * len(names)},
+        ids=names,
+    )
+    rng = np.random.default_rng(SEED)
+    chosen = []
+    for cpu, memory in REQUESTS:
+        request = {"cpu": cpu, "memory": memory, "gpu": 0}
+        decision = select(nodes, request, policy, rng=rng)
+        assert decision.node is not None
+        nodes.allocate(decision.node, request)
+        chosen.append(decision.node_id)
+    return chosen
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_live_placements_match_the_simulator(policy: str, cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    cluster = cluster_factory(policy=policy, seed=SEED)
+    cluster.start_master()
+    for name, (cpu, memory) in WORKERS.items():
+        cluster.start_worker(name, cpu=cpu, memory=memory)
+    live = []
+    for i, (cpu, memory) in enumerate(REQUESTS):
+        task = cluster.submit(
+            {
+                "name": f"t{i}",
+                "image": "alpine",
+                "command": ["sleep", "120"],
+                "resources": {"cpu": cpu, "memory": memory},
+            }
+        )
+        placed = cluster.wait_for_state(task["id"], {"ASSIGNED", "RUNNING"}, timeout=15)
+        live.append(placed["node_id"])
+    assert live == simulated_nodes(policy)
