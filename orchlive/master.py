@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from orchlive import transitions
-from orchlive.models import Node, NodeState, Task, TaskState, now
+from orchlive.models import Node, NodeState, Resources, Task, TaskState, now
 from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
 from orchlive.transitions import Ledger
 from orchsim.scheduling import NodeMatrix, select
@@ -34,6 +34,9 @@ __all__ = ["ClusterCache", "Master", "RESOURCES"]
 log = logging.getLogger(__name__)
 RESOURCES = ("cpu", "memory", "gpu")
 # Buckets of the scheduling-latency histogram (seconds): decision plus transaction.
+# Placements committed per etcd transaction at most (etcd's default limit is 128 operations;
+# a placement costs 3 puts and 1 compare, plus 1 put and 2 compares per node touched).
+BATCH = 24
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -168,11 +171,16 @@ class Master:
 
     # ------------------------------------------------------------------ scheduling
     async def schedule_pass(self) -> int:
-        """Place every pending task that fits, in creation order; returns how many were placed."""
+        """Place every pending task that fits, in creation order; returns how many were placed.
+
+        Decisions are taken one by one on the matrix (each sees the ones before it, as in
+        the simulator) and committed in batches of up to ``BATCH`` per transaction.
+        """
         placed = 0
+        matrix = self._node_matrix()
+        batch: list[transitions.Placement] = []
+        began = time.perf_counter()
         for task, revision in self.cache.pending():
-            matrix = self._node_matrix()
-            began = time.perf_counter()
             request = task.resources.as_request()
             decision = select(
                 matrix, request, self.policy, rng=self.rng, node_selector=task.node_selector or None, **self.params
@@ -180,27 +188,42 @@ class Master:
             if decision.node is None:
                 await self._note_unplaced(task, revision, decision.reason)
                 continue
-            node_id = decision.node_id
-            assert node_id is not None
-            ledger, ledger_revision = self.cache.ledgers.get(node_id, (Ledger(), 0))
-            applied, txn_revision = await transitions.place(
-                self.store, task, revision, node_id, ledger, ledger_revision
-            )
-            self._observe(time.perf_counter() - began)
-            if not applied:
-                # Someone else moved first (another master, a worker report): re-read and retry later.
-                await self._refresh(task.id, node_id)
-                self.wake.set()
-                return placed
+            assert decision.node_id is not None
             matrix.allocate(decision.node, request)
-            new_ledger = Ledger(ledger.cpu, ledger.memory, ledger.gpu, list(ledger.tasks))
-            assigned = task.model_copy(update={"state": TaskState.ASSIGNED, "node_id": node_id})
-            new_ledger.add(assigned)
-            # Mirror our own write at once (the watch will confirm it) so the next decision sees it.
-            self.cache.ledgers[node_id] = (new_ledger, txn_revision)
-            self.cache.tasks[task.id] = (assigned, txn_revision)
-            placed += 1
+            batch.append(transitions.Placement(task, revision, decision.node_id))
+            if len(batch) == BATCH:
+                if not await self._commit(batch, began):
+                    return placed
+                placed += len(batch)
+                batch, began = [], time.perf_counter()
+        if batch:
+            if not await self._commit(batch, began):
+                return placed
+            placed += len(batch)
         return placed
+
+    async def _commit(self, batch: list[transitions.Placement], began: float) -> bool:
+        applied, revision, ledgers = await transitions.place(self.store, batch, self.cache.ledgers)
+        elapsed = time.perf_counter() - began
+        for _ in batch:
+            self._observe(elapsed / len(batch))
+        if not applied:
+            # Someone moved first (another master, a worker's report): re-read what we used,
+            # rebuild the matrix from the truth, and try again on the next pass.
+            for p in batch:
+                await self._refresh(p.task.id, p.node_id)
+            self.matrix = None
+            self.wake.set()
+            return False
+        # Mirror our own write at once (the watch confirms it later) so the next decisions see it.
+        for node_id, ledger in ledgers.items():
+            self.cache.ledgers[node_id] = (ledger, revision)
+        for p in batch:
+            assigned = p.task.model_copy(
+                update={"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1}
+            )
+            self.cache.tasks[p.task.id] = (assigned, revision)
+        return True
 
     async def _refresh(self, task_id: str, node_id: str) -> None:
         read = await transitions.read_task(self.store, task_id)
@@ -266,7 +289,7 @@ class Master:
         return node.model_copy(
             update={
                 "state": state,
-                "allocated": {"cpu": ledger.cpu, "memory": ledger.memory, "gpu": ledger.gpu},
+                "allocated": Resources(cpu=ledger.cpu, memory=ledger.memory, gpu=ledger.gpu),
                 "tasks": list(ledger.tasks),
             }
         )

@@ -17,7 +17,9 @@ with them, so the event stream never shows a transition that did not happen.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +27,25 @@ from typing import Any
 from orchlive.models import Task, TaskState, now
 from orchlive.store import Entry, Store
 
-__all__ = ["Ledger", "finish", "place", "read_ledger", "read_task", "remove", "requeue", "start"]
+__all__ = ["Ledger", "Placement", "finish", "place", "read_ledger", "read_task", "remove", "requeue", "start"]
 
 log = logging.getLogger(__name__)
-_RETRIES = 50
+# One lock per node ledger per process: a worker finishing many tasks at once (or the
+# master placing many) takes turns instead of racing itself; only cross-process races
+# are left to the compare-and-swap, with a jittered back-off.
+_ledger_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
+    key = (id(store), node_id)
+    lock = _ledger_locks.get(key)
+    if lock is None:
+        lock = _ledger_locks[key] = asyncio.Lock()
+    return lock
+
+
+async def _backoff(attempt: int) -> None:
+    await asyncio.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
 
 
 @dataclass
@@ -80,31 +97,49 @@ def _task_json(task: Task) -> dict[str, Any]:
     return task.model_dump(mode="json")
 
 
-async def place(
-    store: Store, task: Task, task_revision: int, node_id: str, ledger: Ledger, ledger_revision: int
-) -> tuple[bool, int]:
-    """PENDING -> ASSIGNED on ``node_id``, if neither the task nor the node's ledger moved.
+@dataclass(frozen=True)
+class Placement:
+    """One decision of the master: put ``task`` (read at ``revision``) on ``node_id``."""
 
-    The caller (the master) decided with ``ledger`` as it read it at ``ledger_revision``.
-    The node must still be alive. Returns (applied, revision).
+    task: Task
+    revision: int
+    node_id: str
+
+
+async def place(
+    store: Store, placements: list[Placement], ledgers: dict[str, tuple[Ledger, int]]
+) -> tuple[bool, int, dict[str, Ledger]]:
+    """PENDING -> ASSIGNED for a batch of decisions, all or nothing, in one transaction.
+
+    The master decided with ``ledgers`` as it read them (ledger, mod revision; revision
+    0 for a node without one). The transaction applies only if no task and no touched
+    ledger moved since, and every target node is still alive. Batching turns a burst of
+    submissions into a few round trips to etcd instead of one per task.
+
+    Returns:
+        (applied, revision of the transaction, the new ledgers of the touched nodes).
     """
-    assigned = task.model_copy(
-        update={"state": TaskState.ASSIGNED, "node_id": node_id, "attempts": task.attempts + 1, "reason": None}
-    )
-    new_ledger = Ledger(ledger.cpu, ledger.memory, ledger.gpu, list(ledger.tasks))
-    new_ledger.add(assigned)
     keys = store.keys
-    txn = (
-        store.txn()
-        .expect_revision(keys.task(task.id), task_revision)
-        .expect_revision(keys.alloc(node_id), ledger_revision)
-        .expect_exists(keys.alive(node_id))
-        .put_json(keys.task(task.id), _task_json(assigned))
-        .put_json(keys.alloc(node_id), new_ledger.to_json())
-        .put(keys.assignment(node_id, task.id), str(assigned.attempts).encode())
-        .event("task.assigned", _task_json(assigned), now().isoformat())
-    )
-    return await txn.commit()
+    txn = store.txn()
+    new_ledgers: dict[str, Ledger] = {}
+    for p in placements:
+        assigned = p.task.model_copy(
+            update={"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1, "reason": None}
+        )
+        if p.node_id not in new_ledgers:
+            ledger, ledger_revision = ledgers.get(p.node_id, (Ledger(), 0))
+            new_ledgers[p.node_id] = Ledger(ledger.cpu, ledger.memory, ledger.gpu, list(ledger.tasks))
+            txn.expect_revision(keys.alloc(p.node_id), ledger_revision).expect_exists(keys.alive(p.node_id))
+        new_ledgers[p.node_id].add(assigned)
+        body = _task_json(assigned)
+        txn.expect_revision(keys.task(p.task.id), p.revision)
+        txn.put_json(keys.task(p.task.id), body)
+        txn.put(keys.assignment(p.node_id, p.task.id), str(assigned.attempts).encode())
+        txn.event("task.assigned", body, now().isoformat())
+    for node_id, ledger in new_ledgers.items():
+        txn.put_json(keys.alloc(node_id), ledger.to_json())
+    applied, revision = await txn.commit()
+    return applied, revision, new_ledgers
 
 
 async def _with_ledger(
@@ -115,10 +150,12 @@ async def _with_ledger(
     """Apply ``change`` to the task, releasing its resources from its node's ledger.
 
     ``change`` returns the new task and the event type, or None when the transition no
-    longer applies (the task moved on). Retries while only the ledger raced.
+    longer applies (the task moved on). Retries, for as long as it takes, while only the
+    ledger raced: a report must never be dropped.
     """
     keys = store.keys
-    for _ in range(_RETRIES):
+    attempt = 0
+    while True:
         read = await read_task(store, task_id)
         if read is None:
             return None
@@ -128,19 +165,22 @@ async def _with_ledger(
             return None
         new_task, event = result
         txn = store.txn().expect_revision(keys.task(task_id), revision)
-        if task.node_id and task.state.holds_resources:
-            ledger, ledger_revision = await read_ledger(store, task.node_id)
-            ledger.remove(task)
-            txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
-            txn.put_json(keys.alloc(task.node_id), ledger.to_json())
-            txn.delete(keys.assignment(task.node_id, task_id))
         txn.put_json(keys.task(task_id), _task_json(new_task))
         txn.event(event, _task_json(new_task), now().isoformat())
-        applied, _ = await txn.commit()
+        if task.node_id and task.state.holds_resources:
+            async with _ledger_lock(store, task.node_id):
+                ledger, ledger_revision = await read_ledger(store, task.node_id)
+                ledger.remove(task)
+                txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
+                txn.put_json(keys.alloc(task.node_id), ledger.to_json())
+                txn.delete(keys.assignment(task.node_id, task_id))
+                applied, _ = await txn.commit()
+        else:
+            applied, _ = await txn.commit()
         if applied:
             return new_task
-    log.warning("task %s: gave up after %d conflicting transactions", task_id, _RETRIES)
-    return None
+        attempt += 1
+        await _backoff(attempt)
 
 
 async def start(store: Store, task_id: str, node_id: str, attempt: int) -> Task | None:
@@ -211,21 +251,26 @@ async def requeue(store: Store, task_id: str, node_id: str, reason: str, *, coun
 async def remove(store: Store, task_id: str) -> bool:
     """Delete a task; if placed, free its resources and pull it from the worker's inbox."""
     keys = store.keys
-    for _ in range(_RETRIES):
+    attempt = 0
+    while True:
         read = await read_task(store, task_id)
         if read is None:
             return False
         task, revision = read
         txn = store.txn().expect_revision(keys.task(task_id), revision)
-        if task.node_id and task.state.holds_resources:
-            ledger, ledger_revision = await read_ledger(store, task.node_id)
-            ledger.remove(task)
-            txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
-            txn.put_json(keys.alloc(task.node_id), ledger.to_json())
-            txn.delete(keys.assignment(task.node_id, task_id))
         txn.delete(keys.task(task_id)).delete(keys.logs(task_id))
         txn.event("task.deleted", _task_json(task), now().isoformat())
-        applied, _ = await txn.commit()
+        if task.node_id and task.state.holds_resources:
+            async with _ledger_lock(store, task.node_id):
+                ledger, ledger_revision = await read_ledger(store, task.node_id)
+                ledger.remove(task)
+                txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
+                txn.put_json(keys.alloc(task.node_id), ledger.to_json())
+                txn.delete(keys.assignment(task.node_id, task_id))
+                applied, _ = await txn.commit()
+        else:
+            applied, _ = await txn.commit()
         if applied:
             return True
-    return False
+        attempt += 1
+        await _backoff(attempt)

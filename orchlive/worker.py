@@ -68,6 +68,8 @@ class Worker:
         self.address = address
         self.lease_id = 0
         self.running: dict[str, _Running] = {}
+        self._taking: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self.registered = asyncio.Event()
 
     # ------------------------------------------------------------------ registration
@@ -143,14 +145,26 @@ class Worker:
     async def inbox_loop(self, start_revision: int) -> None:
         async for event in self.store.watch(self.keys.assignments(self.node_id), start_revision):
             task_id = Keys.last(event.key)
-            try:
-                if event.kind == "put":
-                    if task_id not in self.running:
-                        await self._take(task_id)
-                else:
+            if event.kind == "put":
+                if task_id not in self.running and task_id not in self._taking:
+                    # Start tasks concurrently: one slow start must not hold up the inbox.
+                    self._taking.add(task_id)
+                    taking = asyncio.create_task(self._take_logged(task_id))
+                    self._background.add(taking)
+                    taking.add_done_callback(self._background.discard)
+            else:
+                try:
                     await self._stop(task_id, "unassigned")
-            except StoreUnavailableError as err:
-                log.info("inbox: etcd unavailable (%s); reconciling later", err)
+                except StoreUnavailableError as err:
+                    log.info("inbox: etcd unavailable (%s); reconciling later", err)
+
+    async def _take_logged(self, task_id: str) -> None:
+        try:
+            await self._take(task_id)
+        except StoreUnavailableError as err:
+            log.info("task %s: etcd unavailable while starting (%s); the next reconcile retries", task_id, err)
+        finally:
+            self._taking.discard(task_id)
 
     async def _take(self, task_id: str) -> None:
         read = await transitions.read_task(self.store, task_id)

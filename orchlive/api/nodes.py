@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from orchlive import transitions
 from orchlive.api.deps import MasterDep, StoreDep, require_token
-from orchlive.models import Node, NodeState, now
+from orchlive.models import Node, NodeState, Resources, now
 from orchlive.store import StoreUnavailableError
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
@@ -37,7 +37,7 @@ async def _nodes(store: StoreDep) -> dict[str, Node]:
         out[ident] = node.model_copy(
             update={
                 "state": state,
-                "allocated": {"cpu": ledger.cpu, "memory": ledger.memory, "gpu": ledger.gpu},
+                "allocated": Resources(cpu=ledger.cpu, memory=ledger.memory, gpu=ledger.gpu),
                 "tasks": list(ledger.tasks),
                 "last_heartbeat": alive.get(ident, node.last_heartbeat),
             }
