@@ -125,6 +125,7 @@ class NodeMatrix:
         alloc = np.zeros((r, size))
         free = np.zeros((r, size))
         inv = np.zeros((r, size))
+        safe = np.full((r, size), np.inf)
         tasks = np.zeros(size, dtype=np.int64)
         sched = np.zeros(size, dtype=bool)
         if old is not None:
@@ -133,9 +134,10 @@ class NodeMatrix:
             alloc[:, :n] = self._alloc[:, :n]
             free[:, :n] = self._free[:, :n]
             inv[:, :n] = self._inv[:, :n]
+            safe[:, :n] = self._safe[:, :n]
             tasks[:n] = self._tasks[:n]
             sched[:n] = self._sched[:n]
-        self._cap, self._alloc, self._free, self._inv = cap, alloc, free, inv
+        self._cap, self._alloc, self._free, self._inv, self._safe = cap, alloc, free, inv, safe
         self._tasks, self._sched = tasks, sched
 
     # ------------------------------------------------------------------ views
@@ -162,6 +164,15 @@ class NodeMatrix:
     @property
     def inv_capacity(self) -> np.ndarray:
         return self._inv[:, : self._n]
+
+    @property
+    def safe_capacity(self) -> np.ndarray:
+        """Float64 ``(R, N)``: capacity, with ``inf`` where it is 0.
+
+        Dividing by it gives utilisation exactly as ``used / capacity`` (the Go
+        orchestrator's arithmetic, rounding included) and 0 on zero-capacity nodes.
+        """
+        return self._safe[:, : self._n]
 
     @property
     def tasks(self) -> np.ndarray:
@@ -301,6 +312,7 @@ class NodeMatrix:
         self._free[:, start:end] = cap
         with np.errstate(divide="ignore"):
             self._inv[:, start:end] = np.where(cap > 0, 1.0 / cap, 0.0)
+        self._safe[:, start:end] = np.where(cap > 0, cap, np.inf)
         self._tasks[start:end] = 0
         self._sched[start:end] = schedulable
         for i, nid in enumerate(node_ids):
@@ -356,7 +368,7 @@ class NodeMatrix:
         mapping = np.full(self._n, -1, dtype=np.int64)
         mapping[keep] = np.arange(len(keep))
         m = len(keep)
-        for buf in (self._cap, self._alloc, self._free, self._inv):
+        for buf in (self._cap, self._alloc, self._free, self._inv, self._safe):
             buf[:, :m] = buf[:, keep]
         self._tasks[:m] = self._tasks[keep]
         self._sched[:m] = self._sched[keep]

@@ -46,11 +46,12 @@ _GO_BINPACK_WEIGHTS: Mapping[str, float] = {"cpu": 0.7, "memory": 0.3}
 def utilisation_after(nodes: NodeMatrix, request: np.ndarray, resource: str | int) -> np.ndarray:
     """Float64 ``(N,)``: fraction of ``resource`` in use on each node if the task landed there.
 
-    Zero-capacity nodes read 0, not a division by zero.
+    Computed as ``(allocated + request) / capacity``, the same float arithmetic as the Go
+    orchestrator (so exact ties break the same way); zero-capacity nodes read 0.
     """
     r = nodes.row(resource) if isinstance(resource, str) else resource
     out = nodes.allocated[r] + request[r]
-    out *= nodes.inv_capacity[r]
+    out /= nodes.safe_capacity[r]
     return out
 
 
@@ -68,11 +69,11 @@ def _weighted_sum(nodes: NodeMatrix, request: np.ndarray, rows: list[tuple[int, 
     """``sum_r w_r * utilisation_after_r``, in place, without a zero-filled start (it is the hot path)."""
     if not rows:
         return np.zeros(nodes.n_nodes)
-    alloc, inv = nodes.allocated, nodes.inv_capacity
+    alloc, capacity = nodes.allocated, nodes.safe_capacity
     score: np.ndarray | None = None
     for r, w in rows:
         term = alloc[r] + request[r]
-        term *= inv[r]
+        term /= capacity[r]  # utilisation first, then the weight: 0.7 * u_cpu + 0.3 * u_mem, as in Go
         term *= w
         if score is None:
             score = term

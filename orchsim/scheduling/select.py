@@ -135,14 +135,10 @@ def select(
         PolicyError: the scorer returned a wrong shape or NaN for a feasible node.
     """
     spec = _resolve(policy, registry)
-    req = request if isinstance(request, np.ndarray) and request.dtype == np.float64 else nodes.request_vector(request)
-    n = nodes.n_nodes
-    bad = infeasible(nodes, req, node_selector)
-    rejected = bad.nonzero()[0]
-    n_fit = n - len(rejected)
-    if n_fit == 0:
-        counts = rejections(nodes, req, node_selector) if explain else {}
-        return Decision(None, None, None, spec.name, n, 0, counts)
+    if isinstance(request, np.ndarray) and request.dtype == np.float64 and request.shape == (len(nodes.resources),):
+        req = request  # the hot path: a vector from request_vector or a workload row, trusted as given
+    else:
+        req = nodes.request_vector(request)
     if params:
         unknown = sorted(set(params) - set(spec.params))
         if unknown:
@@ -150,11 +146,21 @@ def select(
                 f"policy {spec.name!r} has no parameter {', '.join(unknown)}; "
                 f"it takes: {', '.join(spec.params) or 'none'}"
             )
+    n = nodes.n_nodes
+    bad = infeasible(nodes, req, node_selector)
+    rejected = bad.nonzero()[0]
+    n_fit = n - len(rejected)
+    if n_fit == 0:
+        counts = rejections(nodes, req, node_selector) if explain else {}
+        return Decision(None, None, None, spec.name, n, 0, counts)
     if spec.uses_rng:
         params["rng"] = rng if rng is not None else nodes.rng
     if spec.uses_feasible:
         params["feasible"] = ~bad
     scores = spec.scorer(nodes, req, **params)
+    if not isinstance(scores, np.ndarray) or scores.dtype != np.float64:
+        # A bool or int array would turn the -inf mask below into True or overflow.
+        scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (n,):
         raise PolicyError(f"policy {spec.name!r} returned shape {scores.shape}, expected ({n},)")
     if len(rejected):
