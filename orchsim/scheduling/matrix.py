@@ -226,6 +226,7 @@ class NodeMatrix:
 
     def labels_of(self, node: int) -> dict[str, str]:
         """The labels of node ``node`` as a plain dict."""
+        self._check_node(node)
         out: dict[str, str] = {}
         for key, codes in self._label_codes.items():
             code = int(codes[node])

@@ -272,7 +272,7 @@ def nomad_spread(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return np.clip((_nomad_total(nodes, request) - 2.0) / 18.0, 0.0, 1.0)
 
 
-@policy("hybrid")
+@policy("hybrid", order_dependent=True)
 def hybrid(
     nodes: NodeMatrix,
     request: np.ndarray,
