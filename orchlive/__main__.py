@@ -43,6 +43,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     master.add_argument("--port", type=int, default=settings.port)
     master.add_argument("--policy", default=settings.policy)
     master.add_argument("--seed", type=int, default=settings.seed)
+    master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
 
     worker = sub.add_parser("worker", help="run tasks on this machine")
     _common(worker, settings)
@@ -91,7 +92,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     except UnknownPolicyError as err:
         raise UsageError(f"--policy: {err}") from None
     store = Store(args.etcd, args.prefix)
-    master = Master(store, args.policy, seed=args.seed)
+    master = Master(store, args.policy, seed=args.seed, candidate=settings.master_id, leader_ttl=args.leader_ttl)
     app = create_app(store, master, api_token=settings.api_token)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -9,6 +9,7 @@ flag                   environment                   meaning (default)
 --policy               ORCH_POLICY                   placement policy (bin_packing)
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
+--leader-ttl           ORCH_LEADER_TTL               master leadership lease, seconds (5)
 --name                 ORCH_NAME                     worker node id (the host name)
 --runtime              ORCH_RUNTIME                  process | docker (process)
 --cpu / --memory       ORCH_CPU / ORCH_MEMORY        worker capacity, millicores / MiB (the machine's)
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     policy: str = "bin_packing"
     seed: int = 0
     lease_ttl: int = Field(default=5, ge=1)
+    leader_ttl: int = Field(default=5, ge=1)
     name: str = Field(default_factory=socket.gethostname)
     runtime: str = "process"
     cpu: int | None = Field(default=None, ge=0)

@@ -15,7 +15,6 @@ cursor and the random policies' generator carry on from decision to decision.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from orchlive import transitions
+from orchlive.election import Election
 from orchlive.models import Node, NodeState, Resources, Task, TaskState, now
 from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
 from orchlive.transitions import Ledger
@@ -97,7 +97,16 @@ def _json(raw: bytes) -> Any:
 class Master:
     """Scheduling and health monitoring for one cluster prefix."""
 
-    def __init__(self, store: Store, policy: str, *, seed: int = 0, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: str,
+        *,
+        seed: int = 0,
+        params: dict[str, Any] | None = None,
+        candidate: str = "master",
+        leader_ttl: int = 5,
+    ) -> None:
         self.store = store
         self.keys = store.keys
         self.policy = policy
@@ -110,8 +119,8 @@ class Master:
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.decisions = 0
-        self.is_leader = asyncio.Event()
-        self.is_leader.set()  # a single master leads; election (several masters) sets/clears this
+        self.is_leader = asyncio.Event()  # set by the election while this master leads
+        self.election = Election(store, candidate, self.is_leader, ttl=leader_ttl)
         self.ready = asyncio.Event()
         self._lost_handled: set[str] = set()
 
@@ -296,24 +305,34 @@ class Master:
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
-        """Mirror etcd, then schedule on every change, for ever (etcd outages included)."""
+        """Mirror etcd, campaign for leadership, and while leading schedule on every change."""
         start = await retrying(self.load, what="master: initial load")
         watcher = asyncio.create_task(self.watch_loop(start))
+        election = asyncio.create_task(self.election.run())
         self.ready.set()
         self.wake.set()
+        leading = False
         try:
             while True:
                 await self.wake.wait()
                 self.wake.clear()
-                await self.is_leader.wait()
+                if not self.is_leader.is_set():
+                    leading = False
+                    await self.is_leader.wait()
                 try:
+                    if not leading:
+                        # Just took over: start from etcd's truth, not from what a standby saw.
+                        await self.load()
+                        self.matrix = None
+                        leading = True
                     await self.handle_lost_nodes()
                     await self.schedule_pass()
                 except StoreUnavailableError as err:
                     log.info("scheduling pass interrupted: %s; retrying", err)
                     await asyncio.sleep(0.5)
-                    with contextlib.suppress(StoreUnavailableError):
-                        await self.load()
+                    leading = False
                     self.wake.set()
         finally:
             watcher.cancel()
+            election.cancel()
+            await self.election.resign()

@@ -35,6 +35,7 @@ class LiveCluster:
         policy: str = "bin_packing",
         seed: int = 0,
         lease_ttl: int = 2,
+        leader_ttl: int = 2,
         api_token: str | None = None,
     ) -> None:
         self.etcd = etcd
@@ -43,6 +44,8 @@ class LiveCluster:
         self.policy = policy
         self.seed = seed
         self.lease_ttl = lease_ttl
+        self.leader_ttl = leader_ttl
+        self.masters: dict[int, subprocess.Popen[bytes]] = {}
         self.api_token = api_token
         self.port = free_port()
         self.master: subprocess.Popen[bytes] | None = None
@@ -71,11 +74,47 @@ class LiveCluster:
         log.close()
         return child
 
-    def start_master(self) -> None:
-        self.master = self._spawn(
-            ["master", "--port", str(self.port), "--policy", self.policy, "--seed", str(self.seed)], "master.log"
+    def start_master(self, port: int | None = None) -> int:
+        """Start a master (the first one serves ``self.url``); returns its port."""
+        port = port or (self.port if not self.masters else free_port())
+        child = self._spawn(
+            [
+                "master",
+                "--port",
+                str(port),
+                "--policy",
+                self.policy,
+                "--seed",
+                str(self.seed),
+                "--leader-ttl",
+                str(self.leader_ttl),
+            ],
+            f"master-{port}.log",
         )
-        self.wait_until(lambda: self._get_ok("/health"), timeout=20, what="master health")
+        self.masters[port] = child
+        self.master = self.master or child
+        self.wait_until(lambda: self._get_ok(f"http://127.0.0.1:{port}/health"), timeout=20, what="master health")
+        return port
+
+    def leader_ports(self) -> list[int]:
+        leaders = []
+        for port in self.masters:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json().get("leader"):
+                    leaders.append(port)
+            except (httpx.HTTPError, ValueError):
+                pass
+        return leaders
+
+    def kill_master(self, port: int, sig: int = signal.SIGKILL) -> None:
+        child = self.masters.pop(port)
+        child.send_signal(sig)
+        child.wait(timeout=10)
+        if port == self.port and self.masters:
+            # Point the client at a surviving master.
+            self.port = next(iter(self.masters))
+            self.http.close()
+            self.http = httpx.Client(base_url=self.url, timeout=10.0)
 
     def start_worker(
         self,
@@ -114,22 +153,26 @@ class LiveCluster:
         child.wait(timeout=10)
 
     def stop(self) -> None:
-        for child in [*self.workers.values(), *([self.master] if self.master else [])]:
+        children = [*self.workers.values(), *self.masters.values()]
+        for child in children:
             if child.poll() is None:
                 child.terminate()
-        for child in [*self.workers.values(), *([self.master] if self.master else [])]:
+        for child in children:
             try:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
         self.workers.clear()
+        self.masters.clear()
         self.master = None
         self.http.close()
 
     # ------------------------------------------------------------------ API helpers
     def _get_ok(self, path: str) -> bool:
         try:
+            if path.startswith("http"):
+                return httpx.get(path, timeout=2).status_code == 200
             return self.http.get(path).status_code == 200
         except httpx.HTTPError:
             return False

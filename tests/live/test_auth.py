@@ -1,0 +1,62 @@
+"""The optional bearer token, and a worker refusing an assignment beyond its capacity."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from orchlive.models import Resources, Task, TaskState
+from orchlive.store import Store
+
+pytestmark = pytest.mark.live
+
+BODY = {"name": "t", "image": "alpine", "command": ["true"], "resources": {"cpu": 100, "memory": 64}}
+
+
+def test_mutating_requests_need_the_token_when_one_is_set(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    cluster = cluster_factory(api_token="s3cret")
+    cluster.start_master()
+    cluster.start_worker("w1")
+    http = cluster.http
+    assert http.post("/api/v1/tasks", json=BODY).status_code == 401
+    assert http.post("/api/v1/tasks", json=BODY, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    created = http.post("/api/v1/tasks", json=BODY, headers={"Authorization": "Bearer s3cret"})
+    assert created.status_code == 201
+    task_id = created.json()["id"]
+    assert http.delete(f"/api/v1/tasks/{task_id}").status_code == 401
+    assert http.post("/api/v1/nodes/w1/drain").status_code == 401
+    # Reads stay open.
+    assert http.get("/api/v1/tasks").status_code == 200
+    assert http.get(f"/api/v1/tasks/{task_id}").status_code == 200
+    assert http.delete(f"/api/v1/tasks/{task_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 204
+
+
+def test_worker_rejects_an_assignment_beyond_its_capacity(cluster_factory, etcd) -> None:  # type: ignore[no-untyped-def]
+    cluster = cluster_factory()
+    cluster.start_master()
+    cluster.start_worker("w1", cpu=1000, memory=1024)
+    # Play a faulty master by hand: assign w1 a task five times its cpu.
+    task = Task(
+        name="huge",
+        image="alpine",
+        command=["true"],
+        resources=Resources(cpu=5000, memory=64),
+        state=TaskState.ASSIGNED,
+        node_id="w1",
+        attempts=1,
+    )
+
+    async def assign() -> None:
+        async with Store(etcd.endpoint, cluster.prefix) as store:
+            body = task.model_dump(mode="json")
+            await (
+                store.txn()
+                .put_json(store.keys.task(task.id), body)
+                .put(store.keys.assignment("w1", task.id), b"1")
+                .commit()
+            )
+
+    asyncio.run(assign())
+    cluster.wait_until(lambda: cluster.task(task.id)["state"] == "PENDING", timeout=10, what="requeued")
+    assert "capacity" in cluster.task(task.id)["reason"] or "0/1 nodes fit" in cluster.task(task.id)["reason"]
