@@ -15,19 +15,22 @@ from orchsim.scenario import ScenarioError, load_scenario
 
 __all__ = ["main"]
 
-_TABLE_COLUMNS = [
-    "policy",
-    "tasks_completed",
-    "unschedulable",
-    "rescheduled",
-    "mean_wait",
-    "p95_wait",
-    "p99_wait",
-    "makespan",
-    "peak_nodes_used",
-    "fragmentation",
-    "wall_seconds",
-]
+# summary column -> short header for the terminal table (the CSV keeps the full names)
+_TABLE_COLUMNS = {
+    "policy": "policy",
+    "tasks_completed": "done",
+    "tasks_running": "running",
+    "tasks_pending": "pending",
+    "unschedulable": "unsched",
+    "rescheduled": "resched",
+    "mean_wait": "wait_mean_s",
+    "p95_wait": "wait_p95_s",
+    "p99_wait": "wait_p99_s",
+    "makespan": "makespan_s",
+    "peak_nodes_used": "peak_nodes",
+    "fragmentation": "frag",
+    "wall_seconds": "wall_s",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,18 +50,19 @@ def _print_table(summary) -> None:  # type: ignore[no-untyped-def]
     from rich.console import Console
     from rich.table import Table
 
-    columns = [c for c in _TABLE_COLUMNS if c in summary.columns]
-    columns += [c for c in summary.columns if c.startswith("mean_util_")]
+    headers = {c: h for c, h in _TABLE_COLUMNS.items() if c in summary.columns}
+    headers |= {c: c.replace("mean_util_", "util_") for c in summary.columns if c.startswith("mean_util_")}
     table = Table(show_header=True, header_style="bold")
-    for column in columns:
-        table.add_column(column, justify="left" if column == "policy" else "right")
+    for column, header in headers.items():
+        table.add_column(header, justify="left" if column == "policy" else "right", no_wrap=True)
     for _, row in summary.iterrows():
         cells = []
-        for column in columns:
+        for column in headers:
             value = row[column]
             cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
         table.add_row(*cells)
-    Console().print(table)
+    # Never truncate when the output is a file or a pipe (CI logs, tests).
+    Console(width=None if sys.stdout.isatty() else 250).print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,7 +90,8 @@ def run(
         scenario = scenario.model_copy(update=updates)
 
     resources, cluster = build_cluster(scenario)
-    workload = build_workload(scenario, resources)
+    totals = dict(zip(resources, cluster.capacity.sum(axis=1).tolist(), strict=True))
+    workload = build_workload(scenario, resources, totals)
     interval = _sample_interval(scenario, workload)
     bar = None
     if progress:

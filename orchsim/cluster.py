@@ -75,5 +75,7 @@ def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluste
         columns.append(np.repeat(vec[:, None], group.count, axis=1))
         labels.extend(dict(group.labels) for _ in range(group.count))
     if len(set(ids)) != len(ids):
-        raise sc.ScenarioError("cluster.nodes: node names collide; give each group a distinct 'name'")
+        raise sc.ScenarioError(
+            f"{scenario.source}: cluster.nodes: node names collide; give each group a distinct 'name'"
+        )
     return resources, InitialCluster(ids, np.concatenate(columns, axis=1), labels)

@@ -207,9 +207,19 @@ class CsvTrace(_TraceSource):
 
 
 class OpenbTrace(_TraceSource):
-    """Alibaba openb pod list: creation and deletion times, cpu, memory, gpu."""
+    """Alibaba openb pod list: cpu, memory, gpu, and creation and deletion times.
+
+    ``mode: replay`` uses the real times. ``mode: arrivals`` replays the way the FGD paper
+    (Weng et al., ATC 2023) does: pods arrive one every ``interval`` seconds in a seeded
+    random order and never leave; with ``load``, pods are drawn (with replacement) until
+    their total GPU request reaches ``load`` times the cluster's GPU capacity (1.3 in the
+    paper), so what fails to fit measures fragmentation.
+    """
 
     kind: Literal["openb"]
+    mode: Literal["replay", "arrivals"] = "replay"
+    interval: PositiveFloat = 1.0
+    load: PositiveFloat | None = None
 
 
 class SwfTrace(_TraceSource):
@@ -321,6 +331,7 @@ class Scenario(_Strict):
     autoscaler: Autoscaler | None = None
     metrics: Metrics = Metrics()
     base_dir: Path = Field(default=Path("."), exclude=True)
+    source: str = Field(default="<scenario>", exclude=True)  # the file, for error messages
 
     @field_validator("policies")
     @classmethod
@@ -401,7 +412,7 @@ def parse_scenario(data: Any, *, source: str = "<scenario>", base_dir: Path | No
     if not isinstance(data, dict):
         raise ScenarioError(f"{source}: a scenario is a mapping of fields, got {type(data).__name__}")
     try:
-        return Scenario.model_validate({**data, "base_dir": base_dir or Path(".")})
+        return Scenario.model_validate({**data, "base_dir": base_dir or Path("."), "source": source})
     except ValidationError as err:
         raise ScenarioError(f"{source}: {_describe(err)}") from None
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchsim import scenario as sc
+from orchsim import traces
 
 __all__ = ["Workload", "build_workload", "draw"]
 
@@ -109,14 +110,47 @@ def _synthetic(source: sc.Poisson | sc.Burst | sc.Diurnal, rng: np.random.Genera
     return _Part(submit, duration, demand, dict(source.node_selector))
 
 
-def _trace(source: sc.CsvTrace | sc.OpenbTrace | sc.SwfTrace, scenario: sc.Scenario) -> _Part:
-    from orchsim import traces  # only scenarios with trace files need the loaders
+def _openb_arrivals(
+    source: sc.OpenbTrace, tasks: traces.TraceTasks, rng: np.random.Generator, gpu_capacity: float
+) -> _Part:
+    """FGD-style arrivals: seeded order, one pod per ``interval``, never leaving."""
+    n = len(tasks)
+    if source.load is None:
+        order = rng.permutation(n)
+    else:
+        gpu = tasks.resources.get("gpu", np.zeros(n))
+        if gpu_capacity <= 0 or gpu.sum() <= 0:
+            raise sc.ScenarioError(f"{source.path}: load needs GPU pods and GPU nodes")
+        target = source.load * gpu_capacity
+        # Draw in rounds until the GPU total passes the target, then cut at the crossing pod.
+        picks: list[np.ndarray] = []
+        total = 0.0
+        while total < target:
+            batch = rng.integers(0, n, size=n)
+            picks.append(batch)
+            total += float(gpu[batch].sum())
+        order = np.concatenate(picks)
+        order = order[: int(np.searchsorted(np.cumsum(gpu[order]), target)) + 1]
+    if source.limit is not None:
+        order = order[: source.limit]
+    submit = np.arange(len(order), dtype=np.float64) * source.interval
+    demand = {name: np.rint(values[order]) for name, values in tasks.resources.items()}
+    return _Part(submit, np.full(len(order), np.inf), demand, dict(source.node_selector))
 
+
+def _trace(
+    source: sc.CsvTrace | sc.OpenbTrace | sc.SwfTrace,
+    scenario: sc.Scenario,
+    rng: np.random.Generator,
+    capacity_totals: dict[str, float],
+) -> _Part:
     path = scenario.resolve(source.path)
     if isinstance(source, sc.CsvTrace):
         tasks = traces.load_csv_trace(path, rebase=source.rebase)
     elif isinstance(source, sc.OpenbTrace):
         tasks = traces.load_openb_pods(path)
+        if source.mode == "arrivals":
+            return _openb_arrivals(source, tasks, rng, capacity_totals.get("gpu", 0.0))
     else:
         tasks = traces.load_swf(
             path,
@@ -134,13 +168,16 @@ def _trace(source: sc.CsvTrace | sc.OpenbTrace | sc.SwfTrace, scenario: sc.Scena
     )
 
 
-def build_workload(scenario: sc.Scenario, resources: tuple[str, ...]) -> Workload:
+def build_workload(
+    scenario: sc.Scenario, resources: tuple[str, ...], capacity_totals: dict[str, float] | None = None
+) -> Workload:
     """Generate (or load) every task of ``scenario``, merged and sorted by submit time.
 
     Args:
         scenario: A validated scenario.
         resources: The cluster's resource names; a source asking for a resource the
             cluster lacks (with a positive amount) is a scenario error.
+        capacity_totals: Total initial capacity per resource (for load-targeted traces).
 
     Raises:
         ScenarioError: naming the workload entry and resource at fault.
@@ -150,15 +187,14 @@ def build_workload(scenario: sc.Scenario, resources: tuple[str, ...]) -> Workloa
     parts: list[_Part] = []
     for i, (source, seq) in enumerate(zip(scenario.workload, children, strict=True)):
         rng = np.random.default_rng(seq)
-        part = (
-            _synthetic(source, rng)
-            if isinstance(source, sc.Poisson | sc.Burst | sc.Diurnal)
-            else _trace(source, scenario)
-        )
+        if isinstance(source, sc.Poisson | sc.Burst | sc.Diurnal):
+            part = _synthetic(source, rng)
+        else:
+            part = _trace(source, scenario, rng, capacity_totals or {})
         for name, values in part.demand.items():
             if name not in resources and np.any(values > 0):
                 raise sc.ScenarioError(
-                    f"workload.{i}.resources.{name}: no node of the cluster has resource {name!r} "
+                    f"{scenario.source}: workload.{i}.resources.{name}: no node of the cluster has resource {name!r} "
                     f"(cluster resources: {', '.join(resources)})"
                 )
         parts.append(part)

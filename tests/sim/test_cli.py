@@ -1,0 +1,134 @@
+"""The command line: results on disk, and clear exit-2 errors for user mistakes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import SCENARIOS
+
+GOOD = """\
+version: 1
+name: tiny
+seed: 1
+policies: [bin_packing, spread]
+cluster:
+  nodes:
+    - {count: 3, capacity: {cpu: 4000, memory: 8192}}
+workload:
+  - {kind: poisson, rate: 1.0, count: 50, resources: {cpu: 500, memory: 256}, duration: {dist: exponential, mean: 5}}
+"""
+
+
+def orchsim(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orchsim", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def test_run_writes_csvs_and_plots(tmp_path: Path) -> None:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(GOOD)
+    out = tmp_path / "out"
+    result = orchsim(str(scenario), "--out", str(out), "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.policy) == ["bin_packing", "spread"]
+    for column in [
+        "tasks_submitted",
+        "tasks_completed",
+        "mean_wait",
+        "p50_wait",
+        "p95_wait",
+        "p99_wait",
+        "makespan",
+        "throughput",
+        "mean_util_cpu",
+        "mean_util_memory",
+        "peak_nodes_used",
+        "rescheduled",
+        "unschedulable",
+        "fragmentation",
+        "wall_seconds",
+    ]:
+        assert column in summary.columns, column
+    tasks = pd.read_csv(out / "tasks.csv")
+    assert len(tasks) == 100
+    assert {
+        "policy",
+        "task_id",
+        "submit_time",
+        "start_time",
+        "end_time",
+        "node",
+        "status",
+        "attempts",
+        "cpu",
+        "memory",
+    } <= set(tasks.columns)
+    series = pd.read_csv(out / "timeseries.csv")
+    assert {"time", "queue", "running", "nodes_up", "util_cpu"} <= set(series.columns)
+    for png in ("wait_cdf.png", "queue.png", "utilisation_cpu.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "bin_packing" in result.stdout
+
+
+def test_policy_flag_and_default_out_dir(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    result = orchsim("tiny.yaml", "--policy", "random", "--policy", "first_fit", "--no-plots", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv")
+    assert list(summary.policy) == ["random", "first_fit"]
+
+
+BAD_CASES = [
+    ("unknown field", GOOD.replace("seed: 1", "seed: 1\ncolour: blue"), "colour: unknown field"),
+    ("negative rate", GOOD.replace("rate: 1.0", "rate: -1.0"), "workload.0.rate"),
+    ("unknown policy", GOOD.replace("[bin_packing, spread]", "[bin_packing, tetris]"), "unknown policy 'tetris'"),
+    ("unknown distribution", GOOD.replace("dist: exponential", "dist: gamma"), "workload.0.duration"),
+    ("missing trace", GOOD + "  - {kind: trace, path: traces/nope.csv}\n", "workload.1.path: file not found"),
+    ("bad yaml", GOOD.replace("policies: [bin_packing, spread]", "policies: [bin_packing"), "not valid YAML"),
+    ("resource nobody has", GOOD.replace("memory: 256}", "memory: 256, gpu: 1000}"), "workload.0.resources.gpu"),
+]
+
+
+@pytest.mark.parametrize(("label", "text", "expected"), BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_scenarios_exit_2_with_one_clear_message(tmp_path: Path, label: str, text: str, expected: str) -> None:
+    (tmp_path / "bad.yaml").write_text(text)
+    result = orchsim("bad.yaml", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2, (label, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert "bad.yaml" in result.stderr
+    assert expected in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_malformed_trace_row_names_the_line(tmp_path: Path) -> None:
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "jobs.csv").write_text("submit_time,duration,cpu,memory\n0,10,500,256\n1,ten,500,256\n")
+    (tmp_path / "t.yaml").write_text(GOOD + "  - {kind: trace, path: traces/jobs.csv}\n")
+    result = orchsim("t.yaml", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "jobs.csv" in result.stderr and "line 3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_policy_flag(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    result = orchsim("tiny.yaml", "--policy", "nope", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown policy 'nope'" in result.stderr and "bin_packing" in result.stderr
+
+
+def test_missing_scenario_file(tmp_path: Path) -> None:
+    result = orchsim("absent.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "absent.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_shipped_headline_runs_from_repo_root() -> None:
+    assert (SCENARIOS / "burst.yaml").is_file()
