@@ -53,6 +53,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     worker.add_argument("--cpu", type=int, default=settings.cpu if settings.cpu is not None else cpu)
     worker.add_argument("--memory", type=int, default=settings.memory if settings.memory is not None else memory)
     worker.add_argument("--labels", default=settings.labels, help="k=v,k=v")
+    worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
     worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
     worker.add_argument("--data-dir", type=Path, default=settings.data_dir)
 
@@ -100,7 +101,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     from orchlive.models import Resources
-    from orchlive.runtime import make_runtime
+    from orchlive.runtime import TaskStartError, make_runtime
     from orchlive.store import Store
     from orchlive.worker import Worker
 
@@ -108,7 +109,11 @@ def run_worker(args: argparse.Namespace) -> int:
         labels = parse_labels(args.labels)
     except ValueError as err:
         raise UsageError(f"--labels: {err}") from None
-    runtime = make_runtime(args.runtime)
+    try:
+        options = {"node_id": args.name, "network": args.network} if args.runtime == "docker" else {}
+        runtime = make_runtime(args.runtime, **options)
+    except (TaskStartError, ValueError) as err:
+        raise UsageError(f"--runtime {args.runtime}: {err}") from None
     worker = Worker(
         Store(args.etcd, args.prefix),
         runtime,

@@ -14,6 +14,7 @@ flag                   environment                   meaning (default)
 --runtime              ORCH_RUNTIME                  process | docker (process)
 --cpu / --memory       ORCH_CPU / ORCH_MEMORY        worker capacity, millicores / MiB (the machine's)
 --labels               ORCH_LABELS                   worker labels, k=v,k=v
+--network              ORCH_NETWORK                  docker runtime network mode: none | host (none)
 --data-dir             ORCH_DATA_DIR                 worker scratch space for task output
 (none)                 ORCH_API_TOKEN                bearer token required on mutating requests
 =====================  ============================  ==========================================
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     leader_ttl: int = Field(default=5, ge=1)
     name: str = Field(default_factory=socket.gethostname)
     runtime: str = "process"
+    network: str = "none"
     cpu: int | None = Field(default=None, ge=0)
     memory: int | None = Field(default=None, ge=0)
     labels: str = ""

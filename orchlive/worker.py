@@ -69,6 +69,9 @@ class Worker:
         self.lease_id = 0
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
+        # Containers left by a previous incarnation of this worker, by (task, attempt):
+        # adopted if etcd still wants them, removed otherwise.
+        self.orphans: dict[tuple[str, int], Handle] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.registered = asyncio.Event()
 
@@ -174,7 +177,17 @@ class Worker:
         if task.node_id != self.node_id:
             return
         if task.state == TaskState.RUNNING:
-            # Running here before this worker (re)started: its process died with the old worker.
+            orphan = self.orphans.pop((task_id, task.attempts), None)
+            if orphan is not None:
+                # Still running from before this worker restarted (a container): adopt it.
+                log_path = self.data_dir / "logs" / f"{task.id}-{task.attempts}.log"
+                if hasattr(orphan, "log_path"):
+                    orphan.log_path = log_path  # type: ignore[attr-defined]
+                waiter = asyncio.create_task(self._supervise(task, task.attempts, orphan, log_path))
+                self.running[task_id] = _Running(task, task.attempts, orphan, waiter)
+                log.info("adopted %s for task %s", orphan.describe(), task_id)
+                return
+            # Its process died with the previous worker: run it again elsewhere or here.
             await transitions.requeue(self.store, task_id, self.node_id, "worker restarted while the task ran")
             return
         if task.state != TaskState.ASSIGNED:
@@ -226,6 +239,8 @@ class Worker:
         run = self.running.get(task.id)
         if run is not None and run.stopping:
             return  # stopped on purpose (unassigned): nothing to report
+        if reason is None:
+            reason = handle.failure_reason()
         if reason is None and exit_code != 0:
             reason = f"exited with code {exit_code}"
         tail = _tail(log_path)
@@ -253,7 +268,12 @@ class Worker:
     async def run(self) -> None:
         await retrying(self.store.connect, what="worker: connect")
         await retrying(self.register, what="worker: register")
+        self.orphans = await self.runtime.orphans()
         start = await retrying(self.reconcile, what="worker: reconcile")
+        for key, orphan in list(self.orphans.items()):
+            log.info("removing %s of task %s: no longer wanted here", orphan.describe(), key[0])
+            await orphan.kill()
+        self.orphans.clear()
         beats = asyncio.create_task(self.heartbeat_loop())
         try:
             await self.inbox_loop(start)

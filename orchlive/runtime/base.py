@@ -53,6 +53,10 @@ class Handle(Protocol):
         """A short id for logs (pid, container id)."""
         ...
 
+    def failure_reason(self) -> str | None:
+        """After ``wait``: why the runtime ended it (e.g. out of memory), if it knows."""
+        ...
+
 
 class Runtime(Protocol):
     """Starts tasks and finds the ones a previous worker incarnation left behind."""

@@ -42,6 +42,9 @@ class ProcessHandle:
     def describe(self) -> str:
         return f"pid {self.process.pid}"
 
+    def failure_reason(self) -> str | None:
+        return None
+
 
 class ProcessRuntime:
     """Runs ``command`` directly on the worker's machine."""

@@ -36,3 +36,24 @@ def cluster_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator:
     yield make
     for cluster in made:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Docker engine and a local ``alpine`` image imported from busybox (nothing is pulled).
+
+    Uses a running engine when one answers; otherwise starts a private ``dockerd`` with no
+    bridge network (``--bridge=none --iptables=false --ip-masq=false``) and stops it after.
+    Yields the DOCKER_HOST to give to workers.
+    """
+    from .docker_engine import DockerEngine
+
+    engine = DockerEngine(tmp_path_factory.mktemp("docker"))
+    reason = engine.start()
+    if reason is not None:
+        pytest.skip(f"no Docker engine can run here: {reason}")
+    try:
+        engine.import_busybox_image()
+        yield engine.host
+    finally:
+        engine.stop()

@@ -46,6 +46,7 @@ class LiveCluster:
         self.lease_ttl = lease_ttl
         self.leader_ttl = leader_ttl
         self.masters: dict[int, subprocess.Popen[bytes]] = {}
+        self.docker_host: str | None = None
         self.api_token = api_token
         self.port = free_port()
         self.master: subprocess.Popen[bytes] | None = None
@@ -61,6 +62,8 @@ class LiveCluster:
         env |= {"ORCH_ETCD": self.etcd.endpoint, "ORCH_PREFIX": self.prefix}
         if self.api_token:
             env["ORCH_API_TOKEN"] = self.api_token
+        if self.docker_host:
+            env["DOCKER_HOST"] = self.docker_host
         return env
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:

@@ -1,0 +1,125 @@
+"""The docker runtime: each task is a container with its CPU and memory limits enforced.
+
+The only module that imports the docker SDK. Containers carry labels that tie them to
+their task, placement and node (``orch.task``, ``orch.attempt``, ``orch.node``), so a
+restarted worker can find them again: it adopts those still wanted and removes the
+rest. An image is pulled only if it is not already present; a missing image that
+cannot be pulled fails the task with that reason instead of leaving it stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import docker
+import docker.errors
+
+from orchlive.runtime.base import Handle, TaskSpec, TaskStartError
+
+__all__ = ["DockerHandle", "DockerRuntime"]
+
+LABEL_TASK, LABEL_ATTEMPT, LABEL_NODE = "orch.task", "orch.attempt", "orch.node"
+
+
+class DockerHandle:
+    """A task's container."""
+
+    def __init__(self, container: Any, log_path: Any = None) -> None:
+        self.container = container
+        self.log_path = log_path
+        self.reason: str | None = None
+
+    async def wait(self) -> int:
+        result = await asyncio.to_thread(self.container.wait)
+        code = int(result.get("StatusCode", -1))
+        await asyncio.to_thread(self.container.reload)
+        state = self.container.attrs.get("State", {})
+        if state.get("OOMKilled"):
+            limit = self.container.attrs.get("HostConfig", {}).get("Memory", 0) // (1024 * 1024)
+            self.reason = f"OOMKilled: the container exceeded its {limit} MiB memory limit (exit {code})"
+        if self.log_path is not None:
+            logs = await asyncio.to_thread(self.container.logs, stdout=True, stderr=True)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self.log_path.write_bytes(logs)
+        await self._remove()
+        return code
+
+    def failure_reason(self) -> str | None:
+        return self.reason
+
+    async def kill(self) -> None:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            await asyncio.to_thread(self.container.kill)
+        await self._remove()
+
+    async def _remove(self) -> None:
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            await asyncio.to_thread(self.container.remove, force=True)
+
+    def describe(self) -> str:
+        return f"container {self.container.short_id}"
+
+
+class DockerRuntime:
+    """Runs tasks as containers on the local Docker engine (through its socket)."""
+
+    name = "docker"
+
+    def __init__(self, node_id: str = "", network: str = "none", client: Any = None) -> None:
+        if network not in ("none", "host"):
+            raise ValueError(f"docker network mode must be 'none' or 'host', got {network!r}")
+        self.node_id = node_id
+        self.network = network
+        try:
+            self.client = client or docker.from_env()
+            self.client.ping()
+        except docker.errors.DockerException as err:
+            raise TaskStartError(f"cannot reach the Docker engine: {err}") from err
+
+    async def _ensure_image(self, image: str) -> None:
+        try:
+            await asyncio.to_thread(self.client.images.get, image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        try:
+            await asyncio.to_thread(self.client.images.pull, image)
+        except docker.errors.DockerException as err:
+            raise TaskStartError(f"image {image!r} is not present and could not be pulled: {err}") from err
+
+    async def start(self, spec: TaskSpec) -> Handle:
+        await self._ensure_image(spec.image)
+        options: dict[str, Any] = {
+            "command": spec.command or None,
+            "environment": {**spec.env, "ORCH_TASK_ID": spec.task_id},
+            "labels": {LABEL_TASK: spec.task_id, LABEL_ATTEMPT: str(spec.attempt), LABEL_NODE: self.node_id},
+            "name": f"orch-{self.node_id}-{spec.task_id}-{spec.attempt}",
+            "network_mode": self.network,
+            "detach": True,
+        }
+        if spec.cpu_millis:
+            options["nano_cpus"] = spec.cpu_millis * 1_000_000  # 1000 millicores = 1e9 nano-CPUs
+        if spec.memory_mib:
+            options["mem_limit"] = f"{spec.memory_mib}m"
+            options["memswap_limit"] = f"{spec.memory_mib}m"  # no swap beyond the limit
+        try:
+            container = await asyncio.to_thread(self.client.containers.run, spec.image, **options)
+        except docker.errors.DockerException as err:
+            raise TaskStartError(f"cannot start container: {err}") from err
+        return DockerHandle(container, spec.log_path)
+
+    async def orphans(self) -> dict[tuple[str, int], Handle]:
+        """Containers this node started before a restart, by (task id, attempt)."""
+        containers = await asyncio.to_thread(
+            self.client.containers.list, all=True, filters={"label": f"{LABEL_NODE}={self.node_id}"}
+        )
+        found: dict[tuple[str, int], Handle] = {}
+        for container in containers:
+            labels = container.labels
+            found[(labels[LABEL_TASK], int(labels[LABEL_ATTEMPT]))] = DockerHandle(container)
+        return found
+
+    async def close(self) -> None:
+        self.client.close()
