@@ -104,8 +104,11 @@ def round_robin(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     n = nodes.n_nodes
     if n == 0:
         return np.zeros(0)
-    distance = (nodes.index_range - (nodes.last_placed + 1)) % n
-    return -distance.astype(np.float64)
+    # -((i - start) mod n) without an integer modulo: start - i, minus n before the cursor.
+    start = nodes.last_placed + 1
+    score = np.arange(start, start - n, -1, dtype=np.float64)
+    score[:start] -= n
+    return score
 
 
 @policy("bin_packing")
@@ -144,13 +147,20 @@ def least_allocated(
     """
     rows = _weighted_rows(nodes, weights)
     total = sum(w for _, w in rows)
-    score = np.zeros(nodes.n_nodes)
-    if total <= 0:
-        return score
+    if total <= 0 or not rows:
+        return np.zeros(nodes.n_nodes)
+    free, inv = nodes.free, nodes.inv_capacity
+    score: np.ndarray | None = None
     for r, w in rows:
-        free_frac = 1.0 - utilisation_after(nodes, request, r)
-        free_frac *= nodes.capacity[r] > 0
-        score += free_frac * (w / total)
+        # (free - request) / capacity is 1 - utilisation, and 0 where capacity is 0 (inv is 0).
+        term = free[r] - request[r]
+        term *= inv[r]
+        term *= w / total
+        if score is None:
+            score = term
+        else:
+            score += term
+    assert score is not None
     return score
 
 
@@ -215,6 +225,13 @@ def balanced(nodes: NodeMatrix, request: np.ndarray, *, resources: Sequence[str]
     if not names:
         return np.ones(nodes.n_nodes)
     fractions = [np.minimum(utilisation_after(nodes, request, name), 1.0) for name in names]
+    if len(fractions) == 2:
+        # The two-resource std in closed form: |f_cpu - f_mem| / 2.
+        gap = fractions[0] - fractions[1]
+        np.abs(gap, out=gap)
+        gap *= -0.5
+        gap += 1.0
+        return gap
     mean = sum(fractions) / len(fractions)
     var = sum((f - mean) ** 2 for f in fractions) / len(fractions)
     return 1.0 - np.sqrt(var)
@@ -301,6 +318,10 @@ def hybrid(
     if len(candidates) == 0:
         return score
     k = max(int(top_k_absolute), int(top_k_fraction * n), 1)
-    order = np.argsort(critical[candidates], kind="stable")[:k]
-    score[candidates[order[rng.integers(len(order))]]] = 1.0
+    values = critical[candidates]
+    # The j-th node in (score, node order), found by selection instead of a full sort.
+    j = int(rng.integers(min(k, len(values))))
+    v = np.partition(values, j)[j]
+    pick = np.flatnonzero(values == v)[j - np.count_nonzero(values < v)]
+    score[candidates[pick]] = 1.0
     return score

@@ -1,0 +1,158 @@
+"""Simulator speed (group ``simulation``).
+
+(a) M/M/c, 8 identical nodes, whole-node tasks, 200,000 tasks: tasks simulated per second
+    by orchsim, by Ciw (``ciw``) and by a minimal hand-written SimPy M/M/c model (a process
+    per customer, ``simpy.Resource`` servers), all in the same run. The ratio to Ciw is
+    recorded in ``extra_info`` (target: >= 2).
+(b) 1,000,000 tasks on 10,000 nodes, in a fresh process so that its peak memory is its
+    own: wall seconds and peak RSS (targets: < 60 s, < 2 GiB).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import simpy
+
+from orchsim.api import run
+from orchsim.scenario import parse_scenario
+
+SERVERS, ARRIVAL_RATE, SERVICE_RATE, TASKS = 8, 6.4, 1.0, 200_000  # rho = 0.8
+
+
+def mmc_scenario(tasks: int = TASKS) -> object:
+    return parse_scenario(
+        {
+            "version": 1,
+            "name": "mmc-bench",
+            "seed": 1,
+            "policies": ["bin_packing"],
+            "cluster": {"nodes": [{"count": SERVERS, "capacity": {"cpu": 1000, "memory": 1000}}]},
+            "workload": [
+                {
+                    "kind": "poisson",
+                    "rate": ARRIVAL_RATE,
+                    "count": tasks,
+                    "resources": {"cpu": 1000, "memory": 1000},
+                    "duration": {"dist": "exponential", "mean": 1 / SERVICE_RATE},
+                }
+            ],
+        }
+    )
+
+
+def run_orchsim() -> float:
+    """Engine time only (scenario building excluded, as Ciw's network building is)."""
+    results = run(mmc_scenario())
+    return float(results.summary["wall_seconds"].iloc[0])
+
+
+def run_ciw() -> float:
+    import ciw
+
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=ARRIVAL_RATE)],
+        service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
+        number_of_servers=[SERVERS],
+    )
+    ciw.seed(1)
+    simulation = ciw.Simulation(network)
+    began = time.perf_counter()
+    simulation.simulate_until_max_customers(TASKS, method="Finish")
+    return time.perf_counter() - began
+
+
+def run_simpy_mmc() -> float:
+    """The textbook SimPy M/M/c: a process per customer requesting a Resource of c servers."""
+    rng = np.random.default_rng(1)
+    gaps = rng.exponential(1 / ARRIVAL_RATE, TASKS)
+    services = rng.exponential(1 / SERVICE_RATE, TASKS)
+    env = simpy.Environment()
+    servers = simpy.Resource(env, capacity=SERVERS)
+    waits = np.zeros(TASKS)
+
+    def customer(i: int):  # type: ignore[no-untyped-def]
+        arrived = env.now
+        with servers.request() as request:
+            yield request
+            waits[i] = env.now - arrived
+            yield env.timeout(services[i])
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(TASKS):
+            yield env.timeout(gaps[i])
+            env.process(customer(i))
+
+    env.process(source())
+    began = time.perf_counter()
+    env.run()
+    return time.perf_counter() - began
+
+
+@pytest.fixture(scope="module")
+def baselines() -> dict[str, float]:
+    """Tasks per second of Ciw and of plain SimPy on the same workload, measured once."""
+    return {"ciw": TASKS / run_ciw(), "simpy": TASKS / run_simpy_mmc()}
+
+
+@pytest.mark.benchmark(group="simulation")
+def test_mmc_200k_tasks_beside_ciw_and_simpy(benchmark, baselines: dict[str, float]) -> None:  # type: ignore[no-untyped-def]
+    seconds = benchmark.pedantic(run_orchsim, rounds=3, iterations=1)
+    rate = TASKS / seconds
+    benchmark.extra_info.update(
+        {
+            "tasks": TASKS,
+            "orchsim_tasks_per_second": rate,
+            "ciw_tasks_per_second": baselines["ciw"],
+            "simpy_mmc_tasks_per_second": baselines["simpy"],
+            "baseline": "ciw",
+            "ratio_to_baseline": rate / baselines["ciw"],
+            "ratio_to_simpy": rate / baselines["simpy"],
+        }
+    )
+    print(
+        f"\nM/M/c {TASKS} tasks: orchsim {rate:,.0f}/s, Ciw {baselines['ciw']:,.0f}/s "
+        f"(x{rate / baselines['ciw']:.2f}), SimPy process-per-task {baselines['simpy']:,.0f}/s "
+        f"(x{rate / baselines['simpy']:.2f})"
+    )
+
+
+_BIG = """
+import json, resource, sys, time
+from orchsim.api import run
+from orchsim.scenario import parse_scenario
+n_tasks, n_nodes = int(sys.argv[1]), int(sys.argv[2])
+mean = 100.0
+rate = 0.7 * 8 * n_nodes / mean  # ~70% cpu load: mean request 1000 of 8000 millicores per node
+scenario = parse_scenario({"version": 1, "name": "big", "seed": 1, "policies": ["bin_packing"],
+    "cluster": {"nodes": [{"count": n_nodes, "capacity": {"cpu": 8000, "memory": 32768}}]},
+    "workload": [{"kind": "poisson", "rate": rate, "count": n_tasks,
+                  "resources": {"cpu": {"dist": "choice", "values": [500, 1000, 1500]},
+                                "memory": {"dist": "uniform", "low": 256, "high": 4096}},
+                  "duration": {"dist": "exponential", "mean": mean}}]})
+began = time.perf_counter()
+results = run(scenario)
+wall = time.perf_counter() - began
+print(json.dumps({"wall_seconds": wall, "engine_seconds": float(results.summary.wall_seconds[0]),
+                  "completed": int(results.summary.tasks_completed[0]),
+                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@pytest.mark.benchmark(group="simulation")
+def test_one_million_tasks_on_ten_thousand_nodes(benchmark) -> None:  # type: ignore[no-untyped-def]
+    def once() -> dict[str, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", _BIG, "1000000", "10000"], capture_output=True, text=True, check=True, timeout=900
+        )
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    result = benchmark.pedantic(once, rounds=1, iterations=1)
+    benchmark.extra_info.update(result | {"targets": "wall < 60 s, peak RSS < 2048 MiB"})
+    print(f"\n1M tasks / 10k nodes: {result}")
+    assert result["completed"] == 1_000_000
