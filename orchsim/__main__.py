@@ -1,5 +1,8 @@
 """Command line: ``python -m orchsim SCENARIO [--policy NAME ...] [--out DIR] [--seed N]``.
 
+Also ``python -m orchsim sweep ...`` (parameter grids) and ``python -m orchsim report ...``
+(an HTML comparison page).
+
 User mistakes (a bad scenario, a malformed trace, an unknown policy) exit with status 2
 and one message naming the file and the field or line; no traceback.
 """
@@ -33,9 +36,14 @@ _TABLE_COLUMNS = {
 }
 
 
+_SUBCOMMANDS = {"sweep": "orchsim.sweep", "report": "orchsim.report"}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m orchsim", description="Simulate a cluster scenario under each scheduling policy."
+        prog="python -m orchsim",
+        description="Simulate a cluster scenario under each scheduling policy "
+        "(see also: python -m orchsim sweep --help, python -m orchsim report --help).",
     )
     parser.add_argument("scenario", type=Path, help="scenario YAML file")
     parser.add_argument("--policy", action="append", dest="policies", metavar="NAME", help="policy to run (repeatable)")
@@ -66,8 +74,17 @@ def _print_table(summary) -> None:  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status."""
-    args = _parser().parse_args(argv)
+    """Run the CLI; returns the process exit status.
+
+    ``python -m orchsim SCENARIO ...`` simulates; ``python -m orchsim sweep ...`` and
+    ``python -m orchsim report ...`` hand over to ``orchsim.sweep`` and ``orchsim.report``.
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in _SUBCOMMANDS:
+        import importlib
+
+        return int(importlib.import_module(_SUBCOMMANDS[args_list[0]]).main(args_list[1:]))
+    args = _parser().parse_args(args_list)
     from orchsim.scheduling import UnknownPolicyError
     from orchsim.traces import TraceError
 
