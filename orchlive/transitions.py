@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchlive.models import Task, TaskState, now
-from orchlive.store import Entry, Store
+from orchlive.store import Entry, Store, Txn
 
 __all__ = ["Ledger", "Placement", "finish", "place", "read_ledger", "read_task", "remove", "requeue", "start"]
 
@@ -142,6 +142,26 @@ async def place(
     return applied, revision, new_ledgers
 
 
+async def _commit_releasing(store: Store, txn: Txn, task: Task) -> bool:
+    """Commit ``txn``, first adding the release of ``task``'s resources if it holds any.
+
+    The release compares the node ledger's revision and pulls the task from the worker's
+    inbox; it is built under the ledger's lock so that this process does not race itself.
+    """
+    if not (task.node_id and task.state.holds_resources):
+        applied, _ = await txn.commit()
+        return applied
+    keys = store.keys
+    async with _ledger_lock(store, task.node_id):
+        ledger, ledger_revision = await read_ledger(store, task.node_id)
+        ledger.remove(task)
+        txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
+        txn.put_json(keys.alloc(task.node_id), ledger.to_json())
+        txn.delete(keys.assignment(task.node_id, task.id))
+        applied, _ = await txn.commit()
+    return applied
+
+
 async def _with_ledger(
     store: Store,
     task_id: str,
@@ -167,16 +187,7 @@ async def _with_ledger(
         txn = store.txn().expect_revision(keys.task(task_id), revision)
         txn.put_json(keys.task(task_id), _task_json(new_task))
         txn.event(event, _task_json(new_task), now().isoformat())
-        if task.node_id and task.state.holds_resources:
-            async with _ledger_lock(store, task.node_id):
-                ledger, ledger_revision = await read_ledger(store, task.node_id)
-                ledger.remove(task)
-                txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
-                txn.put_json(keys.alloc(task.node_id), ledger.to_json())
-                txn.delete(keys.assignment(task.node_id, task_id))
-                applied, _ = await txn.commit()
-        else:
-            applied, _ = await txn.commit()
+        applied = await _commit_releasing(store, txn, task)
         if applied:
             return new_task
         attempt += 1
@@ -260,16 +271,7 @@ async def remove(store: Store, task_id: str) -> bool:
         txn = store.txn().expect_revision(keys.task(task_id), revision)
         txn.delete(keys.task(task_id)).delete(keys.logs(task_id))
         txn.event("task.deleted", _task_json(task), now().isoformat())
-        if task.node_id and task.state.holds_resources:
-            async with _ledger_lock(store, task.node_id):
-                ledger, ledger_revision = await read_ledger(store, task.node_id)
-                ledger.remove(task)
-                txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
-                txn.put_json(keys.alloc(task.node_id), ledger.to_json())
-                txn.delete(keys.assignment(task.node_id, task_id))
-                applied, _ = await txn.commit()
-        else:
-            applied, _ = await txn.commit()
+        applied = await _commit_releasing(store, txn, task)
         if applied:
             return True
         attempt += 1
