@@ -1,0 +1,66 @@
+"""The quick group: a few benchmarks that CI runs on every change, checked as ratios.
+
+Each records ``ratio`` (higher is better) against a baseline timed in the same run, so
+``check_ratios.py`` can compare it with ``baseline_quick.json`` across machines:
+
+* one ``select`` at 10,000 nodes x 4 resources for three policies, against the Go loop;
+* the M/M/c engine on 20,000 tasks, against Ciw on the same workload.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from test_policy import Clusters, LoopBaseline, assert_unchanged, record, snapshot
+from test_policy import clusters as clusters
+from test_policy import loop_baseline as loop_baseline
+from test_simulation import ARRIVAL_RATE, SERVERS, SERVICE_RATE, mmc_scenario
+
+from orchsim.api import run
+from orchsim.scheduling import select
+
+QUICK_TASKS = 20_000
+
+
+@pytest.mark.benchmark(group="quick")
+@pytest.mark.parametrize("policy", ["bin_packing", "spread", "round_robin"])
+def test_quick_decision(benchmark: Any, clusters: Clusters, loop_baseline: LoopBaseline, policy: str) -> None:
+    cluster = clusters.get(10_000, 4)
+    request = cluster.nodes.request_vector(cluster.request)
+    before = snapshot(cluster.nodes)
+    benchmark(select, cluster.nodes, request, policy)
+    assert_unchanged(cluster.nodes, before)
+    record(benchmark, cluster, policy, loop_baseline.median(cluster))
+
+
+@pytest.mark.benchmark(group="quick")
+def test_quick_mmc_beside_ciw(benchmark: Any) -> None:
+    import ciw
+
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=ARRIVAL_RATE)],
+        service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
+        number_of_servers=[SERVERS],
+    )
+    ciw.seed(1)
+    simulation = ciw.Simulation(network)
+    began = time.perf_counter()
+    simulation.simulate_until_max_customers(QUICK_TASKS, method="Finish")
+    ciw_rate = QUICK_TASKS / (time.perf_counter() - began)
+    scenario = mmc_scenario(QUICK_TASKS)
+
+    def engine_seconds() -> float:
+        return float(run(scenario).summary["wall_seconds"].iloc[0])
+
+    seconds = benchmark.pedantic(engine_seconds, rounds=3, iterations=1)
+    rate = QUICK_TASKS / seconds
+    benchmark.extra_info.update(
+        {
+            "orchsim_tasks_per_second": rate,
+            "ciw_tasks_per_second": ciw_rate,
+            "baseline": "ciw",
+            "ratio": rate / ciw_rate,
+        }
+    )
