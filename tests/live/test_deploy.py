@@ -28,13 +28,20 @@ def test_docker_compose_config_accepts_the_file() -> None:
     tool = shutil.which("docker-compose")
     if tool is None:
         pytest.skip("docker-compose is not installed (Debian: apt-get install docker-compose)")
-    out = subprocess.run([tool, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    out = subprocess.run(
+        [tool, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
 
 
-@pytest.mark.skipif(not os.environ.get("ORCH_TEST_DOCKER_BUILD"),
-                    reason="opt-in (minutes, downloads Debian packages and PyPI wheels): ORCH_TEST_DOCKER_BUILD=1")
+@pytest.mark.skipif(
+    not os.environ.get("ORCH_TEST_DOCKER_BUILD"),
+    reason="opt-in (minutes, downloads Debian packages and PyPI wheels): ORCH_TEST_DOCKER_BUILD=1",
+)
 def test_dockerfile_builds_on_a_locally_imported_base(docker_engine: str) -> None:
     env = {**os.environ, "DOCKER_HOST": docker_engine}
     have = subprocess.run(["docker", "image", "inspect", "orch-base:bookworm"], capture_output=True, env=env)
@@ -42,9 +49,18 @@ def test_dockerfile_builds_on_a_locally_imported_base(docker_engine: str) -> Non
         subprocess.run([str(ROOT / "deploy" / "build-base-image.sh")], check=True, env=env, timeout=1200)
     build = subprocess.run(
         ["docker", "build", "--network", "host", "--build-arg", "BASE=orch-base:bookworm", "-t", "orchlive:test", "."],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=1800,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
     )
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    version = subprocess.run(["docker", "run", "--rm", "--network", "none", "orchlive:test", "--help"],
-                             capture_output=True, text=True, env=env, timeout=120)
+    version = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "orchlive:test", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert version.returncode == 0 and "master" in version.stdout
