@@ -140,6 +140,7 @@ class Simulation:
 
         n = self.nodes.n_nodes
         self.node_state: list[int] = [NodeState.UP] * n
+        self._removed = np.zeros(n, dtype=bool)  # REMOVED nodes, as a mask for vectorised checks
         self.running_on: list[set[int]] = [set() for _ in range(n)]
         self.idle_since: list[float] = [0.0] * n
         self.queue: deque[int] = deque()
@@ -229,8 +230,7 @@ class Simulation:
         """True if no node that exists or may return could hold ``task`` even when empty."""
         code = self._selector_of[task]
         demand = self._demand_rows[task]
-        alive = np.array([s != NodeState.REMOVED for s in self.node_state], dtype=bool)
-        ok = alive & np.all(self.nodes.capacity >= demand[:, None], axis=0)
+        ok = ~self._removed & np.all(self.nodes.capacity >= demand[:, None], axis=0)
         if code >= 0:
             ok &= self.nodes.label_mask(self._selectors[code])
         if ok.any():
@@ -461,6 +461,7 @@ class Simulation:
         ids = [f"scaled-{start + i}" for i in range(count)]
         self.nodes.add_nodes(ids, np.repeat(vec[:, None], count, axis=1), labels=[dict(labels)] * count)
         self.node_state.extend([NodeState.UP] * count)
+        self._removed = np.concatenate([self._removed, np.zeros(count, dtype=bool)])
         self.running_on.extend(set() for _ in range(count))
         self.idle_since.extend([self.env.now] * count)
         self.nodes_up += count
@@ -482,6 +483,7 @@ class Simulation:
         # Columns are kept (indices stay valid); the node is simply gone for good.
         self._capacity_changing()
         self.node_state[node] = NodeState.REMOVED
+        self._removed[node] = True
         self.nodes.set_schedulable(node, False)
         self.nodes_up -= 1
         self.cap_total -= self.nodes.capacity[:, node]
