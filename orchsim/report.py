@@ -1,0 +1,415 @@
+"""One self-contained HTML page comparing the policies of one or more scenarios.
+
+``python -m orchsim report SCENARIO... [--out DIR] [--policy NAME ...] [--seed N]`` runs each
+scenario (every policy on identical tasks) and writes ``DIR/report.html``: a header (time,
+orchsim version, command), then per scenario its description, the summary table and the
+figures (utilisation per resource, wait-time CDF, queue length, nodes in use).
+
+The page loads nothing: no scripts, no external CSS, the figures are inline
+``data:image/png;base64`` images, and a Content-Security-Policy forbids anything else, so it
+can be mailed, attached to a CI run or opened offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import shlex
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from orchsim import plots
+from orchsim.scenario import Scenario, ScenarioError, load_scenario
+from orchsim.scheduling import UnknownPolicyError
+from orchsim.traces import TraceError
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
+    from orchsim.api import Results
+
+__all__ = ["build_report", "figure_slugs", "main", "plot_nodes_used", "scenario_description", "write_report"]
+
+DPI = 90
+FIGSIZE = (8.0, 4.0)  # inches: 720 x 360 px at DPI
+REPORT_NAME = "report.html"
+NA = "n/a"  # a statistic with no data, e.g. the wait of tasks that never started
+
+# Allows the page's own inline CSS and data: images, nothing else (no scripts, no fetches).
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1f23;
+       max-width: 1500px; margin: 0 auto; padding: 0 1.5em 3em; }
+header dl { display: grid; grid-template-columns: max-content 1fr; gap: .15em 1em; font-size: 13px; }
+header dt { color: #57606a; }
+header dd { margin: 0; }
+code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f6f8fa;
+       padding: .1em .3em; border-radius: 3px; word-break: break-all; }
+section { border-top: 2px solid #d0d7de; margin-top: 2em; }
+.facts { color: #57606a; font-size: 13px; }
+.table-wrap { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 13px; margin: .5em 0; }
+th, td { border-bottom: 1px solid #d8dee4; padding: .3em .5em; text-align: right; white-space: nowrap; }
+th { background: #f6f8fa; white-space: normal; vertical-align: bottom; }
+td:first-child, th:first-child { text-align: left; }
+tbody tr:hover { background: #f3f6fa; }
+details { margin: .5em 0 1em; }
+summary { cursor: pointer; color: #0969da; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1em; }
+figure { margin: 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eaeef2; }
+figcaption { font-size: 13px; color: #57606a; }
+"""
+
+
+# Summary column -> (header, formatter) for the main table; util_* columns are added per resource.
+def _fixed(digits: int) -> Callable[[float], str]:
+    return lambda value: NA if pd.isna(value) else f"{value:,.{digits}f}"
+
+
+_INT = _fixed(0)
+
+
+def _percent(value: float) -> str:
+    return NA if pd.isna(value) else f"{100 * value:.1f}"
+
+
+_COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "tasks_completed": ("completed", _INT),
+    "tasks_failed": ("failed", _INT),
+    "tasks_pending": ("pending", _INT),
+    "unschedulable": ("unschedulable", _INT),
+    "rescheduled": ("rescheduled", _INT),
+    "mean_wait": ("mean wait (s)", _fixed(1)),
+    "p95_wait": ("p95 wait (s)", _fixed(1)),
+    "p99_wait": ("p99 wait (s)", _fixed(1)),
+    "makespan": ("makespan (s)", _fixed(0)),
+    "throughput": ("throughput (tasks/s)", _fixed(3)),
+}
+_TAIL_COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
+    "peak_nodes_used": ("peak nodes used", _INT),
+    "fragmentation": ("stranded free capacity (%)", _percent),
+    "wall_seconds": ("engine wall time (s)", _fixed(3)),
+}
+
+
+@dataclass(frozen=True)
+class _Figure:
+    slug: str
+    title: str
+    caption: str
+    alt: str
+    draw: Callable[[plt.Axes], object]
+
+
+def plot_nodes_used(timeseries: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+    """Nodes running at least one task over time, per policy (dotted: nodes up, when it changes)."""
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        ax = plt.subplots(figsize=FIGSIZE)[1]
+    for policy, rows in timeseries.groupby("policy", sort=False):
+        (line,) = ax.step(rows["time"], rows["nodes_used"], where="post", label=str(policy))
+        if "nodes_up" in rows and rows["nodes_up"].nunique() > 1:
+            ax.step(rows["time"], rows["nodes_up"], where="post", linestyle=":", linewidth=1, color=line.get_color())
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("nodes in use (count)")
+    ax.set_title("nodes in use over time")
+    ax.set_ylim(bottom=0)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    return ax
+
+
+def _keep_overlaps_visible(ax: plt.Axes) -> None:
+    """Policies often coincide: draw earlier policies wider so every line stays visible."""
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    if len(lines) < 2:
+        return
+    for i, line in enumerate(lines):
+        line.set_linewidth(1.2 + 2.0 * (len(lines) - 1 - i) / (len(lines) - 1))
+    if ax.get_legend() is not None:
+        ax.legend()
+
+
+def _png_data_uri(draw: Callable[[plt.Axes], object]) -> tuple[str, int, int]:
+    """Draw on a fresh Agg figure; returns the PNG as a data URI, and its pixel size."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    with warnings.catch_warnings():
+        # An empty figure (e.g. no task ever started) is shown empty, not warned about.
+        warnings.filterwarnings("ignore", message="No artists with labels found")
+        draw(ax)
+        _keep_overlaps_visible(ax)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    width, height = (round(v) for v in fig.get_size_inches() * DPI)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
+
+
+def _figures(results: Results) -> list[_Figure]:
+    name = results.scenario.name
+    lines = f"one line per policy ({', '.join(results.scenario.policies)})"
+    timeseries, tasks = results.timeseries, results.tasks
+    figures = [
+        _Figure(
+            f"utilisation_{resource}",
+            f"{resource} utilisation",
+            f"allocated {resource} as a share of the live nodes' capacity (%) against simulated time (s)",
+            f"{name}: {resource} utilisation (% of live capacity) over simulated time (s), {lines}",
+            lambda ax, r=resource: plots.plot_utilisation(timeseries, r, ax),
+        )
+        for resource in results.workload.resources
+    ]
+    figures += [
+        _Figure(
+            "wait_cdf",
+            "wait-time CDF",
+            "share of the started tasks that waited at most x seconds in the queue",
+            f"{name}: cumulative share of started tasks against wait before start (s), {lines}",
+            lambda ax: plots.plot_wait_cdf(tasks, ax),
+        ),
+        _Figure(
+            "queue",
+            "queue length",
+            "tasks waiting in the queue against simulated time (s)",
+            f"{name}: queued tasks over simulated time (s), {lines}",
+            lambda ax: plots.plot_queue(timeseries, ax),
+        ),
+        _Figure(
+            "nodes_used",
+            "nodes in use",
+            "nodes running at least one task against simulated time (s); dotted: nodes up, where that changes",
+            f"{name}: nodes running at least one task over simulated time (s), {lines}",
+            lambda ax: plot_nodes_used(timeseries, ax),
+        ),
+    ]
+    return figures
+
+
+def figure_slugs(results: Results) -> list[str]:
+    """The figures the page shows for ``results``, in order (``utilisation_<resource>``, ...)."""
+    return [figure.slug for figure in _figures(results)]
+
+
+def scenario_description(scenario: Scenario) -> str:
+    """The YAML file's leading comment lines as one paragraph; the scenario's name otherwise."""
+    path = Path(scenario.source)
+    lines: list[str] = []
+    if scenario.source != "<scenario>" and path.is_file():
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            stripped = line.strip()
+            if not stripped and not lines:
+                continue
+            if not stripped.startswith("#"):
+                break
+            lines.append(stripped.lstrip("#").strip())
+    return " ".join(line for line in lines if line) or scenario.name
+
+
+def _summary_table(summary: pd.DataFrame, resources: Sequence[str]) -> str:
+    columns = {"policy": ("policy", str)} | _COLUMNS
+    for resource in resources:
+        columns[f"mean_util_{resource}"] = (f"mean {resource} util (%)", _percent)
+    columns |= _TAIL_COLUMNS
+    present = [c for c in columns if c in summary.columns]
+    table = summary[present].rename(columns={c: columns[c][0] for c in present})
+    formatters = {columns[c][0]: columns[c][1] for c in present}
+    return table.to_html(index=False, border=0, na_rep=NA, formatters=formatters, classes="summary", escape=True)
+
+
+def _full_table(summary: pd.DataFrame) -> str:
+    return summary.to_html(
+        index=False, border=0, na_rep=NA, float_format=lambda v: f"{v:.6g}", classes="full", escape=True
+    )
+
+
+def _section(index: int, results: Results) -> str:
+    scenario = results.scenario
+    esc = html.escape
+    anchor = f"s{index}-{scenario.name}"
+    facts = [
+        f"seed {scenario.seed}",
+        f"{len(results.workload):,} tasks",
+        f"policies: {', '.join(scenario.policies)}",
+    ]
+    if scenario.source != "<scenario>":
+        facts.append(f"file: {scenario.source}")
+    parts = [
+        f'<section id="{esc(anchor)}">',
+        f"<h2>{esc(scenario.name)}</h2>",
+        f"<p>{esc(scenario_description(scenario))}</p>",
+        f'<p class="facts">{esc(" · ".join(facts))}</p>',
+        "<h3>Summary</h3>",
+        '<p class="facts">Waits are over the tasks that started; utilisation is the exact time-weighted '
+        "allocated share of live capacity; stranded free capacity (fragmentation) is the mean share of "
+        "free capacity on nodes too full for the median request.</p>",
+        f'<div class="table-wrap">{_summary_table(results.summary, results.workload.resources)}</div>',
+        "<details><summary>All summary columns</summary>",
+        f'<div class="table-wrap">{_full_table(results.summary)}</div>',
+        "</details>",
+        "<h3>Figures</h3>",
+        '<div class="figures">',
+    ]
+    for figure in _figures(results):
+        uri, width, height = _png_data_uri(figure.draw)
+        parts.append(
+            f'<figure id="{esc(anchor)}-{esc(figure.slug)}">'
+            f'<img src="{uri}" alt="{esc(figure.alt)}" width="{width}" height="{height}" '
+            f'data-figure="{esc(figure.slug)}">'
+            f"<figcaption><strong>{esc(figure.title)}</strong>: {esc(figure.caption)}</figcaption></figure>"
+        )
+    parts += ["</div>", "</section>"]
+    return "\n".join(parts)
+
+
+def _default_command(results: Sequence[Results]) -> str:
+    args = ["python", "-m", "orchsim", "report"]
+    args += [r.scenario.source if r.scenario.source != "<scenario>" else f"<{r.scenario.name}>" for r in results]
+    return shlex.join(args)
+
+
+def build_report(results: Sequence[Results], *, command: str | None = None, generated: datetime | None = None) -> str:
+    """The HTML page comparing the policies of each run in ``results``.
+
+    Args:
+        results: One ``orchsim.api.run`` result per scenario, in page order.
+        command: The command line shown in the header (default: the equivalent
+            ``python -m orchsim report`` call).
+        generated: The time shown in the header (default: now, UTC).
+
+    Returns:
+        A complete, self-contained HTML document (no scripts, no external resources).
+    """
+    from orchsim import __version__
+
+    esc = html.escape
+    generated = generated or datetime.now(UTC)
+    command = command if command is not None else _default_command(results)
+    names = [r.scenario.name for r in results]
+    title = "orchsim report: " + (", ".join(names) if names else "no scenarios")
+    toc = "".join(f'<li><a href="#s{i}-{esc(name)}">{esc(name)}</a></li>' for i, name in enumerate(names))
+    head = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{esc(title)}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        "<header>",
+        f"<h1>{esc(title)}</h1>",
+        "<dl>",
+        f'<dt>generated</dt><dd><time datetime="{esc(generated.isoformat())}">'
+        f"{esc(generated.strftime('%Y-%m-%d %H:%M:%S %Z').strip())}</time></dd>",
+        f"<dt>orchsim</dt><dd>{esc(__version__)}</dd>",
+        f"<dt>command</dt><dd><code>{esc(command)}</code></dd>",
+        "</dl>",
+        f"<nav><ul>{toc}</ul></nav>" if len(names) > 1 else "",
+        "<p>Every policy of a scenario runs on identical tasks (common random numbers). "
+        "Units: CPU in millicores, memory in MiB, GPU in milli-GPU, time in simulated seconds.</p>",
+        "</header>",
+        "<main>",
+    ]
+    body = [_section(i, r) for i, r in enumerate(results)]
+    return "\n".join([*head, *body, "</main>", "</body>", "</html>", ""])
+
+
+def write_report(
+    scenarios: Sequence[str | Path | Scenario],
+    out_dir: str | Path,
+    *,
+    policies: Sequence[str] | None = None,
+    seed: int | None = None,
+    command: str | None = None,
+) -> Path:
+    """Run each scenario (every policy) and write ``out_dir/report.html``; returns its path.
+
+    Raises:
+        ScenarioError, TraceError, UnknownPolicyError: for a bad scenario, trace or policy
+            name; every file is loaded before anything runs.
+        OSError: ``out_dir`` cannot be created or written.
+    """
+    from orchsim.api import run
+    from orchsim.scheduling import POLICIES
+
+    for name in policies or ():
+        POLICIES.spec(name)  # fail before anything runs
+    loaded = [s if isinstance(s, Scenario) else load_scenario(s) for s in scenarios]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the runs
+    results = [run(s, policies=policies, seed=seed) for s in loaded]
+    if command is None:
+        command = _default_command(results)
+        if policies:
+            command += "".join(f" --policy {shlex.quote(p)}" for p in policies)
+        if seed is not None:
+            command += f" --seed {seed}"
+        command += f" --out {shlex.quote(str(out_dir))}"
+    page = build_report(results, command=command)
+    path = out / REPORT_NAME
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchsim report",
+        description="Run scenarios under each policy and write one self-contained HTML page "
+        "(tables and embedded PNG figures) comparing the policies.",
+    )
+    parser.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO", help="scenario YAML file(s)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("results") / "report",
+        metavar="DIR",
+        help="output folder for report.html (default results/report/)",
+    )
+    parser.add_argument("--policy", action="append", dest="policies", metavar="NAME", help="policy to run (repeatable)")
+    parser.add_argument("--seed", type=int, metavar="N", help="override every scenario's seed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m orchsim report ...``; returns the exit status (2 for user mistakes)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    policies = list(dict.fromkeys(args.policies)) if args.policies else None
+    command = shlex.join(["python", "-m", "orchsim", "report", *argv])
+    try:
+        path = write_report(args.scenarios, args.out, policies=policies, seed=args.seed, command=command)
+    except (ScenarioError, TraceError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except UnknownPolicyError as err:
+        print(f"error: --policy: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # --out not writable
+        print(f"error: cannot write {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
