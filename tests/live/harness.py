@@ -60,6 +60,7 @@ class LiveCluster:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
         env |= {"ORCH_ETCD": self.etcd.endpoint, "ORCH_PREFIX": self.prefix}
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # this checkout's code
         if self.api_token:
             env["ORCH_API_TOKEN"] = self.api_token
         if self.docker_host:

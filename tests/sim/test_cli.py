@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import SCENARIOS
+from .conftest import ROOT, SCENARIOS
 
 GOOD = """\
 version: 1
@@ -25,8 +26,10 @@ workload:
 
 
 def orchsim(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # This checkout's code, whatever the editable install points at.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [sys.executable, "-m", "orchsim", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+        [sys.executable, "-m", "orchsim", *args], capture_output=True, text=True, cwd=cwd, timeout=120, env=env
     )
 
 

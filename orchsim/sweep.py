@@ -1,0 +1,615 @@
+"""Parameter sweeps: policies x one scenario parameter x seeds, with confidence intervals.
+
+``python -m orchsim sweep SCENARIO --param workload.0.rate --values 1,1.5,2 --seeds 5``
+runs the scenario once per (value, seed), every policy inside each run, and prints one row
+per (value, policy): the mean of each metric over the seeds and its Student-t interval.
+
+One simulation result is one draw; whether ``spread`` really beats ``bin_packing`` at a
+given load, or how fast waits grow with the arrival rate, only shows over replications.
+Design choices, and why:
+
+- A job is one (value, seed): ``orchsim.api.run`` runs every policy of it on identical
+  tasks (common random numbers), so policies in a cell are compared on the same draws.
+  The same seeds are used for every value, so a curve over the values is not jagged with
+  sampling noise that differs from point to point.
+- Each job depends only on its scenario data, policies and seed, so results are the same
+  whatever process runs it and in whatever order; only ``wall_seconds`` varies.
+- The parameter is a dotted path into the scenario data (``cluster.nodes.0.count``), and
+  every variant is re-validated by ``parse_scenario``: pydantic keeps integer fields
+  integers and rejects a bad value with the same message a YAML file would get, before
+  any simulation starts.
+- Jobs cross process boundaries as plain dicts, not ``Scenario`` objects: they pickle
+  cheaply and re-validate in the worker. Workers start with the platform's default method;
+  a policy registered at run time (in a notebook) reaches them with ``fork`` (Linux), and
+  elsewhere must live in an importable module, or use ``processes=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import numbers
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from orchsim.scheduling import POLICIES, UnknownPolicyError
+from orchsim.traces import TraceError
+
+__all__ = ["DEFAULT_METRICS", "SweepError", "main", "summarize", "sweep", "sweep_replications"]
+
+#: Summary columns aggregated by default (those a run produced; ``mean_util_cpu`` needs a cpu resource).
+DEFAULT_METRICS: tuple[str, ...] = (
+    "mean_wait",
+    "p95_wait",
+    "makespan",
+    "throughput",
+    "peak_nodes_used",
+    "fragmentation",
+    "unschedulable",
+    "tasks_pending",
+    "mean_util_cpu",
+    "wall_seconds",
+)
+
+Number = int | float
+
+
+class SweepError(ValueError):
+    """A sweep that cannot run as asked (mismatched arguments, bad values, unknown metric)."""
+
+
+# --------------------------------------------------------------------- parameter paths
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _walk(data: dict[str, Any], path: str, source: str) -> tuple[Any, str | int]:
+    """The container holding ``path``'s leaf, and the leaf's key; a missing step names the path."""
+    parts = path.split(".")
+    if not path or any(not p for p in parts):
+        raise ScenarioError(f"{source}: parameter {path!r}: not a dotted path such as workload.0.rate")
+    node: Any = data
+    for i, part in enumerate(parts):
+        parent = ".".join(parts[:i]) or "the scenario"
+        key: str | int
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(
+                    f"{source}: parameter {path}: {parent} is a list of {len(node)}, "
+                    f"so {part!r} must be an index from 0 to {len(node) - 1}"
+                )
+            key = int(part)
+        elif isinstance(node, dict):
+            if part not in node:
+                fields = ", ".join(map(str, node)) or "nothing"
+                raise ScenarioError(f"{source}: parameter {path}: {parent} has no field {part!r} (it has: {fields})")
+            key = part
+        else:
+            raise ScenarioError(f"{source}: parameter {path}: {parent} is {_kind(node)}, it has no field {part!r}")
+        if i == len(parts) - 1:
+            return node, key
+        node = node[key]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_leaf(data: dict[str, Any], path: str, source: str) -> None:
+    """Refuse a path whose current value a number cannot sensibly replace."""
+    if path == "seed":
+        raise ScenarioError(f"{source}: parameter seed: the seed is set per replication (seeds=), not swept")
+    container, key = _walk(data, path, source)
+    current = container[key]
+    if current is None or _is_number(current):
+        return
+    if isinstance(current, dict) and current.get("dist") == "constant":
+        return  # a bare number is a constant distribution: the shorthand YAML allows
+    if isinstance(current, dict) and "dist" in current:
+        numeric = [f"{path}.{k}" for k, v in current.items() if _is_number(v)]
+        hint = f"; sweep one of its numbers: {', '.join(numeric)}" if numeric else ""
+        raise ScenarioError(f"{source}: parameter {path}: is a distribution ({current['dist']}), not a number{hint}")
+    raise ScenarioError(f"{source}: parameter {path}: not a numeric field (it is {_kind(current)})")
+
+
+def _as_number(value: Any, what: str) -> Number:
+    if not _is_number(value):
+        raise SweepError(f"{what}: {value!r} is not a number")
+    number = value.item() if isinstance(value, np.generic) else value
+    if isinstance(number, float) and not math.isfinite(number):
+        raise SweepError(f"{what}: {value!r} is not a finite number")
+    return int(number) if isinstance(number, numbers.Integral) else float(number)
+
+
+def _variant(scenario: Scenario, data: dict[str, Any], path: str, value: Number) -> tuple[dict[str, Any], Number]:
+    """Scenario data with ``path`` set to ``value``, validated; and the value as validated."""
+    changed = copy.deepcopy(data)
+    container, key = _walk(changed, path, scenario.source)
+    container[key] = value
+    try:
+        parsed = parse_scenario(changed, source=scenario.source, base_dir=scenario.base_dir)
+    except ScenarioError as err:
+        raise ScenarioError(f"{err} (parameter {path} = {value!r})") from None
+    validated = parsed.model_dump(mode="json")
+    container, key = _walk(validated, path, scenario.source)
+    stored = container[key]
+    if isinstance(stored, dict):  # a constant distribution
+        stored = stored["value"]
+    return validated, stored
+
+
+# --------------------------------------------------------------------- jobs
+@dataclass(frozen=True)
+class _Job:
+    """One simulation (all policies, one seed, one parameter value), as picklable plain data."""
+
+    data: dict[str, Any]
+    source: str
+    base_dir: str
+    policies: tuple[str, ...]
+    seed: int
+
+
+def _run_job(job: _Job) -> list[dict[str, Any]]:
+    """Run one job; module-level so a process pool can pickle it. Returns the summary rows."""
+    from orchsim.api import run
+
+    scenario = parse_scenario(job.data, source=job.source, base_dir=Path(job.base_dir))
+    return run(scenario, policies=list(job.policies), seed=job.seed).summary.to_dict("records")
+
+
+def _seed_list(seeds: Sequence[int] | int, base: int) -> list[int]:
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise SweepError(f"seeds: need at least 1 replication, got {seeds}")
+        # Consecutive seeds are independent streams: the engine and workload feed them to SeedSequence.
+        return [base + i for i in range(int(seeds))]
+    chosen = []
+    for seed in seeds:
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise SweepError(f"seeds: {seed!r} is not an integer")
+        chosen.append(int(seed))
+    if not chosen:
+        raise SweepError("seeds: the list is empty")
+    if len(set(chosen)) != len(chosen):
+        raise SweepError(f"seeds: a seed is listed twice: {chosen}")
+    return chosen
+
+
+def _policy_list(policies: Sequence[str] | None, scenario: Scenario) -> list[str]:
+    if isinstance(policies, str):
+        raise SweepError(f"policies: a list of names, got the string {policies!r}")
+    names = list(policies if policies else scenario.policies)
+    for name in names:
+        POLICIES.spec(name)  # UnknownPolicyError lists the registered names
+    if len(set(names)) != len(names):
+        raise SweepError(f"policies: a policy is listed twice: {names}")
+    return names
+
+
+def _execute(jobs: list[_Job], processes: int | None, progress: bool) -> list[list[dict[str, Any]]]:
+    """Run ``jobs``, in a process pool unless one process; results in job order."""
+    workers = (os.cpu_count() or 1) if processes is None else processes
+    if workers < 1:
+        raise SweepError(f"processes: need at least 1, got {workers}")
+    workers = min(workers, len(jobs))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="run", desc="sweep", delay=1.0, leave=False)
+    try:
+        if workers == 1:
+            results = []
+            for job in jobs:
+                results.append(_run_job(job))
+                if bar is not None:
+                    bar.update()
+            return results
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures: dict[Future[list[dict[str, Any]]], int] = {
+                pool.submit(_run_job, job): i for i, job in enumerate(jobs)
+            }
+            collected: dict[int, list[dict[str, Any]]] = {}
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    if future.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise future.exception()  # type: ignore[misc]
+                    collected[futures[future]] = future.result()
+                    if bar is not None:
+                        bar.update()
+            return [collected[i] for i in range(len(jobs))]
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+# --------------------------------------------------------------------- public API
+def sweep_replications(
+    scenario: Scenario | str | Path,
+    *,
+    parameter: str | None = None,
+    values: Iterable[Number] | None = None,
+    policies: Sequence[str] | None = None,
+    seeds: Sequence[int] | int = 5,
+    processes: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Run the grid and return every replication, one row per (value, policy, seed).
+
+    Keep this frame when the interval table is not the end: it can be re-aggregated with
+    another confidence level or metric (``summarize``) without simulating again, and paired
+    differences between policies can be computed from it (rows with the same value and seed
+    share their tasks).
+
+    Args:
+        scenario: A scenario object or the path of a YAML file.
+        parameter: Dotted path of a numeric field of the scenario data, e.g.
+            ``workload.0.rate`` or ``cluster.nodes.0.count``; ``None`` to replicate only.
+        values: The values ``parameter`` takes (sorted ascending in the output).
+        policies: Policy names; default the scenario's.
+        seeds: A number of replications (seeds ``scenario.seed``, ``scenario.seed + 1``, ...)
+            or the explicit seeds.
+        processes: Worker processes (default ``os.cpu_count()``); 1 runs in this process.
+        progress: Show a progress bar over the runs (after a second).
+
+    Returns:
+        Columns ``<parameter>`` (if given), ``policy``, ``seed``, then every summary column
+        of ``orchsim.api.run``.
+
+    Raises:
+        ScenarioError: a bad scenario, or a parameter path or value it rejects (named).
+        UnknownPolicyError: a policy that is not registered.
+        SweepError: mismatched or malformed arguments.
+        TraceError: a trace file that cannot be read.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if (parameter is None) != (values is None):
+        raise SweepError("parameter and values go together: give both or neither")
+    names = _policy_list(policies, scenario)
+    seed_list = _seed_list(seeds, scenario.seed)
+    data = scenario.model_dump(mode="json")
+
+    variants: list[tuple[Number | None, dict[str, Any]]]
+    if parameter is None:
+        variants = [(None, data)]
+    else:
+        assert values is not None
+        numbers_in = [_as_number(v, f"values for {parameter}") for v in values]
+        if not numbers_in:
+            raise SweepError(f"values for {parameter}: the list is empty")
+        _check_leaf(data, parameter, scenario.source)
+        variants = []
+        for value in numbers_in:
+            validated, stored = _variant(scenario, data, parameter, value)
+            variants.append((stored, validated))
+        stored_values = [v for v, _ in variants]
+        if len(set(stored_values)) != len(stored_values):
+            raise SweepError(f"values for {parameter}: a value is listed twice (as validated: {stored_values})")
+        variants.sort(key=lambda item: item[0])  # type: ignore[arg-type, return-value]
+
+    jobs = [
+        _Job(data=variant, source=scenario.source, base_dir=str(scenario.base_dir), policies=tuple(names), seed=seed)
+        for _, variant in variants
+        for seed in seed_list
+    ]
+    outputs = _execute(jobs, processes, progress)
+
+    rows = []
+    for index, summaries in enumerate(outputs):
+        value = variants[index // len(seed_list)][0]
+        seed = seed_list[index % len(seed_list)]
+        for summary in summaries:
+            row: dict[str, Any] = {} if parameter is None else {parameter: value}
+            row["policy"] = summary.pop("policy")
+            row["seed"] = seed
+            rows.append(row | summary)
+    raw = pd.DataFrame(rows)
+    # Policies in the order given within each value; seeds in the order given.
+    order = {name: i for i, name in enumerate(names)}
+    keys = [parameter] if parameter is not None else []
+    raw["_policy_order"] = raw["policy"].map(order)
+    raw["_row"] = range(len(raw))
+    raw = raw.sort_values([*keys, "_policy_order", "_row"], kind="stable")
+    return raw.drop(columns=["_policy_order", "_row"]).reset_index(drop=True)
+
+
+def _t_interval(sample: np.ndarray, confidence: float) -> tuple[float, float, float]:
+    """Mean and two-sided Student-t interval; NaN bounds with fewer than two values."""
+    from scipy import stats
+
+    n = len(sample)
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(sample.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * float(sample.std(ddof=1)) / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def summarize(raw: pd.DataFrame, *, metrics: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
+    """Aggregate replications into one row per cell with Student-t confidence intervals.
+
+    A cell is the combination of the columns before ``seed`` (the parameter, if any, and
+    ``policy``), so a ``sweep_replications.csv`` read back with pandas aggregates the same
+    way. The t interval assumes the per-seed results are independent and roughly normal
+    (means of many tasks are); it is wide with few seeds, which is the honest answer.
+
+    Args:
+        raw: A frame from ``sweep_replications`` (or its CSV).
+        metrics: Summary columns to aggregate; default ``DEFAULT_METRICS`` that are present.
+        confidence: Two-sided confidence level, in (0, 1).
+
+    Returns:
+        The cell columns, ``replications``, then ``<metric>_mean``, ``<metric>_ci_low`` and
+        ``<metric>_ci_high`` per metric, cells in the order they first appear in ``raw``.
+        A NaN result (e.g. the wait when no task started) is left out of its metric's
+        interval; with one value the bounds are NaN.
+
+    Raises:
+        SweepError: ``raw`` is not a replications frame, an unknown or non-numeric metric,
+            or a confidence outside (0, 1).
+    """
+    if not 0 < confidence < 1:
+        raise SweepError(f"confidence: must be between 0 and 1, got {confidence}")
+    if "seed" not in raw.columns or "policy" not in raw.columns:
+        raise SweepError("not a replications frame: it needs 'policy' and 'seed' columns")
+    keys = list(raw.columns[: raw.columns.get_loc("seed")])
+    numeric = [c for c in raw.columns[raw.columns.get_loc("seed") + 1 :] if pd.api.types.is_numeric_dtype(raw[c].dtype)]
+    if metrics is None:
+        chosen = [m for m in DEFAULT_METRICS if m in numeric]
+    else:
+        chosen = list(dict.fromkeys(metrics))
+        unknown = [m for m in chosen if m not in numeric]
+        if unknown:
+            raise SweepError(f"metric {', '.join(unknown)}: not a numeric summary column (have: {', '.join(numeric)})")
+    columns = [*keys, "replications"] + [f"{m}_{s}" for m in chosen for s in ("mean", "ci_low", "ci_high")]
+    rows = []
+    for key, group in raw.groupby(keys, sort=False):
+        row: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        row["replications"] = len(group)
+        for metric in chosen:
+            sample = group[metric].to_numpy(dtype=float)
+            mean, low, high = _t_interval(sample[~np.isnan(sample)], confidence)
+            row |= {f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def sweep(
+    scenario: Scenario | str | Path,
+    *,
+    parameter: str | None = None,
+    values: Iterable[Number] | None = None,
+    policies: Sequence[str] | None = None,
+    seeds: Sequence[int] | int = 5,
+    processes: int | None = None,
+    metrics: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Run ``scenario`` over policies x parameter values x seeds; one row per (value, policy).
+
+    ``sweep_replications`` followed by ``summarize``; call those two to keep the
+    per-seed rows as well.
+
+    Args:
+        scenario: A scenario object or the path of a YAML file.
+        parameter: Dotted path of a numeric field, e.g. ``workload.0.rate``; ``None`` to
+            replicate only (one row per policy).
+        values: The values ``parameter`` takes.
+        policies: Policy names; default the scenario's.
+        seeds: A number of replications, or the explicit seeds.
+        processes: Worker processes (default ``os.cpu_count()``); 1 runs in this process.
+        metrics: Summary columns to aggregate; default ``DEFAULT_METRICS`` that are present.
+        confidence: Level of the two-sided Student-t intervals.
+        progress: Show a progress bar over the runs.
+
+    Returns:
+        ``<parameter>``, ``policy``, ``replications``, and ``<metric>_mean``,
+        ``<metric>_ci_low``, ``<metric>_ci_high`` per metric; sorted by value, then
+        policies in the order given.
+
+    Raises:
+        ScenarioError: a bad scenario, or a parameter path or value it rejects (named).
+        UnknownPolicyError: a policy that is not registered.
+        SweepError: mismatched or malformed arguments, an unknown metric.
+        TraceError: a trace file that cannot be read.
+    """
+    if not 0 < confidence < 1:  # before simulating, not after
+        raise SweepError(f"confidence: must be between 0 and 1, got {confidence}")
+    raw = sweep_replications(
+        scenario,
+        parameter=parameter,
+        values=values,
+        policies=policies,
+        seeds=seeds,
+        processes=processes,
+        progress=progress,
+    )
+    return summarize(raw, metrics=metrics, confidence=confidence)
+
+
+# --------------------------------------------------------------------- command line
+def _parse_values(text: str) -> list[Number]:
+    """``1,1.5,2`` -> [1, 1.5, 2]; integers stay integers so integer fields accept them."""
+    values: list[Number] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        number: Number
+        try:
+            number = int(token)
+        except ValueError:
+            try:
+                number = float(token)
+            except ValueError:
+                raise SweepError(f"--values: {token!r} is not a number") from None
+        if not math.isfinite(number):
+            raise SweepError(f"--values: {token!r} is not a finite number")
+        values.append(number)
+    if not values:
+        raise SweepError("--values: no values given")
+    return values
+
+
+def _parse_seeds(text: str) -> int | list[int]:
+    """``5`` is a count of replications; ``1,2,3`` (or ``7,`` for one) lists the seeds."""
+    tokens = [t.strip() for t in text.split(",")]
+    try:
+        if len(tokens) == 1:
+            return int(tokens[0])
+        return [int(t) for t in tokens if t]
+    except ValueError:
+        raise SweepError(f"--seeds: {text!r} is neither a count (5) nor a list of integer seeds (1,2,3)") from None
+
+
+# metric -> terminal header; the CSV keeps the full column names
+_SHORT = {
+    "mean_wait": "wait_mean_s",
+    "p95_wait": "wait_p95_s",
+    "makespan": "makespan_s",
+    "throughput": "tput_per_s",
+    "peak_nodes_used": "peak_nodes",
+    "fragmentation": "frag",
+    "unschedulable": "unsched",
+    "tasks_pending": "pending",
+    "mean_util_cpu": "util_cpu",
+    "wall_seconds": "wall_s",
+}
+
+
+def _fmt(x: float, digits: int) -> str:
+    # Significant digits, but 12345 rather than 1.234e+04.
+    return f"{x:.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
+
+
+def _cell(mean: float, low: float, high: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    if math.isnan(low):
+        return _fmt(mean, 4)
+    return f"{_fmt(mean, 4)} ± {_fmt((high - low) / 2, 2)}"
+
+
+def _print_table(table: pd.DataFrame, metrics: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = list(table.columns[: table.columns.get_loc("replications")])
+    out = Table(show_header=True, header_style="bold")
+    for key in keys:
+        out.add_column(key, justify="left" if key == "policy" else "right", no_wrap=True)
+    out.add_column("n", justify="right")
+    for metric in metrics:
+        out.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
+    for _, row in table.iterrows():
+        cells = [str(row[key]) for key in keys] + [str(row["replications"])]
+        cells += [_cell(row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in metrics]
+        out.add_row(*cells)
+    # Never truncate when the output is a file or a pipe (CI logs, tests).
+    Console(width=None if sys.stdout.isatty() else 250).print(out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchsim sweep",
+        description="Run a scenario over policies x values of one parameter x seeds (in parallel) "
+        "and print each metric's mean and Student-t confidence interval per (value, policy).",
+    )
+    parser.add_argument("scenario", type=Path, help="scenario YAML file")
+    parser.add_argument("--param", metavar="PATH", help="dotted path of a numeric field, e.g. workload.0.rate")
+    parser.add_argument("--values", metavar="LIST", help="comma-separated values for --param, e.g. 1,1.5,2")
+    parser.add_argument("--policy", action="append", dest="policies", metavar="NAME", help="policy (repeatable)")
+    parser.add_argument(
+        "--seeds", default="5", metavar="N|LIST", help="replications (5, the default) or explicit seeds (1,2,3; 7,)"
+    )
+    parser.add_argument("--processes", type=int, metavar="N", help="worker processes (default: CPU count)")
+    parser.add_argument(
+        "--metric", action="append", dest="metrics", metavar="NAME", help="summary column to aggregate (repeatable)"
+    )
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default results/<name>/sweep/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m orchsim sweep ...``; returns the exit status (2 for user mistakes).
+
+    Writes ``sweep_replications.csv`` before aggregating, so a run is never lost to a
+    mistyped ``--metric``.
+    """
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        if (args.param is None) != (args.values is None):
+            raise SweepError("--param and --values go together: give both or neither")
+        if not 0 < args.confidence < 1:
+            raise SweepError(f"--confidence: must be between 0 and 1, got {args.confidence}")
+        values = _parse_values(args.values) if args.values is not None else None
+        seeds = _parse_seeds(args.seeds)
+        scenario = load_scenario(args.scenario)
+        policies = list(dict.fromkeys(args.policies)) if args.policies else None
+        raw = sweep_replications(
+            scenario,
+            parameter=args.param,
+            values=values,
+            policies=policies,
+            seeds=seeds,
+            processes=args.processes,
+            progress=not args.quiet,
+        )
+        out = args.out or Path("results") / scenario.name / "sweep"
+        out.mkdir(parents=True, exist_ok=True)
+        raw.to_csv(out / "sweep_replications.csv", index=False, float_format="%.6f")
+        try:
+            table = summarize(raw, metrics=args.metrics, confidence=args.confidence)
+        except SweepError as err:
+            raise SweepError(f"{err}; the runs are saved in {out / 'sweep_replications.csv'}") from None
+        table.to_csv(out / "sweep.csv", index=False, float_format="%.6f")
+    except (ScenarioError, TraceError, SweepError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except UnknownPolicyError as err:
+        print(f"error: --policy: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # --out not writable
+        print(f"error: cannot write {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    metrics = [c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")]
+    _print_table(table, metrics)
+    level = f"{args.confidence:.0%}" if args.confidence * 100 == round(args.confidence * 100) else str(args.confidence)
+    seeds_used = ", ".join(map(str, raw.seed.unique()))
+    if raw.seed.nunique() > 1:
+        print(f"mean ± half-width of the {level} Student-t interval over seeds {seeds_used}")
+    else:
+        print(f"one seed ({seeds_used}): no interval")
+    print(f"wrote {out}/sweep.csv, sweep_replications.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

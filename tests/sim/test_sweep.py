@@ -1,0 +1,286 @@
+"""Parameter sweeps: grid shape, intervals, determinism across processes, path errors, CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from orchsim.scenario import Scenario, ScenarioError, parse_scenario
+from orchsim.scheduling import UnknownPolicyError
+from orchsim.sweep import DEFAULT_METRICS, SweepError, main, summarize, sweep, sweep_replications
+
+from .conftest import ROOT
+
+RATE = "workload.0.rate"
+POLICIES = ["spread", "bin_packing"]  # not alphabetical: the output keeps this order
+SEEDS = [1, 2, 3]
+
+TINY_YAML = """\
+version: 1
+name: tiny
+seed: 1
+policies: [bin_packing, spread]
+cluster:
+  nodes:
+    - {count: 3, capacity: {cpu: 4000, memory: 8192}}
+workload:
+  - kind: poisson
+    rate: 1.0
+    count: 200
+    resources: {cpu: {dist: choice, values: [500, 1000, 2000]}, memory: 256}
+    duration: {dist: exponential, mean: 10}
+"""
+
+
+def tiny_data() -> dict[str, Any]:
+    return {
+        "version": 1,
+        "name": "tiny",
+        "seed": 1,
+        "policies": ["bin_packing", "spread"],
+        "cluster": {"nodes": [{"count": 3, "capacity": {"cpu": 4000, "memory": 8192}}]},
+        "workload": [
+            {
+                "kind": "poisson",
+                "rate": 1.0,
+                "count": 300,
+                "resources": {"cpu": {"dist": "choice", "values": [500, 1000, 2000]}, "memory": 256},
+                "duration": {"dist": "exponential", "mean": 10},
+            }
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny() -> Scenario:
+    return parse_scenario(tiny_data(), source="tiny")
+
+
+@pytest.fixture(scope="module")
+def raw(tiny: Scenario) -> pd.DataFrame:
+    # Values out of order on purpose: the output is sorted by value.
+    return sweep_replications(tiny, parameter=RATE, values=[1.0, 0.5], policies=POLICIES, seeds=SEEDS, processes=1)
+
+
+@pytest.fixture(scope="module")
+def table(raw: pd.DataFrame) -> pd.DataFrame:
+    return summarize(raw)
+
+
+# --------------------------------------------------------------------- the grid
+def test_replications_frame_has_a_row_per_value_policy_seed(raw: pd.DataFrame) -> None:
+    assert list(raw.columns[:3]) == [RATE, "policy", "seed"]
+    assert {"mean_wait", "makespan", "mean_util_cpu", "wall_seconds"} <= set(raw.columns)
+    assert len(raw) == 2 * len(POLICIES) * len(SEEDS)
+    assert list(raw[RATE]) == [0.5] * 6 + [1.0] * 6
+    assert list(raw.policy[:6]) == ["spread"] * 3 + ["bin_packing"] * 3
+    assert list(raw.seed[:6]) == SEEDS * 2
+    assert (raw.tasks_submitted == 300).all()
+
+
+def test_table_has_one_row_per_cell_with_intervals_around_the_mean(table: pd.DataFrame) -> None:
+    assert len(table) == 2 * len(POLICIES)
+    assert list(zip(table[RATE], table.policy, strict=True)) == [
+        (0.5, "spread"),
+        (0.5, "bin_packing"),
+        (1.0, "spread"),
+        (1.0, "bin_packing"),
+    ]
+    assert (table.replications == len(SEEDS)).all()
+    assert list(table.columns[:3]) == [RATE, "policy", "replications"]
+    for metric in DEFAULT_METRICS:  # all present: the cluster has a cpu resource
+        mean, low, high = (table[f"{metric}_{s}"] for s in ("mean", "ci_low", "ci_high"))
+        assert (low <= mean + 1e-12).all() and (mean <= high + 1e-12).all(), metric
+
+
+def test_higher_arrival_rate_gives_longer_waits(table: pd.DataFrame) -> None:
+    waits = table.pivot(index="policy", columns=RATE, values="mean_wait_mean")
+    assert (waits[1.0] > waits[0.5]).all(), waits
+
+
+def test_parallel_processes_give_the_same_numbers(tiny: Scenario, raw: pd.DataFrame) -> None:
+    parallel = sweep_replications(tiny, parameter=RATE, values=[1.0, 0.5], policies=POLICIES, seeds=SEEDS, processes=2)
+    pd.testing.assert_frame_equal(parallel.drop(columns="wall_seconds"), raw.drop(columns="wall_seconds"))
+
+
+def test_sweep_without_parameter_replicates_the_scenario(tiny: Scenario) -> None:
+    table = sweep(tiny, seeds=2, processes=1, metrics=["mean_wait", "makespan"])
+    assert list(table.columns) == ["policy", "replications"] + [
+        f"{m}_{s}" for m in ("mean_wait", "makespan") for s in ("mean", "ci_low", "ci_high")
+    ]
+    assert list(table.policy) == ["bin_packing", "spread"]  # the scenario's own policies
+    assert (table.replications == 2).all()
+
+
+# --------------------------------------------------------------------- intervals
+def test_interval_is_student_t_over_seeds() -> None:
+    raw = pd.DataFrame(
+        {
+            "x": [1, 1, 1, 2],
+            "policy": ["a", "a", "a", "a"],
+            "seed": [1, 2, 3, 1],
+            "m": [1.0, 2.0, 3.0, 5.0],
+            "w": [1.0, np.nan, 3.0, np.nan],
+        }
+    )
+    table = summarize(raw, metrics=["m", "w"])
+    first, second = table.iloc[0], table.iloc[1]
+    assert first.replications == 3
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) * s / sqrt(n), s = 1
+    assert first.m_mean == pytest.approx(2.0)
+    assert (first.m_ci_low, first.m_ci_high) == pytest.approx((2.0 - half, 2.0 + half))
+    # A NaN result (no task started) is left out: two values, t(0.975, 1) * sqrt(2) / sqrt(2)
+    assert (first.w_mean, first.w_ci_high) == pytest.approx((2.0, 2.0 + 12.706204736174696))
+    # One seed: a mean, no interval; no value at all: NaN throughout.
+    assert second.m_mean == 5.0 and math.isnan(second.m_ci_low) and math.isnan(second.m_ci_high)
+    assert math.isnan(second.w_mean)
+    narrower = summarize(raw, metrics=["m"], confidence=0.9).iloc[0]
+    assert first.m_ci_low < narrower.m_ci_low < narrower.m_mean < narrower.m_ci_high < first.m_ci_high
+
+
+# --------------------------------------------------------------------- parameter paths
+def test_integer_field_gets_integer_values(tiny: Scenario) -> None:
+    raw = sweep_replications(tiny, parameter="cluster.nodes.0.count", values=[3.0, 2], policies=["spread"], seeds=1)
+    assert pd.api.types.is_integer_dtype(raw["cluster.nodes.0.count"])
+    assert list(raw["cluster.nodes.0.count"]) == [2, 3]
+    assert raw.peak_nodes_used.max() <= 3
+    with pytest.raises(ScenarioError, match=r"cluster\.nodes\.0\.count.*integer"):
+        sweep_replications(tiny, parameter="cluster.nodes.0.count", values=[2.5], seeds=1, processes=1)
+
+
+def test_constant_distribution_takes_a_bare_number(tiny: Scenario) -> None:
+    table = sweep(
+        tiny,
+        parameter="workload.0.resources.memory",
+        values=[128, 1024],
+        policies=["spread"],
+        seeds=1,
+        processes=1,
+        metrics=["mean_util_memory"],
+    )
+    assert list(table["workload.0.resources.memory"]) == [128.0, 1024.0]  # a float field
+    low, high = table.mean_util_memory_mean
+    assert high == pytest.approx(8 * low)  # same tasks and schedule, 8x the memory each
+
+
+@pytest.mark.parametrize(
+    ("path", "hint"),
+    [
+        ("workload.0.rat", "has no field 'rat'"),
+        ("workload.4.rate", "index from 0 to 0"),
+        ("cluster.nodes.0.count.x", "has no field 'x'"),
+        ("scheduler.queue", "not a numeric field"),
+        ("workload.0.duration", "workload.0.duration.mean"),
+        ("autoscaler.step", "autoscaler is null"),
+        ("seed", "per replication"),
+        ("workload..rate", "not a dotted path"),
+    ],
+)
+def test_bad_path_raises_scenario_error_naming_it(tiny: Scenario, path: str, hint: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        sweep(tiny, parameter=path, values=[1], seeds=1, processes=1)
+    assert path in str(err.value) and hint in str(err.value)
+
+
+def test_bad_value_is_rejected_before_any_run(tiny: Scenario) -> None:
+    with pytest.raises(ScenarioError, match=r"workload\.0\.rate.*greater than 0"):
+        sweep(tiny, parameter=RATE, values=[1, -1], seeds=1, processes=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"parameter": RATE}, SweepError, "go together"),
+        ({"parameter": RATE, "values": []}, SweepError, "empty"),
+        ({"parameter": RATE, "values": [1, 1.0]}, SweepError, "twice"),
+        ({"parameter": RATE, "values": [True]}, SweepError, "not a number"),
+        ({"parameter": RATE, "values": [float("nan")]}, SweepError, "finite"),
+        ({"seeds": 0}, SweepError, "at least 1"),
+        ({"seeds": [1, 1]}, SweepError, "twice"),
+        ({"policies": ["nope"]}, UnknownPolicyError, "nope"),
+        ({"processes": 0}, SweepError, "processes"),
+        ({"confidence": 1.5}, SweepError, "confidence"),
+        ({"metrics": ["nope"]}, SweepError, "metric nope"),
+    ],
+)
+def test_argument_mistakes(tiny: Scenario, kwargs: dict[str, Any], error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        sweep(tiny, **{"seeds": 1, **kwargs})
+
+
+# --------------------------------------------------------------------- command line
+def orchsim(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # PYTHONPATH: the package under test, whatever copy an editable install points at.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run(
+        [sys.executable, "-m", "orchsim", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120
+    )
+
+
+def test_cli_writes_both_csvs_to_the_default_folder(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    args = ["sweep", "tiny.yaml", "--param", RATE, "--values", "1,0.5", "--seeds", "1,2", "--processes", "1"]
+    result = orchsim(*args, "--policy", "spread", "--policy", "bin_packing", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "results" / "tiny" / "sweep"
+    table = pd.read_csv(out / "sweep.csv")
+    assert list(zip(table[RATE], table.policy, strict=True)) == [
+        (0.5, "spread"),
+        (0.5, "bin_packing"),
+        (1.0, "spread"),
+        (1.0, "bin_packing"),
+    ]
+    assert (table.replications == 2).all()
+    assert {"mean_wait_mean", "mean_wait_ci_low", "mean_wait_ci_high"} <= set(table.columns)
+    raw = pd.read_csv(out / "sweep_replications.csv")
+    assert len(raw) == 8 and set(raw.seed) == {1, 2}
+    pd.testing.assert_frame_equal(
+        summarize(raw).drop(columns=list(table.filter(like="wall"))),
+        table.drop(columns=list(table.filter(like="wall"))),
+        atol=1e-5,
+    )
+    assert "bin_packing" in result.stdout and "95% Student-t" in result.stdout
+    assert "sweep.csv" in result.stdout
+
+
+def test_cli_bad_path_exits_2_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    result = orchsim(
+        "sweep", "tiny.yaml", "--param", "workload.0.rat", "--values", "1,2", "--processes", "1", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "workload.0.rat" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--param", RATE, "--values", "1,x"], "--values: 'x' is not a number"),
+        (["--param", RATE], "go together"),
+        (["--seeds", "many"], "--seeds"),
+        (["--policy", "nope"], "--policy: unknown policy 'nope'"),
+        (["--param", "cluster.nodes.0.count", "--values", "2.5"], "cluster.nodes.0.count"),
+    ],
+)
+def test_cli_user_mistakes_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], match: str
+) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    assert main([str(tmp_path / "tiny.yaml"), "--processes", "1", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
+
+
+def test_cli_missing_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: cannot read" in capsys.readouterr().err
