@@ -171,6 +171,7 @@ class Simulation:
         }
         for name in workload.resources:
             self._samples[f"util_{name}"] = []
+            self._samples[f"stranded_{name}"] = []
         # The "typical" task for fragmentation: the per-resource median request, so that
         # a few GPU tasks do not make every CPU-only node look unusable.
         self._typical = np.median(workload.demand, axis=0) if n_tasks else np.zeros(r)
@@ -516,8 +517,12 @@ class Simulation:
         s["nodes_used"].append(self.nodes_in_use)
         cap = np.where(self.cap_total > 0, self.cap_total, 1.0)
         used_total = self.nodes.allocated.sum(axis=1)
-        for name, used, c in zip(self.w.resources, used_total, cap, strict=True):
+        # Stranded: free capacity on nodes that run something (they cannot be switched off or
+        # handed back), as a share of live capacity. Consolidation drives it down.
+        stranded = self.nodes.free[:, self.nodes.tasks > 0].sum(axis=1)
+        for name, used, idle, c in zip(self.w.resources, used_total, stranded, cap, strict=True):
             s[f"util_{name}"].append(float(used / c))
+            s[f"stranded_{name}"].append(float(idle / c))
         s["fragmentation"].append(self._fragmentation())
 
     def _fragmentation(self) -> float:

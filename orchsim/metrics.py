@@ -9,6 +9,8 @@ Definitions (all times in simulated seconds):
 * ``mean_util_<r>``: time integral of allocated ``r`` over time integral of ``r``
   capacity on live nodes (a time-weighted mean, exact, not sampled).
 * ``final_util_<r>``: allocated share of live capacity at the end (for arrival-only traces).
+* ``mean_stranded_<r>``: mean over samples of the free ``r`` on nodes running at least one
+  task, as a share of live capacity (capacity that consolidation could have freed).
 * ``fragmentation``: mean over samples of the share of free capacity stranded on nodes
   too full for the workload's median request.
 """
@@ -81,6 +83,9 @@ def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | in
     for name in workload.resources:
         series = records.samples.get(f"util_{name}", np.zeros(0))
         row[f"final_util_{name}"] = float(series[-1]) if len(series) else 0.0
+    for name in workload.resources:
+        series = records.samples.get(f"stranded_{name}", np.zeros(0))
+        row[f"mean_stranded_{name}"] = float(series.mean()) if len(series) else 0.0
     horizon = records.horizon
     row["mean_queue"] = records.integrals["queue"] / horizon if horizon > 0 else 0.0
     row["mean_running"] = records.integrals["running"] / horizon if horizon > 0 else 0.0
