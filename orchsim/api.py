@@ -13,7 +13,7 @@ import pandas as pd
 from orchsim import scenario as sc
 from orchsim.cluster import build_cluster
 from orchsim.engine import EngineConfig, RunRecords, Simulation
-from orchsim.metrics import summary_row, tasks_frame, timeseries_frame
+from orchsim.metrics import failures_frame, summary_row, tasks_frame, timeseries_frame
 from orchsim.scheduling import POLICIES
 from orchsim.workload import Workload, build_workload
 
@@ -32,6 +32,7 @@ class Results:
     timeseries: pd.DataFrame
     workload: Workload
     records: list[RunRecords] = field(default_factory=list)
+    failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per node failure
 
     def write(self, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
         """Write tasks.csv, summary.csv, timeseries.csv (and PNG plots) to ``out_dir``."""
@@ -99,7 +100,7 @@ def run(
 
         bar = tqdm(total=len(workload) * len(scenario.policies), unit="task", delay=1.0, leave=False)
 
-    summaries, task_frames, series, all_records = [], [], [], []
+    summaries, task_frames, series, failures, all_records = [], [], [], [], []
     for name in scenario.policies:
         config = EngineConfig(
             policy=name,
@@ -121,6 +122,7 @@ def run(
         summaries.append(summary_row(records, workload))
         task_frames.append(tasks_frame(records, workload))
         series.append(timeseries_frame(records))
+        failures.append(failures_frame(records))
     if bar is not None:
         bar.close()
     return Results(
@@ -130,4 +132,5 @@ def run(
         timeseries=pd.concat(series, ignore_index=True),
         workload=workload,
         records=all_records,
+        failures=pd.concat(failures, ignore_index=True),
     )

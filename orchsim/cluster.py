@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,6 +45,27 @@ def scenario_resources(scenario: sc.Scenario, node_trace_resources: set[str]) ->
     return tuple(ordered)
 
 
+def stratified_sample(
+    capacities: dict[str, np.ndarray], fraction: float, labels: Sequence[dict[str, str]] = ()
+) -> np.ndarray:
+    """Indices of about ``fraction`` of the nodes, in their original order.
+
+    Nodes are ordered by shape (labels, every capacity column, then position) and every
+    ``1 / fraction``-th one is kept, so each shape keeps its share of the cluster within one
+    node. A plain prefix would not: trace node lists are grouped by machine type.
+    """
+    n = len(next(iter(capacities.values()))) if capacities else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = max(1, round(n * fraction))
+    keys = [np.arange(n), *(capacities[r] for r in sorted(capacities, reverse=True))]
+    if labels:
+        keys.append(np.unique([repr(sorted(x.items())) for x in labels], return_inverse=True)[1])
+    order = np.lexsort(keys)
+    picks = np.floor((np.arange(k) + 0.5) * n / k).astype(np.int64)
+    return np.sort(order[picks])
+
+
 def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluster]:
     """Resource names and the initial nodes of ``scenario``."""
     loaded = []
@@ -52,9 +74,16 @@ def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluste
             from orchsim import traces  # only scenarios with trace files need the loaders
 
             ids, caps, labels = traces.load_openb_nodes(scenario.resolve(group.path))
+            keep = np.arange(len(ids))
             if group.limit is not None:
-                ids, labels = ids[: group.limit], labels[: group.limit]
-                caps = {k: v[: group.limit] for k, v in caps.items()}
+                keep = keep[: group.limit]
+            if group.sample is not None:
+                chosen = stratified_sample(
+                    {k: v[keep] for k, v in caps.items()}, group.sample, [labels[i] for i in keep]
+                )
+                keep = keep[chosen]
+            ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
+            caps = {k: v[keep] for k, v in caps.items()}
             loaded.append((ids, caps, labels))
     resources = scenario_resources(scenario, {r for _, caps, _ in loaded for r in caps})
 

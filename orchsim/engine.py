@@ -29,7 +29,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,6 +101,8 @@ class RunRecords:
     rescheduled: int
     wall_seconds: float
     decisions: int
+    # One entry per detected node failure: (failed at, detected at, node id, tasks lost).
+    failures: list[tuple[float, float, str, int]] = field(default_factory=list)
 
 
 class Simulation:
@@ -166,8 +168,10 @@ class Simulation:
         self._int_running = 0.0
         self._int_nodes_up = 0.0
         self.nodes_up = n
+        self._failure_log: list[tuple[float, float, str, int]] = []
+        self._failed_at: dict[int, float] = {}
         self._samples: dict[str, list[float]] = {
-            k: [] for k in ("time", "queue", "running", "nodes_up", "nodes_used", "fragmentation")
+            k: [] for k in ("time", "queue", "running", "nodes_up", "nodes_used", "max_tasks_per_node", "fragmentation")
         }
         for name in workload.resources:
             self._samples[f"util_{name}"] = []
@@ -407,6 +411,7 @@ class Simulation:
         detect_at = max(now, math.floor(now / hb) * hb + self.cfg.failure_timeout)
         for node in sorted(int(x) for x in chosen):
             self.node_state[node] = NodeState.DEAD
+            self._failed_at[node] = now
             for task in self.running_on[node]:
                 self.epoch[task] += 1  # its completion event, if any, is now void
             self._pending_external += 1
@@ -424,6 +429,8 @@ class Simulation:
         self.nodes_up -= 1
         self.cap_total -= self.nodes.capacity[:, node]
         lost = sorted(self.running_on[node])
+        # Counted at detection: tasks placed on the dead node before anyone noticed are lost too.
+        self._failure_log.append((self._failed_at.pop(node), self.env.now, self.nodes.ids[node], len(lost)))
         for task in lost:
             self._int_lost_used += self.w.demand[task] * (self.env.now - self.start[task])
             self._stop(task)
@@ -515,6 +522,8 @@ class Simulation:
         s["running"].append(self.running)
         s["nodes_up"].append(self.nodes_up)
         s["nodes_used"].append(self.nodes_in_use)
+        # The blast radius: what the worst single node failure would take down right now.
+        s["max_tasks_per_node"].append(int(self.nodes.tasks.max()) if len(self.nodes) else 0)
         cap = np.where(self.cap_total > 0, self.cap_total, 1.0)
         used_total = self.nodes.allocated.sum(axis=1)
         # Stranded: free capacity on nodes that run something (they cannot be switched off or
@@ -630,4 +639,5 @@ class Simulation:
             rescheduled=self.rescheduled,
             wall_seconds=time.perf_counter() - began,
             decisions=self.decisions,
+            failures=list(self._failure_log),
         )

@@ -102,3 +102,14 @@ def timeseries_frame(records: RunRecords) -> pd.DataFrame:
     frame = pd.DataFrame(records.samples)
     frame.insert(0, "policy", records.policy)
     return frame
+
+
+def failures_frame(records: RunRecords) -> pd.DataFrame:
+    """One row per detected node failure: when, which node, and how many tasks it took down.
+
+    Counted at detection, so tasks placed on the node after it died but before the
+    failure was noticed are included: they were lost too.
+    """
+    frame = pd.DataFrame(records.failures, columns=["failed_at", "detected_at", "node", "tasks_lost"])
+    frame.insert(0, "policy", records.policy)
+    return frame.astype({"failed_at": "float64", "detected_at": "float64", "tasks_lost": "int64"})

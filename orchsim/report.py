@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from orchsim.api import Results
 
-__all__ = ["build_report", "figure_slugs", "main", "plot_nodes_used", "scenario_description", "write_report"]
+__all__ = ["build_report", "figure_slugs", "main", "scenario_description", "write_report"]
 
 DPI = 90
 FIGSIZE = (8.0, 4.0)  # inches: 720 x 360 px at DPI
@@ -112,36 +112,6 @@ class _Figure:
     draw: Callable[[plt.Axes], object]
 
 
-def plot_nodes_used(timeseries: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Nodes running at least one task over time, per policy (dotted: nodes up, when it changes)."""
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        ax = plt.subplots(figsize=FIGSIZE)[1]
-    for policy, rows in timeseries.groupby("policy", sort=False):
-        (line,) = ax.step(rows["time"], rows["nodes_used"], where="post", label=str(policy))
-        if "nodes_up" in rows and rows["nodes_up"].nunique() > 1:
-            ax.step(rows["time"], rows["nodes_up"], where="post", linestyle=":", linewidth=1, color=line.get_color())
-    ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("nodes in use (count)")
-    ax.set_title("nodes in use over time")
-    ax.set_ylim(bottom=0)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    return ax
-
-
-def _keep_overlaps_visible(ax: plt.Axes) -> None:
-    """Policies often coincide: draw earlier policies wider so every line stays visible."""
-    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
-    if len(lines) < 2:
-        return
-    for i, line in enumerate(lines):
-        line.set_linewidth(1.2 + 2.0 * (len(lines) - 1 - i) / (len(lines) - 1))
-    if ax.get_legend() is not None:
-        ax.legend()
-
-
 def _png_data_uri(draw: Callable[[plt.Axes], object]) -> tuple[str, int, int]:
     """Draw on a fresh Agg figure; returns the PNG as a data URI, and its pixel size."""
     from matplotlib.figure import Figure
@@ -152,7 +122,6 @@ def _png_data_uri(draw: Callable[[plt.Axes], object]) -> tuple[str, int, int]:
         # An empty figure (e.g. no task ever started) is shown empty, not warned about.
         warnings.filterwarnings("ignore", message="No artists with labels found")
         draw(ax)
-        _keep_overlaps_visible(ax)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     width, height = (round(v) for v in fig.get_size_inches() * DPI)
@@ -193,7 +162,7 @@ def _figures(results: Results) -> list[_Figure]:
             "nodes in use",
             "nodes running at least one task against simulated time (s); dotted: nodes up, where that changes",
             f"{name}: nodes running at least one task over simulated time (s), {lines}",
-            lambda ax: plot_nodes_used(timeseries, ax),
+            lambda ax: plots.plot_nodes_used(timeseries, ax),
         ),
     ]
     return figures

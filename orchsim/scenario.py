@@ -131,6 +131,9 @@ class NodeTrace(_Strict):
     trace: Literal["openb"]
     path: str
     limit: int | None = Field(default=None, ge=1)
+    # Keep this share of the nodes, picked evenly within each node shape (GPU model, GPUs,
+    # cpu, memory), so a smaller model of the cluster keeps the trace's mix of machines.
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 def _node_kind(value: Any) -> str:

@@ -1,0 +1,186 @@
+"""The bin-packing vs spread notebook: committed clean, runs headless, and its claims hold.
+
+The small run executes the committed notebook in a real kernel (nbclient) with the
+parameters cell replaced, then appends one cell that saves the DataFrames the notebook
+computed; the assertions below are the notebook's markdown conclusions, checked on them.
+The full run renders to HTML with ``jupyter nbconvert``, as a user would.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "notebooks" / "binpack_vs_spread.ipynb"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURE_CELLS = 7  # cells that draw a figure: utilisation, wait CDF, nodes, stranded, failures, gpu, load curve
+
+SMALL_PARAMETERS = """\
+SCALE = 0.25
+SEEDS = tuple(range(10))  # few nodes fail per run at this size: replicate more
+LOADS = (0.7, 1.3)
+SCENARIOS = {scenarios!r}
+"""
+
+SAVE_FRAMES = """\
+_out = Path({out!r})
+burst.summary.to_csv(_out / "burst_summary.csv", index=False)
+compare.nodes_in_use(burst).to_csv(_out / "burst_nodes.csv", index=False)
+compare.stranded(burst).to_csv(_out / "burst_stranded.csv", index=False)
+compare.nodes_in_use(openb).to_csv(_out / "openb_nodes.csv", index=False)
+compare.stranded(openb).to_csv(_out / "openb_stranded.csv", index=False)
+openb.summary.to_csv(_out / "openb_summary.csv", index=False)
+compare.unplaced_by_request(openb, "gpu").to_csv(_out / "openb_unplaced.csv")
+cost.to_csv(_out / "failure_cost.csv", index=False)
+failures.to_csv(_out / "failures.csv", index=False)
+curve.to_csv(_out / "load_curve.csv", index=False)
+"""
+
+
+@pytest.fixture
+def kernel_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernelspec runs ``python``: make it this interpreter, the one with orchsim installed."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+
+
+def _parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    tagged = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell is tagged 'parameters'"
+    return tagged[0]
+
+
+def _images(cell: nbformat.NotebookNode) -> list[bytes]:
+    return [
+        base64.b64decode(o["data"]["image/png"]) for o in cell.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+
+
+def test_committed_without_outputs() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, "the notebook has code cells"
+    for cell in code:
+        assert cell.outputs == [], f"committed with outputs: {cell.source[:60]!r}"
+        assert cell.execution_count is None
+    assert "SCALE = 1.0" in _parameters_cell(nb).source
+
+
+def test_notebook_only_calls_package_functions() -> None:
+    """No logic lives only in the notebook: no function or class definitions, no loops."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in (c for c in nb.cells if c.cell_type == "code"):
+        for line in cell.source.splitlines():
+            assert not re.match(r"\s*(def|class|for|while)\b", line), f"logic in the notebook: {line!r}"
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[nbformat.NotebookNode, Path]:
+    out = tmp_path_factory.mktemp("notebook")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    _parameters_cell(nb).source = SMALL_PARAMETERS.format(scenarios=str(ROOT / "scenarios"))
+    nb.cells.append(nbformat.v4.new_code_cell(SAVE_FRAMES.format(out=str(out))))
+    path = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
+    try:
+        NotebookClient(
+            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        ).execute()
+    finally:
+        os.environ["PATH"] = path
+    return nb, out
+
+
+def test_small_run_draws_every_figure(small_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    nb, _ = small_run
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors
+    drawn = [c for c in code if _images(c)]
+    assert len(drawn) == FIGURE_CELLS
+    for cell in drawn:
+        (png,) = _images(cell)
+        assert png.startswith(PNG_MAGIC) and len(png) > 10_000, "a real figure, not an empty canvas"
+    for cell in (c for c in code if "plt.subplots" in c.source):
+        assert _images(cell), f"a figure cell drew nothing: {cell.source[:60]!r}"
+
+
+def test_burst_policies_run_the_same_work(small_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    summary = pd.read_csv(small_run[1] / "burst_summary.csv")
+    assert summary["tasks_completed"].nunique() == 1
+    assert summary["mean_util_cpu"].max() - summary["mean_util_cpu"].min() < 1e-9
+    assert summary["makespan"].max() - summary["makespan"].min() < 1e-6
+
+
+@pytest.mark.parametrize("scenario", ["burst", "openb"])
+def test_packing_uses_fewer_nodes_and_strands_less(
+    small_run: tuple[nbformat.NotebookNode, Path], scenario: str
+) -> None:
+    nodes = pd.read_csv(small_run[1] / f"{scenario}_nodes.csv").set_index("policy")["mean_nodes_used"]
+    stranded = pd.read_csv(small_run[1] / f"{scenario}_stranded.csv").set_index("policy")
+    for packer in ("bin_packing", "most_allocated"):
+        for spreader in ("spread", "least_allocated", "balanced", "random"):
+            assert nodes[packer] < nodes[spreader], (packer, spreader)
+            assert stranded.loc[packer, "mean_stranded_cpu"] < stranded.loc[spreader, "mean_stranded_cpu"]
+            assert stranded.loc[packer, "mean_stranded_memory"] < stranded.loc[spreader, "mean_stranded_memory"]
+    # "a fraction of what spreading strands": under half, in CPU.
+    assert stranded.loc["bin_packing", "mean_stranded_cpu"] < 0.5 * stranded.loc["spread", "mean_stranded_cpu"]
+
+
+def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
+    small_run: tuple[nbformat.NotebookNode, Path],
+) -> None:
+    cost = pd.read_csv(small_run[1] / "failure_cost.csv").set_index("policy")
+    failures = pd.read_csv(small_run[1] / "failures.csv")
+    assert len(failures) == cost["failures"].sum() > 0
+    assert cost.loc["spread", "max_lost"] < cost.loc["bin_packing", "max_lost"]
+    assert cost.loc["spread", "blast_radius"] < 0.8 * cost.loc["bin_packing", "blast_radius"]
+    # The markdown's caveat: spreading does not buy a lower mean, and packing's failures hit empty nodes.
+    assert cost.loc["bin_packing", "empty_failures"] > cost.loc["spread", "empty_failures"]
+    worst = failures.groupby("policy")["tasks_lost"].max()
+    assert (worst == cost["max_lost"].reindex(worst.index)).all()
+
+
+def test_openb_trade_offs_as_the_notebook_says(small_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    out = small_run[1]
+    curve = pd.read_csv(out / "load_curve.csv").pivot(index="load", columns="policy", values="unplaced_share")
+    # Below capacity packing places everything the spreading policies do, and more.
+    assert curve.loc[0.7, "bin_packing"] == 0.0
+    assert curve.loc[0.7, "spread"] >= curve.loc[0.7, "bin_packing"]
+    # Above capacity the order flips.
+    assert curve.loc[1.3, "spread"] < curve.loc[1.3, "bin_packing"]
+    assert curve.loc[1.3, "least_allocated"] < curve.loc[1.3, "most_allocated"]
+    summary = pd.read_csv(out / "openb_summary.csv").set_index("policy")
+    assert summary.loc["spread", "final_util_gpu"] > summary.loc["bin_packing", "final_util_gpu"]
+    unplaced = pd.read_csv(out / "openb_unplaced.csv", index_col=0)
+    small = unplaced.loc[["GPU share (< 1)", "1 GPU"]].sum()
+    assert small["bin_packing"] > small["spread"]
+    assert unplaced.loc["> 4 GPUs", "bin_packing"] < unplaced.loc["> 4 GPUs", "spread"]
+
+
+def test_full_run_renders_to_html(tmp_path: Path, kernel_path: None) -> None:
+    """The documented command, at full size: every figure lands in the page as a PNG."""
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
+    done = subprocess.run(
+        [*command, "--output-dir", str(tmp_path), "--ExecutePreprocessor.timeout=600"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=NOTEBOOK.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (tmp_path / "binpack_vs_spread.html").read_text()
+    images = re.findall(r"<img[^>]*src=\"data:image/png;base64,([^\"]+)\"", page)
+    assert len(images) == FIGURE_CELLS
+    assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
+    assert "Traceback" not in page
