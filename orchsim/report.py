@@ -98,7 +98,7 @@ _COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
 }
 _TAIL_COLUMNS: dict[str, tuple[str, Callable[[float], str]]] = {
     "peak_nodes_used": ("peak nodes used", _INT),
-    "fragmentation": ("stranded free capacity (%)", _percent),
+    "fragmentation": ("fragmented free capacity (%)", _percent),
     "wall_seconds": ("engine wall time (s)", _fixed(3)),
 }
 
@@ -196,6 +196,8 @@ def _summary_table(summary: pd.DataFrame, resources: Sequence[str]) -> str:
     columns = {"policy": ("policy", str)} | _COLUMNS
     for resource in resources:
         columns[f"mean_util_{resource}"] = (f"mean {resource} util (%)", _percent)
+    for resource in resources:
+        columns[f"mean_stranded_{resource}"] = (f"stranded {resource} (%)", _percent)
     columns |= _TAIL_COLUMNS
     present = [c for c in columns if c in summary.columns]
     table = summary[present].rename(columns={c: columns[c][0] for c in present})
@@ -227,8 +229,9 @@ def _section(index: int, results: Results) -> str:
         f'<p class="facts">{esc(" · ".join(facts))}</p>',
         "<h3>Summary</h3>",
         '<p class="facts">Waits are over the tasks that started; utilisation is the exact time-weighted '
-        "allocated share of live capacity; stranded free capacity (fragmentation) is the mean share of "
-        "free capacity on nodes too full for the median request.</p>",
+        "allocated share of live capacity; stranded is the mean share of capacity left free on nodes "
+        "that run something; fragmented is the mean share of free capacity on nodes too full for the "
+        "median request.</p>",
         f'<div class="table-wrap">{_summary_table(results.summary, results.workload.resources)}</div>',
         "<details><summary>All summary columns</summary>",
         f'<div class="table-wrap">{_full_table(results.summary)}</div>',
