@@ -1,9 +1,10 @@
 """The bin-packing vs spread notebook: committed clean, runs headless, and its claims hold.
 
-The small run executes the committed notebook in a real kernel (nbclient) with the
-parameters cell replaced, then appends one cell that saves the DataFrames the notebook
-computed; the assertions below are the notebook's markdown conclusions, checked on them.
-The full run renders to HTML with ``jupyter nbconvert``, as a user would.
+The runs execute the committed notebook in a real kernel (nbclient), once with the
+parameters cell replaced by the small test size and once as committed, and append one
+cell that saves the DataFrames the notebook computed; the assertions below are the
+notebook's markdown conclusions, checked on them at both sizes. The full run also
+renders to HTML with ``jupyter nbconvert``, as a user would.
 """
 
 from __future__ import annotations
@@ -84,11 +85,15 @@ def test_notebook_only_calls_package_functions() -> None:
             assert not re.match(r"\s*(def|class|for|while)\b", line), f"logic in the notebook: {line!r}"
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[nbformat.NotebookNode, Path]:
-    out = tmp_path_factory.mktemp("notebook")
+@pytest.fixture(scope="module", params=["small", "full"])
+def notebook_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[nbformat.NotebookNode, Path]:
+    """The notebook executed at the test size, and at its committed (full) size: the claims hold at both."""
+    out = tmp_path_factory.mktemp(f"notebook-{request.param}")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    _parameters_cell(nb).source = SMALL_PARAMETERS.format(scenarios=str(ROOT / "scenarios"))
+    if request.param == "small":
+        _parameters_cell(nb).source = SMALL_PARAMETERS.format(scenarios=str(ROOT / "scenarios"))
     nb.cells.append(nbformat.v4.new_code_cell(SAVE_FRAMES.format(out=str(out))))
     path = os.environ.get("PATH", "")
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
@@ -101,8 +106,8 @@ def small_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[nbformat.Notebo
     return nb, out
 
 
-def test_small_run_draws_every_figure(small_run: tuple[nbformat.NotebookNode, Path]) -> None:
-    nb, _ = small_run
+def test_every_figure_is_drawn(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    nb, _ = notebook_run
     code = [c for c in nb.cells if c.cell_type == "code"]
     errors = [o for c in code for o in c.outputs if o.get("output_type") == "error"]
     assert not errors
@@ -115,8 +120,8 @@ def test_small_run_draws_every_figure(small_run: tuple[nbformat.NotebookNode, Pa
         assert _images(cell), f"a figure cell drew nothing: {cell.source[:60]!r}"
 
 
-def test_burst_policies_run_the_same_work(small_run: tuple[nbformat.NotebookNode, Path]) -> None:
-    summary = pd.read_csv(small_run[1] / "burst_summary.csv")
+def test_burst_policies_run_the_same_work(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    summary = pd.read_csv(notebook_run[1] / "burst_summary.csv")
     assert summary["tasks_completed"].nunique() == 1
     assert summary["mean_util_cpu"].max() - summary["mean_util_cpu"].min() < 1e-9
     assert summary["makespan"].max() - summary["makespan"].min() < 1e-6
@@ -124,10 +129,10 @@ def test_burst_policies_run_the_same_work(small_run: tuple[nbformat.NotebookNode
 
 @pytest.mark.parametrize("scenario", ["burst", "openb"])
 def test_packing_uses_fewer_nodes_and_strands_less(
-    small_run: tuple[nbformat.NotebookNode, Path], scenario: str
+    notebook_run: tuple[nbformat.NotebookNode, Path], scenario: str
 ) -> None:
-    nodes = pd.read_csv(small_run[1] / f"{scenario}_nodes.csv").set_index("policy")["mean_nodes_used"]
-    stranded = pd.read_csv(small_run[1] / f"{scenario}_stranded.csv").set_index("policy")
+    nodes = pd.read_csv(notebook_run[1] / f"{scenario}_nodes.csv").set_index("policy")["mean_nodes_used"]
+    stranded = pd.read_csv(notebook_run[1] / f"{scenario}_stranded.csv").set_index("policy")
     for packer in ("bin_packing", "most_allocated"):
         for spreader in ("spread", "least_allocated", "balanced", "random"):
             assert nodes[packer] < nodes[spreader], (packer, spreader)
@@ -138,10 +143,10 @@ def test_packing_uses_fewer_nodes_and_strands_less(
 
 
 def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
-    small_run: tuple[nbformat.NotebookNode, Path],
+    notebook_run: tuple[nbformat.NotebookNode, Path],
 ) -> None:
-    cost = pd.read_csv(small_run[1] / "failure_cost.csv").set_index("policy")
-    failures = pd.read_csv(small_run[1] / "failures.csv")
+    cost = pd.read_csv(notebook_run[1] / "failure_cost.csv").set_index("policy")
+    failures = pd.read_csv(notebook_run[1] / "failures.csv")
     assert len(failures) == cost["failures"].sum() > 0
     assert cost.loc["spread", "max_lost"] < cost.loc["bin_packing", "max_lost"]
     assert cost.loc["spread", "blast_radius"] < 0.8 * cost.loc["bin_packing", "blast_radius"]
@@ -151,8 +156,8 @@ def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
     assert (worst == cost["max_lost"].reindex(worst.index)).all()
 
 
-def test_openb_trade_offs_as_the_notebook_says(small_run: tuple[nbformat.NotebookNode, Path]) -> None:
-    out = small_run[1]
+def test_openb_trade_offs_as_the_notebook_says(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    out = notebook_run[1]
     curve = pd.read_csv(out / "load_curve.csv").pivot(index="load", columns="policy", values="unplaced_share")
     # Below capacity packing places everything the spreading policies do, and more.
     assert curve.loc[0.7, "bin_packing"] == 0.0
