@@ -9,14 +9,16 @@ their output, so every number it shows can be recomputed from a script or a test
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from orchsim import scenario as sc
 from orchsim.api import Results, run
 from orchsim.resize import scale_scenario
+from orchsim.scheduling import POLICIES
 
 __all__ = [
     "POLICIES_COMPARED",
@@ -41,8 +43,25 @@ POLICIES_COMPARED: tuple[str, ...] = (
 )
 
 
-def _load(scenario: sc.Scenario | str | Path) -> sc.Scenario:
-    return scenario if isinstance(scenario, sc.Scenario) else sc.load_scenario(scenario)
+ParamsByPolicy = Mapping[str, Mapping[str, Any]]
+
+
+def _load(scenario: sc.Scenario | str | Path, policy_params: ParamsByPolicy | None = None) -> sc.Scenario:
+    """The scenario, with ``policy_params`` (checked like the YAML field) merged over its own."""
+    loaded = scenario if isinstance(scenario, sc.Scenario) else sc.load_scenario(scenario)
+    if not policy_params:
+        return loaded
+    merged = {name: dict(values) for name, values in loaded.policy_params.items()}
+    for name, values in policy_params.items():
+        spec = POLICIES.spec(name)  # an unknown name lists the valid ones
+        unknown = sorted(set(values) - set(spec.params))
+        if unknown:
+            raise sc.ScenarioError(
+                f"{loaded.source}: policy_params.{name}: no parameter {', '.join(unknown)}; "
+                f"it takes: {', '.join(spec.params) or 'none'}"
+            )
+        merged[name] = {**merged.get(name, {}), **values}
+    return loaded.model_copy(update={"policy_params": merged})
 
 
 def run_scaled(
@@ -51,9 +70,14 @@ def run_scaled(
     *,
     scale: float = 1.0,
     seed: int | None = None,
+    policy_params: ParamsByPolicy | None = None,
 ) -> Results:
-    """Run ``scenario`` at ``scale`` times its size (same offered load) under ``policies``."""
-    return run(scale_scenario(_load(scenario), scale), policies=policies, seed=seed)
+    """Run ``scenario`` at ``scale`` times its size (same offered load) under ``policies``.
+
+    ``policy_params`` (``{"most_allocated": {"weights": {"gpu": 1}}}``) are merged over the
+    scenario's own, as if written in its ``policy_params`` field.
+    """
+    return run(scale_scenario(_load(scenario, policy_params), scale), policies=policies, seed=seed)
 
 
 def nodes_in_use(results: Results) -> pd.DataFrame:
@@ -102,6 +126,7 @@ def load_curve(
     policies: Sequence[str] = POLICIES_COMPARED,
     *,
     scale: float = 1.0,
+    policy_params: ParamsByPolicy | None = None,
 ) -> pd.DataFrame:
     """Tasks left unplaced as offered load grows, per policy and load.
 
@@ -109,8 +134,10 @@ def load_curve(
     arrive and never leave until their GPU requests reach ``load`` times the cluster's
     GPUs. A pod still waiting at the end could not be placed anywhere: the policy has
     stranded the capacity it needed (or, above 100%, the capacity does not exist).
+    ``final_util_gpu`` is the share of the GPUs allocated at the end (NaN without GPUs).
+    ``policy_params`` as in ``run_scaled``.
     """
-    base = scale_scenario(_load(scenario), scale)
+    base = scale_scenario(_load(scenario, policy_params), scale)
     rows = []
     for load in loads:
         summary = run(with_load(base, load), policies=policies).summary

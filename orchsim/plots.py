@@ -127,14 +127,25 @@ def plot_stranded(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
     return ax
 
 
-def plot_load_curve(curve: pd.DataFrame, ax: plt.Axes | None = None, *, of: str = "capacity") -> plt.Axes:
-    """Share of submitted tasks never placed, against offered load (a share ``of`` something), per policy."""
+_LOAD_CURVE_METRICS = {
+    "unplaced_share": ("tasks never placed (% of submitted)", "unschedulable work as load grows"),
+    "final_util_gpu": ("GPUs allocated at the end (% of GPUs)", "GPU capacity put to use as load grows"),
+}
+
+
+def plot_load_curve(
+    curve: pd.DataFrame, ax: plt.Axes | None = None, *, of: str = "capacity", metric: str = "unplaced_share"
+) -> plt.Axes:
+    """A ``load_curve`` metric (a share, drawn in %) against offered load (a share ``of`` something), per policy."""
+    if metric not in _LOAD_CURVE_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(_LOAD_CURVE_METRICS)}, got {metric!r}")
+    ylabel, title = _LOAD_CURVE_METRICS[metric]
     ax = ax or plt.subplots(figsize=FIGSIZE)[1]
     for policy, rows in curve.groupby("policy", sort=False):
-        ax.plot(100 * rows["load"], 100 * rows["unplaced_share"], marker="o", label=str(policy))
+        ax.plot(100 * rows["load"], 100 * rows[metric], marker="o", label=str(policy))
     ax.set_xlabel(f"offered load (% of {of})")
-    ax.set_ylabel("tasks never placed (% of submitted)")
-    ax.set_title("unschedulable work as load grows")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.set_ylim(bottom=0)
     ax.legend()
     keep_overlaps_visible(ax)

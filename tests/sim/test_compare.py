@@ -12,6 +12,7 @@ from orchsim.api import run
 from orchsim.cluster import build_cluster, stratified_sample
 from orchsim.resize import scale_scenario
 from orchsim.scenario import ScenarioError, load_scenario, parse_scenario
+from orchsim.scheduling import UnknownPolicyError
 
 from .conftest import SCENARIOS
 
@@ -169,3 +170,34 @@ def test_scenario_sample_field_is_validated() -> None:
     }
     with pytest.raises(ScenarioError, match=r"cluster\.nodes\.0\.sample: Input should be less than or equal to 1"):
         parse_scenario(data, source="x.yaml", base_dir=SCENARIOS / "../data/openb")
+
+
+def test_policy_params_are_merged_and_checked() -> None:
+    aware = {"most_allocated": {"weights": {"gpu": 1}}}
+    plain = compare.run_scaled(SCENARIOS / "openb.yaml", ["most_allocated"], scale=0.1)
+    by_gpu = compare.run_scaled(SCENARIOS / "openb.yaml", ["most_allocated"], scale=0.1, policy_params=aware)
+    assert by_gpu.scenario.policy_params["most_allocated"] == {"weights": {"gpu": 1}}
+    assert not plain.scenario.policy_params
+    # Packing by GPU changes where pods land, so the GPU allocated at the end differs.
+    assert not plain.tasks["node"].equals(by_gpu.tasks["node"])
+    with pytest.raises(ScenarioError, match=r"policy_params\.spread: no parameter weights; it takes: none"):
+        compare.run_scaled(SCENARIOS / "burst.yaml", ["spread"], scale=0.1, policy_params={"spread": {"weights": {}}})
+    with pytest.raises(UnknownPolicyError, match="no_such_policy"):
+        compare.run_scaled(SCENARIOS / "burst.yaml", ["spread"], scale=0.1, policy_params={"no_such_policy": {}})
+
+
+def test_load_curve_plot_checks_its_metric() -> None:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from orchsim import plots
+
+    curve = pd.DataFrame(
+        {"policy": ["a", "a"], "load": [0.5, 1.0], "unplaced_share": [0.0, 0.1], "final_util_gpu": [0.5, 0.9]}
+    )
+    ax = plots.plot_load_curve(curve, Figure().add_subplot(), metric="final_util_gpu", of="GPUs")
+    assert ax.get_ylabel() == "GPUs allocated at the end (% of GPUs)"
+    assert ax.get_xlabel() == "offered load (% of GPUs)"
+    assert list(ax.get_lines()[0].get_ydata()) == [50.0, 90.0]
+    with pytest.raises(ValueError, match="metric must be one of unplaced_share, final_util_gpu"):
+        plots.plot_load_curve(curve, Figure().add_subplot(), metric="wait")

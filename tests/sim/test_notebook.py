@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "binpack_vs_spread.ipynb"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURE_CELLS = 7  # cells that draw a figure: utilisation, wait CDF, nodes, stranded, failures, gpu, load curve
+FIGURE_CELLS = 8  # utilisation, wait CDF, nodes, stranded, failures, gpu, load curve, gpu-aware curves
 
 SMALL_PARAMETERS = """\
 SCALE = 0.25
@@ -45,6 +45,7 @@ compare.unplaced_by_request(openb, "gpu").to_csv(_out / "openb_unplaced.csv")
 cost.to_csv(_out / "failure_cost.csv", index=False)
 failures.to_csv(_out / "failures.csv", index=False)
 curve.to_csv(_out / "load_curve.csv", index=False)
+gpu_curve.to_csv(_out / "gpu_curve.csv", index=False)
 """
 
 
@@ -171,6 +172,22 @@ def test_openb_trade_offs_as_the_notebook_says(notebook_run: tuple[nbformat.Note
     small = unplaced.loc[["GPU share (< 1)", "1 GPU"]].sum()
     assert small["bin_packing"] > small["spread"]
     assert unplaced.loc["> 4 GPUs", "bin_packing"] < unplaced.loc["> 4 GPUs", "spread"]
+
+
+def test_packing_by_gpu_fixes_the_go_formula(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    curve = pd.read_csv(notebook_run[1] / "gpu_curve.csv")
+    unplaced = curve.pivot(index="load", columns="policy", values="unplaced_share")
+    gpus = curve.pivot(index="load", columns="policy", values="final_util_gpu")
+    aware = "most_allocated (gpu)"
+    below, above = [x for x in unplaced.index if x < 1], max(unplaced.index)
+    assert below, "the notebook's LOADS include a load below capacity"
+    for load in below:
+        assert unplaced.loc[load, aware] == 0.0
+        assert unplaced.loc[load, "spread"] > 0 and unplaced.loc[load, "dot_product"] > 0
+    assert unplaced.loc[above, aware] < unplaced.loc[above, "bin_packing"] - 0.01
+    assert gpus.loc[above, aware] > gpus.loc[above, "bin_packing"] + 0.02
+    assert abs(gpus.loc[above, aware] - gpus.loc[above, "spread"]) < 0.01
+    assert max(unplaced.loc[above, "spread"], unplaced.loc[above, "dot_product"]) < unplaced.loc[above, aware]
 
 
 def test_full_run_renders_to_html(tmp_path: Path, kernel_path: None) -> None:
