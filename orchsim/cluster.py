@@ -9,6 +9,7 @@ import numpy as np
 
 from orchsim import scenario as sc
 from orchsim.scheduling import NodeMatrix
+from orchsim.workload import evenly_spaced
 
 __all__ = ["InitialCluster", "build_cluster", "scenario_resources"]
 
@@ -54,16 +55,16 @@ def stratified_sample(
     ``1 / fraction``-th one is kept, so each shape keeps its share of the cluster within one
     node. A plain prefix would not: trace node lists are grouped by machine type.
     """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
     n = len(next(iter(capacities.values()))) if capacities else 0
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    k = max(1, round(n * fraction))
     keys = [np.arange(n), *(capacities[r] for r in sorted(capacities, reverse=True))]
     if labels:
         keys.append(np.unique([repr(sorted(x.items())) for x in labels], return_inverse=True)[1])
     order = np.lexsort(keys)
-    picks = np.floor((np.arange(k) + 0.5) * n / k).astype(np.int64)
-    return np.sort(order[picks])
+    return np.sort(order[evenly_spaced(n, fraction)])
 
 
 def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluster]:

@@ -86,9 +86,15 @@ def nodes_in_use(results: Results) -> pd.DataFrame:
     The mean is over the regular samples, so it is a time average; fewer nodes in use
     means more nodes that could be switched off, handed back, or kept for large tasks.
     """
-    series = results.timeseries.groupby("policy", sort=False)["nodes_used"]
-    table = pd.DataFrame({"mean_nodes_used": series.mean(), "peak_nodes_used": series.max()})
-    table["nodes"] = int(results.timeseries["nodes_up"].max())
+    by_policy = results.timeseries.groupby("policy", sort=False)
+    series = by_policy["nodes_used"]
+    table = pd.DataFrame(
+        {
+            "mean_nodes_used": series.mean(),
+            "peak_nodes_used": series.max(),
+            "max_nodes_up": by_policy["nodes_up"].max(),  # the cluster's size, or its largest with scaling
+        }
+    )
     return table.reset_index()
 
 
@@ -178,9 +184,11 @@ def failure_cost(
         with failures minus without (seconds), averaged over seeds.
     """
     base = scale_scenario(_load(scenario), scale)
-    if not base.events:
+    if not any(isinstance(e, sc.NodeFailure) for e in base.events):
         raise sc.ScenarioError(f"{base.source}: failure_cost needs a scenario with node_failure events")
-    calm = base.model_copy(update={"events": []})
+    # The same run without failures (and so without recoveries); scale events stay.
+    calm_events = [e for e in base.events if not isinstance(e, sc.NodeFailure | sc.NodeRecovery)]
+    calm = base.model_copy(update={"events": calm_events})
     failure_rows, per_seed = [], []
     for seed in seeds:
         hit = run(base, policies=policies, seed=seed)

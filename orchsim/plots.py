@@ -128,7 +128,7 @@ def plot_stranded(table: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
 
 
 _LOAD_CURVE_METRICS = {
-    "unplaced_share": ("tasks never placed (% of submitted)", "unschedulable work as load grows"),
+    "unplaced_share": ("tasks never placed (% of submitted)", "tasks never placed as load grows"),
     "final_util_gpu": ("GPUs allocated at the end (% of GPUs)", "GPU capacity put to use as load grows"),
 }
 

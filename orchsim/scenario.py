@@ -200,6 +200,9 @@ class _TraceSource(_Source):
     path: str
     limit: int | None = Field(default=None, ge=1)
     time_scale: PositiveFloat = 1.0  # multiply trace times (compress < 1, stretch > 1)
+    # Keep this share of the jobs (after ``limit``), evenly spaced in submit order: the same time
+    # window at a lower rate, for a cluster scaled down by the same share.
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
 
 
 class CsvTrace(_TraceSource):

@@ -19,7 +19,7 @@ import numpy as np
 from orchsim import scenario as sc
 from orchsim import traces
 
-__all__ = ["Workload", "build_workload", "draw"]
+__all__ = ["Workload", "build_workload", "draw", "evenly_spaced"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,20 @@ class _Part:
     skipped: int = 0
 
 
+def evenly_spaced(n: int, fraction: float) -> np.ndarray:
+    """Indices of ``max(1, round(n * fraction))`` of ``range(n)``, evenly spaced (empty for n = 0).
+
+    Thinning a trace this way keeps its time window and shape and lowers its rate by
+    ``fraction``; no random numbers are drawn, so the other sources' streams are unchanged.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction!r}")
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    k = max(1, round(n * fraction))
+    return np.floor((np.arange(k) + 0.5) * n / k).astype(np.int64)
+
+
 def _synthetic(source: sc.Poisson | sc.Burst | sc.Diurnal, rng: np.random.Generator) -> _Part:
     submit = _arrivals(source, rng)
     demand = {name: np.rint(draw(dist, source.count, rng)) for name, dist in source.resources.items()}
@@ -133,6 +147,8 @@ def _openb_arrivals(
         order = order[: int(np.searchsorted(np.cumsum(gpu[order]), target)) + 1]
     if source.limit is not None:
         order = order[: source.limit]
+    if source.sample is not None:
+        order = order[evenly_spaced(len(order), source.sample)]
     submit = np.arange(len(order), dtype=np.float64) * source.interval
     demand = {name: np.rint(values[order]) for name, values in tasks.resources.items()}
     return _Part(submit, np.full(len(order), np.inf), demand, dict(source.node_selector))
@@ -158,10 +174,11 @@ def _trace(
             memory_per_processor=source.memory_per_processor,
         )
     n = len(tasks) if source.limit is None else min(source.limit, len(tasks))
-    demand = {name: np.rint(values[:n]) for name, values in tasks.resources.items()}
+    keep = np.arange(n) if source.sample is None else evenly_spaced(n, source.sample)
+    demand = {name: np.rint(values[keep]) for name, values in tasks.resources.items()}
     return _Part(
-        tasks.submit_time[:n] * source.time_scale,
-        tasks.duration[:n] * source.time_scale,
+        tasks.submit_time[keep] * source.time_scale,
+        tasks.duration[keep] * source.time_scale,
         demand,
         dict(source.node_selector),
         skipped=int(getattr(tasks, "skipped", 0)),

@@ -13,6 +13,7 @@ from orchsim.cluster import build_cluster, stratified_sample
 from orchsim.resize import scale_scenario
 from orchsim.scenario import ScenarioError, load_scenario, parse_scenario
 from orchsim.scheduling import UnknownPolicyError
+from orchsim.workload import evenly_spaced
 
 from .conftest import SCENARIOS
 
@@ -28,7 +29,8 @@ def test_scaling_multiplies_counts_rates_and_events() -> None:
     assert [e.count for e in half.events] == [2, 2, 2]  # 2.5 rounds to even, never below 1
     assert [e.at for e in half.events] == [e.at for e in base.events]
     assert scale_scenario(base, 1.0) is base
-    assert scale_scenario(base, 0.001).cluster.nodes[0].count == 1
+    with pytest.raises(ScenarioError, match=r"30 node\(s\) cannot be scaled by 0\.001 \(rounding gives 1, 0\.03"):
+        scale_scenario(base, 0.001)
 
 
 def test_scaling_keeps_the_offered_load() -> None:
@@ -52,14 +54,50 @@ def test_trace_nodes_sample_down_not_up() -> None:
     quarter = scale_scenario(openb, 0.25)
     assert quarter.cluster.nodes[0].sample == 0.25
     assert quarter.workload == openb.workload  # the pod count follows the GPUs through 'load'
+    capped = openb.model_copy(update={"workload": [openb.workload[0].model_copy(update={"limit": 5000})]})
+    assert scale_scenario(capped, 0.25).workload[0].limit == 1250  # a cap on the pods scales with the cluster
 
 
-def test_a_trace_workload_without_limit_cannot_scale() -> None:
+def test_trace_workloads_are_thinned_not_truncated(tmp_path) -> None:
+    """A quarter of the nodes gets a quarter of the jobs over the same time window, not the first quarter."""
+    rng = np.random.default_rng(5)
+    submit = np.cumsum(rng.exponential(1 / 3.0, size=4000))
+    rows = [f"{t:.3f},{d:.3f},500,256" for t, d in zip(submit, rng.exponential(10.0, size=4000), strict=True)]
+    (tmp_path / "jobs.csv").write_text("submit_time,duration,cpu,memory\n" + "\n".join(rows) + "\n")
+    data = {
+        "version": 1,
+        "name": "thin",
+        "policies": ["spread"],
+        "cluster": {"nodes": [{"count": 12, "capacity": {"cpu": 4000, "memory": 8192}}]},
+        "workload": [{"kind": "trace", "path": "jobs.csv", "limit": 4000}],
+    }
+    full = parse_scenario(data, source="thin.yaml", base_dir=tmp_path)
+    quarter = scale_scenario(full, 0.25)
+    assert quarter.workload[0].sample == 0.25 and quarter.workload[0].limit == 4000
+    big, small = run(full).summary.iloc[0], run(quarter).summary.iloc[0]
+    assert small["tasks_submitted"] == 1000
+    assert small["makespan"] == pytest.approx(big["makespan"], rel=0.05)  # same window
+    assert small["mean_util_cpu"] == pytest.approx(big["mean_util_cpu"], abs=0.05)  # same load per node
     nasa = load_scenario(SCENARIOS / "nasa.yaml")
-    if nasa.workload[0].limit is not None:
-        nasa = nasa.model_copy(update={"workload": [nasa.workload[0].model_copy(update={"limit": None})]})
-    with pytest.raises(ScenarioError, match=r"workload\.0: a trace workload scales through its 'limit'"):
-        scale_scenario(nasa, 0.5)
+    with pytest.raises(ScenarioError, match=r"workload\.0: trace workloads can be sampled down, not up"):
+        scale_scenario(nasa, 2.0)
+
+
+def test_evenly_spaced() -> None:
+    assert evenly_spaced(10, 0.5).tolist() == [1, 3, 5, 7, 9]
+    assert evenly_spaced(3, 0.01).tolist() == [1]
+    assert evenly_spaced(0, 0.5).tolist() == []
+    assert evenly_spaced(7, 1.0).tolist() == list(range(7))
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\]"):
+            evenly_spaced(10, bad)
+
+
+def test_autoscaler_bounds_and_step_scale() -> None:
+    auto = load_scenario(SCENARIOS / "autoscale.yaml")
+    a, half = auto.autoscaler, scale_scenario(auto, 0.5).autoscaler
+    assert half.max_nodes == max(1, round(a.max_nodes / 2)) and half.min_nodes <= half.max_nodes
+    assert half.step == max(1, round(a.step / 2))
 
 
 def test_stratified_sample_keeps_each_shape_share() -> None:
@@ -74,6 +112,8 @@ def test_stratified_sample_keeps_each_shape_share() -> None:
         assert abs(part[shape] - count / 4) <= 1, shape
     assert np.array_equal(stratified_sample({"cpu": cpu}, 1.0), np.arange(400))
     assert len(stratified_sample({"cpu": np.zeros(0)}, 0.5)) == 0
+    with pytest.raises(ValueError, match="fraction must be in"):
+        stratified_sample({"cpu": cpu}, 1.6)
 
 
 def test_stratified_sample_separates_labels() -> None:
@@ -101,7 +141,10 @@ def test_failure_records_match_rescheduled_counts() -> None:
     for row in result.summary.itertuples():
         assert per_policy[row.policy] == row.rescheduled
         assert (failures["policy"] == row.policy).sum() == 4  # two failure events of 2 nodes each
-    assert (result.timeseries["max_tasks_per_node"] >= 0).all()
+    series = result.timeseries
+    assert series["max_tasks_per_node"].max() >= 2
+    assert (series.loc[series["running"] == 0, "max_tasks_per_node"] == 0).all()
+    assert (series["max_tasks_per_node"] <= series["running"]).all()
 
 
 def test_failure_cost_table() -> None:
@@ -117,9 +160,10 @@ def test_failure_cost_table() -> None:
         assert row.blast_radius >= 1
 
 
-def test_failure_cost_needs_failure_events() -> None:
+@pytest.mark.parametrize("name", ["steady.yaml", "autoscale.yaml"])  # no events; only scaling events
+def test_failure_cost_needs_failure_events(name: str) -> None:
     with pytest.raises(ScenarioError, match="needs a scenario with node_failure events"):
-        compare.failure_cost(SCENARIOS / "steady.yaml", TWO, scale=0.1)
+        compare.failure_cost(SCENARIOS / name, TWO, scale=0.5)
 
 
 def test_nodes_in_use_and_stranded_tables() -> None:
@@ -127,7 +171,8 @@ def test_nodes_in_use_and_stranded_tables() -> None:
     nodes = compare.nodes_in_use(result).set_index("policy")
     assert list(nodes.index) == TWO
     assert (nodes["mean_nodes_used"] <= nodes["peak_nodes_used"]).all()
-    assert (nodes["peak_nodes_used"] <= nodes["nodes"]).all()
+    assert (nodes["peak_nodes_used"] <= nodes["max_nodes_up"]).all()
+    assert (nodes["max_nodes_up"] == 12).all()
     stranded = compare.stranded(result)
     assert {"mean_stranded_cpu", "mean_stranded_memory", "fragmentation"} <= set(stranded.columns)
     assert ((stranded.filter(like="mean_stranded") >= 0) & (stranded.filter(like="mean_stranded") <= 1)).all().all()
@@ -201,3 +246,12 @@ def test_load_curve_plot_checks_its_metric() -> None:
     assert list(ax.get_lines()[0].get_ydata()) == [50.0, 90.0]
     with pytest.raises(ValueError, match="metric must be one of unplaced_share, final_util_gpu"):
         plots.plot_load_curve(curve, Figure().add_subplot(), metric="wait")
+
+
+def test_a_cluster_too_small_to_scale_is_refused() -> None:
+    nasa = load_scenario(SCENARIOS / "nasa.yaml")  # one 128-processor partition
+    with pytest.raises(ScenarioError, match=r"cluster\.nodes: 1 node\(s\) cannot be scaled by 0\.5 \(rounding gives 1"):
+        scale_scenario(nasa, 0.5)
+    for name in ("burst", "steady", "failures"):
+        scale_scenario(load_scenario(SCENARIOS / f"{name}.yaml"), 0.25)  # the notebook's size
+    scale_scenario(load_scenario(SCENARIOS / "autoscale.yaml"), 0.5)  # 6 nodes: a quarter would be 2

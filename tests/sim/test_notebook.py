@@ -21,6 +21,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # three notebook runs, about a minute in all
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "binpack_vs_spread.ipynb"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -29,7 +31,7 @@ FIGURE_CELLS = 8  # utilisation, wait CDF, nodes, stranded, failures, gpu, load 
 SMALL_PARAMETERS = """\
 SCALE = 0.25
 SEEDS = tuple(range(10))  # few nodes fail per run at this size: replicate more
-LOADS = (0.7, 1.3)
+LOADS = (0.5, 0.9, 1.3)
 SCENARIOS = {scenarios!r}
 """
 
@@ -123,9 +125,13 @@ def test_every_figure_is_drawn(notebook_run: tuple[nbformat.NotebookNode, Path])
 
 def test_burst_policies_run_the_same_work(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
     summary = pd.read_csv(notebook_run[1] / "burst_summary.csv")
-    assert summary["tasks_completed"].nunique() == 1
-    assert summary["mean_util_cpu"].max() - summary["mean_util_cpu"].min() < 1e-9
+    assert (summary["tasks_completed"] == summary["tasks_submitted"]).all()
     assert summary["makespan"].max() - summary["makespan"].min() < 1e-6
+    waits = summary["mean_wait"]
+    assert waits.max() > waits.min() > 0, "the policies do differ, a little"
+    assert (waits.max() - waits.min()) / waits.min() < 0.05  # "differ by about 2%"
+    nodes = pd.read_csv(notebook_run[1] / "burst_nodes.csv")
+    assert (nodes["peak_nodes_used"] == nodes["max_nodes_up"]).all()  # "same peak": every node
 
 
 @pytest.mark.parametrize("scenario", ["burst", "openb"])
@@ -141,6 +147,10 @@ def test_packing_uses_fewer_nodes_and_strands_less(
             assert stranded.loc[packer, "mean_stranded_memory"] < stranded.loc[spreader, "mean_stranded_memory"]
     # "a fraction of what spreading strands": under half, in CPU.
     assert stranded.loc["bin_packing", "mean_stranded_cpu"] < 0.5 * stranded.loc["spread", "mean_stranded_cpu"]
+    if scenario == "burst":  # the other side: what packing leaves free is more often too small to use
+        assert stranded.loc["bin_packing", "fragmentation"] > stranded.loc["spread", "fragmentation"]
+    else:  # openb: GPUs too
+        assert stranded.loc["bin_packing", "mean_stranded_gpu"] < 0.5 * stranded.loc["spread", "mean_stranded_gpu"]
 
 
 def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
@@ -149,10 +159,13 @@ def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
     cost = pd.read_csv(notebook_run[1] / "failure_cost.csv").set_index("policy")
     failures = pd.read_csv(notebook_run[1] / "failures.csv")
     assert len(failures) == cost["failures"].sum() > 0
-    assert cost.loc["spread", "max_lost"] < cost.loc["bin_packing", "max_lost"]
-    assert cost.loc["spread", "blast_radius"] < 0.8 * cost.loc["bin_packing", "blast_radius"]
+    assert cost.loc["spread", "max_lost"] <= 1.5 * cost.loc["spread", "mean_lost"]
+    assert cost.loc["bin_packing", "max_lost"] >= 1.5 * cost.loc["spread", "max_lost"]  # "close to twice"
+    assert 1.5 <= cost.loc["bin_packing", "blast_radius"] / cost.loc["spread", "blast_radius"] <= 2.2
     # The markdown's caveat: spreading does not buy a lower mean, and packing's failures hit empty nodes.
-    assert cost.loc["bin_packing", "empty_failures"] > cost.loc["spread", "empty_failures"]
+    assert cost["mean_lost"].max() - cost["mean_lost"].min() < 1.5
+    assert cost.loc["bin_packing", "mean_lost"] <= cost.loc["spread", "mean_lost"]
+    assert cost.loc["bin_packing", "empty_failures"] > cost.loc["spread", "empty_failures"] == 0
     worst = failures.groupby("policy")["tasks_lost"].max()
     assert (worst == cost["max_lost"].reindex(worst.index)).all()
 
@@ -160,14 +173,19 @@ def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
 def test_openb_trade_offs_as_the_notebook_says(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
     out = notebook_run[1]
     curve = pd.read_csv(out / "load_curve.csv").pivot(index="load", columns="policy", values="unplaced_share")
-    # Below capacity packing places everything the spreading policies do, and more.
-    assert curve.loc[0.7, "bin_packing"] == 0.0
-    assert curve.loc[0.7, "spread"] >= curve.loc[0.7, "bin_packing"]
-    # Above capacity the order flips.
-    assert curve.loc[1.3, "spread"] < curve.loc[1.3, "bin_packing"]
-    assert curve.loc[1.3, "least_allocated"] < curve.loc[1.3, "most_allocated"]
+    # Below capacity packing places everything; spreading already leaves a little.
+    below = [load for load in curve.index if load < 1]
+    assert below
+    for load in below:
+        assert curve.loc[load, "bin_packing"] == curve.loc[load, "most_allocated"] == 0.0
+        assert 0 < curve.loc[load, "spread"] < 0.01 and 0 < curve.loc[load, "least_allocated"] < 0.01
+    # Above capacity the order flips: spread and least_allocated leave the smallest shares.
+    top = max(curve.index)
+    assert set(curve.loc[top].nsmallest(2).index) == {"spread", "least_allocated"}
     summary = pd.read_csv(out / "openb_summary.csv").set_index("policy")
-    assert summary.loc["spread", "final_util_gpu"] > summary.loc["bin_packing", "final_util_gpu"]
+    for spreader in ("spread", "least_allocated"):
+        assert summary.loc[spreader, "final_util_gpu"] > summary.loc["bin_packing", "final_util_gpu"]
+        assert summary.loc[spreader, "tasks_pending"] < summary.loc["bin_packing", "tasks_pending"]
     unplaced = pd.read_csv(out / "openb_unplaced.csv", index_col=0)
     small = unplaced.loc[["GPU share (< 1)", "1 GPU"]].sum()
     assert small["bin_packing"] > small["spread"]
