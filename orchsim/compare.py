@@ -53,13 +53,9 @@ def _load(scenario: sc.Scenario | str | Path, policy_params: ParamsByPolicy | No
         return loaded
     merged = {name: dict(values) for name, values in loaded.policy_params.items()}
     for name, values in policy_params.items():
-        spec = POLICIES.spec(name)  # an unknown name lists the valid ones
-        unknown = sorted(set(values) - set(spec.params))
-        if unknown:
-            raise sc.ScenarioError(
-                f"{loaded.source}: policy_params.{name}: no parameter {', '.join(unknown)}; "
-                f"it takes: {', '.join(spec.params) or 'none'}"
-            )
+        problem = POLICIES.spec(name).unknown_params(values)  # an unknown name lists the valid ones
+        if problem:
+            raise sc.ScenarioError(f"{loaded.source}: policy_params.{name}: {problem}")
         merged[name] = {**merged.get(name, {}), **values}
     return loaded.model_copy(update={"policy_params": merged})
 

@@ -169,7 +169,6 @@ class Simulation:
         self._int_nodes_up = 0.0
         self.nodes_up = n
         self._failure_log: list[tuple[float, float, str, int]] = []
-        self._failed_at: dict[int, float] = {}
         self._samples: dict[str, list[float]] = {
             k: [] for k in ("time", "queue", "running", "nodes_up", "nodes_used", "max_tasks_per_node", "fragmentation")
         }
@@ -411,15 +410,14 @@ class Simulation:
         detect_at = max(now, math.floor(now / hb) * hb + self.cfg.failure_timeout)
         for node in sorted(int(x) for x in chosen):
             self.node_state[node] = NodeState.DEAD
-            self._failed_at[node] = now
             for task in self.running_on[node]:
                 self.epoch[task] += 1  # its completion event, if any, is now void
             self._pending_external += 1
-            timer = Timeout(self.env, detect_at - now, value=node)
+            timer = Timeout(self.env, detect_at - now, value=(node, now))
             timer.callbacks.append(self._detect_failure)
 
     def _detect_failure(self, event: Timeout) -> None:
-        node = event.value
+        node, failed_at = event.value
         self._pending_external -= 1
         self._advance()
         self._capacity_changing()
@@ -430,7 +428,7 @@ class Simulation:
         self.cap_total -= self.nodes.capacity[:, node]
         lost = sorted(self.running_on[node])
         # Counted at detection: tasks placed on the dead node before anyone noticed are lost too.
-        self._failure_log.append((self._failed_at.pop(node), self.env.now, self.nodes.ids[node], len(lost)))
+        self._failure_log.append((failed_at, self.env.now, self.nodes.ids[node], len(lost)))
         for task in lost:
             self._int_lost_used += self.w.demand[task] * (self.env.now - self.start[task])
             self._stop(task)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["build_report", "figure_slugs", "main", "scenario_description", "write_report"]
 
 DPI = 90
-FIGSIZE = (8.0, 4.0)  # inches: 720 x 360 px at DPI
+FIGSIZE = plots.FIGSIZE  # 8 x 4 inches: 720 x 360 px at DPI
 REPORT_NAME = "report.html"
 NA = "n/a"  # a statistic with no data, e.g. the wait of tasks that never started
 

@@ -352,11 +352,9 @@ class Scenario(_Strict):
     @classmethod
     def _known_params(cls, params: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for name, values in params.items():
-            spec = _policy_spec(name)
-            unknown = sorted(set(values) - set(spec.params))
-            if unknown:
-                takes = ", ".join(spec.params) or "none"
-                raise ValueError(f"policy {name!r} has no parameter {', '.join(unknown)}; it takes: {takes}")
+            problem = _policy_spec(name).unknown_params(values)
+            if problem:
+                raise ValueError(f"policy {name!r} has {problem}")
         return params
 
     def resolve(self, path: str) -> Path:

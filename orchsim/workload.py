@@ -174,7 +174,7 @@ def _trace(
             memory_per_processor=source.memory_per_processor,
         )
     n = len(tasks) if source.limit is None else min(source.limit, len(tasks))
-    keep = np.arange(n) if source.sample is None else evenly_spaced(n, source.sample)
+    keep = slice(n) if source.sample is None else evenly_spaced(n, source.sample)
     demand = {name: np.rint(values[keep]) for name, values in tasks.resources.items()}
     return _Part(
         tasks.submit_time[keep] * source.time_scale,

@@ -17,7 +17,7 @@ accepted (scenario files, ``--policy``, the live master)::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -64,6 +64,17 @@ class PolicySpec:
     order_dependent: bool
     params: tuple[str, ...]
     summary: str
+
+    def unknown_params(self, names: Iterable[str]) -> str | None:
+        """None if the policy takes every one of ``names``; else what is wrong, for a message.
+
+        One wording for every caller that checks parameters (``select``, the scenario
+        schema, ``orchsim.compare``): ``"no parameter x, y; it takes: a, b"``.
+        """
+        unknown = sorted(set(names) - set(self.params))
+        if not unknown:
+            return None
+        return f"no parameter {', '.join(unknown)}; it takes: {', '.join(self.params) or 'none'}"
 
 
 class PolicyRegistry(Mapping[str, Scorer]):

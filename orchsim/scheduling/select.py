@@ -139,13 +139,8 @@ def select(
         req = request  # the hot path: a vector from request_vector or a workload row, trusted as given
     else:
         req = nodes.request_vector(request)
-    if params:
-        unknown = sorted(set(params) - set(spec.params))
-        if unknown:
-            raise TypeError(
-                f"policy {spec.name!r} has no parameter {', '.join(unknown)}; "
-                f"it takes: {', '.join(spec.params) or 'none'}"
-            )
+    if params and (problem := spec.unknown_params(params)):
+        raise TypeError(f"policy {spec.name!r} has {problem}")
     n = nodes.n_nodes
     bad = infeasible(nodes, req, node_selector)
     rejected = bad.nonzero()[0]
