@@ -25,8 +25,10 @@ _TABLE_COLUMNS = {
     "tasks_running": "running",
     "tasks_pending": "pending",
     "unschedulable": "unsched",
+    "tasks_never_started": "never_started",
     "rescheduled": "resched",
     "mean_wait": "wait_mean_s",
+    "mean_wait_censored": "wait_cens_s",
     "p95_wait": "wait_p95_s",
     "p99_wait": "wait_p99_s",
     "makespan": "makespan_s",
@@ -48,7 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("scenario", type=Path, help="scenario YAML file")
     parser.add_argument("--policy", action="append", dest="policies", metavar="NAME", help="policy to run (repeatable)")
     parser.add_argument("--out", type=Path, help="output folder (default results/<name>/)")
-    parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument("--seed", type=int, help="override the scenario's seed (a non-negative integer)")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        metavar="SECONDS",
+        help="leave the first SECONDS of simulated time out of the statistics",
+    )
+    parser.add_argument("--until", type=float, metavar="SECONDS", help="end the measurement window at SECONDS")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -73,6 +82,18 @@ def _print_table(summary) -> None:  # type: ignore[no-untyped-def]
     Console(width=None if sys.stdout.isatty() else 250).print(table)
 
 
+def _check_numbers(args: argparse.Namespace) -> str | None:
+    """The command-line numbers' own range checks, named as the user typed them."""
+    if args.seed is not None and args.seed < 0:
+        return f"--seed: must be a non-negative integer, got {args.seed}"
+    for flag, value in (("--warmup", args.warmup), ("--until", args.until)):
+        if value is not None and not (value >= 0 and value != float("inf")):
+            return f"{flag}: must be a finite number of seconds >= 0, got {value}"
+    if args.warmup is not None and args.until is not None and args.until <= args.warmup:
+        return f"--until ({args.until}) must be after --warmup ({args.warmup})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status.
 
@@ -88,11 +109,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orchsim.scheduling import UnknownPolicyError
     from orchsim.traces import TraceError
 
+    problem = _check_numbers(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         scenario = load_scenario(args.scenario)
         from orchsim.api import run
 
-        results = run(scenario, policies=args.policies, seed=args.seed, progress=not args.quiet)
+        results = run(
+            scenario,
+            policies=args.policies,
+            seed=args.seed,
+            progress=not args.quiet,
+            warmup=args.warmup,
+            until=args.until,
+        )
     except (ScenarioError, TraceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

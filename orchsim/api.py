@@ -17,7 +17,7 @@ from orchsim.metrics import failures_frame, summary_row, tasks_frame, timeseries
 from orchsim.scheduling import POLICIES
 from orchsim.workload import Workload, build_workload
 
-__all__ = ["Results", "load_scenario", "run"]
+__all__ = ["Results", "load_scenario", "run", "with_overrides"]
 
 load_scenario = sc.load_scenario
 
@@ -50,6 +50,37 @@ class Results:
         return written
 
 
+def with_overrides(
+    scenario: sc.Scenario,
+    *,
+    policies: Sequence[str] | None = None,
+    seed: int | None = None,
+    warmup: float | None = None,
+    until: float | None = None,
+) -> sc.Scenario:
+    """``scenario`` with the command-line style overrides applied, validated like the file.
+
+    ``model_copy(update=...)`` skips validation, so every override goes back through the
+    schema: a negative seed or a window that ends before it starts is refused with the
+    same message a YAML file would get, naming the field.
+    """
+    if policies:
+        for name in policies:
+            POLICIES.spec(name)
+    updates: dict[str, object] = {}
+    if policies:
+        updates["policies"] = list(policies)
+    if seed is not None:
+        updates["seed"] = seed
+    metrics = {k: v for k, v in (("warmup", warmup), ("until", until)) if v is not None}
+    if metrics:
+        updates["metrics"] = scenario.metrics.model_dump() | metrics
+    if not updates:
+        return scenario
+    data = scenario.model_dump(mode="json") | updates
+    return sc.parse_scenario(data, source=scenario.source, base_dir=scenario.base_dir)
+
+
 def _sample_interval(scenario: sc.Scenario, workload: Workload) -> float:
     if scenario.metrics.sample_interval is not None:
         return scenario.metrics.sample_interval
@@ -66,29 +97,30 @@ def run(
     policies: Sequence[str] | None = None,
     seed: int | None = None,
     progress: bool = False,
+    warmup: float | None = None,
+    until: float | None = None,
 ) -> Results:
     """Simulate ``scenario`` once per policy, on identical tasks.
 
     Args:
         scenario: A scenario object or the path of a YAML file.
         policies: Override the scenario's list of policy names.
-        seed: Override the scenario's seed.
+        seed: Override the scenario's seed (a non-negative integer).
         progress: Show a progress bar (only on runs longer than about a second).
+        warmup: Override ``metrics.warmup``: seconds of simulated time left out of the
+            statistics at the start.
+        until: Override ``metrics.until``: the end of the measurement window (seconds).
 
     Returns:
         Results with ``summary`` (a row per policy), ``tasks`` and ``timeseries``.
+
+    Raises:
+        ScenarioError: a bad scenario file, or an override out of range (named).
+        UnknownPolicyError: a policy that is not registered.
     """
     if not isinstance(scenario, sc.Scenario):
         scenario = sc.load_scenario(scenario)
-    updates: dict[str, object] = {}
-    if policies:
-        for name in policies:
-            POLICIES.spec(name)
-        updates["policies"] = list(policies)
-    if seed is not None:
-        updates["seed"] = seed
-    if updates:
-        scenario = scenario.model_copy(update=updates)
+    scenario = with_overrides(scenario, policies=policies, seed=seed, warmup=warmup, until=until)
 
     resources, cluster = build_cluster(scenario)
     totals = dict(zip(resources, cluster.capacity.sum(axis=1).tolist(), strict=True))
@@ -114,6 +146,8 @@ def run(
             events=tuple(scenario.events),
             autoscaler=scenario.autoscaler,
             sample_interval=interval,
+            warmup=scenario.metrics.warmup,
+            until=scenario.metrics.until,
         )
         began = time.perf_counter()
         records = Simulation(workload, cluster, config, progress=bar.update if bar else None).run()

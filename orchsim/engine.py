@@ -14,10 +14,17 @@ Design, for speed and for truth:
 * Node failures are realistic: a failed node stops heartbeating; until its lease
   expires (last heartbeat + ``failure_timeout``) the scheduler still believes it up and
   may place tasks there, which are then lost too. At detection every task on it goes
-  back to the queue (front, in submission order) with its attempt count raised.
+  back to the queue (front, in submission order) with its attempt count raised. A node
+  that comes back before its lease expired heartbeats again and is never declared lost,
+  but its tasks died with it: they are given up as lost when it returns.
+* Two views of the cluster are kept apart. The scheduler's view (what ``select`` sees)
+  changes at detection; the physical one (what the metrics measure) changes at the
+  failure itself: a dead node has no capacity, and the work lost on it ends when it
+  died, so utilisation can never exceed 1.
 * Exact time integrals (utilisation, queue length, running tasks) are accumulated at
-  every state change, so means are time-weighted exactly; the time series is sampled
-  every ``sample_interval`` seconds for plots.
+  every state change over the measurement window ``[warmup, until)``, so means are
+  time-weighted exactly; the time series is sampled every ``sample_interval`` seconds
+  for plots.
 
 Records are columnar numpy arrays indexed by task id, so a million tasks cost a few
 tens of MB.
@@ -38,7 +45,7 @@ from simpy.events import Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
-from orchsim.scheduling import NodeMatrix, select
+from orchsim.scheduling import NodeMatrix, rejections, select
 from orchsim.workload import Workload
 
 __all__ = ["EngineConfig", "RunRecords", "Simulation", "Status"]
@@ -80,6 +87,8 @@ class EngineConfig:
     events: tuple[Any, ...] = ()
     autoscaler: sc.Autoscaler | None = None
     sample_interval: float = 10.0
+    warmup: float = 0.0  # start of the measurement window (simulated seconds)
+    until: float | None = None  # its end; None: the end of the run
 
 
 @dataclass
@@ -101,8 +110,12 @@ class RunRecords:
     rescheduled: int
     wall_seconds: float
     decisions: int
-    # One entry per detected node failure: (failed at, detected at, node id, tasks lost).
+    # One entry per node failure, at detection: (failed at, detected at, node id, tasks lost).
     failures: list[tuple[float, float, str, int]] = field(default_factory=list)
+    # Why a task did not run: for tasks never placed, unschedulable or given up (task -> text).
+    reasons: dict[int, str] = field(default_factory=dict)
+    # The measurement window (start, end) in simulated seconds; end is at most the horizon.
+    window: tuple[float, float] = (0.0, math.inf)
 
 
 class Simulation:
@@ -148,26 +161,34 @@ class Simulation:
         self.queue: deque[int] = deque()
         self._head_blocked = False
         self.done = 0
+        self._progressed = 0  # tasks placed for the first time or rejected outright
+        self._reported = 0  # of those, how many the progress bar has been told about
+        self.reasons: dict[int, str] = {}
         self.decisions = 0
         self.rescheduled = 0
         self.nodes_in_use = 0
         self.peak_nodes_used = 0
         self.running = 0
         self.forever = 0
-        self._failed_order: deque[int] = deque()
+        self._failed_order: deque[int] = deque()  # failed nodes (dead or down), longest-failed first
+        self._failed_at: dict[int, float] = {}
+        self._node_epoch = [0] * n  # raised when a node returns: its pending detection is void
+        self._dead: set[int] = set()  # failed, not yet detected: the scheduler still sees them up
         self._provisioning = False
         self._pending_external = 0  # scheduled events that may still change the cluster
 
         r = len(workload.resources)
-        self.cap_total = self.nodes.capacity.sum(axis=1)
+        self._w0 = float(config.warmup)
+        self._w1 = math.inf if config.until is None else float(config.until)
+        self.cap_total = self.nodes.capacity.sum(axis=1)  # live (physically up) capacity
         self._last_t = 0.0
         self._cap_since = 0.0
         self._int_cap = np.zeros(r)
-        self._int_lost_used = np.zeros(r)  # allocation held by runs lost with their node
+        self._int_lost_used = np.zeros(r)  # allocation held by runs lost with their node, until it died
         self._int_queue = 0.0
         self._int_running = 0.0
         self._int_nodes_up = 0.0
-        self.nodes_up = n
+        self.nodes_up = n  # physically up (the scheduler also counts the undetected dead)
         self._failure_log: list[tuple[float, float, str, int]] = []
         self._samples: dict[str, list[float]] = {
             k: [] for k in ("time", "queue", "running", "nodes_up", "nodes_used", "max_tasks_per_node", "fragmentation")
@@ -181,13 +202,18 @@ class Simulation:
         self._params = dict(config.policy_params)
 
     # ------------------------------------------------------------------ bookkeeping
+    def _in_window(self, begin: float, end: float) -> float:
+        """Length of ``[begin, end]`` inside the measurement window (0 if none)."""
+        return max(0.0, min(end, self._w1) - max(begin, self._w0))
+
     def _advance(self) -> None:
         """Integrate queue length and running count up to now (call before changing them)."""
         now = self.env.now
-        dt = now - self._last_t
-        if dt > 0:
-            self._int_queue += len(self.queue) * dt
-            self._int_running += self.running * dt
+        if now > self._last_t:
+            dt = self._in_window(self._last_t, now)
+            if dt > 0:
+                self._int_queue += len(self.queue) * dt
+                self._int_running += self.running * dt
             self._last_t = now
 
     def _capacity_changing(self, now: float | None = None) -> None:
@@ -198,17 +224,23 @@ class Simulation:
         the end (sum of demand x run time), which is exact and costs nothing per event.
         """
         now = self.env.now if now is None else now
-        dt = now - self._cap_since
-        if dt > 0:
-            self._int_cap += self.cap_total * dt
-            self._int_nodes_up += self.nodes_up * dt
+        if now > self._cap_since:
+            dt = self._in_window(self._cap_since, now)
+            if dt > 0:
+                self._int_cap += self.cap_total * dt
+                self._int_nodes_up += self.nodes_up * dt
             self._cap_since = now
+
+    def _tick(self) -> None:
+        """One more task placed for the first time, or rejected: the progress bar moves."""
+        self._progressed += 1
+        if self.progress is not None and self._progressed - self._reported >= 1000:
+            self.progress(self._progressed - self._reported)
+            self._reported = self._progressed
 
     def _finish(self, task: int, status: int) -> None:
         self.status[task] = status
         self.done += 1
-        if self.progress is not None and self.done % 1000 == 0:
-            self.progress(1000)
 
     # ------------------------------------------------------------------ placement
     def _try_place(self, task: int) -> bool:
@@ -249,6 +281,19 @@ class Simulation:
                 return False
         return True
 
+    def _never_fits_reason(self, task: int) -> str:
+        """Why ``task`` can never run: nodes counted under the first check they fail, empty."""
+        code = self._selector_of[task]
+        counts = rejections(
+            self.nodes,
+            self._demand_rows[task],
+            self._selectors[code] if code >= 0 else None,
+            available=self.nodes.capacity,
+            candidates=("removed", ~self._removed),
+        )
+        detail = ", ".join(f"{count} {label}" for label, count in counts.items())
+        return f"never fits: 0/{self.nodes.n_nodes} nodes could hold it even when empty: {detail}"
+
     def _start(self, task: int, node: int) -> None:
         demand = self._demand_rows[task]
         self.nodes.allocate(node, demand)
@@ -262,6 +307,8 @@ class Simulation:
         self.status[task] = Status.RUNNING
         self.start[task] = now
         self.node_of[task] = node
+        if not self.attempts[task]:
+            self._tick()
         self.attempts[task] += 1
         self.running += 1
         duration = self._durations[task]
@@ -365,7 +412,9 @@ class Simulation:
             if self._try_place(task):
                 return
             if self._never_fits(task):
+                self.reasons[task] = self._never_fits_reason(task)
                 self._finish(task, Status.UNSCHEDULABLE)
+                self._tick()
                 return
         self._enqueue(task)
         if len(self.queue) == 1:
@@ -408,55 +457,78 @@ class Simulation:
         now = self.env.now
         hb = self.cfg.heartbeat_interval
         detect_at = max(now, math.floor(now / hb) * hb + self.cfg.failure_timeout)
+        self._capacity_changing()  # physically, the capacity is gone now
         for node in sorted(int(x) for x in chosen):
             self.node_state[node] = NodeState.DEAD
+            self._dead.add(node)
+            self._failed_at[node] = now
+            self._failed_order.append(node)
+            self.nodes_up -= 1
+            self.cap_total -= self.nodes.capacity[:, node]
             for task in self.running_on[node]:
                 self.epoch[task] += 1  # its completion event, if any, is now void
             self._pending_external += 1
-            timer = Timeout(self.env, detect_at - now, value=(node, now))
+            timer = Timeout(self.env, detect_at - now, value=(node, self._node_epoch[node]))
             timer.callbacks.append(self._detect_failure)
 
     def _detect_failure(self, event: Timeout) -> None:
-        node, failed_at = event.value
+        node, node_epoch = event.value
         self._pending_external -= 1
+        if node_epoch != self._node_epoch[node]:
+            return  # the node came back before its lease expired
         self._advance()
-        self._capacity_changing()
         self.node_state[node] = NodeState.DOWN
-        self._failed_order.append(node)
+        self._dead.discard(node)
         self.nodes.set_schedulable(node, False)
-        self.nodes_up -= 1
-        self.cap_total -= self.nodes.capacity[:, node]
+        if self._give_up_tasks(node):
+            self._drain_queue()
+
+    def _give_up_tasks(self, node: int) -> bool:
+        """Take the tasks that died with ``node`` off it: requeue or fail them. True if any.
+
+        Counted now (at detection, or when the node returns), so tasks placed on the dead
+        node before anyone noticed are lost too. Their run, for the metrics, ended when
+        the node died (a task placed after that ran for no time at all).
+        """
+        failed_at = self._failed_at[node]
         lost = sorted(self.running_on[node])
-        # Counted at detection: tasks placed on the dead node before anyone noticed are lost too.
         self._failure_log.append((failed_at, self.env.now, self.nodes.ids[node], len(lost)))
         for task in lost:
-            self._int_lost_used += self.w.demand[task] * (self.env.now - self.start[task])
+            start = float(self.start[task])
+            self._int_lost_used += self.w.demand[task] * self._in_window(start, max(start, failed_at))
             self._stop(task)
             self.epoch[task] += 1
             self.rescheduled += 1
         for task in reversed(lost):
             if self.attempts[task] >= self.cfg.max_attempts:
-                self.end[task] = self.env.now
+                self.end[task] = max(float(self.start[task]), failed_at)
+                self.reasons[task] = (
+                    f"lost with its node {self.attempts[task]} times (max_attempts {self.cfg.max_attempts})"
+                )
                 self._finish(task, Status.FAILED)
             else:
                 self._enqueue(task, front=True)
-        if lost:
-            self._drain_queue()
+        return bool(lost)
 
     def _recover_nodes(self, count: int) -> None:
-        down: list[int] = []
-        while self._failed_order and len(down) < count:
+        back: list[int] = []
+        while self._failed_order and len(back) < count:
             node = self._failed_order.popleft()
-            if self.node_state[node] == NodeState.DOWN:
-                down.append(node)
+            if self.node_state[node] in (NodeState.DEAD, NodeState.DOWN):
+                back.append(node)
         self._capacity_changing()
-        for node in down:
+        for node in back:
+            if self.node_state[node] == NodeState.DEAD:
+                # Back before its lease expired: never declared lost, but its processes died.
+                self._node_epoch[node] += 1
+                self._dead.discard(node)
+                self._give_up_tasks(node)
             self.node_state[node] = NodeState.UP
             self.nodes.set_schedulable(node, True)
             self.nodes_up += 1
             self.cap_total += self.nodes.capacity[:, node]
             self.idle_since[node] = self.env.now
-        if down:
+        if back:
             self._head_blocked = False
             self._drain_queue()
 
@@ -467,6 +539,7 @@ class Simulation:
         ids = [f"scaled-{start + i}" for i in range(count)]
         self.nodes.add_nodes(ids, np.repeat(vec[:, None], count, axis=1), labels=[dict(labels)] * count)
         self.node_state.extend([NodeState.UP] * count)
+        self._node_epoch.extend([0] * count)
         self._removed = np.concatenate([self._removed, np.zeros(count, dtype=bool)])
         self.running_on.extend(set() for _ in range(count))
         self.idle_since.extend([self.env.now] * count)
@@ -501,7 +574,11 @@ class Simulation:
 
     def _autoscaler_can_help(self) -> bool:
         a = self.cfg.autoscaler
-        return a is not None and bool(self.queue) and (self.nodes_up < a.max_nodes or self._provisioning)
+        return a is not None and bool(self.queue) and (self._nodes_believed_up() < a.max_nodes or self._provisioning)
+
+    def _nodes_believed_up(self) -> int:
+        """Nodes up as the scheduler sees them: a dead node counts until it is detected."""
+        return self.nodes_up + len(self._dead)
 
     def _finished(self) -> bool:
         return self.done + self.forever == len(self.w) or self._stuck()
@@ -523,10 +600,15 @@ class Simulation:
         # The blast radius: what the worst single node failure would take down right now.
         s["max_tasks_per_node"].append(int(self.nodes.tasks.max()) if len(self.nodes) else 0)
         cap = np.where(self.cap_total > 0, self.cap_total, 1.0)
+        busy = self.nodes.tasks > 0
         used_total = self.nodes.allocated.sum(axis=1)
+        if self._dead:  # physically: nothing runs on a dead node, whatever the scheduler believes
+            dead = list(self._dead)
+            used_total = used_total - self.nodes.allocated[:, dead].sum(axis=1)
+            busy[dead] = False
         # Stranded: free capacity on nodes that run something (they cannot be switched off or
         # handed back), as a share of live capacity. Consolidation drives it down.
-        stranded = self.nodes.free[:, self.nodes.tasks > 0].sum(axis=1)
+        stranded = self.nodes.free[:, busy].sum(axis=1)
         for name, used, idle, c in zip(self.w.resources, used_total, stranded, cap, strict=True):
             s[f"util_{name}"].append(float(used / c))
             s[f"stranded_{name}"].append(float(idle / c))
@@ -557,7 +639,7 @@ class Simulation:
         while not self._finished():
             yield self.env.timeout(a.interval)
             now = self.env.now
-            active = self.nodes_up
+            active = self._nodes_believed_up()
             if (
                 self.queue
                 and not self._provisioning
@@ -591,11 +673,42 @@ class Simulation:
         self._provisioning = False
 
     def _used_integral(self) -> np.ndarray:
-        """Time integral of allocated capacity: demand x run time, summed over runs."""
-        ran = ~np.isnan(self.start) & (self.status != Status.PENDING)
-        end = np.where(np.isnan(self.end), self._last_t, self.end)
-        run_time = np.where(ran, end - np.where(ran, self.start, 0.0), 0.0)
-        return run_time @ self.w.demand + self._int_lost_used
+        """Time integral of allocated capacity over the window: demand x run time, summed over runs.
+
+        The last run of a running or completed task is read from the records; every run
+        lost with a node (including the last run of a task that failed for good) was
+        added to ``_int_lost_used`` when it was given up, ending when the node died.
+        """
+        ran = (self.status == Status.RUNNING) | (self.status == Status.COMPLETED)
+        start = np.where(ran, self.start, 0.0)
+        end = np.where(ran, np.where(np.isnan(self.end), self._last_t, self.end), 0.0)
+        w0, w1 = self._w0, min(self._w1, self._last_t)
+        run_time = np.clip(end, w0, w1) - np.clip(start, w0, w1)
+        return np.where(ran, run_time, 0.0) @ self.w.demand + self._int_lost_used
+
+    def _pending_reasons(self) -> None:
+        """Why each task still queued at the end never ran: once per task, not per decision."""
+        if not self.queue:
+            return
+        n = self.nodes.n_nodes
+        for position, task in enumerate(self.queue):
+            code = self._selector_of[task]
+            decision = select(
+                self.nodes,
+                self._demand_rows[task],
+                self.cfg.policy,
+                rng=np.random.default_rng(0),  # the run's own stream is left untouched
+                node_selector=self._selectors[code] if code >= 0 else None,
+                **self._params,
+            )
+            if decision.node is None:
+                reason = decision.reason
+            else:
+                reason = (
+                    f"fits on {decision.feasible}/{n} nodes at the end, but waited behind "
+                    f"{position} task(s) in the {self.cfg.queue} queue"
+                )
+            self.reasons[task] = reason if np.isnan(self.start[task]) else f"lost with its node; then {reason}"
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunRecords:
@@ -612,10 +725,13 @@ class Simulation:
             env.process(self._autoscale())
         env.run()
         if self.progress is not None:
-            self.progress(self.done % 1000)
-        # Tasks still queued at the end stay "pending" and their wait runs to the end.
+            # Tasks never placed count as handled now: the run is over for them too.
+            self.progress(len(self.w) - self._reported)
+        self._pending_reasons()
+        # Tasks still queued at the end stay "pending" and their wait runs to the end (the
+        # last state change: the horizon, not a sampler tick after it).
         for task in self.queue:
-            self._dequeue(task)
+            self.wait[task] += self._last_t - self.enqueued_at[task]
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in self._samples.items()}
         self._capacity_changing(now=self._last_t)
         integrals = {f"used_{r}": float(v) for r, v in zip(self.w.resources, self._used_integral(), strict=True)}
@@ -638,4 +754,6 @@ class Simulation:
             wall_seconds=time.perf_counter() - began,
             decisions=self.decisions,
             failures=list(self._failure_log),
+            reasons=dict(self.reasons),
+            window=(self._w0, min(self._w1, float(self._last_t))),
         )

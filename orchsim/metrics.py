@@ -2,12 +2,26 @@
 
 Definitions (all times in simulated seconds):
 
+* The measurement window ``[warmup, until)`` (``metrics.warmup``, ``metrics.until``;
+  default the whole run): wait statistics cover the tasks submitted inside it, time
+  integrals and sampled means cover the time inside it. Counts (``tasks_*``) cover every task.
 * ``wait`` of a task: total time it spent queued, over all its attempts (so the sum of
-  waits equals the time integral of the queue length: Little's law holds exactly).
-* ``makespan``: last completion minus first submission.
+  waits equals the time integral of the queue length: Little's law holds exactly). A task
+  still queued at the end has waited until the end: a censored observation.
+* ``mean_wait`` and the percentiles: over tasks that started. ``prob_wait``: the share of
+  them that waited at all (Erlang C's P(wait > 0) for M/M/c).
+* ``tasks_never_started``: tasks still queued at the end that were never placed (tasks that
+  can never fit are counted in ``unschedulable`` instead).
+* ``mean_wait_censored``: the mean wait over started and never-started tasks, each
+  never-started one counted with its wait up to the end of the run: a lower bound on the
+  true mean wait, which ``mean_wait`` alone overstates as good when many tasks never ran.
+* ``makespan``: last completion minus first submission (NaN when nothing completed, e.g.
+  a trace whose pods never leave).
 * ``throughput``: completed tasks per second of makespan.
 * ``mean_util_<r>``: time integral of allocated ``r`` over time integral of ``r``
-  capacity on live nodes (a time-weighted mean, exact, not sampled).
+  capacity on live nodes (a time-weighted mean, exact, not sampled). A node is live from
+  when it joins or returns to when it fails or leaves, and work lost with a failed node
+  ends when it failed, so the value never exceeds 1.
 * ``final_util_<r>``: allocated share of live capacity at the end (for arrival-only traces).
 * ``mean_stranded_<r>``: mean over samples of the free ``r`` on nodes running at least one
   task, as a share of live capacity (capacity that consolidation could have freed).
@@ -27,8 +41,17 @@ __all__ = ["summary_row", "tasks_frame", "timeseries_frame"]
 
 
 def tasks_frame(records: RunRecords, workload: Workload) -> pd.DataFrame:
-    """One row per task: policy, task_id, times, node, status, attempts, wait, requested resources."""
+    """One row per task: policy, task_id, times, node, status, attempts, wait, reason, requested resources.
+
+    ``reason`` says why a task did not run: for a task never placed, the placement
+    explanation at the end ("0/48 nodes fit: 48 insufficient memory"); for an
+    unschedulable one, why no node could ever hold it; for a failed one, its losses.
+    Empty for tasks that ran.
+    """
     node_ids = np.asarray([*records.node_ids, ""], dtype=object)
+    reasons = np.full(len(workload), "", dtype=object)
+    if records.reasons:
+        reasons[list(records.reasons)] = list(records.reasons.values())
     frame = pd.DataFrame(
         {
             "policy": records.policy,
@@ -40,6 +63,7 @@ def tasks_frame(records: RunRecords, workload: Workload) -> pd.DataFrame:
             "status": np.asarray(Status.NAMES, dtype=object)[records.status],
             "attempts": records.attempts,
             "wait": records.wait,
+            "reason": reasons,
         }
     )
     for i, name in enumerate(workload.resources):
@@ -52,14 +76,19 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 
 def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | int | str]:
-    """The headline numbers of one policy run."""
+    """The headline numbers of one policy run (definitions in the module docstring)."""
     status = records.status
     completed = status == Status.COMPLETED
     started = ~np.isnan(records.start_time)
-    waits = records.wait[started]
-    first_submit = float(workload.submit_time.min()) if len(workload) else 0.0
-    last_end = float(np.nanmax(records.end_time[completed])) if completed.any() else first_submit
-    makespan = last_end - first_submit
+    never_started = (status == Status.PENDING) & ~started
+    w0, w1 = records.window
+    windowed = w0 > 0 or w1 < records.horizon  # else every task and every sample counts
+    submit = workload.submit_time
+    measured = (submit >= w0) & (submit < w1) if windowed else np.ones(len(submit), bool)
+    waits = records.wait[started & measured]
+    censored = records.wait[(started | never_started) & measured]
+    first_submit = float(submit.min()) if len(workload) else 0.0
+    makespan = float(np.nanmax(records.end_time[completed])) - first_submit if completed.any() else float("nan")
     row: dict[str, float | int | str] = {
         "policy": records.policy,
         "tasks_submitted": len(workload),
@@ -68,8 +97,12 @@ def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | in
         "tasks_pending": int((status == Status.PENDING).sum()),
         "tasks_running": int((status == Status.RUNNING).sum()),
         "unschedulable": int((status == Status.UNSCHEDULABLE).sum()),
+        "tasks_never_started": int(never_started.sum()),
         "rescheduled": records.rescheduled,
+        "tasks_measured": int((started & measured).sum()),
         "mean_wait": float(waits.mean()) if len(waits) else float("nan"),
+        "mean_wait_censored": float(censored.mean()) if len(censored) else float("nan"),
+        "prob_wait": float((waits > 0).mean()) if len(waits) else float("nan"),
         "p50_wait": _percentile(waits, 50),
         "p95_wait": _percentile(waits, 95),
         "p99_wait": _percentile(waits, 99),
@@ -83,15 +116,19 @@ def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | in
     for name in workload.resources:
         series = records.samples.get(f"util_{name}", np.zeros(0))
         row[f"final_util_{name}"] = float(series[-1]) if len(series) else 0.0
+    times = records.samples.get("time", np.zeros(0))
+    in_window = (times >= w0) & (times < w1) if windowed else np.ones(len(times), bool)
+    if len(times) and not in_window.any():
+        in_window[:] = True  # a window shorter than one sample interval: use them all
     for name in workload.resources:
         series = records.samples.get(f"stranded_{name}", np.zeros(0))
-        row[f"mean_stranded_{name}"] = float(series.mean()) if len(series) else 0.0
-    horizon = records.horizon
-    row["mean_queue"] = records.integrals["queue"] / horizon if horizon > 0 else 0.0
-    row["mean_running"] = records.integrals["running"] / horizon if horizon > 0 else 0.0
+        row[f"mean_stranded_{name}"] = float(series[in_window].mean()) if len(series) else 0.0
+    span = w1 - w0
+    row["mean_queue"] = records.integrals["queue"] / span if span > 0 else 0.0
+    row["mean_running"] = records.integrals["running"] / span if span > 0 else 0.0
     row["peak_nodes_used"] = records.peak_nodes_used
     frag = records.samples.get("fragmentation", np.zeros(0))
-    row["fragmentation"] = float(frag.mean()) if len(frag) else 0.0
+    row["fragmentation"] = float(frag[in_window].mean()) if len(frag) else 0.0
     row["decisions"] = records.decisions
     row["wall_seconds"] = records.wall_seconds
     return row

@@ -310,9 +310,28 @@ class Autoscaler(_Strict):
 
 
 class Metrics(_Strict):
-    """``sample_interval``: seconds between time-series samples; default: about 1000 samples per run."""
+    """What is measured, and over which window of simulated time.
+
+    Attributes:
+        sample_interval: Seconds between time-series samples; default: about 1000 samples per run.
+        warmup: Seconds of simulated time discarded at the start (the empty system filling
+            up): tasks submitted before it are left out of the wait statistics, and the
+            time integrals (utilisation, queue, running tasks, nodes up) start there.
+        until: End of the measurement window (seconds; default: the end of the run). Tasks
+            submitted at or after it are left out of the wait statistics and the integrals
+            stop there, so the drain after the last arrival does not bias the means. The
+            run itself goes on to the end, so every task's fate is still recorded.
+    """
 
     sample_interval: PositiveFloat | None = None
+    warmup: NonNegativeFloat = 0.0
+    until: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> Metrics:
+        if self.until is not None and self.until <= self.warmup:
+            raise ValueError(f"until ({self.until}) must be after warmup ({self.warmup})")
+        return self
 
 
 def _policy_spec(name: str) -> PolicySpec:
@@ -327,7 +346,7 @@ class Scenario(_Strict):
 
     version: Literal[1]
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     policies: list[str] = Field(default_factory=lambda: ["bin_packing", "spread", "round_robin"], min_length=1)
     policy_params: dict[str, dict[str, Any]] = {}
     cluster: Cluster

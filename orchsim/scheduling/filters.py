@@ -58,19 +58,34 @@ def feasible(nodes: NodeMatrix, request: np.ndarray, node_selector: Mapping[str,
 
 
 def rejections(
-    nodes: NodeMatrix, request: np.ndarray, node_selector: Mapping[str, str] | None = None
+    nodes: NodeMatrix,
+    request: np.ndarray,
+    node_selector: Mapping[str, str] | None = None,
+    *,
+    available: np.ndarray | None = None,
+    candidates: tuple[str, np.ndarray] | None = None,
 ) -> dict[str, int]:
     """Count nodes rejected by each check, each node under the first check it fails.
 
     Order: ``unschedulable``, ``node_selector mismatch``, then ``insufficient <resource>``
     in resource order. Checks that reject nobody are left out.
+
+    Args:
+        nodes: The cluster; read only.
+        request: Float64 ``(R,)`` request vector.
+        node_selector: Labels the node must carry.
+        available: ``(R, N)`` amounts to compare the request with; default the free
+            capacity. Pass ``nodes.capacity`` to ask whether the task could ever fit
+            (on an empty node).
+        candidates: ``(label, mask)`` replacing the first check: nodes outside ``mask``
+            are counted under ``label`` (default ``("unschedulable", nodes.schedulable)``).
     """
     counts: dict[str, int] = {}
     remaining = np.ones(nodes.n_nodes, dtype=bool)
-    checks: list[tuple[str, np.ndarray]] = [("unschedulable", nodes.schedulable)]
+    checks: list[tuple[str, np.ndarray]] = [candidates or ("unschedulable", nodes.schedulable)]
     if node_selector:
         checks.append(("node_selector mismatch", nodes.label_mask(node_selector)))
-    free = nodes.free
+    free = nodes.free if available is None else available
     for r, name in enumerate(nodes.resources):
         if request[r] > 0:
             checks.append((f"insufficient {name}", free[r] >= request[r]))
