@@ -96,6 +96,8 @@ BAD_CASES = [
     ("missing trace", GOOD + "  - {kind: trace, path: traces/nope.csv}\n", "workload.1.path: file not found"),
     ("bad yaml", GOOD.replace("policies: [bin_packing, spread]", "policies: [bin_packing"), "not valid YAML"),
     ("resource nobody has", GOOD.replace("memory: 256}", "memory: 256, gpu: 1000}"), "workload.0.resources.gpu"),
+    ("negative seed", GOOD.replace("seed: 1", "seed: -1"), "seed: Input should be greater than or equal to 0"),
+    ("window backwards", GOOD + "metrics: {warmup: 10, until: 5}\n", "metrics: until (5.0) must be after warmup"),
 ]
 
 
@@ -125,6 +127,35 @@ def test_unknown_policy_flag(tmp_path: Path) -> None:
     result = orchsim("tiny.yaml", "--policy", "nope", "--quiet", cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown policy 'nope'" in result.stderr and "bin_packing" in result.stderr
+
+
+FLAG_CASES = [
+    (["--seed", "-5"], "error: --seed: must be a non-negative integer, got -5"),
+    (["--warmup", "-1"], "error: --warmup: must be a finite number of seconds >= 0, got -1.0"),
+    (["--warmup", "nan"], "error: --warmup: must be a finite number of seconds >= 0, got nan"),
+    (["--warmup", "10", "--until", "5"], "error: --until (5.0) must be after --warmup (10.0)"),
+]
+
+
+@pytest.mark.parametrize(("flags", "expected"), FLAG_CASES, ids=[" ".join(c[0]) for c in FLAG_CASES])
+def test_bad_numbers_on_the_command_line_exit_2(tmp_path: Path, flags: list[str], expected: str) -> None:
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    result = orchsim("tiny.yaml", *flags, "--quiet", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == expected + "\n"
+
+
+def test_warmup_flag_windows_the_statistics(tmp_path: Path) -> None:
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    whole = orchsim("tiny.yaml", "--no-plots", "--quiet", "--out", "a", cwd=tmp_path)
+    windowed = orchsim("tiny.yaml", "--no-plots", "--quiet", "--out", "b", "--warmup", "20", cwd=tmp_path)
+    assert whole.returncode == windowed.returncode == 0, windowed.stderr
+    a, b = pd.read_csv(tmp_path / "a" / "summary.csv"), pd.read_csv(tmp_path / "b" / "summary.csv")
+    tasks = pd.read_csv(tmp_path / "a" / "tasks.csv")
+    late = tasks[(tasks.policy == "spread") & (tasks.submit_time >= 20)]
+    assert (a.tasks_measured == 50).all()
+    assert b.tasks_measured.iloc[1] == len(late) < 50
+    assert b.mean_wait.iloc[1] == pytest.approx(late.wait.mean())
 
 
 def test_missing_scenario_file(tmp_path: Path) -> None:
