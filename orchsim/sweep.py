@@ -3,6 +3,9 @@
 ``python -m orchsim sweep SCENARIO --param workload.0.rate --values 1,1.5,2 --seeds 5``
 runs the scenario once per (value, seed), every policy inside each run, and prints one row
 per (value, policy): the mean of each metric over the seeds and its Student-t interval.
+With ``--baseline POLICY`` it also prints each other policy minus the baseline, paired by
+seed (``orchsim.intervals.paired_differences``); ``--warmup``/``--until`` set the
+measurement window of every run.
 
 One simulation result is one draw; whether ``spread`` really beats ``bin_packing`` at a
 given load, or how fast waits grow with the arrival rate, only shows over replications.
@@ -11,7 +14,8 @@ Design choices, and why:
 - A job is one (value, seed): ``orchsim.api.run`` runs every policy of it on identical
   tasks (common random numbers), so policies in a cell are compared on the same draws.
   The same seeds are used for every value, so a curve over the values is not jagged with
-  sampling noise that differs from point to point.
+  sampling noise that differs from point to point. For the same reason the honest
+  comparison of two policies is their per-seed difference, not two overlapping intervals.
 - Each job depends only on its scenario data, policies and seed, so results are the same
   whatever process runs it and in whatever order; only ``wall_seconds`` varies.
 - The parameter is a dotted path into the scenario data (``cluster.nodes.0.count``), and
@@ -41,31 +45,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orchsim.api import with_overrides
+from orchsim.intervals import DEFAULT_METRICS, ReplicationError, display_bounds, paired_differences, summarize
 from orchsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from orchsim.scheduling import POLICIES, UnknownPolicyError
 from orchsim.traces import TraceError
 
-__all__ = ["DEFAULT_METRICS", "SweepError", "main", "summarize", "sweep", "sweep_replications"]
-
-#: Summary columns aggregated by default (those a run produced; ``mean_util_cpu`` needs a cpu resource).
-DEFAULT_METRICS: tuple[str, ...] = (
-    "mean_wait",
-    "p95_wait",
-    "makespan",
-    "throughput",
-    "peak_nodes_used",
-    "fragmentation",
-    "unschedulable",
-    "tasks_pending",
-    "mean_util_cpu",
-    "wall_seconds",
-)
+__all__ = [
+    "DEFAULT_METRICS",
+    "SweepError",
+    "check_baseline",
+    "check_seeds",
+    "main",
+    "paired_differences",
+    "parse_seeds",
+    "seed_list",
+    "summarize",
+    "sweep",
+    "sweep_replications",
+]
 
 Number = int | float
 
-
-class SweepError(ValueError):
-    """A sweep that cannot run as asked (mismatched arguments, bad values, unknown metric)."""
+#: A sweep that cannot run as asked (mismatched arguments, bad values, unknown metric or
+#: baseline). One class with the statistics' errors, so one ``except`` covers both.
+SweepError = ReplicationError
 
 
 # --------------------------------------------------------------------- parameter paths
@@ -175,7 +179,15 @@ def _run_job(job: _Job) -> list[dict[str, Any]]:
     return run(scenario, policies=list(job.policies), seed=job.seed).summary.to_dict("records")
 
 
-def _seed_list(seeds: Sequence[int] | int, base: int) -> list[int]:
+def seed_list(seeds: Sequence[int] | int, base: int) -> list[int]:
+    """The seeds of the replications: ``seeds`` itself, or that many from ``base`` on.
+
+    Only the shape is checked here (integers, none twice); whether the scenario accepts a
+    seed is the schema's call (``check_seeds``).
+
+    Raises:
+        SweepError: a count below 1, a non-integer, an empty list or a seed listed twice.
+    """
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SweepError(f"seeds: need at least 1 replication, got {seeds}")
@@ -191,6 +203,38 @@ def _seed_list(seeds: Sequence[int] | int, base: int) -> list[int]:
     if len(set(chosen)) != len(chosen):
         raise SweepError(f"seeds: a seed is listed twice: {chosen}")
     return chosen
+
+
+def check_seeds(scenario: Scenario, seeds: Sequence[int]) -> None:
+    """Refuse, before anything runs, a seed the scenario schema rejects (e.g. a negative one).
+
+    Raises:
+        ScenarioError: naming the file, the ``seed`` field and the seed given.
+    """
+    for seed in seeds:
+        try:
+            with_overrides(scenario, seed=seed)
+        except ScenarioError as err:
+            raise ScenarioError(f"{err} (got {seed})") from None
+
+
+def check_baseline(baseline: str, policies: Sequence[str]) -> None:
+    """Refuse, before anything runs, a baseline that is unknown or not among ``policies``.
+
+    Raises:
+        SweepError: the name is not registered, is not one of ``policies``, or is the
+            only one (nothing to compare it with).
+    """
+    try:
+        POLICIES.spec(baseline)
+    except UnknownPolicyError as err:
+        raise SweepError(f"baseline: {err}") from None
+    if baseline not in policies:
+        raise SweepError(
+            f"baseline: {baseline!r} is not among the policies run ({', '.join(policies)}); add it with --policy"
+        )
+    if len(policies) < 2:
+        raise SweepError(f"baseline: {baseline!r} is the only policy run; there is nothing to compare with it")
 
 
 def _policy_list(policies: Sequence[str] | None, scenario: Scenario) -> list[str]:
@@ -255,6 +299,8 @@ def sweep_replications(
     seeds: Sequence[int] | int = 5,
     processes: int | None = None,
     progress: bool = False,
+    warmup: float | None = None,
+    until: float | None = None,
 ) -> pd.DataFrame:
     """Run the grid and return every replication, one row per (value, policy, seed).
 
@@ -273,13 +319,17 @@ def sweep_replications(
             or the explicit seeds.
         processes: Worker processes (default ``os.cpu_count()``); 1 runs in this process.
         progress: Show a progress bar over the runs (after a second).
+        warmup: Override ``metrics.warmup``: seconds of simulated time left out of the
+            statistics at the start of every run.
+        until: Override ``metrics.until``: the end of the measurement window (seconds).
 
     Returns:
         Columns ``<parameter>`` (if given), ``policy``, ``seed``, then every summary column
         of ``orchsim.api.run``.
 
     Raises:
-        ScenarioError: a bad scenario, or a parameter path or value it rejects (named).
+        ScenarioError: a bad scenario, a seed, window, parameter path or value it rejects
+            (named), all before any run.
         UnknownPolicyError: a policy that is not registered.
         SweepError: mismatched or malformed arguments.
         TraceError: a trace file that cannot be read.
@@ -289,7 +339,10 @@ def sweep_replications(
     if (parameter is None) != (values is None):
         raise SweepError("parameter and values go together: give both or neither")
     names = _policy_list(policies, scenario)
-    seed_list = _seed_list(seeds, scenario.seed)
+    seeds_run = seed_list(seeds, scenario.seed)
+    # The window is part of the scenario data every job re-validates and hands to run().
+    scenario = with_overrides(scenario, warmup=warmup, until=until)
+    check_seeds(scenario, seeds_run)
     data = scenario.model_dump(mode="json")
 
     variants: list[tuple[Number | None, dict[str, Any]]]
@@ -313,14 +366,14 @@ def sweep_replications(
     jobs = [
         _Job(data=variant, source=scenario.source, base_dir=str(scenario.base_dir), policies=tuple(names), seed=seed)
         for _, variant in variants
-        for seed in seed_list
+        for seed in seeds_run
     ]
     outputs = _execute(jobs, processes, progress)
 
     rows = []
     for index, summaries in enumerate(outputs):
-        value = variants[index // len(seed_list)][0]
-        seed = seed_list[index % len(seed_list)]
+        value = variants[index // len(seeds_run)][0]
+        seed = seeds_run[index % len(seeds_run)]
         for summary in summaries:
             row: dict[str, Any] = {} if parameter is None else {parameter: value}
             row["policy"] = summary.pop("policy")
@@ -336,69 +389,6 @@ def sweep_replications(
     return raw.drop(columns=["_policy_order", "_row"]).reset_index(drop=True)
 
 
-def _t_interval(sample: np.ndarray, confidence: float) -> tuple[float, float, float]:
-    """Mean and two-sided Student-t interval; NaN bounds with fewer than two values."""
-    from scipy import stats
-
-    n = len(sample)
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    mean = float(sample.mean())
-    if n < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * float(sample.std(ddof=1)) / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def summarize(raw: pd.DataFrame, *, metrics: Sequence[str] | None = None, confidence: float = 0.95) -> pd.DataFrame:
-    """Aggregate replications into one row per cell with Student-t confidence intervals.
-
-    A cell is the combination of the columns before ``seed`` (the parameter, if any, and
-    ``policy``), so a ``sweep_replications.csv`` read back with pandas aggregates the same
-    way. The t interval assumes the per-seed results are independent and roughly normal
-    (means of many tasks are); it is wide with few seeds, which is the honest answer.
-
-    Args:
-        raw: A frame from ``sweep_replications`` (or its CSV).
-        metrics: Summary columns to aggregate; default ``DEFAULT_METRICS`` that are present.
-        confidence: Two-sided confidence level, in (0, 1).
-
-    Returns:
-        The cell columns, ``replications``, then ``<metric>_mean``, ``<metric>_ci_low`` and
-        ``<metric>_ci_high`` per metric, cells in the order they first appear in ``raw``.
-        A NaN result (e.g. the wait when no task started) is left out of its metric's
-        interval; with one value the bounds are NaN.
-
-    Raises:
-        SweepError: ``raw`` is not a replications frame, an unknown or non-numeric metric,
-            or a confidence outside (0, 1).
-    """
-    if not 0 < confidence < 1:
-        raise SweepError(f"confidence: must be between 0 and 1, got {confidence}")
-    if "seed" not in raw.columns or "policy" not in raw.columns:
-        raise SweepError("not a replications frame: it needs 'policy' and 'seed' columns")
-    keys = list(raw.columns[: raw.columns.get_loc("seed")])
-    numeric = [c for c in raw.columns[raw.columns.get_loc("seed") + 1 :] if pd.api.types.is_numeric_dtype(raw[c].dtype)]
-    if metrics is None:
-        chosen = [m for m in DEFAULT_METRICS if m in numeric]
-    else:
-        chosen = list(dict.fromkeys(metrics))
-        unknown = [m for m in chosen if m not in numeric]
-        if unknown:
-            raise SweepError(f"metric {', '.join(unknown)}: not a numeric summary column (have: {', '.join(numeric)})")
-    columns = [*keys, "replications"] + [f"{m}_{s}" for m in chosen for s in ("mean", "ci_low", "ci_high")]
-    rows = []
-    for key, group in raw.groupby(keys, sort=False):
-        row: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        row["replications"] = len(group)
-        for metric in chosen:
-            sample = group[metric].to_numpy(dtype=float)
-            mean, low, high = _t_interval(sample[~np.isnan(sample)], confidence)
-            row |= {f"{metric}_mean": mean, f"{metric}_ci_low": low, f"{metric}_ci_high": high}
-        rows.append(row)
-    return pd.DataFrame(rows, columns=columns)
-
-
 def sweep(
     scenario: Scenario | str | Path,
     *,
@@ -410,11 +400,13 @@ def sweep(
     metrics: Sequence[str] | None = None,
     confidence: float = 0.95,
     progress: bool = False,
+    warmup: float | None = None,
+    until: float | None = None,
 ) -> pd.DataFrame:
     """Run ``scenario`` over policies x parameter values x seeds; one row per (value, policy).
 
     ``sweep_replications`` followed by ``summarize``; call those two to keep the
-    per-seed rows as well.
+    per-seed rows as well (and ``paired_differences`` on them to compare policies).
 
     Args:
         scenario: A scenario object or the path of a YAML file.
@@ -427,6 +419,8 @@ def sweep(
         metrics: Summary columns to aggregate; default ``DEFAULT_METRICS`` that are present.
         confidence: Level of the two-sided Student-t intervals.
         progress: Show a progress bar over the runs.
+        warmup: Override ``metrics.warmup`` (seconds left out at the start).
+        until: Override ``metrics.until`` (end of the measurement window, seconds).
 
     Returns:
         ``<parameter>``, ``policy``, ``replications``, and ``<metric>_mean``,
@@ -449,6 +443,8 @@ def sweep(
         seeds=seeds,
         processes=processes,
         progress=progress,
+        warmup=warmup,
+        until=until,
     )
     return summarize(raw, metrics=metrics, confidence=confidence)
 
@@ -476,7 +472,7 @@ def _parse_values(text: str) -> list[Number]:
     return values
 
 
-def _parse_seeds(text: str) -> int | list[int]:
+def parse_seeds(text: str) -> int | list[int]:
     """``5`` is a count of replications; ``1,2,3`` (or ``7,`` for one) lists the seeds."""
     tokens = [t.strip() for t in text.split(",")]
     try:
@@ -490,6 +486,8 @@ def _parse_seeds(text: str) -> int | list[int]:
 # metric -> terminal header; the CSV keeps the full column names
 _SHORT = {
     "mean_wait": "wait_mean_s",
+    "mean_wait_censored": "wait_cens_s",
+    "tasks_never_started": "never_started",
     "p95_wait": "wait_p95_s",
     "makespan": "makespan_s",
     "throughput": "tput_per_s",
@@ -507,16 +505,36 @@ def _fmt(x: float, digits: int) -> str:
     return f"{x:.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
 
 
-def _cell(mean: float, low: float, high: float) -> str:
+def _cell(metric: str, mean: float, low: float, high: float) -> tuple[str, bool]:
+    """``mean ± half-width``, or ``mean [low, high]`` when clipped at a natural bound; and whether."""
     if math.isnan(mean):
+        return "n/a", False
+    if math.isnan(low):
+        return _fmt(mean, 4), False
+    shown_low, shown_high, clipped = display_bounds(metric, low, high)
+    if clipped:
+        return f"{_fmt(mean, 4)} [{_fmt(shown_low, 3)}, {_fmt(shown_high, 3)}]", True
+    return f"{_fmt(mean, 4)} ± {_fmt((high - low) / 2, 2)}", False
+
+
+def _diff_cell(diff: float, low: float, high: float, excludes_0: bool) -> str:
+    if math.isnan(diff):
         return "n/a"
     if math.isnan(low):
-        return _fmt(mean, 4)
-    return f"{_fmt(mean, 4)} ± {_fmt((high - low) / 2, 2)}"
+        return _fmt(diff, 4)
+    # Three digits on the half-width: rounded to two, -5.98 ± 5.98 would read as touching 0.
+    return f"{_fmt(diff, 4)} ± {_fmt((high - low) / 2, 3)}" + (" *" if excludes_0 else "")
 
 
-def _print_table(table: pd.DataFrame, metrics: list[str]) -> None:
+def _console() -> Any:
     from rich.console import Console
+
+    # Never truncate when the output is a file or a pipe (CI logs, tests).
+    return Console(width=None if sys.stdout.isatty() else 250, highlight=False)
+
+
+def _print_table(table: pd.DataFrame, metrics: list[str]) -> bool:
+    """Print the interval table; returns whether any interval was clipped for display."""
     from rich.table import Table
 
     keys = list(table.columns[: table.columns.get_loc("replications")])
@@ -526,12 +544,37 @@ def _print_table(table: pd.DataFrame, metrics: list[str]) -> None:
     out.add_column("n", justify="right")
     for metric in metrics:
         out.add_column(_SHORT.get(metric, metric), justify="right", no_wrap=True)
+    any_clipped = False
     for _, row in table.iterrows():
         cells = [str(row[key]) for key in keys] + [str(row["replications"])]
-        cells += [_cell(row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"]) for m in metrics]
+        for m in metrics:
+            text, clipped = _cell(m, row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"])
+            cells.append(text)
+            any_clipped |= clipped
         out.add_row(*cells)
-    # Never truncate when the output is a file or a pipe (CI logs, tests).
-    Console(width=None if sys.stdout.isatty() else 250).print(out)
+    _console().print(out, markup=False)
+    return any_clipped
+
+
+def _print_paired(paired: pd.DataFrame, metrics: list[str]) -> None:
+    from rich.table import Table
+
+    keys = list(paired.columns[: paired.columns.get_loc("policy")])
+    out = Table(show_header=True, header_style="bold")
+    for key in keys:
+        out.add_column(key, justify="right", no_wrap=True)
+    out.add_column("policy", justify="left", no_wrap=True)
+    out.add_column("n", justify="right")
+    for metric in metrics:
+        out.add_column("Δ " + _SHORT.get(metric, metric), justify="right", no_wrap=True)
+    for _, row in paired.iterrows():
+        cells = [str(row[key]) for key in keys] + [str(row["policy"]), str(row["pairs"])]
+        cells += [
+            _diff_cell(row[f"{m}_diff"], row[f"{m}_diff_ci_low"], row[f"{m}_diff_ci_high"], row[f"{m}_excludes_0"])
+            for m in metrics
+        ]
+        out.add_row(*cells)
+    _console().print(out, markup=False)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -547,6 +590,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", default="5", metavar="N|LIST", help="replications (5, the default) or explicit seeds (1,2,3; 7,)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="POLICY",
+        help="also print (and write sweep_paired.csv) each other policy minus this one, paired by seed",
+    )
+    parser.add_argument("--warmup", type=float, metavar="SECONDS", help="simulated seconds left out at the start")
+    parser.add_argument("--until", type=float, metavar="SECONDS", help="end of the measurement window (s)")
     parser.add_argument("--processes", type=int, metavar="N", help="worker processes (default: CPU count)")
     parser.add_argument(
         "--metric", action="append", dest="metrics", metavar="NAME", help="summary column to aggregate (repeatable)"
@@ -557,22 +607,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _level(confidence: float) -> str:
+    return f"{confidence:.0%}" if confidence * 100 == round(confidence * 100) else str(confidence)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchsim sweep ...``; returns the exit status (2 for user mistakes).
 
-    Writes ``sweep_replications.csv`` before aggregating, so a run is never lost to a
+    Arguments, seeds, the window and the baseline are checked before anything runs, and
+    ``sweep_replications.csv`` is written before aggregating, so a run is never lost to a
     mistyped ``--metric``.
     """
     args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    paired = None
     try:
         if (args.param is None) != (args.values is None):
             raise SweepError("--param and --values go together: give both or neither")
         if not 0 < args.confidence < 1:
             raise SweepError(f"--confidence: must be between 0 and 1, got {args.confidence}")
         values = _parse_values(args.values) if args.values is not None else None
-        seeds = _parse_seeds(args.seeds)
+        seeds = parse_seeds(args.seeds)
         scenario = load_scenario(args.scenario)
         policies = list(dict.fromkeys(args.policies)) if args.policies else None
+        if args.baseline is not None:
+            check_baseline(args.baseline, policies or scenario.policies)
         raw = sweep_replications(
             scenario,
             parameter=args.param,
@@ -581,15 +639,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=seeds,
             processes=args.processes,
             progress=not args.quiet,
+            warmup=args.warmup,
+            until=args.until,
         )
         out = args.out or Path("results") / scenario.name / "sweep"
         out.mkdir(parents=True, exist_ok=True)
         raw.to_csv(out / "sweep_replications.csv", index=False, float_format="%.6f")
         try:
             table = summarize(raw, metrics=args.metrics, confidence=args.confidence)
+            if args.baseline is not None:
+                paired = paired_differences(raw, args.baseline, metrics=args.metrics, confidence=args.confidence)
         except SweepError as err:
             raise SweepError(f"{err}; the runs are saved in {out / 'sweep_replications.csv'}") from None
         table.to_csv(out / "sweep.csv", index=False, float_format="%.6f")
+        if paired is not None:
+            paired.to_csv(out / "sweep_paired.csv", index=False, float_format="%.6f")
     except (ScenarioError, TraceError, SweepError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -600,14 +664,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot write {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
         return 2
     metrics = [c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")]
-    _print_table(table, metrics)
-    level = f"{args.confidence:.0%}" if args.confidence * 100 == round(args.confidence * 100) else str(args.confidence)
+    clipped = _print_table(table, metrics)
+    level = _level(args.confidence)
     seeds_used = ", ".join(map(str, raw.seed.unique()))
     if raw.seed.nunique() > 1:
         print(f"mean ± half-width of the {level} Student-t interval over seeds {seeds_used}")
     else:
         print(f"one seed ({seeds_used}): no interval")
-    print(f"wrote {out}/sweep.csv, sweep_replications.csv")
+    if clipped:
+        print(
+            "mean [low, high]: interval clipped at 0 (and 1 for shares), the metric's natural bound; "
+            "sweep.csv keeps the raw t interval"
+        )
+    written = "sweep.csv, sweep_replications.csv"
+    if paired is not None:
+        print(f"\npaired differences: policy minus {args.baseline}, seed by seed on the same tasks")
+        _print_paired(paired, metrics)
+        if raw.seed.nunique() > 1:
+            print(
+                f"mean difference ± half-width of the {level} Student-t interval over the per-seed differences "
+                "(not clipped); * the interval excludes 0"
+            )
+        else:
+            print("one seed: the difference of that run, no interval")
+        written += ", sweep_paired.csv"
+    print(f"wrote {out}/{written}")
     return 0
 
 

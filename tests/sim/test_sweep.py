@@ -13,9 +13,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from orchsim import api
 from orchsim.scenario import Scenario, ScenarioError, parse_scenario
 from orchsim.scheduling import UnknownPolicyError
-from orchsim.sweep import DEFAULT_METRICS, SweepError, main, summarize, sweep, sweep_replications
+from orchsim.sweep import (
+    DEFAULT_METRICS,
+    SweepError,
+    _cell,
+    main,
+    paired_differences,
+    summarize,
+    sweep,
+    sweep_replications,
+)
 
 from .conftest import ROOT
 
@@ -36,6 +46,24 @@ workload:
     rate: 1.0
     count: 200
     resources: {cpu: {dist: choice, values: [500, 1000, 2000]}, memory: 256}
+    duration: {dist: exponential, mean: 10}
+"""
+
+
+# Four nodes at half load; one task in five takes a whole node, so where the small ones go matters.
+PAIRED_YAML = """\
+version: 1
+name: paired
+seed: 10
+policies: [bin_packing, spread]
+cluster:
+  nodes:
+    - {count: 4, capacity: {cpu: 4000, memory: 8192}}
+workload:
+  - kind: poisson
+    rate: 0.5
+    count: 200
+    resources: {cpu: {dist: choice, values: [1000, 4000], weights: [4, 1]}, memory: 256}
     duration: {dist: exponential, mean: 10}
 """
 
@@ -86,7 +114,7 @@ def test_replications_frame_has_a_row_per_value_policy_seed(raw: pd.DataFrame) -
     assert (raw.tasks_submitted == 300).all()
 
 
-def test_table_has_one_row_per_cell_with_intervals_around_the_mean(table: pd.DataFrame) -> None:
+def test_table_has_one_row_per_cell_with_intervals_around_the_mean(raw: pd.DataFrame, table: pd.DataFrame) -> None:
     assert len(table) == 2 * len(POLICIES)
     assert list(zip(table[RATE], table.policy, strict=True)) == [
         (0.5, "spread"),
@@ -96,7 +124,8 @@ def test_table_has_one_row_per_cell_with_intervals_around_the_mean(table: pd.Dat
     ]
     assert (table.replications == len(SEEDS)).all()
     assert list(table.columns[:3]) == [RATE, "policy", "replications"]
-    for metric in DEFAULT_METRICS:  # all present: the cluster has a cpu resource
+    assert {"mean_wait", "p95_wait", "makespan", "mean_util_cpu", "wall_seconds"} <= set(DEFAULT_METRICS)
+    for metric in [m for m in DEFAULT_METRICS if m in raw.columns]:
         mean, low, high = (table[f"{metric}_{s}"] for s in ("mean", "ci_low", "ci_high"))
         assert (low <= mean + 1e-12).all() and (mean <= high + 1e-12).all(), metric
 
@@ -144,6 +173,73 @@ def test_interval_is_student_t_over_seeds() -> None:
     assert math.isnan(second.w_mean)
     narrower = summarize(raw, metrics=["m"], confidence=0.9).iloc[0]
     assert first.m_ci_low < narrower.m_ci_low < narrower.m_mean < narrower.m_ci_high < first.m_ci_high
+
+
+# --------------------------------------------------------------------- paired comparisons
+@pytest.fixture(scope="module")
+def paired_raw() -> pd.DataFrame:
+    scenario = parse_scenario(__import__("yaml").safe_load(PAIRED_YAML), source="paired")
+    return sweep_replications(scenario, seeds=[10, 11, 12], processes=1)
+
+
+@pytest.mark.parametrize("metric", ["mean_wait", "fragmentation"])
+def test_paired_interval_excludes_0_where_unpaired_intervals_overlap(paired_raw: pd.DataFrame, metric: str) -> None:
+    # Seed by seed bin_packing waits less (and leaves more free capacity stranded) than spread,
+    # but the load differs so much between seeds that the per-policy intervals overlap widely.
+    table = summarize(paired_raw, metrics=[metric]).set_index("policy")
+    packing, spread = table.loc["bin_packing"], table.loc["spread"]
+    assert packing[f"{metric}_ci_low"] < spread[f"{metric}_ci_high"]
+    assert spread[f"{metric}_ci_low"] < packing[f"{metric}_ci_high"]
+    paired = paired_differences(paired_raw, "spread", metrics=[metric]).iloc[0]
+    assert (paired.policy, paired.baseline, paired.pairs) == ("bin_packing", "spread", 3)
+    assert paired[f"{metric}_excludes_0"]
+    low, high = paired[f"{metric}_diff_ci_low"], paired[f"{metric}_diff_ci_high"]
+    assert (high < 0) if metric == "mean_wait" else (low > 0)
+    # The paired interval is the t interval of the per-seed differences.
+    per_seed = paired_raw.pivot(index="seed", columns="policy", values=metric)
+    diffs = (per_seed.bin_packing - per_seed.spread).to_numpy()
+    half = 4.302652729911275 * diffs.std(ddof=1) / math.sqrt(3)
+    assert (low, high) == pytest.approx((diffs.mean() - half, diffs.mean() + half))
+
+
+def test_paired_differences_per_parameter_value(raw: pd.DataFrame) -> None:
+    paired = paired_differences(raw, "spread", metrics=["mean_wait"])
+    assert list(paired.columns[:4]) == [RATE, "policy", "baseline", "pairs"]
+    assert list(zip(paired[RATE], paired.policy, paired.pairs, strict=True)) == [
+        (0.5, "bin_packing", 3),
+        (1.0, "bin_packing", 3),
+    ]
+
+
+# --------------------------------------------------------------------- measurement window
+def test_warmup_and_until_reach_every_run(tiny: Scenario) -> None:
+    kwargs = {"policies": ["spread"], "seeds": [1], "processes": 1}
+    windowed = sweep_replications(tiny, warmup=20.0, until=150.0, **kwargs)
+    direct = api.run(tiny, policies=["spread"], seed=1, warmup=20.0, until=150.0).summary
+    pd.testing.assert_frame_equal(
+        windowed.drop(columns=["policy", "seed", "wall_seconds"]),
+        direct.drop(columns=["policy", "wall_seconds"]),
+    )
+    whole = sweep_replications(tiny, **kwargs)
+    assert windowed.mean_util_cpu[0] != whole.mean_util_cpu[0]  # the window changed what was measured
+    table = sweep(tiny, warmup=20.0, until=150.0, metrics=["mean_util_cpu"], **kwargs)
+    assert table.mean_util_cpu_mean[0] == windowed.mean_util_cpu[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"warmup": -1.0}, r"tiny: metrics\.warmup: .*greater than or equal to 0"),
+        ({"warmup": 50.0, "until": 20.0}, r"tiny: metrics: until \(20\.0\) must be after warmup"),
+        ({"seeds": [3, -1]}, r"tiny: seed: Input should be greater than or equal to 0 \(got -1\)"),
+    ],
+)
+def test_window_and_seed_mistakes_are_refused_before_any_run(
+    tiny: Scenario, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], match: str
+) -> None:
+    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    with pytest.raises(ScenarioError, match=match):
+        sweep_replications(tiny, processes=1, **{"seeds": 1, **kwargs})
 
 
 # --------------------------------------------------------------------- parameter paths
@@ -284,3 +380,116 @@ def test_cli_user_mistakes_exit_2(
 def test_cli_missing_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: cannot read" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- --baseline, clipping, bad seeds
+def test_cli_baseline_writes_and_prints_the_paired_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "paired.yaml").write_text(PAIRED_YAML)
+    out = tmp_path / "out"
+    args = ["--seeds", "10,11,12", "--baseline", "spread", "--processes", "1", "--quiet", "--out", str(out)]
+    assert main([str(tmp_path / "paired.yaml"), *args, "--metric", "mean_wait", "--metric", "fragmentation"]) == 0
+    stdout = capsys.readouterr().out
+    paired = pd.read_csv(out / "sweep_paired.csv")
+    assert list(paired.columns) == ["policy", "baseline", "pairs"] + [
+        f"{m}_{s}"
+        for m in ("mean_wait", "fragmentation")
+        for s in ("diff", "diff_ci_low", "diff_ci_high", "excludes_0")
+    ]
+    assert paired.policy.tolist() == ["bin_packing"] and paired.mean_wait_excludes_0.all()
+    assert paired.mean_wait_diff_ci_high[0] < 0  # not clipped: a difference can be negative
+    assert "paired differences: policy minus spread" in stdout and "Δ wait_mean_s" in stdout
+    row = next(line for line in stdout.splitlines() if "bin_packing" in line and "*" in line)
+    assert f"{paired.mean_wait_diff[0]:.4g} ± " in row
+    assert "* the interval excludes 0" in stdout
+    assert "sweep_paired.csv" in stdout
+
+
+def test_cli_clips_the_printed_interval_but_not_the_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "paired.yaml").write_text(PAIRED_YAML)
+    out = tmp_path / "out"
+    args = ["--seeds", "10,11,12", "--processes", "1", "--quiet", "--out", str(out), "--metric", "mean_wait"]
+    assert main([str(tmp_path / "paired.yaml"), *args]) == 0
+    stdout = capsys.readouterr().out
+    table = pd.read_csv(out / "sweep.csv").set_index("policy")
+    assert (table.mean_wait_ci_low < 0).all()  # the raw t interval: a wait of 1.5 ± 2.9
+    for policy in ("bin_packing", "spread"):
+        line = next(line for line in stdout.splitlines() if policy in line)
+        expected = f"{table.mean_wait_mean[policy]:.4g} [0, {table.mean_wait_ci_high[policy]:.3g}]"
+        assert expected in line, line
+    assert "clipped at 0 (and 1 for shares)" in stdout and "sweep.csv keeps the raw t interval" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("mean_wait", 1.5, -1.5, 4.5), ("1.5 [0, 4.5]", True)),
+        (("mean_util_cpu", 0.9, 0.7, 1.1), ("0.9 [0.7, 1]", True)),
+        (("mean_wait", 3.0, 1.0, 5.0), ("3 ± 2", False)),
+        (("my_score", -1.0, -4.0, 2.0), ("-1 ± 3", False)),
+        (("mean_wait", 3.0, math.nan, math.nan), ("3", False)),
+        (("mean_wait", math.nan, math.nan, math.nan), ("n/a", False)),
+    ],
+)
+def test_printed_cell(args: tuple[str, float, float, float], expected: tuple[str, bool]) -> None:
+    assert _cell(*args) == expected
+
+
+@pytest.mark.parametrize(
+    ("baseline", "match"),
+    [
+        ("nope", "error: baseline: unknown policy 'nope'; valid policies: "),
+        ("round_robin", "error: baseline: 'round_robin' is not among the policies run (bin_packing, spread)"),
+    ],
+)
+def test_cli_bad_baseline_exits_2_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, baseline: str, match: str
+) -> None:
+    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "tiny.yaml"), "--baseline", baseline, "--processes", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(match) and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_cli_baseline_with_an_unknown_metric_keeps_the_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    out = tmp_path / "out"
+    args = ["--seeds", "1,", "--baseline", "spread", "--metric", "nope", "--processes", "1", "--quiet"]
+    assert main([str(tmp_path / "tiny.yaml"), *args, "--out", str(out)]) == 2
+    assert "the runs are saved in" in capsys.readouterr().err
+    assert len(pd.read_csv(out / "sweep_replications.csv")) == 2
+    assert not (out / "sweep_paired.csv").exists()
+
+
+def test_cli_negative_seed_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
+    result = orchsim("sweep", "scenarios/burst.yaml", "--seeds=-3,4", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "error: scenarios/burst.yaml: seed: Input should be greater than or equal to 0 (got -3)\n"
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--seeds=-3"], "seeds: need at least 1 replication, got -3"),
+        (["--seeds=2,-3"], "burst.yaml: seed: Input should be greater than or equal to 0 (got -3)"),
+        (["--warmup", "-5"], "burst.yaml: metrics.warmup: Input should be greater than or equal to 0"),
+        (["--warmup", "60", "--until", "30"], "burst.yaml: metrics: until (30.0) must be after warmup (60.0)"),
+    ],
+)
+def test_cli_bad_seeds_and_window_exit_2_before_any_run(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    match: str,
+) -> None:
+    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    out = tmp_path / "out"
+    assert main([str(ROOT / "scenarios" / "burst.yaml"), *args, "--processes", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
+    assert not out.exists()
