@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import json
+import math
+import os
 import re
 import shutil
 import subprocess
@@ -13,9 +16,19 @@ from pathlib import Path
 
 import pytest
 
+from orchsim import api
 from orchsim.api import Results, run
-from orchsim.report import build_report, figure_slugs, main, scenario_description, write_report
+from orchsim.report import (
+    build_report,
+    figure_slugs,
+    main,
+    replications_frame,
+    scenario_description,
+    write_report,
+)
 from orchsim.scenario import parse_scenario
+
+from .conftest import ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = shutil.which("chromium")
@@ -55,6 +68,26 @@ workload:
 events:
   - {at: 20, kind: node_failure, count: 2}
 """
+
+# Four nodes at half load; one task in five takes a whole node, so where the small ones go matters.
+PAIRED = """\
+# Paired: bin_packing against spread on the same tasks.
+version: 1
+name: paired
+seed: 10
+policies: [bin_packing, spread]
+cluster:
+  nodes:
+    - {count: 4, capacity: {cpu: 4000, memory: 8192}}
+workload:
+  - kind: poisson
+    rate: 0.5
+    count: 200
+    resources: {cpu: {dist: choice, values: [1000, 4000], weights: [4, 1]}, memory: 256}
+    duration: {dist: exponential, mean: 10}
+"""
+PAIRED_SEEDS = [10, 11, 12]
+T2 = 4.302652729911275  # t(0.975, 2 dof)
 
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)" alt="([^"]+)"[^>]*data-figure="([^"]+)"')
 
@@ -279,3 +312,192 @@ def test_headless_chromium_renders_every_figure(report_file: Path, results: list
     # the first two policies' line colours (matplotlib's C0, C1) are on screen: the figures were painted
     for colour in ((31, 119, 180), (255, 127, 14)):
         assert (np.abs(pixels - colour).max(axis=1) < 40).sum() > 500, colour
+
+
+# --------------------------------------------------------------------- never-started tasks
+def cells_of(page: str, policy: str, table: str = "summary") -> list[str]:
+    body = page.split(f'<table class="dataframe {table}">', 1)[1].split("</table>", 1)[0]
+    row = re.search(rf"<tr>\s*<td>{policy}</td>(.*?)</tr>", body, flags=re.DOTALL)
+    assert row, (policy, body[:500])
+    return re.findall(r"<td>(.*?)</td>", row.group(1))
+
+
+def headers_of(page: str, table: str = "summary") -> list[str]:
+    body = page.split(f'<table class="dataframe {table}">', 1)[1].split("</tbody>", 1)[0]
+    return re.findall(r"<th>(.*?)</th>", body)
+
+
+def test_summary_shows_never_started_tasks_and_the_censored_mean_beside_the_wait(results: list[Results]) -> None:
+    extra = {"tasks_never_started": [3, 0], "mean_wait_censored": [12.3, 2.0], "prob_wait": [0.5, 0.0]}
+    summary = results[0].summary.assign(**extra)
+    page = build_report([dataclasses.replace(results[0], summary=summary)])
+    headers = headers_of(page)
+    wait = headers.index("mean wait (s)")
+    assert headers[wait + 1 : wait + 3] == [
+        "mean wait counting never-started tasks (s, a lower bound)",
+        "never started",
+    ]
+    assert headers[wait + 4] == "p95 wait (s)"
+    cells = ["bin_packing", *cells_of(page, "bin_packing")]
+    assert cells[wait : wait + 4] == [f"{summary.mean_wait[0]:,.1f}", "12.3", "3", "50.0"]
+    assert "a lower bound of the true mean" in page
+
+
+def test_without_the_new_columns_the_table_is_as_before(results: list[Results]) -> None:
+    gone = ["tasks_never_started", "mean_wait_censored", "prob_wait"]
+    summary = results[0].summary.drop(columns=gone, errors="ignore")
+    page = build_report([dataclasses.replace(results[0], summary=summary)])
+    assert "never started" not in page and "lower bound" not in page
+    headers = headers_of(page)
+    assert headers[headers.index("mean wait (s)") + 1] == "p95 wait (s)"
+
+
+# --------------------------------------------------------------------- several seeds, paired differences
+@pytest.fixture(scope="module")
+def paired_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("paired") / "paired.yaml"
+    path.write_text(PAIRED)
+    return path
+
+
+@pytest.fixture(scope="module")
+def paired_runs(paired_file: Path) -> list[Results]:
+    return [run(paired_file, seed=seed) for seed in PAIRED_SEEDS]
+
+
+@pytest.fixture(scope="module")
+def paired_page(paired_runs: list[Results]) -> str:
+    raw = replications_frame(paired_runs)
+    return build_report(paired_runs[:1], replications=[raw], baseline="spread", command="x")
+
+
+def test_replications_frame_has_a_row_per_policy_and_seed(paired_runs: list[Results]) -> None:
+    raw = replications_frame(paired_runs)
+    assert list(raw.columns[:3]) == ["policy", "seed", "tasks_submitted"]
+    assert list(zip(raw.policy, raw.seed, strict=True)) == [
+        (p, s) for s in PAIRED_SEEDS for p in ("bin_packing", "spread")
+    ]
+
+
+def test_several_seeds_give_mean_and_half_width_clipped_at_0(paired_page: str, paired_runs: list[Results]) -> None:
+    raw = replications_frame(paired_runs)
+    headers = headers_of(paired_page)
+    assert "seeds 10, 11, 12 · 200 tasks" in paired_page
+    for policy in ("bin_packing", "spread"):
+        cells = dict(zip(headers[1:], cells_of(paired_page, policy), strict=True))
+        makespan = raw[raw.policy == policy].makespan.to_numpy()
+        half = T2 * makespan.std(ddof=1) / math.sqrt(3)
+        assert cells["makespan (s)"] == f"{makespan.mean():,.0f} ± {half:,.0f}"
+        # The wait's t interval reaches below 0: shown clipped, as [low, high].
+        waits = raw[raw.policy == policy].mean_wait.to_numpy()
+        half = T2 * waits.std(ddof=1) / math.sqrt(3)
+        assert waits.mean() - half < 0
+        assert cells["mean wait (s)"] == f"{waits.mean():,.1f} [0.0, {waits.mean() + half:,.1f}]"
+        assert cells["completed"] == "200.0 ± 0.0"  # a mean of counts keeps a decimal
+    assert "Intervals clipped at 0 (and at 100% for shares)" in paired_page
+    assert "mean over seeds 10, 11, 12 ± the half-width of its 95% Student-t interval" in paired_page
+    # The full table lists every seed; the figures are drawn once, from the first seed.
+    assert "All summary columns, per seed" in paired_page
+    assert paired_page.count("data:image/png;base64,") == len(figure_slugs(paired_runs[0]))
+    assert "Drawn from seed 10, the first of the seeds." in paired_page
+
+
+def test_paired_table_against_the_baseline(paired_page: str, paired_runs: list[Results]) -> None:
+    raw = replications_frame(paired_runs)
+    assert "<h3>Paired differences against spread</h3>" in paired_page
+    headers = headers_of(paired_page, "paired")
+    assert headers[:3] == ["policy", "seeds", "Δ completed"] and "Δ mean wait (s)" in headers
+    assert "<td>spread</td>" not in paired_page.split('<table class="dataframe paired">')[1].split("</table>")[0]
+    cells = dict(zip(headers[1:], cells_of(paired_page, "bin_packing", "paired"), strict=True))
+    assert cells["seeds"] == "3"
+    per_seed = raw.pivot(index="seed", columns="policy", values="mean_wait")
+    diffs = (per_seed.bin_packing - per_seed.spread).to_numpy()
+    half = T2 * diffs.std(ddof=1) / math.sqrt(3)
+    assert diffs.mean() + half < 0  # bin_packing waits less, seed by seed
+    assert cells["Δ mean wait (s)"] == f"{diffs.mean():,.1f} ± {half:,.1f} *"
+    assert cells["Δ makespan (s)"].count("*") == 0  # the same makespan within noise
+    assert "* the interval excludes 0" in paired_page and "Differences are not clipped" in paired_page
+
+
+def test_one_seed_with_a_baseline_shows_the_difference_without_interval(paired_runs: list[Results]) -> None:
+    page = build_report(paired_runs[:1], baseline="spread")
+    assert "seed 10 · " in page and "One seed: the difference of that run" in page
+    summary = paired_runs[0].summary.set_index("policy")
+    cells = dict(zip(headers_of(page, "paired")[1:], cells_of(page, "bin_packing", "paired"), strict=True))
+    assert cells["Δ mean wait (s)"] == f"{summary.mean_wait['bin_packing'] - summary.mean_wait['spread']:,.1f}"
+    assert "±" not in page.split('<table class="dataframe summary">')[1].split("</table>")[0]
+
+
+def test_write_report_runs_every_seed_and_passes_the_window(
+    paired_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, object]] = []
+    real_run = api.run
+
+    def spy(scenario, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        return real_run(scenario, **kwargs)
+
+    monkeypatch.setattr(api, "run", spy)
+    path = write_report([paired_file], tmp_path, seeds=2, baseline="spread", warmup=20.0, until=300.0)
+    assert [(c["seed"], c["warmup"], c["until"]) for c in calls] == [(10, 20.0, 300.0), (11, 20.0, 300.0)]
+    page = path.read_text()
+    assert "seeds 10, 11 · " in page and "Paired differences against spread" in page
+    assert "--seeds 2 --baseline spread --warmup 20 --until 300" in page
+
+
+def test_cli_seeds_list(paired_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert (
+        main([str(paired_file), "--seeds", "12,10", "--policy", "spread", "--policy", "first_fit", "--out", str(out)])
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    page = (out / "report.html").read_text()
+    assert "seeds 12, 10 · " in page and "Drawn from seed 12" in page and "<td>first_fit</td>" in page
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--seeds", "2", "--seed", "3"], "seed and seeds: give one or the other"),
+        (["--seeds", "x"], "--seeds: 'x' is neither a count"),
+        (["--seeds=-2"], "seeds: need at least 1 replication, got -2"),
+        (["--seeds=-2,"], "paired.yaml: seed: Input should be greater than or equal to 0 (got -2)"),
+        (["--baseline", "nope"], "baseline: unknown policy 'nope'"),
+        (["--baseline", "first_fit"], "baseline: 'first_fit' is not among the policies run (bin_packing, spread)"),
+        (["--baseline", "spread", "--policy", "spread"], "baseline: 'spread' is the only policy run"),
+        (["--warmup", "-1"], "paired.yaml: metrics.warmup: Input should be greater than or equal to 0"),
+        (["--warmup", "9", "--until", "5"], "paired.yaml: metrics: until (5.0) must be after warmup (9.0)"),
+    ],
+)
+def test_seed_baseline_and_window_mistakes_exit_2_before_any_run(
+    paired_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    out = tmp_path / "out"
+    assert main([str(paired_file), *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
+    assert not out.exists()
+
+
+def test_cli_negative_seed_exits_2_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(
+        [sys.executable, "-m", "orchsim", "report", "scenarios/burst.yaml", "--seed", "-1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: scenarios/burst.yaml: seed: Input should be greater than or equal to 0 (got -1)\n"
+    assert not (tmp_path / "results").exists()
