@@ -32,6 +32,66 @@ def _common(parser: argparse.ArgumentParser, settings: Settings) -> None:
     parser.add_argument("--prefix", default=settings.prefix, help="key prefix of the cluster (ORCH_PREFIX)")
 
 
+def _policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    parser.add_argument("--policy", default=settings.policy, help="placement policy (ORCH_POLICY)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        dest="plugins",
+        default=[p.strip() for p in settings.plugins.split(",") if p.strip()],
+        metavar="MODULE_OR_FILE",
+        help="import policies from a module or a .py file (repeatable; ORCH_PLUGINS, comma-separated)",
+    )
+    parser.add_argument(
+        "--policy-params",
+        default=settings.policy_params,
+        metavar="JSON|YAML|@FILE",
+        help="policy parameters as a mapping (ORCH_POLICY_PARAMS)",
+    )
+    parser.add_argument(
+        "--policy-param",
+        action="append",
+        default=[],
+        dest="policy_param",
+        metavar="NAME=VALUE",
+        help="one policy parameter, e.g. weights.cpu=0.5 (repeatable; wins over --policy-params)",
+    )
+
+
+def _policy_config(args: argparse.Namespace) -> dict[str, object]:
+    """Load the plugins, check the policy and its parameters; the parameters, merged.
+
+    Raises:
+        UsageError: naming the flag, for a plugin that cannot load, an unknown policy or
+            parameters it does not take.
+    """
+    from orchsim.plugins import PluginError, load_plugins
+    from orchsim.policy_params import (
+        PolicyParamError,
+        check_policy_params,
+        merge_params,
+        parse_assignment,
+        parse_params_text,
+    )
+    from orchsim.scheduling import POLICIES, UnknownPolicyError
+
+    try:
+        load_plugins(args.plugins)
+    except PluginError as err:
+        raise UsageError(f"--plugin: {err}") from None
+    try:
+        POLICIES.spec(args.policy)
+    except UnknownPolicyError as err:
+        raise UsageError(f"--policy: {err}") from None
+    try:
+        layers = [parse_params_text(args.policy_params)] + [parse_assignment(a) for a in args.policy_param]
+        params = merge_params(*layers)
+        check_policy_params(args.policy, params)
+    except PolicyParamError as err:
+        raise UsageError(str(err)) from None
+    return params
+
+
 def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m orchlive", description="The live orchestrator.")
     parser.add_argument("--log-level", default="INFO")
@@ -41,7 +101,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     _common(master, settings)
     master.add_argument("--host", default=settings.host)
     master.add_argument("--port", type=int, default=settings.port)
-    master.add_argument("--policy", default=settings.policy)
+    _policy_flags(master, settings)
     master.add_argument("--seed", type=int, default=settings.seed)
     master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
 
@@ -60,7 +120,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     dev = sub.add_parser("dev", help="a local cluster: etcd, a master and N process workers")
     dev.add_argument("--workers", type=int, default=3)
     dev.add_argument("--port", type=int, default=settings.port)
-    dev.add_argument("--policy", default=settings.policy)
+    _policy_flags(dev, settings)
     dev.add_argument("--cpu", type=int, default=4000)
     dev.add_argument("--memory", type=int, default=8192)
 
@@ -86,14 +146,17 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     from orchlive.api import create_app
     from orchlive.master import Master
     from orchlive.store import Store
-    from orchsim.scheduling import POLICIES, UnknownPolicyError
 
-    try:
-        POLICIES.spec(args.policy)
-    except UnknownPolicyError as err:
-        raise UsageError(f"--policy: {err}") from None
+    params = _policy_config(args)
     store = Store(args.etcd, args.prefix)
-    master = Master(store, args.policy, seed=args.seed, candidate=settings.master_id, leader_ttl=args.leader_ttl)
+    master = Master(
+        store,
+        args.policy,
+        seed=args.seed,
+        params=params,
+        candidate=settings.master_id,
+        leader_ttl=args.leader_ttl,
+    )
     app = create_app(store, master, api_token=settings.api_token)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
@@ -144,9 +207,25 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_dev(args: argparse.Namespace) -> int:
-    from orchlive.dev import DevCluster
+    import json as json_module
 
-    with DevCluster(workers=args.workers, port=args.port, policy=args.policy, cpu=args.cpu, memory=args.memory) as dev:
+    from orchlive.dev import DevCluster
+    from orchsim.plugins import is_path
+
+    params = _policy_config(args)  # refused here, before anything starts
+    # The master child gets absolute plugin paths, whatever folder it ends up running in.
+    plugins = [str(Path(p).resolve()) if is_path(p) else p for p in args.plugins]
+    master_args = [a for p in plugins for a in ("--plugin", p)]
+    if params:
+        master_args += ["--policy-params", json_module.dumps(params)]
+    with DevCluster(
+        workers=args.workers,
+        port=args.port,
+        policy=args.policy,
+        cpu=args.cpu,
+        memory=args.memory,
+        master_args=master_args,
+    ) as dev:
         print(
             f"orchlive dev cluster: API {dev.url}  (etcd {dev.etcd_endpoint}, {args.workers} workers); Ctrl-C stops it"
         )

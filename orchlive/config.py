@@ -7,6 +7,8 @@ flag                   environment                   meaning (default)
 --prefix               ORCH_PREFIX                   key prefix of this cluster (/orch)
 --host / --port        ORCH_HOST / ORCH_PORT         master API address (127.0.0.1:8080)
 --policy               ORCH_POLICY                   placement policy (bin_packing)
+--policy-params        ORCH_POLICY_PARAMS            its parameters, JSON or YAML ({}); --policy-param k.k=v adds one
+--plugin               ORCH_PLUGINS                  modules or .py files registering policies (comma-separated)
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
 --leader-ttl           ORCH_LEADER_TTL               master leadership lease, seconds (5)
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     policy: str = "bin_packing"
+    policy_params: str = ""
+    plugins: str = ""
     seed: int = 0
     lease_ttl: int = Field(default=5, ge=1)
     leader_ttl: int = Field(default=5, ge=1)

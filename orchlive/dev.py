@@ -34,6 +34,7 @@ class DevCluster:
         memory: int = 8192,
         prefix: str = "/orch",
         lease_ttl: int = 5,
+        master_args: list[str] | None = None,
     ) -> None:
         self.workers = workers
         self.port = port
@@ -42,6 +43,7 @@ class DevCluster:
         self.memory = memory
         self.prefix = prefix
         self.lease_ttl = lease_ttl
+        self.master_args = list(master_args or [])  # e.g. --plugin and --policy-params, passed through
         self.etcd = EtcdServer()
         self.children: list[subprocess.Popen[bytes]] = []
         self.work_dir = Path(tempfile.mkdtemp(prefix="orch-dev-"))
@@ -66,7 +68,7 @@ class DevCluster:
 
     def start(self) -> None:
         self.etcd.start()
-        self._spawn(["master", "--port", str(self.port), "--policy", self.policy], "master.log")
+        self._spawn(["master", "--port", str(self.port), "--policy", self.policy, *self.master_args], "master.log")
         for i in range(1, self.workers + 1):
             self._spawn(
                 [

@@ -58,6 +58,14 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the first SECONDS of simulated time out of the statistics",
     )
     parser.add_argument("--until", type=float, metavar="SECONDS", help="end the measurement window at SECONDS")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        dest="plugins",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import policies from a module or a .py file before the scenario is read (repeatable)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -112,6 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = _check_numbers(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from orchsim.plugins import PluginError, load_plugins
+
+    try:
+        load_plugins(args.plugins)
+    except PluginError as err:
+        print(f"error: --plugin: {err}", file=sys.stderr)
         return 2
     try:
         scenario = load_scenario(args.scenario)

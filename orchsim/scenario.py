@@ -346,6 +346,9 @@ class Scenario(_Strict):
 
     version: Literal[1]
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    # Modules or .py files (relative to this file) that register policies, loaded before
+    # the policy names are checked; see orchsim.plugins.
+    plugins: list[str] = []
     seed: int = Field(default=0, ge=0)
     policies: list[str] = Field(default_factory=lambda: ["bin_packing", "spread", "round_robin"], min_length=1)
     policy_params: dict[str, dict[str, Any]] = {}
@@ -357,6 +360,31 @@ class Scenario(_Strict):
     metrics: Metrics = Metrics()
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="<scenario>", exclude=True)  # the file, for error messages
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_plugins(cls, data: Any) -> Any:
+        """Import the plugins (and installed entry points) first: they define policy names."""
+        from orchsim.plugins import PluginError, load_entry_points, load_plugin
+
+        if not isinstance(data, dict):
+            return data
+        try:
+            load_entry_points()
+        except PluginError as err:
+            raise ValueError(str(err)) from None
+        plugins = data.get("plugins") or []
+        if not isinstance(plugins, list):
+            return data  # the field's own validation reports it
+        base = Path(data.get("base_dir") or ".")
+        for i, spec in enumerate(plugins):
+            if not isinstance(spec, str):
+                continue
+            try:
+                load_plugin(spec, base_dir=base)
+            except PluginError as err:
+                raise ValueError(f"plugins.{i}: {err}") from None
+        return data
 
     @field_validator("policies")
     @classmethod

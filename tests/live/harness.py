@@ -78,8 +78,11 @@ class LiveCluster:
         log.close()
         return child
 
-    def start_master(self, port: int | None = None) -> int:
-        """Start a master (the first one serves ``self.url``); returns its port."""
+    def start_master(self, port: int | None = None, extra: list[str] | None = None) -> int:
+        """Start a master (the first one serves ``self.url``); returns its port.
+
+        ``extra``: more flags for ``orchlive master`` (``--plugin``, ``--policy-param``).
+        """
         port = port or (self.port if not self.masters else free_port())
         child = self._spawn(
             [
@@ -92,6 +95,7 @@ class LiveCluster:
                 str(self.seed),
                 "--leader-ttl",
                 str(self.leader_ttl),
+                *(extra or []),
             ],
             f"master-{port}.log",
         )

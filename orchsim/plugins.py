@@ -1,0 +1,164 @@
+"""Load a user's policies from a file, a module or an installed package.
+
+A policy written once must reach every place a policy name is accepted: the simulator's
+command lines, scenario files, sweeps in worker processes, and the live master. Policies
+register themselves when their module is imported (``@policy("name")``), so loading a
+plugin means importing it, once per process:
+
+* ``path/to/mypolicies.py`` (a path: it ends in ``.py`` or contains a slash), relative
+  to the scenario file for a scenario's ``plugins:`` field, else to the working folder;
+* ``package.module``, imported by name, as ``python -m`` would;
+* every entry point of the ``orchsim.policies`` group of the installed distributions, so
+  ``pip install my-policies`` makes its policies known by name with no flag at all.
+
+A plugin that cannot be loaded (file missing, an exception while importing, a policy
+name that is already taken) raises ``PluginError`` with one line naming the plugin; the
+command lines print it and exit 2.
+
+This module imports plugins; the scheduling core (``orchsim.scheduling``) never does: it
+stays free of I/O, and only holds the registry the plugins write into.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginError", "is_path", "load_entry_points", "load_plugin", "load_plugins"]
+
+ENTRY_POINT_GROUP = "orchsim.policies"
+
+# Loaded plugins by resolved key (absolute file path or module name): loading twice is a no-op,
+# so a scenario that names the plugin already given with --plugin does not register twice.
+_loaded: dict[str, ModuleType] = {}
+_entry_points_loaded = False
+
+
+class PluginError(ValueError):
+    """A plugin that cannot be loaded; the message names it and says why, on one line."""
+
+
+def is_path(spec: str) -> bool:
+    """A file path rather than a module name: ends in ``.py`` or contains a path separator."""
+    return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
+def _module_name_for(path: Path) -> str:
+    # A stable, unique, importable name: pickling a function by reference (process pools)
+    # then finds the module in sys.modules of any process that loaded the same file.
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    return f"orchsim_plugin_{stem}_{digest}"
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+def _load_file(spec: str, base_dir: Path | None) -> ModuleType:
+    path = Path(spec).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    path = path.resolve()
+    key = str(path)
+    if key in _loaded:
+        return _loaded[key]
+    if not path.is_file():
+        raise PluginError(f"plugin {spec}: file not found: {path}")
+    name = _module_name_for(path)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:  # pragma: no cover - only for odd suffixes
+        raise PluginError(f"plugin {spec}: cannot be imported as a Python file: {path}")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise PluginError(f"plugin {spec}: {_where(err, path)}{_one_line(err)}") from None
+    _loaded[key] = module
+    return module
+
+
+def _where(err: BaseException, path: Path) -> str:
+    """``line N: `` of the plugin file where the error was raised, if it was raised there."""
+    if isinstance(err, SyntaxError) and err.lineno:
+        return f"line {err.lineno}: "
+    tb = err.__traceback__
+    line = None
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename) == path:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"line {line}: " if line else ""
+
+
+def _load_module(spec: str) -> ModuleType:
+    if spec in _loaded:
+        return _loaded[spec]
+    try:
+        module = importlib.import_module(spec)
+    except ModuleNotFoundError as err:
+        if err.name and spec.startswith(err.name):
+            raise PluginError(
+                f"plugin {spec}: no module named {err.name!r} (a file needs a path ending in .py)"
+            ) from None
+        raise PluginError(f"plugin {spec}: {_one_line(err)}") from None
+    except Exception as err:
+        raise PluginError(f"plugin {spec}: {_one_line(err)}") from None
+    _loaded[spec] = module
+    return module
+
+
+def load_plugin(spec: str, *, base_dir: Path | None = None) -> ModuleType:
+    """Import one plugin (a ``.py`` path or a module name), once per process.
+
+    Args:
+        spec: ``path/to/file.py`` or ``package.module``.
+        base_dir: Folder a relative path is resolved against (the scenario file's);
+            default the working folder.
+
+    Returns:
+        The imported module.
+
+    Raises:
+        PluginError: the file is missing, the module is not found, importing it raised,
+            or it registered a policy name that was already taken.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise PluginError("plugin: an empty name")
+    return _load_file(spec, base_dir) if is_path(spec) else _load_module(spec)
+
+
+def load_plugins(specs: Iterable[str], *, base_dir: Path | None = None) -> list[ModuleType]:
+    """Import each plugin in order (see ``load_plugin``), after the installed entry points."""
+    load_entry_points()
+    return [load_plugin(spec, base_dir=base_dir) for spec in specs]
+
+
+def load_entry_points(group: str = ENTRY_POINT_GROUP) -> None:
+    """Import every installed ``orchsim.policies`` entry point, once per process.
+
+    An entry point names a module (``my_policies = "my_package.policies"``) or an
+    object in one; loading it imports the module, which registers its policies.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded and group == ENTRY_POINT_GROUP:
+        return
+    for point in entry_points(group=group):
+        if point.value in _loaded:
+            continue
+        try:
+            _loaded[point.value] = point.load()
+        except Exception as err:
+            raise PluginError(f"plugin {point.name} (entry point {point.value} of {group}): {_one_line(err)}") from None
+    if group == ENTRY_POINT_GROUP:
+        _entry_points_loaded = True

@@ -1,0 +1,56 @@
+"""The README's custom policy, in a file outside the package, placing tasks on a live master."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.live
+
+README_POLICY = '''\
+from orchsim.scheduling import policy
+
+
+@policy("fewest_tasks_then_emptiest")
+def fewest_tasks_then_emptiest(nodes, request):
+    """Higher is better; computed as if the task were placed; never mutate nodes."""
+    cpu = nodes.row("cpu")
+    return -nodes.tasks - (nodes.allocated[cpu] + request[cpu]) * nodes.inv_capacity[cpu]
+'''
+
+
+def sleeper(i: int) -> dict:
+    return {"name": f"s{i}", "image": "alpine", "command": ["sleep", "30"], "resources": {"cpu": 500, "memory": 64}}
+
+
+def test_master_places_with_a_plugin_policy(cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    plugin = tmp_path / "custom.py"
+    plugin.write_text(README_POLICY)
+    cluster = cluster_factory(policy="fewest_tasks_then_emptiest")
+    cluster.start_master(extra=["--plugin", str(plugin)])
+    for name in ("w1", "w2", "w3"):
+        cluster.start_worker(name, cpu=4000, memory=8192)
+    # One at a time, each placed before the next: fewest tasks first, so three nodes, not one
+    # (bin_packing, the default, would stack all three on the same node).
+    nodes = []
+    for i in range(3):
+        task = cluster.submit(sleeper(i))
+        placed = cluster.wait_for_state(task["id"], {"ASSIGNED", "RUNNING"})
+        nodes.append(placed["node_id"])
+    assert sorted(nodes) == ["w1", "w2", "w3"], nodes
+
+
+def test_master_takes_policy_parameters(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    # bin_packing weighted entirely on memory: a memory-heavy node fills first. w1 has more
+    # cpu free relative to capacity after the first task, but only memory counts.
+    cluster = cluster_factory(policy="bin_packing")
+    cluster.start_master(extra=["--policy-param", "weights.cpu=0", "--policy-param", "weights.memory=1"])
+    cluster.start_worker("w1", cpu=8000, memory=1024)
+    cluster.start_worker("w2", cpu=1000, memory=8192)
+    # 500 cpu, 512 memory: on w1 memory goes to 50%, on w2 to 6%: memory-only packing picks w1.
+    # The Go weights (0.7 cpu) would pick w2 (cpu 50% there vs 6% on w1).
+    task = cluster.submit(
+        {"name": "m", "image": "alpine", "command": ["sleep", "5"], "resources": {"cpu": 500, "memory": 512}}
+    )
+    assert cluster.wait_for_state(task["id"], {"ASSIGNED", "RUNNING"})["node_id"] == "w1"
