@@ -30,7 +30,15 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginError", "is_path", "load_entry_points", "load_plugin", "load_plugins"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginError",
+    "absolute_specs",
+    "is_path",
+    "load_entry_points",
+    "load_plugin",
+    "load_plugins",
+]
 
 ENTRY_POINT_GROUP = "orchsim.policies"
 
@@ -47,6 +55,16 @@ class PluginError(ValueError):
 def is_path(spec: str) -> bool:
     """A file path rather than a module name: ends in ``.py`` or contains a path separator."""
     return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
+def absolute_specs(specs: Iterable[str], *, base_dir: Path | None = None) -> list[str]:
+    """The same plugins, with file paths made absolute: for another process or folder.
+
+    A sweep's worker processes re-read the scenario and load its plugins themselves; a
+    relative path given on the command line would resolve against the wrong folder there.
+    """
+    base = base_dir or Path.cwd()
+    return [str((base / Path(s).expanduser()).resolve()) if is_path(s) else s for s in specs]
 
 
 def _module_name_for(path: Path) -> str:

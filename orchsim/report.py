@@ -36,6 +36,7 @@ import pandas as pd
 
 from orchsim import plots
 from orchsim.intervals import ReplicationError, display_bounds, paired_differences, summarize
+from orchsim.plugins import PluginError
 from orchsim.scenario import Scenario, ScenarioError, load_scenario
 from orchsim.scheduling import UnknownPolicyError
 from orchsim.traces import TraceError
@@ -485,6 +486,7 @@ def write_report(
     until: float | None = None,
     confidence: float = 0.95,
     command: str | None = None,
+    plugins: Sequence[str] = (),
 ) -> Path:
     """Run each scenario (every policy, every seed) and write ``out_dir/report.html``; returns its path.
 
@@ -501,6 +503,7 @@ def write_report(
         until: Override ``metrics.until`` (end of the measurement window, seconds).
         confidence: Level of the two-sided Student-t intervals.
         command: The command line shown in the header (default: the equivalent call).
+        plugins: Modules or ``.py`` files registering policies, loaded before the scenarios.
 
     Raises:
         ScenarioError, TraceError, UnknownPolicyError: for a bad scenario, trace, seed,
@@ -508,11 +511,14 @@ def write_report(
         ReplicationError: ``seed`` and ``seeds`` together, malformed seeds, a baseline that
             is unknown or not among a scenario's policies, a confidence outside (0, 1).
         OSError: ``out_dir`` cannot be created or written.
+        PluginError: a plugin that cannot be loaded.
     """
     from orchsim.api import run, with_overrides
+    from orchsim.plugins import load_plugins
     from orchsim.scheduling import POLICIES
     from orchsim.sweep import check_baseline, check_seeds, seed_list
 
+    load_plugins(plugins)
     for name in policies or ():
         POLICIES.spec(name)  # fail before anything runs
     if seed is not None and seeds is not None:
@@ -588,6 +594,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--warmup", type=float, metavar="SECONDS", help="simulated seconds left out at the start")
     parser.add_argument("--until", type=float, metavar="SECONDS", help="end of the measurement window (s)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        dest="plugins",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import policies from a module or a .py file (repeatable)",
+    )
     return parser
 
 
@@ -611,12 +625,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             warmup=args.warmup,
             until=args.until,
             command=command,
+            plugins=args.plugins,
         )
     except (ScenarioError, TraceError, ReplicationError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except UnknownPolicyError as err:
         print(f"error: --policy: {err}", file=sys.stderr)
+        return 2
+    except PluginError as err:
+        print(f"error: --plugin: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # --out not writable
         print(f"error: cannot write {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)

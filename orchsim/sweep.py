@@ -47,6 +47,7 @@ import pandas as pd
 
 from orchsim.api import with_overrides
 from orchsim.intervals import DEFAULT_METRICS, ReplicationError, display_bounds, paired_differences, summarize
+from orchsim.plugins import PluginError, absolute_specs, load_plugins
 from orchsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from orchsim.scheduling import POLICIES, UnknownPolicyError
 from orchsim.traces import TraceError
@@ -301,6 +302,7 @@ def sweep_replications(
     progress: bool = False,
     warmup: float | None = None,
     until: float | None = None,
+    plugins: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Run the grid and return every replication, one row per (value, policy, seed).
 
@@ -322,6 +324,8 @@ def sweep_replications(
         warmup: Override ``metrics.warmup``: seconds of simulated time left out of the
             statistics at the start of every run.
         until: Override ``metrics.until``: the end of the measurement window (seconds).
+        plugins: Modules or ``.py`` files registering policies (``orchsim.plugins``),
+            loaded here and in every worker process before the scenario is read.
 
     Returns:
         Columns ``<parameter>`` (if given), ``policy``, ``seed``, then every summary column
@@ -333,7 +337,10 @@ def sweep_replications(
         UnknownPolicyError: a policy that is not registered.
         SweepError: mismatched or malformed arguments.
         TraceError: a trace file that cannot be read.
+        PluginError: a plugin that cannot be loaded.
     """
+    extra_plugins = absolute_specs(plugins)
+    load_plugins(extra_plugins)
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if (parameter is None) != (values is None):
@@ -344,6 +351,8 @@ def sweep_replications(
     scenario = with_overrides(scenario, warmup=warmup, until=until)
     check_seeds(scenario, seeds_run)
     data = scenario.model_dump(mode="json")
+    if extra_plugins:  # workers re-read the scenario: they load these first, as the schema does
+        data["plugins"] = [*extra_plugins, *data["plugins"]]
 
     variants: list[tuple[Number | None, dict[str, Any]]]
     if parameter is None:
@@ -603,6 +612,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default results/<name>/sweep/)")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        dest="plugins",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="import policies from a module or a .py file, here and in every worker (repeatable)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -627,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SweepError(f"--confidence: must be between 0 and 1, got {args.confidence}")
         values = _parse_values(args.values) if args.values is not None else None
         seeds = parse_seeds(args.seeds)
+        load_plugins(args.plugins)
         scenario = load_scenario(args.scenario)
         policies = list(dict.fromkeys(args.policies)) if args.policies else None
         if args.baseline is not None:
@@ -641,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress=not args.quiet,
             warmup=args.warmup,
             until=args.until,
+            plugins=args.plugins,
         )
         out = args.out or Path("results") / scenario.name / "sweep"
         out.mkdir(parents=True, exist_ok=True)
@@ -656,6 +675,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             paired.to_csv(out / "sweep_paired.csv", index=False, float_format="%.6f")
     except (ScenarioError, TraceError, SweepError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except PluginError as err:
+        print(f"error: --plugin: {err}", file=sys.stderr)
         return 2
     except UnknownPolicyError as err:
         print(f"error: --policy: {err}", file=sys.stderr)

@@ -54,3 +54,60 @@ def test_master_takes_policy_parameters(cluster_factory) -> None:  # type: ignor
         {"name": "m", "image": "alpine", "command": ["sleep", "5"], "resources": {"cpu": 500, "memory": 512}}
     )
     assert cluster.wait_for_state(task["id"], {"ASSIGNED", "RUNNING"})["node_id"] == "w1"
+
+
+def test_dev_cluster_takes_a_plugin(etcd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from orchlive.etcd_server import free_port
+
+    plugin = tmp_path / "custom.py"
+    plugin.write_text(README_POLICY)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    args = ["dev", "--workers", "2", "--port", str(port), "--plugin", "custom.py"]
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "orchlive", *args, "--policy", "fewest_tasks_then_emptiest"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 40
+        ready = False
+        while time.monotonic() < deadline and not ready:
+            try:
+                nodes = httpx.get(f"{url}/api/v1/nodes", timeout=2).json()
+                ready = len(nodes) == 2 and all(n["state"] == "READY" for n in nodes)
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.3)
+        assert ready, "dev cluster did not come up"
+        placed = []
+        for i in range(2):
+            task = httpx.post(f"{url}/api/v1/tasks", json=sleeper(i), timeout=5).json()
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                state = httpx.get(f"{url}/api/v1/tasks/{task['id']}", timeout=5).json()
+                if state["node_id"]:
+                    placed.append(state["node_id"])
+                    break
+                time.sleep(0.2)
+        assert sorted(placed) == ["w1", "w2"]  # fewest tasks first: one each
+    finally:
+        dev.send_signal(signal.SIGINT)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dev.kill()
+            dev.wait()

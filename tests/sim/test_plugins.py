@@ -208,3 +208,49 @@ def test_params_from_a_file(tmp_path: Path) -> None:
     assert parse_params_text(f"@{tmp_path / 'p.yaml'}") == {"weights": {"cpu": 0.2, "memory": 0.8}}
     with pytest.raises(PolicyParamError, match="cannot read"):
         parse_params_text(f"@{tmp_path / 'absent.yaml'}")
+
+
+def test_sweep_loads_the_plugin_in_its_worker_processes(user_dir: Path) -> None:
+    # Two worker processes: forked ones inherit the plugin; spawned ones (macOS, Windows) load it
+    # from the scenario data each job carries, where the sweep put its absolute path.
+    (user_dir / "custom.yaml").write_text(SCENARIO.format(plugins=""))
+    result = run_cli(
+        "sweep",
+        "custom.yaml",
+        "--plugin",
+        "policies/custom.py",
+        "--seeds",
+        "1,2",
+        "--processes",
+        "2",
+        "--quiet",
+        "--out",
+        "sw",
+        "--baseline",
+        "bin_packing",
+        cwd=user_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    raw = pd.read_csv(user_dir / "sw" / "sweep_replications.csv")
+    assert sorted(raw.policy.unique()) == ["bin_packing", "fewest_tasks_then_emptiest"]
+    # Spreading six tasks over three nodes uses all three; packing them uses one.
+    peak = raw.groupby("policy").peak_nodes_used.max()
+    assert (peak["fewest_tasks_then_emptiest"], peak["bin_packing"]) == (3, 1)
+    assert "paired differences" in result.stdout
+
+
+def test_sweep_and_report_refuse_a_bad_plugin(user_dir: Path) -> None:
+    (user_dir / "custom.yaml").write_text(SCENARIO.format(plugins=""))
+    for command in ("sweep", "report"):
+        result = run_cli(command, "custom.yaml", "--plugin", "absent.py", cwd=user_dir)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.startswith("error: --plugin: plugin absent.py: file not found"), result.stderr
+        assert result.stderr.count("\n") == 1
+
+
+def test_report_with_a_plugin(user_dir: Path) -> None:
+    (user_dir / "custom.yaml").write_text(SCENARIO.format(plugins=""))
+    result = run_cli("report", "custom.yaml", "--plugin", "policies/custom.py", "--out", "rep", cwd=user_dir)
+    assert result.returncode == 0, result.stderr
+    page = (user_dir / "rep" / "report.html").read_text()
+    assert "fewest_tasks_then_emptiest" in page
