@@ -141,6 +141,7 @@ def run(
             queue=scenario.scheduler.queue,
             backfill_window=scenario.scheduler.backfill_window,
             max_attempts=scenario.scheduler.max_attempts,
+            filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
             heartbeat_interval=scenario.cluster.heartbeat_interval,
             failure_timeout=scenario.cluster.failure_timeout,
             events=tuple(scenario.events),

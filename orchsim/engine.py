@@ -45,7 +45,7 @@ from simpy.events import Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
-from orchsim.scheduling import NodeMatrix, rejections, select
+from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, fits_node, rejections, select
 from orchsim.workload import Workload
 
 __all__ = ["EngineConfig", "RunRecords", "Simulation", "Status"]
@@ -87,6 +87,7 @@ class EngineConfig:
     events: tuple[Any, ...] = ()
     autoscaler: sc.Autoscaler | None = None
     sample_interval: float = 10.0
+    filters: dict[str, dict[str, Any]] = field(default_factory=dict)  # beyond the built-ins, with params
     warmup: float = 0.0  # start of the measurement window (simulated seconds)
     until: float | None = None  # its end; None: the end of the run
 
@@ -146,6 +147,7 @@ class Simulation:
         self.wait = np.zeros(n_tasks)
         self.enqueued_at = np.zeros(n_tasks)
         self.epoch = np.zeros(n_tasks, dtype=np.int32)
+        self._fit_checked = [False] * n_tasks  # "could it ever fit?" asked once per task
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
         self._demand_lists = workload.demand.tolist()
@@ -200,6 +202,8 @@ class Simulation:
         # a few GPU tasks do not make every CPU-only node look unusable.
         self._typical = np.median(workload.demand, axis=0) if n_tasks else np.zeros(r)
         self._params = dict(config.policy_params)
+        self._filters = FILTERS.active(config.filters)  # resolved once, used on every decision
+        self._static_filters = tuple(f for f in self._filters if f[0].static)
 
     # ------------------------------------------------------------------ bookkeeping
     def _in_window(self, begin: float, end: float) -> float:
@@ -255,6 +259,7 @@ class Simulation:
             rng=self.policy_rng,
             node_selector=selector,
             explain=False,
+            filters=self._filters,
             **self._params,
         )
         if decision.node is None:
@@ -266,10 +271,8 @@ class Simulation:
         """True if no node that exists or may return could hold ``task`` even when empty."""
         code = self._selector_of[task]
         demand = self._demand_rows[task]
-        ok = ~self._removed & np.all(self.nodes.capacity >= demand[:, None], axis=0)
-        if code >= 0:
-            ok &= self.nodes.label_mask(self._selectors[code])
-        if ok.any():
+        selector = self._selectors[code] if code >= 0 else None
+        if could_ever_fit(self.nodes, demand, ~self._removed, selector, extra=self._filters):
             return False
         # New nodes may still arrive: the autoscaler's shape or a pending scale-out.
         future = [e.capacity for e in self.cfg.events if isinstance(e, sc.ScaleOut) and e.at > self.env.now]
@@ -290,6 +293,7 @@ class Simulation:
             self._selectors[code] if code >= 0 else None,
             available=self.nodes.capacity,
             candidates=("removed", ~self._removed),
+            extra=self._static_filters,
         )
         detail = ", ".join(f"{count} {label}" for label, count in counts.items())
         return f"never fits: 0/{self.nodes.n_nodes} nodes could hold it even when empty: {detail}"
@@ -349,13 +353,9 @@ class Simulation:
 
     def _fits_node(self, task: int, node: int) -> bool:
         """Could ``task`` go on ``node`` now? A cheap pre-check before a full ``select``."""
-        if not self.nodes.schedulable[node]:
-            return False
         code = self._selector_of[task]
-        if code >= 0 and not self.nodes.label_mask(self._selectors[code])[node]:
-            return False
-        free = self.nodes.free[:, node].tolist()
-        return all(need <= have for need, have in zip(self._demand_lists[task], free, strict=True))
+        selector = self._selectors[code] if code >= 0 else None
+        return fits_node(self.nodes, self._demand_lists[task], node, selector, extra=self._filters)
 
     def _drain_queue(self, freed_node: int | None = None) -> None:
         """Place queued tasks after capacity was freed (on ``freed_node``, or anywhere if None)."""
@@ -371,11 +371,21 @@ class Simulation:
             self._head_blocked = False
         while queue:
             task = queue[0]
-            if not self._try_place(task):
-                self._head_blocked = True
-                return
-            queue.popleft()
-            self._dequeue(task)
+            if self._try_place(task):
+                queue.popleft()
+                self._dequeue(task)
+                continue
+            if not self._fit_checked[task]:
+                # First time at the head and it does not fit: if it never can, it must not
+                # block the queue forever (it arrived behind others, so it was not checked).
+                self._fit_checked[task] = True
+                if self._never_fits(task):
+                    queue.popleft()
+                    self._dequeue(task)
+                    self._reject(task)
+                    continue
+            self._head_blocked = True
+            return
 
     def _backfill(self, freed_node: int | None) -> None:
         """Greedy backfill: every task in the window that fits is placed, in queue order."""
@@ -411,14 +421,20 @@ class Simulation:
         if not self.queue or self.cfg.queue == "backfill":
             if self._try_place(task):
                 return
+            self._fit_checked[task] = True
             if self._never_fits(task):
-                self.reasons[task] = self._never_fits_reason(task)
-                self._finish(task, Status.UNSCHEDULABLE)
-                self._tick()
+                self._reject(task)
                 return
         self._enqueue(task)
         if len(self.queue) == 1:
             self._head_blocked = True
+
+    def _reject(self, task: int) -> None:
+        """``task`` can never run here: unschedulable, with the reason."""
+        self.reasons[task] = self._never_fits_reason(task)
+        self._finish(task, Status.UNSCHEDULABLE)
+        if not self.attempts[task]:
+            self._tick()
 
     def _on_complete(self, event: Timeout) -> None:
         task, epoch = event.value
@@ -699,6 +715,7 @@ class Simulation:
                 self.cfg.policy,
                 rng=np.random.default_rng(0),  # the run's own stream is left untouched
                 node_selector=self._selectors[code] if code >= 0 else None,
+                filters=self._filters,
                 **self._params,
             )
             if decision.node is None:

@@ -284,11 +284,31 @@ class Scheduler(_Strict):
     Attributes:
         backfill_window: How many queued tasks a backfill pass looks at.
         max_attempts: Placements per task before it is marked failed (node failures).
+        filters: Filters beyond the built-in ones (schedulable, node selector, resources),
+            by name with their parameters: ``{max_tasks_per_node: {limit: 8}}``; a
+            plugin may register more (``orchsim.scheduling.filter``).
     """
 
     queue: Literal["fifo", "backfill"] = "fifo"
     backfill_window: int = Field(default=100, ge=1)
     max_attempts: int = Field(default=5, ge=1)
+    filters: dict[str, dict[str, Any]] = {}
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _known_filters(cls, value: Any) -> Any:
+        from orchsim.scheduling import FILTERS, UnknownFilterError
+
+        if not isinstance(value, dict):
+            return value
+        for name, params in value.items():
+            try:
+                spec = FILTERS.spec(name)
+            except UnknownFilterError as err:
+                raise ValueError(str(err)) from None
+            if isinstance(params, dict) and (problem := spec.unknown_params(params)):
+                raise ValueError(f"filter {name!r} has {problem}")
+        return {name: (params if params is not None else {}) for name, params in value.items()}
 
 
 class Autoscaler(_Strict):

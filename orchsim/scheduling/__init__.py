@@ -11,24 +11,44 @@ pipeline filter -> score -> argmax that the simulator and the live master both c
 """
 
 from orchsim.scheduling import policies as _builtin_policies  # noqa: F401  (registers the built-ins)
-from orchsim.scheduling.filters import feasible, fits_resources, rejections
+from orchsim.scheduling.filters import (
+    FILTERS,
+    FilterRegistry,
+    FilterSpec,
+    TaskInfo,
+    UnknownFilterError,
+    could_ever_fit,
+    feasible,
+    filter,
+    fits_node,
+    fits_resources,
+    rejections,
+)
 from orchsim.scheduling.matrix import CapacityError, NodeMatrix, UnknownResourceError
 from orchsim.scheduling.policies import utilisation_after
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec, Scorer, UnknownPolicyError, policy
 from orchsim.scheduling.select import Decision, PolicyError, select
 
 __all__ = [
+    "FILTERS",
     "POLICIES",
     "CapacityError",
     "Decision",
+    "FilterRegistry",
+    "FilterSpec",
     "NodeMatrix",
     "PolicyError",
     "PolicyRegistry",
     "PolicySpec",
     "Scorer",
+    "TaskInfo",
+    "UnknownFilterError",
     "UnknownPolicyError",
     "UnknownResourceError",
+    "could_ever_fit",
     "feasible",
+    "filter",
+    "fits_node",
     "fits_resources",
     "policy",
     "rejections",

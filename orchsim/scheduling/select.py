@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from orchsim.scheduling.filters import infeasible, rejections
+from orchsim.scheduling.filters import FILTERS, ActiveFilters, TaskInfo, infeasible, rejections
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
 
@@ -101,6 +101,15 @@ def _resolve(policy: str | Callable[..., np.ndarray], registry: PolicyRegistry) 
     return spec
 
 
+def _active(filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None) -> ActiveFilters:
+    """Resolved filters: as given when already resolved, else through the registry."""
+    if filters is None:
+        return FILTERS.active()
+    if isinstance(filters, tuple) and all(isinstance(f, tuple) for f in filters):
+        return filters  # type: ignore[return-value]
+    return FILTERS.active(filters)  # type: ignore[arg-type]
+
+
 def select(
     nodes: NodeMatrix,
     request: Request,
@@ -110,6 +119,8 @@ def select(
     node_selector: Mapping[str, str] | None = None,
     registry: PolicyRegistry = POLICIES,
     explain: bool = True,
+    filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None = None,
+    task: TaskInfo | None = None,
     **params: Any,
 ) -> Decision:
     """Choose a node for ``request``: feasibility mask, then the policy's scores, then argmax.
@@ -124,6 +135,12 @@ def select(
         registry: Where names are looked up (default: the global ``POLICIES``).
         explain: Count rejections per filter when nothing fits (a second pass over
             the nodes). Engines that only need the yes/no turn it off.
+        filters: Filters beyond the built-ins: names mapped to their parameters
+            (``{"max_tasks_per_node": {"limit": 8}}``), or ``FILTERS.active(...)``
+            resolved once by a caller that decides many times. Filters registered
+            with ``default=True`` always run.
+        task: What filters may know of the task (its labels; its node selector,
+            which then replaces ``node_selector``).
         **params: Policy parameters, e.g. ``weights={"cpu": 0.5, "memory": 0.5}``.
 
     Returns:
@@ -142,11 +159,12 @@ def select(
     if params and (problem := spec.unknown_params(params)):
         raise TypeError(f"policy {spec.name!r} has {problem}")
     n = nodes.n_nodes
-    bad = infeasible(nodes, req, node_selector)
+    extra = _active(filters)
+    bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
     rejected = bad.nonzero()[0]
     n_fit = n - len(rejected)
     if n_fit == 0:
-        counts = rejections(nodes, req, node_selector) if explain else {}
+        counts = rejections(nodes, req, node_selector, extra=extra, task=task) if explain else {}
         return Decision(None, None, None, spec.name, n, 0, counts)
     if spec.uses_rng:
         params["rng"] = rng if rng is not None else nodes.rng

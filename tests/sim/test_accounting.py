@@ -252,3 +252,14 @@ def test_unschedulable_and_blocked_tasks_say_why() -> None:
     assert tasks.reason[1] == ""
     assert tasks.reason[2] == "0/1 nodes fit: 1 insufficient cpu"
     assert tasks.reason[3] == "fits on 1/1 nodes at the end, but waited behind 1 task(s) in the fifo queue"
+
+
+def test_a_task_that_never_fits_does_not_block_the_fifo_queue_behind_it() -> None:
+    # One node of 1000. A (1000 cpu, 10 s) at 0. C (500, 5 s) at 1 queues. B (2000) at 2 queues
+    # behind C: it was never checked on arrival. D (500, 5 s) at 3. At 10 A ends: C starts; B
+    # reaches the head, fails, and is found never to fit: rejected, not left blocking; D starts.
+    s = scenario(workload=[burst(0, 1000, 10), burst(1, 500, 5), burst(2, 2000, 1), burst(3, 500, 5)])
+    tasks = run(s).tasks
+    assert tasks.status.tolist() == ["completed", "completed", "unschedulable", "completed"]
+    assert tasks.start_time.tolist()[:2] == [0.0, 10.0] and tasks.start_time[3] == 10.0
+    assert tasks.reason[2] == "never fits: 0/1 nodes could hold it even when empty: 1 insufficient cpu"

@@ -254,3 +254,44 @@ def test_report_with_a_plugin(user_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     page = (user_dir / "rep" / "report.html").read_text()
     assert "fewest_tasks_then_emptiest" in page
+
+
+FILTER_PLUGIN = """\
+from orchsim.scheduling import filter
+
+
+@filter("not_on_node_0", reason="node 0 is reserved", static=True)
+def not_on_node_0(nodes, request, task):
+    return nodes.index_range != 0
+"""
+
+
+def test_a_plugin_filter_named_in_the_scenario_constrains_the_simulator(tmp_path: Path) -> None:
+    from orchsim.api import run
+    from orchsim.scenario import parse_scenario
+    from orchsim.scheduling import FILTERS
+
+    (tmp_path / "reserve.py").write_text(FILTER_PLUGIN)
+    data = {
+        "version": 1,
+        "name": "f",
+        "plugins": ["reserve.py"],
+        "policies": ["first_fit"],
+        "scheduler": {"filters": {"not_on_node_0": {}, "max_tasks_per_node": {"limit": 2}}},
+        "cluster": {"nodes": [{"count": 3, "capacity": {"cpu": 1000, "memory": 1000}}]},
+        "workload": [
+            # Five small tasks: first_fit would use node 0; the plugin filter forbids it and the
+            # task limit puts two on each of nodes 1 and 2; the fifth waits for the first to end.
+            {"kind": "burst", "at": 0, "count": 5, "resources": {"cpu": 100, "memory": 1}, "duration": 10},
+            # Needs 1500 cpu: no node ever has it: unschedulable, with the filters' verdicts.
+            {"kind": "burst", "at": 1, "count": 1, "resources": {"cpu": 1500, "memory": 1}, "duration": 1},
+        ],
+    }
+    try:
+        tasks = run(parse_scenario(data, base_dir=tmp_path)).tasks
+    finally:
+        FILTERS.unregister("not_on_node_0")
+    assert tasks.node.tolist()[:5] == ["g0-1", "g0-1", "g0-2", "g0-2", "g0-1"]
+    assert tasks.start_time.tolist()[:5] == [0.0, 0.0, 0.0, 0.0, 10.0]
+    assert tasks.status[5] == "unschedulable"
+    assert tasks.reason[5] == "never fits: 0/3 nodes could hold it even when empty: 3 insufficient cpu"
