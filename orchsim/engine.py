@@ -4,13 +4,15 @@ Design, for speed and for truth:
 
 * No SimPy process per task. Arrivals are one process walking the pre-generated,
   sorted submit times; a task's completion is one ``Timeout`` with a callback. Placing
-  a task is one call of ``orchsim.scheduling.select``: the engine never scores nodes.
+  tasks is one call of the shared core's ``schedule_pass`` (queue discipline, filters,
+  ``select``), the same pass the live master runs: the engine neither scores nodes nor
+  decides the order in which queued tasks are tried.
 * Event-driven placement: a task is placed on arrival and whenever capacity frees up
   (completion, node recovery, scale-out). There is no polling loop.
 * No work when nothing can fit: a queued task that failed to place can only fit after
   capacity is freed, and only on the node that freed it, so after a completion the
-  engine checks the queued task against that one node (an R-vector comparison) before
-  paying for a full ``select``.
+  pass is told which node changed and checks a task against that one node (an R-vector
+  comparison) before paying for a full ``select``.
 * Node failures are realistic: a failed node stops heartbeating; until its lease
   expires (last heartbeat + ``failure_timeout``) the scheduler still believes it up and
   may place tasks there, which are then lost too. At detection every task on it goes
@@ -45,7 +47,8 @@ from simpy.events import Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
-from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, fits_node, rejections, select
+from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, rejections, select
+from orchsim.scheduling.queueing import PassResult, schedule_pass
 from orchsim.workload import Workload
 
 __all__ = ["EngineConfig", "RunRecords", "Simulation", "Status"]
@@ -247,25 +250,37 @@ class Simulation:
         self.done += 1
 
     # ------------------------------------------------------------------ placement
-    def _try_place(self, task: int) -> bool:
-        """One ``select`` for ``task``; start it if a node was found."""
-        code = self._selector_of[task]
-        selector = self._selectors[code] if code >= 0 else None
-        self.decisions += 1
-        decision = select(
+    def _pass(self, tasks: Any, changed_node: int | None = None) -> PassResult:
+        """One scheduling pass of the shared core over ``tasks`` (queue order); placements start here."""
+        result = schedule_pass(
             self.nodes,
-            self._demand_rows[task],
+            tasks,
             self.cfg.policy,
+            request_of=self._demand_rows.__getitem__,
+            place=self._start,
+            discipline=self.cfg.queue,
+            window=self.cfg.backfill_window,
+            selector_of=self._selector,
+            never_fits=self._never_fits_once,
+            changed_node=changed_node,
+            head_blocked=self._head_blocked,
             rng=self.policy_rng,
-            node_selector=selector,
-            explain=False,
             filters=self._filters,
-            **self._params,
+            params=self._params,
         )
-        if decision.node is None:
+        self.decisions += result.decisions
+        return result
+
+    def _selector(self, task: int) -> dict[str, str] | None:
+        code = self._selector_of[task]
+        return self._selectors[code] if code >= 0 else None
+
+    def _never_fits_once(self, task: int) -> bool:
+        """``_never_fits``, asked once per task: the first failed try decides."""
+        if self._fit_checked[task]:
             return False
-        self._start(task, decision.node)
-        return True
+        self._fit_checked[task] = True
+        return self._never_fits(task)
 
     def _never_fits(self, task: int) -> bool:
         """True if no node that exists or may return could hold ``task`` even when empty."""
@@ -351,50 +366,23 @@ class Simulation:
     def _dequeue(self, task: int) -> None:
         self.wait[task] += self.env.now - self.enqueued_at[task]
 
-    def _fits_node(self, task: int, node: int) -> bool:
-        """Could ``task`` go on ``node`` now? A cheap pre-check before a full ``select``."""
-        code = self._selector_of[task]
-        selector = self._selectors[code] if code >= 0 else None
-        return fits_node(self.nodes, self._demand_lists[task], node, selector, extra=self._filters)
-
     def _drain_queue(self, freed_node: int | None = None) -> None:
         """Place queued tasks after capacity was freed (on ``freed_node``, or anywhere if None)."""
         if not self.queue:
             return
-        if self.cfg.queue == "backfill":
-            self._backfill(freed_node)
-            return
-        queue = self.queue
-        if self._head_blocked:
-            if freed_node is not None and not self._fits_node(queue[0], freed_node):
-                return
-            self._head_blocked = False
-        while queue:
-            task = queue[0]
-            if self._try_place(task):
-                queue.popleft()
-                self._dequeue(task)
-                continue
-            if not self._fit_checked[task]:
-                # First time at the head and it does not fit: if it never can, it must not
-                # block the queue forever (it arrived behind others, so it was not checked).
-                self._fit_checked[task] = True
-                if self._never_fits(task):
-                    queue.popleft()
-                    self._dequeue(task)
-                    self._reject(task)
-                    continue
-            self._head_blocked = True
-            return
-
-    def _backfill(self, freed_node: int | None) -> None:
-        """Greedy backfill: every task in the window that fits is placed, in queue order."""
-        for task in list(self.queue)[: self.cfg.backfill_window]:
-            if freed_node is not None and not self._fits_node(task, freed_node):
-                continue
-            if self._try_place(task):
+        result = self._pass(self.queue, changed_node=freed_node)
+        done = result.placed + result.never
+        if self.cfg.queue == "fifo":
+            self._head_blocked = result.blocked
+            for _ in done:  # a fifo pass settles a prefix of the queue
+                self.queue.popleft()
+        else:
+            for task in done:
                 self.queue.remove(task)
-                self._dequeue(task)
+        for task in done:
+            self._dequeue(task)
+        for task in result.never:
+            self._reject(task)
 
     # ------------------------------------------------------------------ event handlers
     def _schedule_arrival(self) -> None:
@@ -419,10 +407,10 @@ class Simulation:
     def _arrive(self, task: int) -> None:
         self.enqueued_at[task] = self.env.now
         if not self.queue or self.cfg.queue == "backfill":
-            if self._try_place(task):
+            result = self._pass((task,))
+            if result.placed:
                 return
-            self._fit_checked[task] = True
-            if self._never_fits(task):
+            if result.never:
                 self._reject(task)
                 return
         self._enqueue(task)

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from orchsim.scheduling import POLICIES, PolicySpec, UnknownPolicyError
+from orchsim.scheduling.queueing import DEFAULTS
 
 __all__ = [
     "Autoscaler",
@@ -289,9 +290,9 @@ class Scheduler(_Strict):
             plugin may register more (``orchsim.scheduling.filter``).
     """
 
-    queue: Literal["fifo", "backfill"] = "fifo"
-    backfill_window: int = Field(default=100, ge=1)
-    max_attempts: int = Field(default=5, ge=1)
+    queue: Literal["fifo", "backfill"] = DEFAULTS.queue  # type: ignore[assignment]
+    backfill_window: int = Field(default=DEFAULTS.backfill_window, ge=1)
+    max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1)
     filters: dict[str, dict[str, Any]] = {}
 
     @field_validator("filters", mode="before")

@@ -26,17 +26,21 @@ from orchsim.scheduling.filters import (
 )
 from orchsim.scheduling.matrix import CapacityError, NodeMatrix, UnknownResourceError
 from orchsim.scheduling.policies import utilisation_after
+from orchsim.scheduling.queueing import DEFAULTS, QUEUE_DISCIPLINES, PassResult, schedule_pass
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec, Scorer, UnknownPolicyError, policy
 from orchsim.scheduling.select import Decision, PolicyError, select
 
 __all__ = [
+    "DEFAULTS",
     "FILTERS",
     "POLICIES",
+    "QUEUE_DISCIPLINES",
     "CapacityError",
     "Decision",
     "FilterRegistry",
     "FilterSpec",
     "NodeMatrix",
+    "PassResult",
     "PolicyError",
     "PolicyRegistry",
     "PolicySpec",
@@ -52,6 +56,7 @@ __all__ = [
     "fits_resources",
     "policy",
     "rejections",
+    "schedule_pass",
     "select",
     "utilisation_after",
 ]
