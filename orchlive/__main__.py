@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from orchlive.config import Settings, machine_capacity, parse_labels
+from orchlive.config import Settings, machine_capacity, parse_labels, parse_resources
 
 __all__ = ["main"]
 
@@ -56,6 +56,41 @@ def _policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
         metavar="NAME=VALUE",
         help="one policy parameter, e.g. weights.cpu=0.5 (repeatable; wins over --policy-params)",
     )
+
+
+def _resource_flags(parser: argparse.ArgumentParser, cpu: str | None, memory: str | None, what: str) -> None:
+    """``--cpu``, ``--memory`` and the repeatable ``--resource NAME=AMOUNT`` (read by ``_resources``)."""
+    parser.add_argument("--cpu", default=cpu, metavar="MILLICORES", help=f"{what} cpu (default: {cpu})")
+    parser.add_argument("--memory", default=memory, metavar="MIB", help=f"{what} memory (default: {memory})")
+    parser.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        dest="resources",
+        metavar="NAME=AMOUNT",
+        help=f"{what} any resource, e.g. gpu=4000 (milli-GPU) or disk=100000 (repeatable; wins over --cpu/--memory)",
+    )
+
+
+def _parsed(flag: str, items: str | Sequence[str]) -> dict[str, int | float]:
+    try:
+        return parse_resources(items)
+    except ValueError as err:
+        raise UsageError(f"{flag}: {err}") from None
+
+
+def _resources(args: argparse.Namespace, base: dict[str, int | float] | None = None) -> dict[str, int | float]:
+    """``base``, then ``--cpu``/``--memory``, then every ``--resource``, each winning over the one before.
+
+    Raises:
+        UsageError: naming the flag, for a malformed name or amount.
+    """
+    amounts = dict(base or {})
+    for name in ("cpu", "memory"):  # the two shortcuts: --cpu N is --resource cpu=N
+        value = getattr(args, name)
+        if value is not None:
+            amounts |= _parsed(f"--{name}", [f"{name}={value}"])
+    return amounts | _parsed("--resource", args.resources)
 
 
 def _policy_config(args: argparse.Namespace) -> dict[str, object]:
@@ -107,11 +142,9 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run tasks on this machine")
     _common(worker, settings)
-    cpu, memory = machine_capacity()
     worker.add_argument("--name", default=settings.name, help="node id (default: the host name)")
     worker.add_argument("--runtime", default=settings.runtime, choices=["process", "docker"])
-    worker.add_argument("--cpu", type=int, default=settings.cpu if settings.cpu is not None else cpu)
-    worker.add_argument("--memory", type=int, default=settings.memory if settings.memory is not None else memory)
+    _resource_flags(worker, None, None, "offer this much")
     worker.add_argument("--labels", default=settings.labels, help="k=v,k=v")
     worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
     worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
@@ -121,16 +154,14 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     dev.add_argument("--workers", type=int, default=3)
     dev.add_argument("--port", type=int, default=settings.port)
     _policy_flags(dev, settings)
-    dev.add_argument("--cpu", type=int, default=4000)
-    dev.add_argument("--memory", type=int, default=8192)
+    _resource_flags(dev, "4000", "8192", "every worker offers this much")
 
     url = f"http://{settings.host}:{settings.port}"
     submit = sub.add_parser("submit", help="submit a task")
     submit.add_argument("--master", default=url)
     submit.add_argument("--name", required=True)
     submit.add_argument("--image", default="alpine")
-    submit.add_argument("--cpu", type=int, default=100)
-    submit.add_argument("--memory", type=int, default=64)
+    _resource_flags(submit, "100", "64", "the task asks for")
     submit.add_argument("--timeout", type=float)
     submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
     for name, help_text in (("tasks", "list tasks"), ("nodes", "list nodes"), ("events", "follow the event stream")):
@@ -162,7 +193,17 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_worker(args: argparse.Namespace) -> int:
+def _worker_capacity(args: argparse.Namespace, settings: Settings) -> dict[str, int | float]:
+    """This machine's cpu and memory, then ORCH_CPU/ORCH_MEMORY, ORCH_RESOURCES, and the flags, in that order."""
+    cpu, memory = machine_capacity()
+    base: dict[str, int | float] = {
+        "cpu": settings.cpu if settings.cpu is not None else cpu,
+        "memory": settings.memory if settings.memory is not None else memory,
+    }
+    return _resources(args, base | _parsed("ORCH_RESOURCES", settings.resources))
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from orchlive.models import Resources
     from orchlive.runtime import TaskStartError, make_runtime
     from orchlive.store import Store
@@ -172,6 +213,7 @@ def run_worker(args: argparse.Namespace) -> int:
         labels = parse_labels(args.labels)
     except ValueError as err:
         raise UsageError(f"--labels: {err}") from None
+    capacity = Resources.model_validate(_worker_capacity(args, settings))
     try:
         options = {"node_id": args.name, "network": args.network} if args.runtime == "docker" else {}
         runtime = make_runtime(args.runtime, **options)
@@ -181,7 +223,7 @@ def run_worker(args: argparse.Namespace) -> int:
         Store(args.etcd, args.prefix),
         runtime,
         node_id=args.name,
-        capacity=Resources(cpu=args.cpu, memory=args.memory),
+        capacity=capacity,
         labels=labels,
         lease_ttl=args.lease_ttl,
         data_dir=args.data_dir / args.name,
@@ -213,6 +255,7 @@ def run_dev(args: argparse.Namespace) -> int:
     from orchsim.plugins import is_path
 
     params = _policy_config(args)  # refused here, before anything starts
+    resources = _resources(args)
     # The master child gets absolute plugin paths, whatever folder it ends up running in.
     plugins = [str(Path(p).resolve()) if is_path(p) else p for p in args.plugins]
     master_args = [a for p in plugins for a in ("--plugin", p)]
@@ -222,8 +265,9 @@ def run_dev(args: argparse.Namespace) -> int:
         workers=args.workers,
         port=args.port,
         policy=args.policy,
-        cpu=args.cpu,
-        memory=args.memory,
+        cpu=int(resources.pop("cpu")),
+        memory=int(resources.pop("memory")),
+        resources=resources,
         master_args=master_args,
     ) as dev:
         print(
@@ -248,6 +292,7 @@ def _auth_headers() -> dict[str, str]:
 def run_client(args: argparse.Namespace) -> int:
     import httpx
 
+    resources = _resources(args) if args.command == "submit" else {}
     try:
         with _client(args.master) as http:
             if args.command == "submit":
@@ -256,7 +301,7 @@ def run_client(args: argparse.Namespace) -> int:
                     "name": args.name,
                     "image": args.image,
                     "command": command,
-                    "resources": {"cpu": args.cpu, "memory": args.memory},
+                    "resources": resources,
                 }
                 if args.timeout is not None:
                     body["timeout"] = args.timeout
@@ -287,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "master":
             return run_master(args, settings)
         if args.command == "worker":
-            return run_worker(args)
+            return run_worker(args, settings)
         if args.command == "dev":
             return run_dev(args)
         return run_client(args)

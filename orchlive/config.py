@@ -15,6 +15,8 @@ flag                   environment                   meaning (default)
 --name                 ORCH_NAME                     worker node id (the host name)
 --runtime              ORCH_RUNTIME                  process | docker (process)
 --cpu / --memory       ORCH_CPU / ORCH_MEMORY        worker capacity, millicores / MiB (the machine's)
+--resource             ORCH_RESOURCES                worker resources NAME=AMOUNT, e.g. gpu=4000 (repeatable;
+                                                     comma-separated in the variable; wins over --cpu/--memory)
 --labels               ORCH_LABELS                   worker labels, k=v,k=v
 --network              ORCH_NETWORK                  docker runtime network mode: none | host (none)
 --data-dir             ORCH_DATA_DIR                 worker scratch space for task output
@@ -24,15 +26,19 @@ flag                   environment                   meaning (default)
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "machine_capacity", "parse_labels"]
+from orchlive.models import RESOURCE_NAME_PATTERN, Resources
+
+__all__ = ["Settings", "machine_capacity", "parse_labels", "parse_resources"]
 
 
 def machine_capacity() -> tuple[int, int]:
@@ -57,6 +63,47 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
+def parse_resources(items: str | Iterable[str]) -> dict[str, int | float]:
+    """``"gpu=4000,disk=1e5"`` or ``["gpu=4000", "disk=100000"]`` -> ``{"gpu": 4000, "disk": 100000}``.
+
+    Whole numbers become integers (cpu and memory must be whole); a name given twice
+    keeps its last amount.
+
+    Raises:
+        ValueError: one line naming the bad item: not NAME=AMOUNT, not a finite number
+            >= 0, a name not matching ``RESOURCE_NAME_PATTERN``, a fractional cpu or memory.
+    """
+    parts = items.split(",") if isinstance(items, str) else items
+    amounts: dict[str, int | float] = {}
+    for item in filter(None, (part.strip() for part in parts)):
+        name, sep, text = (piece.strip() for piece in item.partition("="))
+        if not sep or not name or not text:
+            raise ValueError(f"{item!r} is not NAME=AMOUNT")
+        try:
+            amount: int | float = int(text)
+        except ValueError:
+            try:
+                amount = float(text)
+            except ValueError:
+                raise ValueError(f"{item!r}: {text!r} is not a number") from None
+            if math.isfinite(amount) and amount.is_integer():
+                amount = int(amount)
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"{item!r}: the amount must be a finite number >= 0")
+        amounts[name] = amount
+    try:
+        Resources.model_validate(amounts)
+    except ValidationError as err:
+        problem = err.errors(include_url=False)[0]
+        name = str(problem["loc"][0])
+        if problem["type"] == "string_pattern_mismatch":
+            raise ValueError(f"resource name {name!r} must match {RESOURCE_NAME_PATTERN}") from None
+        if problem["type"] == "int_type":
+            raise ValueError(f"{name}={amounts.get(name)}: {name} takes a whole number") from None
+        raise ValueError(f"{name}={amounts.get(name)}: {problem['msg']}") from None
+    return amounts
+
+
 class Settings(BaseSettings):
     """Settings shared by master, worker and client; see the module table."""
 
@@ -77,6 +124,7 @@ class Settings(BaseSettings):
     network: str = "none"
     cpu: int | None = Field(default=None, ge=0)
     memory: int | None = Field(default=None, ge=0)
+    resources: str = ""
     labels: str = ""
     data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "orchlive")
     api_token: str | None = None

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -32,6 +33,7 @@ class DevCluster:
         policy: str = "bin_packing",
         cpu: int = 4000,
         memory: int = 8192,
+        resources: Mapping[str, int | float] | None = None,
         prefix: str = "/orch",
         lease_ttl: int = 5,
         master_args: list[str] | None = None,
@@ -41,6 +43,7 @@ class DevCluster:
         self.policy = policy
         self.cpu = cpu
         self.memory = memory
+        self.resources = dict(resources or {})  # every worker's other resources, e.g. {"gpu": 4000}
         self.prefix = prefix
         self.lease_ttl = lease_ttl
         self.master_args = list(master_args or [])  # e.g. --plugin and --policy-params, passed through
@@ -83,6 +86,7 @@ class DevCluster:
                     str(self.lease_ttl),
                     "--data-dir",
                     str(self.work_dir),
+                    *(f"--resource={name}={amount}" for name, amount in self.resources.items()),
                 ],
                 f"w{i}.log",
             )

@@ -7,9 +7,13 @@ simulator calls, with the same policy names; the master only builds the matrix f
 etcd and commits the decision in a compare-and-swap transaction.
 
 Nodes enter the matrix sorted by id, so a live cluster and a simulation of the same
-capacities number their nodes alike (placement parity). The matrix persists across
-passes (it is rebuilt only when the set of nodes changes) so that ``round_robin``'s
-cursor and the random policies' generator carry on from decision to decision.
+capacities number their nodes alike (placement parity). Its rows are every resource
+name in use: cpu, memory and gpu always, plus any other name a worker offers or a
+pending task asks for (a request for a resource no worker has then gets a row of zero
+capacity, and the reason "0/3 nodes fit: 3 insufficient disk"). The matrix persists
+across passes (it is rebuilt only when the nodes or the resource names change) so that
+``round_robin``'s cursor and the random policies' generator carry on from decision to
+decision.
 """
 
 from __future__ import annotations
@@ -24,15 +28,14 @@ import numpy as np
 
 from orchlive import transitions
 from orchlive.election import Election
-from orchlive.models import Node, NodeState, Resources, Task, TaskState, now
+from orchlive.models import STANDARD_RESOURCES, Node, NodeState, Task, TaskState, now, resource_order
 from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
 from orchlive.transitions import Ledger
 from orchsim.scheduling import NodeMatrix, select
 
-__all__ = ["ClusterCache", "Master", "RESOURCES"]
+__all__ = ["ClusterCache", "Master"]
 
 log = logging.getLogger(__name__)
-RESOURCES = ("cpu", "memory", "gpu")
 # Buckets of the scheduling-latency histogram (seconds): decision plus transaction.
 # Placements committed per etcd transaction at most (etcd's default limit is 128 operations;
 # a placement costs 3 puts and 1 compare, plus 1 put and 2 compares per node touched).
@@ -87,6 +90,19 @@ class ClusterCache:
         found = [(t, r) for t, r in self.tasks.values() if t.state == TaskState.PENDING]
         return sorted(found, key=lambda item: (item[0].creation_time, item[0].id))
 
+    def resource_names(self, pending: list[tuple[Task, int]]) -> tuple[str, ...]:
+        """Matrix rows: cpu, memory, gpu, and every other resource a node offers or ``pending`` asks for.
+
+        gpu stays even on a cluster without GPUs, as it always has: policy parameters may
+        weight it (``--policy-param weights.gpu=1`` is checked against cpu, memory and gpu).
+        """
+        names = set(STANDARD_RESOURCES)
+        for node in self.nodes.values():
+            names.update(node.capacity)
+        for task, _ in pending:
+            names.update(name for name, amount in task.resources.items() if amount)
+        return resource_order(names)
+
 
 def _json(raw: bytes) -> Any:
     import json
@@ -115,7 +131,7 @@ class Master:
         self.cache = ClusterCache()
         self.wake = asyncio.Event()
         self.matrix: NodeMatrix | None = None
-        self._matrix_nodes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+        self._matrix_shape: tuple[tuple[str, ...], tuple[tuple[str, tuple[float, ...]], ...]] = ((), ())
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.decisions = 0
@@ -148,31 +164,38 @@ class Master:
                 self.wake.set()
 
     # ------------------------------------------------------------------ the matrix
-    def _node_matrix(self) -> NodeMatrix:
-        """The NodeMatrix for the current nodes, reusing the last one while the node set is unchanged."""
+    def _node_matrix(self, pending: list[tuple[Task, int]]) -> NodeMatrix:
+        """The NodeMatrix for the current nodes and the resources in use.
+
+        Reuses the last matrix while the nodes, their capacities and the resource names are
+        unchanged; ``pending`` are the tasks about to be placed (their names need rows).
+        """
         cache = self.cache
-        shape = tuple(
-            (nid, (node.capacity.cpu, node.capacity.memory, node.capacity.gpu))
-            for nid, node in sorted(cache.nodes.items())
+        names = cache.resource_names(pending)
+        shape = (
+            names,
+            tuple(
+                (nid, tuple(node.capacity.get(name, 0) for name in names)) for nid, node in sorted(cache.nodes.items())
+            ),
         )
-        if self.matrix is None or shape != self._matrix_nodes:
+        if self.matrix is None or shape != self._matrix_shape:
             previous = self.matrix
-            matrix = NodeMatrix(RESOURCES)
-            if shape:
-                caps = np.array([c for _, c in shape], dtype=np.float64).T
-                labels = [cache.nodes[nid].labels for nid, _ in shape]
-                matrix.add_nodes([nid for nid, _ in shape], caps, labels=labels)
+            matrix = NodeMatrix(names)
+            nodes = shape[1]
+            if nodes:
+                caps = np.array([c for _, c in nodes], dtype=np.float64).T
+                labels = [cache.nodes[nid].labels for nid, _ in nodes]
+                matrix.add_nodes([nid for nid, _ in nodes], caps, labels=labels)
             if previous is not None and previous.last_placed >= 0:
                 last = previous.ids[previous.last_placed]
                 matrix.last_placed = matrix.ids.index(last) if last in matrix.ids else -1
-            self.matrix, self._matrix_nodes = matrix, shape
+            self.matrix, self._matrix_shape = matrix, shape
         matrix = self.matrix
         alloc = matrix.allocated
         free = matrix.free
         for i, nid in enumerate(matrix.ids):
             ledger = cache.ledgers.get(nid, (Ledger(), 0))[0]
-            used = (ledger.cpu, ledger.memory, ledger.gpu)
-            alloc[:, i] = used
+            alloc[:, i] = [ledger.allocated.get(name, 0) for name in names]
             free[:, i] = matrix.capacity[:, i] - alloc[:, i]
             matrix.tasks[i] = len(ledger.tasks)
             matrix.set_schedulable(i, cache.schedulable(nid))
@@ -186,10 +209,11 @@ class Master:
         the simulator) and committed in batches of up to ``BATCH`` per transaction.
         """
         placed = 0
-        matrix = self._node_matrix()
+        pending = self.cache.pending()
+        matrix = self._node_matrix(pending)
         batch: list[transitions.Placement] = []
         began = time.perf_counter()
-        for task, revision in self.cache.pending():
+        for task, revision in pending:
             request = task.resources.as_request()
             decision = select(
                 matrix, request, self.policy, rng=self.rng, node_selector=task.node_selector or None, **self.params
@@ -298,7 +322,7 @@ class Master:
         return node.model_copy(
             update={
                 "state": state,
-                "allocated": Resources(cpu=ledger.cpu, memory=ledger.memory, gpu=ledger.gpu),
+                "allocated": ledger.on(node.capacity),
                 "tasks": list(ledger.tasks),
             }
         )

@@ -5,7 +5,7 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
     PREFIX/tasks/<task>            Task JSON: the task record and its state
     PREFIX/nodes/<node>            Node JSON: capacity, labels, cordon flag (written by the worker and drain)
     PREFIX/alive/<node>            heartbeat: exists while the worker's lease lives; value = last beat time
-    PREFIX/alloc/<node>            the node's allocation ledger {"cpu", "memory", "gpu", "tasks"}
+    PREFIX/alloc/<node>            the node's allocation ledger {"allocated": {"cpu", "memory", ...}, "tasks"}
     PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there;
                                    deleting it tells the worker to stop the task (fencing, drain, delete)
     PREFIX/events/<uuid>           Event JSON; the event id is the key's create revision

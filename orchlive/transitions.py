@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchlive.models import Task, TaskState, now
+from orchlive.models import Resources, Task, TaskState, now
 from orchlive.store import Entry, Store, Txn
 
 __all__ = ["Ledger", "Placement", "finish", "place", "read_ledger", "read_task", "remove", "requeue", "start"]
@@ -48,35 +48,57 @@ async def _backoff(attempt: int) -> None:
     await asyncio.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
 
 
+# Float amounts (any resource but cpu and memory may be fractional) are summed and later
+# subtracted by the very same numbers; what drift is left is a few ulps, read as 0.
+_DRIFT = 1e-9
+
+
 @dataclass
 class Ledger:
-    """What is allocated on one node: resource totals and the task ids holding them."""
+    """What is allocated on one node: an amount per resource name and the task ids holding them.
 
-    cpu: int = 0
-    memory: int = 0
-    gpu: int = 0
+    Stored as ``{"allocated": {"cpu": 500, "memory": 256, "gpu": 1000}, "tasks": [...]}``;
+    the fixed ``{"cpu", "memory", "gpu", "tasks"}`` layout of earlier versions still loads.
+    """
+
+    allocated: dict[str, int | float] = field(default_factory=dict)
     tasks: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ledger:
-        return cls(int(data["cpu"]), int(data["memory"]), int(data.get("gpu", 0)), list(data["tasks"]))
+        if "allocated" in data:
+            amounts = dict(data["allocated"])
+        else:  # written before resources had names: every key but "tasks" is an amount
+            amounts = {name: amount for name, amount in data.items() if name != "tasks"}
+        return cls(amounts, list(data.get("tasks", [])))
 
     def to_json(self) -> dict[str, Any]:
-        return {"cpu": self.cpu, "memory": self.memory, "gpu": self.gpu, "tasks": self.tasks}
+        return {"allocated": dict(self.allocated), "tasks": list(self.tasks)}
+
+    def copy(self) -> Ledger:
+        return Ledger(dict(self.allocated), list(self.tasks))
 
     def add(self, task: Task) -> None:
         if task.id in self.tasks:
             return
-        r = task.resources
-        self.cpu, self.memory, self.gpu = self.cpu + r.cpu, self.memory + r.memory, self.gpu + r.gpu
+        for name, amount in task.resources.items():
+            if amount:
+                self.allocated[name] = self.allocated.get(name, 0) + amount
         self.tasks.append(task.id)
 
     def remove(self, task: Task) -> None:
         if task.id not in self.tasks:
             return  # already released: releases are idempotent
-        r = task.resources
-        self.cpu, self.memory, self.gpu = self.cpu - r.cpu, self.memory - r.memory, self.gpu - r.gpu
+        for name, amount in task.resources.items():
+            if amount:
+                left = self.allocated.get(name, 0) - amount
+                self.allocated[name] = 0 if abs(left) < _DRIFT else left
         self.tasks.remove(task.id)
+
+    def on(self, capacity: Resources) -> Resources:
+        """The allocation as Resources naming every resource of ``capacity`` (0 where nothing is held)."""
+        amounts = dict.fromkeys(capacity, 0) | {name: max(amount, 0) for name, amount in self.allocated.items()}
+        return Resources.model_validate(amounts)
 
 
 async def read_task(store: Store, task_id: str) -> tuple[Task, int] | None:
@@ -128,7 +150,7 @@ async def place(
         )
         if p.node_id not in new_ledgers:
             ledger, ledger_revision = ledgers.get(p.node_id, (Ledger(), 0))
-            new_ledgers[p.node_id] = Ledger(ledger.cpu, ledger.memory, ledger.gpu, list(ledger.tasks))
+            new_ledgers[p.node_id] = ledger.copy()
             txn.expect_revision(keys.alloc(p.node_id), ledger_revision).expect_exists(keys.alive(p.node_id))
         new_ledgers[p.node_id].add(assigned)
         body = _task_json(assigned)

@@ -192,10 +192,12 @@ class Worker:
             return
         if task.state != TaskState.ASSIGNED:
             return
-        capacity = self.capacity
         r = task.resources
-        if r.cpu > capacity.cpu or r.memory > capacity.memory or r.gpu > capacity.gpu:
-            await transitions.requeue(self.store, task_id, self.node_id, "request exceeds this worker's capacity")
+        short = [name for name, amount in r.items() if amount > self.capacity.get(name, 0)]
+        if short:
+            await transitions.requeue(
+                self.store, task_id, self.node_id, f"request exceeds this worker's capacity ({', '.join(short)})"
+            )
             return
         spec = TaskSpec(
             task_id=task.id,
@@ -203,6 +205,7 @@ class Worker:
             image=task.image,
             command=list(task.command),
             env=dict(task.env),
+            # The only limits a runtime can enforce; other resources are bookkeeping.
             cpu_millis=r.cpu,
             memory_mib=r.memory,
             log_path=self.data_dir / "logs" / f"{task.id}-{task.attempts}.log",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from orchlive import transitions
 from orchlive.api.deps import MasterDep, StoreDep, require_token
-from orchlive.models import Node, NodeState, Resources, now
+from orchlive.models import Node, NodeState, now
 from orchlive.store import StoreUnavailableError
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
@@ -37,7 +37,7 @@ async def _nodes(store: StoreDep) -> dict[str, Node]:
         out[ident] = node.model_copy(
             update={
                 "state": state,
-                "allocated": Resources(cpu=ledger.cpu, memory=ledger.memory, gpu=ledger.gpu),
+                "allocated": ledger.on(node.capacity),
                 "tasks": list(ledger.tasks),
                 "last_heartbeat": alive.get(ident, node.last_heartbeat),
             }
@@ -47,7 +47,7 @@ async def _nodes(store: StoreDep) -> dict[str, Node]:
 
 @router.get("")
 async def list_nodes(store: StoreDep) -> list[Node]:
-    """Every worker that ever registered, with allocations; ``[]`` when there are none."""
+    """Every worker that ever registered: capacity, allocated and free per resource; ``[]`` when none."""
     try:
         return list((await _nodes(store)).values())
     except StoreUnavailableError as err:

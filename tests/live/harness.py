@@ -67,13 +67,13 @@ class LiveCluster:
             env["DOCKER_HOST"] = self.docker_host
         return env
 
-    def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = open(self.work_dir / log_name, "ab")  # noqa: SIM115 - the child keeps it
         child = subprocess.Popen(
             [sys.executable, "-m", "orchlive", "--log-level", "INFO", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=self._env(),
+            env=self._env() | (env or {}),
         )
         log.close()
         return child
@@ -132,8 +132,11 @@ class LiveCluster:
         memory: int = 8192,
         labels: str = "",
         runtime: str = "process",
+        resources: dict[str, int | float] | None = None,
+        env: dict[str, str] | None = None,
         wait: bool = True,
     ) -> None:
+        """Start ``orchlive worker``; ``resources`` become ``--resource NAME=AMOUNT`` flags, ``env`` is added."""
         args = [
             "worker",
             "--name",
@@ -151,7 +154,9 @@ class LiveCluster:
         ]
         if labels:
             args += ["--labels", labels]
-        self.workers[name] = self._spawn(args, f"{name}.log")
+        for resource, amount in (resources or {}).items():
+            args += ["--resource", f"{resource}={amount}"]
+        self.workers[name] = self._spawn(args, f"{name}.log", env)
         if wait:
             self.wait_until(lambda: self.node_state(name) == "READY", timeout=20, what=f"worker {name} READY")
 

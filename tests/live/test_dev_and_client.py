@@ -27,7 +27,7 @@ def test_dev_cluster_runs_tasks_and_stops_cleanly_on_ctrl_c(etcd) -> None:  # ty
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     dev = subprocess.Popen(
-        [sys.executable, "-m", "orchlive", "dev", "--workers", "2", "--port", str(port)],
+        [sys.executable, "-m", "orchlive", "dev", "--workers", "2", "--port", str(port), "--resource", "gpu=2000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -46,12 +46,13 @@ def test_dev_cluster_runs_tasks_and_stops_cleanly_on_ctrl_c(etcd) -> None:  # ty
                 pass
             time.sleep(0.3)
         assert sorted(n["id"] for n in nodes) == ["w1", "w2"]
+        assert all(n["capacity"] == {"cpu": 4000, "memory": 8192, "gpu": 2000} for n in nodes), nodes
 
-        submitted = orchlive(
-            "submit", "--master", url, "--name", "hi", "--cpu", "200", "--", "echo", "hi there", env=env
-        )
+        flags = ["--master", url, "--name", "hi", "--cpu", "200", "--resource", "gpu=500"]
+        submitted = orchlive("submit", *flags, "--", "echo", "hi there", env=env)
         assert submitted.returncode == 0, submitted.stderr
         task = json.loads(submitted.stdout)
+        assert task["resources"] == {"cpu": 200, "memory": 64, "gpu": 500}
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             state = httpx.get(f"{url}/api/v1/tasks/{task['id']}").json()["state"]

@@ -69,8 +69,10 @@ def test_nodes_list_every_worker_with_correct_allocations(cluster_factory) -> No
     assert nodes["w1"]["labels"] == {"zone": "a"}
     # spread: the first task goes to w1 (both empty, lowest index), the second to w2 (fewer tasks).
     assert a["node_id"] == "w1" and b["node_id"] == "w2"
-    assert nodes["w1"]["allocated"] == {"cpu": 1500, "memory": 1024, "gpu": 0}
-    assert nodes["w2"]["allocated"] == {"cpu": 500, "memory": 256, "gpu": 0}
+    # Every resource the node offers, and no other (these workers declared no gpu).
+    assert nodes["w1"]["allocated"] == {"cpu": 1500, "memory": 1024}
+    assert nodes["w2"]["allocated"] == {"cpu": 500, "memory": 256}
+    assert nodes["w2"]["free"] == {"cpu": 3500, "memory": 7936}
     assert nodes["w1"]["tasks"] == [a["id"]] and nodes["w2"]["tasks"] == [b["id"]]
     assert all(n["state"] == "READY" and n["last_heartbeat"] for n in nodes.values())
     # Deleting a running task stops it and frees its resources.
