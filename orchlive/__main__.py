@@ -56,6 +56,25 @@ def _policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
         metavar="NAME=VALUE",
         help="one policy parameter, e.g. weights.cpu=0.5 (repeatable; wins over --policy-params)",
     )
+    parser.add_argument(
+        "--queue",
+        default=settings.queue,
+        choices=["fifo", "backfill"],
+        help="queue discipline, as in scenario files (ORCH_QUEUE; default fifo, the simulator's)",
+    )
+    parser.add_argument(
+        "--backfill-window",
+        type=int,
+        default=settings.backfill_window,
+        metavar="N",
+        help="tasks a backfill pass looks at (ORCH_BACKFILL_WINDOW; 100)",
+    )
+    parser.add_argument(
+        "--filters",
+        default=settings.filters,
+        metavar="JSON|YAML|@FILE",
+        help="filters beyond the built-ins, with parameters: '{max_tasks_per_node: {limit: 8}}' (ORCH_FILTERS)",
+    )
 
 
 def _resource_flags(parser: argparse.ArgumentParser, cpu: str | None, memory: str | None, what: str) -> None:
@@ -91,6 +110,28 @@ def _resources(args: argparse.Namespace, base: dict[str, int | float] | None = N
         if value is not None:
             amounts |= _parsed(f"--{name}", [f"{name}={value}"])
     return amounts | _parsed("--resource", args.resources)
+
+
+def _filter_config(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    """The ``--filters`` mapping, checked against the registry (after the plugins loaded).
+
+    Raises:
+        UsageError: naming the flag, for malformed text, an unknown filter or parameter.
+    """
+    from orchsim.policy_params import PolicyParamError, parse_params_text
+    from orchsim.scheduling import FILTERS, UnknownFilterError
+
+    if args.backfill_window < 1:
+        raise UsageError(f"--backfill-window: must be at least 1, got {args.backfill_window}")
+    try:
+        chosen = parse_params_text(args.filters, what="--filters")
+        filters = {name: dict(params or {}) for name, params in chosen.items()}
+        FILTERS.active(filters)
+    except PolicyParamError as err:
+        raise UsageError(str(err)) from None
+    except (UnknownFilterError, TypeError, AttributeError, ValueError) as err:
+        raise UsageError(f"--filters: {err}") from None
+    return filters
 
 
 def _policy_config(args: argparse.Namespace) -> dict[str, object]:
@@ -179,12 +220,16 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     from orchlive.store import Store
 
     params = _policy_config(args)
+    filters = _filter_config(args)
     store = Store(args.etcd, args.prefix)
     master = Master(
         store,
         args.policy,
         seed=args.seed,
         params=params,
+        queue=args.queue,
+        backfill_window=args.backfill_window,
+        filters=filters,
         candidate=settings.master_id,
         leader_ttl=args.leader_ttl,
     )
@@ -255,12 +300,16 @@ def run_dev(args: argparse.Namespace) -> int:
     from orchsim.plugins import is_path
 
     params = _policy_config(args)  # refused here, before anything starts
+    filters = _filter_config(args)
     resources = _resources(args)
     # The master child gets absolute plugin paths, whatever folder it ends up running in.
     plugins = [str(Path(p).resolve()) if is_path(p) else p for p in args.plugins]
     master_args = [a for p in plugins for a in ("--plugin", p)]
     if params:
         master_args += ["--policy-params", json_module.dumps(params)]
+    master_args += ["--queue", args.queue, "--backfill-window", str(args.backfill_window)]
+    if filters:
+        master_args += ["--filters", json_module.dumps(filters)]
     with DevCluster(
         workers=args.workers,
         port=args.port,

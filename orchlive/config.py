@@ -9,6 +9,9 @@ flag                   environment                   meaning (default)
 --policy               ORCH_POLICY                   placement policy (bin_packing)
 --policy-params        ORCH_POLICY_PARAMS            its parameters, JSON or YAML ({}); --policy-param k.k=v adds one
 --plugin               ORCH_PLUGINS                  modules or .py files registering policies (comma-separated)
+--queue                ORCH_QUEUE                    queue discipline: fifo | backfill (fifo, as the simulator)
+--backfill-window      ORCH_BACKFILL_WINDOW          tasks a backfill pass looks at (100)
+--filters              ORCH_FILTERS                  extra filters, JSON or YAML ({max_tasks_per_node: {limit: 8}})
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
 --leader-ttl           ORCH_LEADER_TTL               master leadership lease, seconds (5)
@@ -116,6 +119,9 @@ class Settings(BaseSettings):
     policy: str = "bin_packing"
     policy_params: str = ""
     plugins: str = ""
+    queue: str = "fifo"  # orchsim.scheduling.DEFAULTS.queue: the simulator's default too
+    backfill_window: int = Field(default=100, ge=1)
+    filters: str = ""
     seed: int = 0
     lease_ttl: int = Field(default=5, ge=1)
     leader_ttl: int = Field(default=5, ge=1)

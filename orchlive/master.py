@@ -1,10 +1,11 @@
-"""The scheduling loop: etcd watch -> NodeMatrix -> ``orchsim.scheduling.select`` -> transaction.
+"""The scheduling loop: etcd watch -> NodeMatrix -> ``orchsim.scheduling.schedule_pass`` -> transactions.
 
 Event-driven, never polling: any change under the cluster prefix (a task created or
 finished, a worker joining or losing its lease, a drain) wakes the loop, which runs
-one pass over pending tasks in creation order. Placement is the very ``select`` the
-simulator calls, with the same policy names; the master only builds the matrix from
-etcd and commits the decision in a compare-and-swap transaction.
+one pass over pending tasks in creation order. The pass is the very one the simulator
+runs (queue discipline, filters, ``select``, never-fits rule, same defaults); the
+master only builds the matrix from etcd and commits the decisions in compare-and-swap
+transactions.
 
 Nodes enter the matrix sorted by id, so a live cluster and a simulation of the same
 capacities number their nodes alike (placement parity). Its rows are every resource
@@ -31,7 +32,8 @@ from orchlive.election import Election
 from orchlive.models import STANDARD_RESOURCES, Node, NodeState, Task, TaskState, now, resource_order
 from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
 from orchlive.transitions import Ledger
-from orchsim.scheduling import NodeMatrix, select
+from orchsim.scheduling import DEFAULTS, FILTERS, NodeMatrix, could_ever_fit, explain_never, schedule_pass
+from orchsim.scheduling.queueing import random_streams
 
 __all__ = ["ClusterCache", "Master"]
 
@@ -120,6 +122,9 @@ class Master:
         *,
         seed: int = 0,
         params: dict[str, Any] | None = None,
+        queue: str = DEFAULTS.queue,
+        backfill_window: int = DEFAULTS.backfill_window,
+        filters: dict[str, dict[str, Any]] | None = None,
         candidate: str = "master",
         leader_ttl: int = 5,
     ) -> None:
@@ -127,7 +132,10 @@ class Master:
         self.keys = store.keys
         self.policy = policy
         self.params = params or {}
-        self.rng = np.random.default_rng(seed)
+        self.queue = queue
+        self.backfill_window = backfill_window
+        self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
+        self.rng = random_streams(seed)[0]  # the simulator's policy stream for the same seed
         self.cache = ClusterCache()
         self.wake = asyncio.Event()
         self.matrix: NodeMatrix | None = None
@@ -203,36 +211,61 @@ class Master:
 
     # ------------------------------------------------------------------ scheduling
     async def schedule_pass(self) -> int:
-        """Place every pending task that fits, in creation order; returns how many were placed.
+        """One pass of the shared core over the pending tasks; returns how many were placed.
 
-        Decisions are taken one by one on the matrix (each sees the ones before it, as in
-        the simulator) and committed in batches of up to ``BATCH`` per transaction.
+        ``orchsim.scheduling.schedule_pass`` decides, as it does in the simulator: the same
+        queue discipline, filters, policy and never-fits rule, in creation order, each
+        decision seeing the ones before it on the matrix. Here the placements are then
+        committed in batches of up to ``BATCH`` per transaction, and every task tried and
+        left waiting gets its reason. "Never" means no node of the cluster as it is could
+        hold the task even empty; it stays PENDING (a worker may join) but does not block.
         """
-        placed = 0
         pending = self.cache.pending()
         matrix = self._node_matrix(pending)
-        batch: list[transitions.Placement] = []
+        tasks = {task.id: (task, revision) for task, revision in pending}
+        requests = {tid: matrix.request_vector(task.resources.as_request()) for tid, (task, _) in tasks.items()}
+        everyone = np.ones(matrix.n_nodes, dtype=bool)
+        placements: list[transitions.Placement] = []
+
+        def selector_of(tid: str) -> dict[str, str] | None:
+            return tasks[tid][0].node_selector or None
+
+        def place(tid: str, node: int) -> None:
+            matrix.allocate(node, requests[tid])
+            task, revision = tasks[tid]
+            placements.append(transitions.Placement(task, revision, matrix.ids[node]))
+
+        def never_fits(tid: str) -> bool:
+            return not could_ever_fit(matrix, requests[tid], everyone, selector_of(tid), extra=self.filters)
+
         began = time.perf_counter()
-        for task, revision in pending:
-            request = task.resources.as_request()
-            decision = select(
-                matrix, request, self.policy, rng=self.rng, node_selector=task.node_selector or None, **self.params
-            )
-            if decision.node is None:
-                await self._note_unplaced(task, revision, decision.reason)
-                continue
-            assert decision.node_id is not None
-            matrix.allocate(decision.node, request)
-            batch.append(transitions.Placement(task, revision, decision.node_id))
-            if len(batch) == BATCH:
-                if not await self._commit(batch, began):
-                    return placed
-                placed += len(batch)
-                batch, began = [], time.perf_counter()
-        if batch:
+        result = schedule_pass(
+            matrix,
+            list(tasks),
+            self.policy,
+            request_of=requests.__getitem__,
+            place=place,
+            discipline=self.queue,
+            window=self.backfill_window,
+            selector_of=selector_of,
+            never_fits=never_fits,
+            explain=True,
+            rng=self.rng,
+            filters=self.filters,
+            params=self.params,
+        )
+        for tid in result.never:
+            reason = explain_never(matrix, requests[tid], selector_of(tid), extra=self.filters)
+            await self._note_unplaced(*tasks[tid], reason)
+        for tid, reason in result.waiting.items():
+            await self._note_unplaced(*tasks[tid], reason)
+        placed = 0
+        for start in range(0, len(placements), BATCH):
+            batch = placements[start : start + BATCH]
             if not await self._commit(batch, began):
                 return placed
             placed += len(batch)
+            began = time.perf_counter()
         return placed
 
     async def _commit(self, batch: list[transitions.Placement], began: float) -> bool:

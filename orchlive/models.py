@@ -30,6 +30,8 @@ from pydantic import (
     model_validator,
 )
 
+from orchsim.scheduling.queueing import DEFAULTS
+
 __all__ = [
     "RESOURCE_NAME_PATTERN",
     "STANDARD_RESOURCES",
@@ -162,7 +164,7 @@ class TaskCreate(BaseModel):
     resources: Resources = Resources()
     timeout: float | None = Field(default=None, gt=0, description="seconds; the worker kills the task past it")
     node_selector: dict[str, str] = {}
-    max_attempts: int = Field(default=3, ge=1, le=100)
+    max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1, le=100)
 
 
 class Task(TaskCreate):

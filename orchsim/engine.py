@@ -47,8 +47,8 @@ from simpy.events import Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
-from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, rejections, select
-from orchsim.scheduling.queueing import PassResult, schedule_pass
+from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, explain_never, select
+from orchsim.scheduling.queueing import PassResult, random_streams, schedule_pass
 from orchsim.workload import Workload
 
 __all__ = ["EngineConfig", "RunRecords", "Simulation", "Status"]
@@ -135,10 +135,8 @@ class Simulation:
         self.w = workload
         self.cfg = config
         self.env = simpy.Environment()
-        seeds = np.random.SeedSequence([config.seed, 7]).spawn(2)
         self.nodes: NodeMatrix = cluster.matrix(workload.resources, seed=0)
-        self.policy_rng = np.random.default_rng(seeds[0])
-        self.event_rng = np.random.default_rng(seeds[1])
+        self.policy_rng, self.event_rng = random_streams(config.seed)
         self.progress = progress
 
         n_tasks = len(workload)
@@ -206,7 +204,6 @@ class Simulation:
         self._typical = np.median(workload.demand, axis=0) if n_tasks else np.zeros(r)
         self._params = dict(config.policy_params)
         self._filters = FILTERS.active(config.filters)  # resolved once, used on every decision
-        self._static_filters = tuple(f for f in self._filters if f[0].static)
 
     # ------------------------------------------------------------------ bookkeeping
     def _in_window(self, begin: float, end: float) -> float:
@@ -301,17 +298,13 @@ class Simulation:
 
     def _never_fits_reason(self, task: int) -> str:
         """Why ``task`` can never run: nodes counted under the first check they fail, empty."""
-        code = self._selector_of[task]
-        counts = rejections(
+        return explain_never(
             self.nodes,
             self._demand_rows[task],
-            self._selectors[code] if code >= 0 else None,
-            available=self.nodes.capacity,
+            self._selector(task),
             candidates=("removed", ~self._removed),
-            extra=self._static_filters,
+            extra=self._filters,
         )
-        detail = ", ".join(f"{count} {label}" for label, count in counts.items())
-        return f"never fits: 0/{self.nodes.n_nodes} nodes could hold it even when empty: {detail}"
 
     def _start(self, task: int, node: int) -> None:
         demand = self._demand_rows[task]

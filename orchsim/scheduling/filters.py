@@ -46,6 +46,7 @@ __all__ = [
     "TaskInfo",
     "UnknownFilterError",
     "could_ever_fit",
+    "explain_never",
     "feasible",
     "filter",
     "fits_node",
@@ -374,6 +375,41 @@ def could_ever_fit(
         if spec.static and ok.any():
             ok &= spec.check(nodes, request, info, **params)
     return bool(ok.any())
+
+
+def explain_never(
+    nodes: NodeMatrix,
+    request: np.ndarray,
+    node_selector: Mapping[str, str] | None = None,
+    *,
+    candidates: tuple[str, np.ndarray] | None = None,
+    extra: ActiveFilters = (),
+    task: TaskInfo | None = None,
+) -> str:
+    """Why no node could hold the request even when empty, in the words both sides print.
+
+    Args:
+        nodes: The cluster; read only.
+        request: Float64 ``(R,)`` request vector.
+        node_selector: Labels the node must carry.
+        candidates: ``(label, mask)``: nodes outside ``mask`` are counted under ``label``
+            (the simulator's removed nodes); default every node is a candidate.
+        extra: Filters beyond the built-ins; only the static ones are consulted.
+        task: The task's ``TaskInfo`` (its node selector wins over ``node_selector``).
+    """
+    static = tuple(f for f in extra if f[0].static)
+    everyone = ("", np.ones(nodes.n_nodes, dtype=bool))
+    counts = rejections(
+        nodes,
+        request,
+        node_selector,
+        available=nodes.capacity,
+        candidates=candidates or everyone,
+        extra=static,
+        task=task,
+    )
+    detail = ", ".join(f"{count} {label}" for label, count in counts.items())
+    return f"never fits: 0/{nodes.n_nodes} nodes could hold it even when empty" + (f": {detail}" if detail else "")
 
 
 # --------------------------------------------------------------------- shipped extra filters

@@ -36,7 +36,7 @@ from orchsim.scheduling.filters import ActiveFilters, fits_node
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.select import select
 
-__all__ = ["DEFAULTS", "QUEUE_DISCIPLINES", "PassResult", "SchedulingDefaults", "schedule_pass"]
+__all__ = ["DEFAULTS", "QUEUE_DISCIPLINES", "PassResult", "SchedulingDefaults", "random_streams", "schedule_pass"]
 
 T = TypeVar("T", bound=Hashable)
 _NO_PARAMS: Mapping[str, Any] = {}
@@ -60,6 +60,17 @@ class SchedulingDefaults:
 
 
 DEFAULTS = SchedulingDefaults()
+
+
+def random_streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
+    """The policy's random stream and the cluster events' one, for a seed, on both sides.
+
+    Two independent children of ``SeedSequence([seed, 7])``: a seeded ``random`` policy
+    then draws the same numbers in the simulator and on the live master, and node
+    failures drawn in the simulator do not shift the policy's draws.
+    """
+    policy, events = np.random.SeedSequence([seed, 7]).spawn(2)
+    return np.random.default_rng(policy), np.random.default_rng(events)
 
 
 class PassResult:

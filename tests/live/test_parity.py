@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from orchsim.scheduling import POLICIES, NodeMatrix, select
+from orchsim.scheduling.queueing import random_streams
 
 pytestmark = pytest.mark.live
 
@@ -32,7 +32,7 @@ def simulated_nodes(policy: str) -> list[str]:
         {"cpu": [WORKERS[n][0] for n in names], "memory": [WORKERS[n][1] for n in names], "gpu": [0] * len(names)},
         ids=names,
     )
-    rng = np.random.default_rng(SEED)
+    rng = random_streams(SEED)[0]  # the master's policy stream for its --seed
     chosen = []
     for cpu, memory in REQUESTS:
         request = {"cpu": cpu, "memory": memory, "gpu": 0}

@@ -128,9 +128,10 @@ def test_matrix_rows_are_the_union_of_offered_and_pending_names() -> None:
 @pytest.mark.live
 def test_only_the_worker_with_gpus_gets_gpu_tasks(cluster_factory, etcd) -> None:  # type: ignore[no-untyped-def]
     # spread sends each task to the node with the fewest tasks: without the gpu check every
-    # other gpu task would land on w2.
+    # other gpu task would land on w2. Backfill: the disk task below must not wait behind the
+    # fifth gpu task (under the default fifo it would, in the simulator and here alike).
     cluster = cluster_factory(policy="spread")
-    cluster.start_master()
+    cluster.start_master(extra=["--queue", "backfill"])
     # w1's ledger as the fixed-field model wrote it: the worker keeps it, the master reads it.
     asyncio.run(_put_json(etcd.endpoint, cluster.prefix, "alloc/w1", {"cpu": 0, "memory": 0, "gpu": 0, "tasks": []}))
     cluster.start_worker("w1", cpu=4000, memory=8192, resources={"gpu": 4000})
@@ -183,7 +184,10 @@ def test_a_task_asking_for_a_resource_nobody_has_waits_with_the_reason(cluster_f
     cluster.start_worker("w2", cpu=2000, memory=1024)
     fpga = cluster.submit({"name": "f", "image": "alpine", "command": ["true"], "resources": {"cpu": 100, "fpga": 1}})
     gpu = cluster.submit({"name": "g", **GPU_TASK})
-    for task, reason in ((fpga, "0/2 nodes fit: 2 insufficient fpga"), (gpu, "0/2 nodes fit: 2 insufficient gpu")):
+    # Nobody offers fpga or gpu: with the nodes there are, neither could ever run. They are set
+    # aside (a worker may join), not left blocking the fifo queue.
+    never = "never fits: 0/2 nodes could hold it even when empty: 2 insufficient"
+    for task, reason in ((fpga, f"{never} fpga"), (gpu, f"{never} gpu")):
         cluster.wait_until(lambda t=task: cluster.task(t["id"])["reason"] is not None, timeout=10, what="a reason")
         seen = cluster.task(task["id"])
         assert (seen["state"], seen["reason"]) == ("PENDING", reason)
