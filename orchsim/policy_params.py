@@ -97,7 +97,10 @@ def check_policy_params(
     problem = spec.unknown_params(params)
     if problem:
         raise PolicyParamError(f"policy {policy!r} has {problem}")
-    names = list(dict.fromkeys(resources))
+    # Resources a mapping parameter names (weights={"disk": 1}) get a row too: a live cluster
+    # may offer any resource, and the check must not refuse a weight on one it will have.
+    named = [k for value in params.values() if isinstance(value, Mapping) for k in value if isinstance(k, str)]
+    names = list(dict.fromkeys([*resources, *named]))
     nodes = NodeMatrix.from_capacities({name: [1000.0, 2000.0] for name in names})
     try:
         select(nodes, dict.fromkeys(names, 1.0), policy, rng=np.random.default_rng(0), **dict(params))

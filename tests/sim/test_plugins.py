@@ -295,3 +295,8 @@ def test_a_plugin_filter_named_in_the_scenario_constrains_the_simulator(tmp_path
     assert tasks.start_time.tolist()[:5] == [0.0, 0.0, 0.0, 0.0, 10.0]
     assert tasks.status[5] == "unschedulable"
     assert tasks.reason[5] == "never fits: 0/3 nodes could hold it even when empty: 3 insufficient cpu"
+
+
+def test_a_weight_on_any_resource_is_accepted() -> None:
+    # A live cluster may offer disk: the start-up check must not refuse weighting it.
+    check_policy_params("least_allocated", {"weights": {"cpu": 1, "disk": 2}})
