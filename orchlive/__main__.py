@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchlive.config import Settings, machine_capacity, parse_labels, parse_resources
+from orchsim.plugins import add_plugin_argument
 
 __all__ = ["main"]
 
@@ -34,13 +35,10 @@ def _common(parser: argparse.ArgumentParser, settings: Settings) -> None:
 
 def _policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
     parser.add_argument("--policy", default=settings.policy, help="placement policy (ORCH_POLICY)")
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        dest="plugins",
+    add_plugin_argument(
+        parser,
         default=[p.strip() for p in settings.plugins.split(",") if p.strip()],
-        metavar="MODULE_OR_FILE",
-        help="import policies from a module or a .py file (repeatable; ORCH_PLUGINS, comma-separated)",
+        where=" (ORCH_PLUGINS, comma-separated)",
     )
     parser.add_argument(
         "--policy-params",

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from orchsim.plugins import add_plugin_argument
 from orchsim.scenario import ScenarioError, load_scenario
 
 __all__ = ["main"]
@@ -58,14 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         help="leave the first SECONDS of simulated time out of the statistics",
     )
     parser.add_argument("--until", type=float, metavar="SECONDS", help="end the measurement window at SECONDS")
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        dest="plugins",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="import policies from a module or a .py file before the scenario is read (repeatable)",
-    )
+    add_plugin_argument(parser, where=", before the scenario is read")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

@@ -29,9 +29,11 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "add_plugin_argument",
     "PluginError",
     "absolute_specs",
     "is_path",
@@ -50,6 +52,24 @@ _entry_points_loaded = False
 
 class PluginError(ValueError):
     """A plugin that cannot be loaded; the message names it and says why, on one line."""
+
+
+def add_plugin_argument(parser: Any, *, default: list[str] | None = None, where: str = "") -> None:
+    """The repeatable ``--plugin MODULE_OR_FILE`` flag, worded alike on every command line.
+
+    Args:
+        parser: An ``argparse.ArgumentParser``; the values land in ``args.plugins``.
+        default: Plugins given before the flags (an environment variable's).
+        where: Added to the help text, e.g. ", here and in every worker".
+    """
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        dest="plugins",
+        default=list(default or []),
+        metavar="MODULE_OR_FILE",
+        help=f"import policies and filters from a module or a .py file{where} (repeatable)",
+    )
 
 
 def is_path(spec: str) -> bool:

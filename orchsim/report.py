@@ -36,7 +36,7 @@ import pandas as pd
 
 from orchsim import plots
 from orchsim.intervals import ReplicationError, display_bounds, paired_differences, summarize
-from orchsim.plugins import PluginError
+from orchsim.plugins import PluginError, add_plugin_argument
 from orchsim.scenario import Scenario, ScenarioError, load_scenario
 from orchsim.scheduling import UnknownPolicyError
 from orchsim.traces import TraceError
@@ -594,14 +594,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--warmup", type=float, metavar="SECONDS", help="simulated seconds left out at the start")
     parser.add_argument("--until", type=float, metavar="SECONDS", help="end of the measurement window (s)")
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        dest="plugins",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="import policies from a module or a .py file (repeatable)",
-    )
+    add_plugin_argument(parser)
     return parser
 
 

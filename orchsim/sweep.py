@@ -47,7 +47,7 @@ import pandas as pd
 
 from orchsim.api import with_overrides
 from orchsim.intervals import DEFAULT_METRICS, ReplicationError, display_bounds, paired_differences, summarize
-from orchsim.plugins import PluginError, absolute_specs, load_plugins
+from orchsim.plugins import PluginError, absolute_specs, add_plugin_argument, load_plugins
 from orchsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 from orchsim.scheduling import POLICIES, UnknownPolicyError
 from orchsim.traces import TraceError
@@ -612,14 +612,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default results/<name>/sweep/)")
-    parser.add_argument(
-        "--plugin",
-        action="append",
-        dest="plugins",
-        default=[],
-        metavar="MODULE_OR_FILE",
-        help="import policies from a module or a .py file, here and in every worker (repeatable)",
-    )
+    add_plugin_argument(parser, where=", here and in every worker")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
