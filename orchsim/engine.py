@@ -183,6 +183,7 @@ class Simulation:
         r = len(workload.resources)
         self._w0 = float(config.warmup)
         self._w1 = math.inf if config.until is None else float(config.until)
+        self._windowed = self._w0 > 0 or self._w1 < math.inf
         self.cap_total = self.nodes.capacity.sum(axis=1)  # live (physically up) capacity
         self._last_t = 0.0
         self._cap_since = 0.0
@@ -214,7 +215,7 @@ class Simulation:
         """Integrate queue length and running count up to now (call before changing them)."""
         now = self.env.now
         if now > self._last_t:
-            dt = self._in_window(self._last_t, now)
+            dt = self._in_window(self._last_t, now) if self._windowed else now - self._last_t
             if dt > 0:
                 self._int_queue += len(self.queue) * dt
                 self._int_running += self.running * dt
@@ -319,7 +320,7 @@ class Simulation:
         self.status[task] = Status.RUNNING
         self.start[task] = now
         self.node_of[task] = node
-        if not self.attempts[task]:
+        if self.progress is not None and not self.attempts[task]:
             self._tick()
         self.attempts[task] += 1
         self.running += 1

@@ -105,8 +105,8 @@ def _active(filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None) -> 
     """Resolved filters: as given when already resolved, else through the registry."""
     if filters is None:
         return FILTERS.active()
-    if isinstance(filters, tuple) and all(isinstance(f, tuple) for f in filters):
-        return filters  # type: ignore[return-value]
+    if type(filters) is tuple and (not filters or type(filters[0]) is tuple):
+        return filters  # already resolved (the hot path: engines resolve once)
     return FILTERS.active(filters)  # type: ignore[arg-type]
 
 
@@ -160,7 +160,10 @@ def select(
         raise TypeError(f"policy {spec.name!r} has {problem}")
     n = nodes.n_nodes
     extra = _active(filters)
-    bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
+    if extra or task is not None:
+        bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
+    else:  # the common case, without the keyword plumbing (this runs on every decision)
+        bad = infeasible(nodes, req, node_selector)
     rejected = bad.nonzero()[0]
     n_fit = n - len(rejected)
     if n_fit == 0:
