@@ -64,11 +64,10 @@ def with_overrides(
     schema: a negative seed or a window that ends before it starts is refused with the
     same message a YAML file would get, naming the field.
     """
-    if policies:
-        for name in policies:
-            POLICIES.spec(name)
     updates: dict[str, object] = {}
     if policies:
+        for name in policies:
+            POLICIES.spec(name)  # UnknownPolicyError, as the CLIs expect, before any schema message
         updates["policies"] = list(policies)
     if seed is not None:
         updates["seed"] = seed

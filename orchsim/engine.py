@@ -151,7 +151,6 @@ class Simulation:
         self._fit_checked = [False] * n_tasks  # "could it ever fit?" asked once per task
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
-        self._demand_lists = workload.demand.tolist()
         self._durations = workload.duration.tolist()
         self._selector_of = workload.selector.tolist()
         self._selectors = workload.selectors
@@ -282,10 +281,8 @@ class Simulation:
 
     def _never_fits(self, task: int) -> bool:
         """True if no node that exists or may return could hold ``task`` even when empty."""
-        code = self._selector_of[task]
         demand = self._demand_rows[task]
-        selector = self._selectors[code] if code >= 0 else None
-        if could_ever_fit(self.nodes, demand, ~self._removed, selector, extra=self._filters):
+        if could_ever_fit(self.nodes, demand, ~self._removed, self._selector(task), extra=self._filters):
             return False
         # New nodes may still arrive: the autoscaler's shape or a pending scale-out.
         future = [e.capacity for e in self.cfg.events if isinstance(e, sc.ScaleOut) and e.at > self.env.now]
@@ -690,13 +687,12 @@ class Simulation:
             return
         n = self.nodes.n_nodes
         for position, task in enumerate(self.queue):
-            code = self._selector_of[task]
             decision = select(
                 self.nodes,
                 self._demand_rows[task],
                 self.cfg.policy,
                 rng=np.random.default_rng(0),  # the run's own stream is left untouched
-                node_selector=self._selectors[code] if code >= 0 else None,
+                node_selector=self._selector(task),
                 filters=self._filters,
                 **self._params,
             )

@@ -182,21 +182,22 @@ def load_plugins(specs: Iterable[str], *, base_dir: Path | None = None) -> list[
     return [load_plugin(spec, base_dir=base_dir) for spec in specs]
 
 
-def load_entry_points(group: str = ENTRY_POINT_GROUP) -> None:
+def load_entry_points() -> None:
     """Import every installed ``orchsim.policies`` entry point, once per process.
 
     An entry point names a module (``my_policies = "my_package.policies"``) or an
     object in one; loading it imports the module, which registers its policies.
     """
     global _entry_points_loaded
-    if _entry_points_loaded and group == ENTRY_POINT_GROUP:
+    if _entry_points_loaded:
         return
-    for point in entry_points(group=group):
+    for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.value in _loaded:
             continue
         try:
             _loaded[point.value] = point.load()
         except Exception as err:
-            raise PluginError(f"plugin {point.name} (entry point {point.value} of {group}): {_one_line(err)}") from None
-    if group == ENTRY_POINT_GROUP:
-        _entry_points_loaded = True
+            raise PluginError(
+                f"plugin {point.name} (entry point {point.value} of {ENTRY_POINT_GROUP}): {_one_line(err)}"
+            ) from None
+    _entry_points_loaded = True

@@ -9,6 +9,24 @@ from orchsim.scenario import Scenario, parse_scenario
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 
+# Four nodes at half load; one task in five takes a whole node, so where the small ones go matters.
+# The sweep and report tests compare bin_packing with spread on it, paired by seed.
+PAIRED_YAML = """\
+version: 1
+name: paired
+seed: 10
+policies: [bin_packing, spread]
+cluster:
+  nodes:
+    - {count: 4, capacity: {cpu: 4000, memory: 8192}}
+workload:
+  - kind: poisson
+    rate: 0.5
+    count: 200
+    resources: {cpu: {dist: choice, values: [1000, 4000], weights: [4, 1]}, memory: 256}
+    duration: {dist: exponential, mean: 10}
+"""
+
 
 def mmc_scenario(
     *, servers: int, rate: float, mean_service: float, count: int, seed: int, policies: list[str]

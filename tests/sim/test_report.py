@@ -28,7 +28,7 @@ from orchsim.report import (
 )
 from orchsim.scenario import parse_scenario
 
-from .conftest import ROOT
+from .conftest import PAIRED_YAML, ROOT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = shutil.which("chromium")
@@ -69,23 +69,7 @@ events:
   - {at: 20, kind: node_failure, count: 2}
 """
 
-# Four nodes at half load; one task in five takes a whole node, so where the small ones go matters.
-PAIRED = """\
-# Paired: bin_packing against spread on the same tasks.
-version: 1
-name: paired
-seed: 10
-policies: [bin_packing, spread]
-cluster:
-  nodes:
-    - {count: 4, capacity: {cpu: 4000, memory: 8192}}
-workload:
-  - kind: poisson
-    rate: 0.5
-    count: 200
-    resources: {cpu: {dist: choice, values: [1000, 4000], weights: [4, 1]}, memory: 256}
-    duration: {dist: exponential, mean: 10}
-"""
+PAIRED = "# Paired: bin_packing against spread on the same tasks.\n" + PAIRED_YAML
 PAIRED_SEEDS = [10, 11, 12]
 T2 = 4.302652729911275  # t(0.975, 2 dof)
 

@@ -27,7 +27,7 @@ from orchsim.sweep import (
     sweep_replications,
 )
 
-from .conftest import ROOT
+from .conftest import PAIRED_YAML, ROOT
 
 RATE = "workload.0.rate"
 POLICIES = ["spread", "bin_packing"]  # not alphabetical: the output keeps this order
@@ -46,24 +46,6 @@ workload:
     rate: 1.0
     count: 200
     resources: {cpu: {dist: choice, values: [500, 1000, 2000]}, memory: 256}
-    duration: {dist: exponential, mean: 10}
-"""
-
-
-# Four nodes at half load; one task in five takes a whole node, so where the small ones go matters.
-PAIRED_YAML = """\
-version: 1
-name: paired
-seed: 10
-policies: [bin_packing, spread]
-cluster:
-  nodes:
-    - {count: 4, capacity: {cpu: 4000, memory: 8192}}
-workload:
-  - kind: poisson
-    rate: 0.5
-    count: 200
-    resources: {cpu: {dist: choice, values: [1000, 4000], weights: [4, 1]}, memory: 256}
     duration: {dist: exponential, mean: 10}
 """
 
