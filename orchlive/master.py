@@ -20,6 +20,7 @@ decision.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -223,27 +224,31 @@ class Master:
         pending = self.cache.pending()
         matrix = self._node_matrix(pending)
         tasks = {task.id: (task, revision) for task, revision in pending}
-        requests = {tid: matrix.request_vector(task.resources.as_request()) for tid, (task, _) in tasks.items()}
         everyone = np.ones(matrix.n_nodes, dtype=bool)
         placements: list[transitions.Placement] = []
+
+        @functools.cache
+        def request_of(tid: str) -> np.ndarray:
+            # Only for the tasks the pass reaches: a fifo pass usually stops at the head.
+            return matrix.request_vector(tasks[tid][0].resources.as_request())
 
         def selector_of(tid: str) -> dict[str, str] | None:
             return tasks[tid][0].node_selector or None
 
         def place(tid: str, node: int) -> None:
-            matrix.allocate(node, requests[tid])
+            matrix.allocate(node, request_of(tid))
             task, revision = tasks[tid]
             placements.append(transitions.Placement(task, revision, matrix.ids[node]))
 
         def never_fits(tid: str) -> bool:
-            return not could_ever_fit(matrix, requests[tid], everyone, selector_of(tid), extra=self.filters)
+            return not could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
 
         began = time.perf_counter()
         result = schedule_pass(
             matrix,
             list(tasks),
             self.policy,
-            request_of=requests.__getitem__,
+            request_of=request_of,
             place=place,
             discipline=self.queue,
             window=self.backfill_window,
@@ -255,7 +260,7 @@ class Master:
             params=self.params,
         )
         for tid in result.never:
-            reason = explain_never(matrix, requests[tid], selector_of(tid), extra=self.filters)
+            reason = explain_never(matrix, request_of(tid), selector_of(tid), extra=self.filters)
             await self._note_unplaced(*tasks[tid], reason)
         for tid, reason in result.waiting.items():
             await self._note_unplaced(*tasks[tid], reason)
