@@ -16,8 +16,8 @@ integer score: kube-scheduler's ``selectHost`` (reservoir sampling among the max
 
 The device on the chosen node: ``DEVICE_CHOOSERS[name]`` (``fgd``: its own choice;
 ``random``: a random fitting device), else ``choose_best_fit`` (the artifact's default
-``gpuSelMethod: best``). Choosers take ``(nodes, request, node, **params)`` with the
-same parameters as the scorer and return device indices.
+``gpuSelMethod: best``). Choosers take ``(nodes, request, node, **params)``, the scorer's
+parameters and ``rng`` (others are ignored), and return device indices.
 
 Not registered on import: ``register_gpu_policies(registry)`` adds them to a registry.
 """
@@ -209,17 +209,18 @@ def _access(nodes: NodeMatrix, workload: TargetWorkload, label: str) -> np.ndarr
 
 
 def _fgd_device_scores(
-    nodes: NodeMatrix, request: np.ndarray, devices: DeviceSet | None, workload: Any, label: str, node: int | None
+    nodes: NodeMatrix, request: np.ndarray, devices: DeviceSet | None, workload: Any, label: str, rows: Any
 ) -> tuple[_Placement, np.ndarray]:
-    """The artifact's per-placement FGD score, ``(N, D)`` for a fraction (one per device), else ``(N, 1)``."""
+    """The artifact's per-placement FGD score of the nodes ``rows`` (a slice or indices).
+
+    Shape ``(len(rows), D)`` for a fraction (one column per device), else ``(len(rows), 1)``.
+    """
     p = _placement(nodes, request, devices)
     target = TargetWorkload.coerce(workload)
     access = _access(nodes, target, label)
     cpu_free = p.cpu_free if nodes.has_resource("cpu") else np.full(nodes.n_nodes, np.inf)
-    free = p.devices.free
-    if node is not None:  # one node: its rows only
-        cpu_free, free = cpu_free[node : node + 1], free[node : node + 1]
-        access = None if access is None else access[:, node : node + 1]
+    cpu_free, free = cpu_free[rows], p.devices.free[rows]
+    access = None if access is None else access[:, rows]
     before = fragmentation(cpu_free, free, target, access)
     after = fragmentation_after(cpu_free, free, target, p.cpu, p.need, access, p.devices.unit)
     with np.errstate(over="ignore"):  # an unfit device's inf fragmentation scores 0
@@ -236,6 +237,7 @@ def fgd(
     quantize: bool = False,
     rng: Rng = None,
     gpu_model_label: str = "gpu_model",
+    feasible: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fragmentation gradient descent: the placement that increases expected GPU fragmentation least.
 
@@ -245,10 +247,14 @@ def fgd(
     against the target ``workload`` (``typical_workload(...)`` or a list of shapes), score
     ``100 * sigmoid(delta / 1000)``; a fraction is tried on each fitting device and the
     node scores its best device. ``gpu_model_label`` names the node label holding the GPU
-    model, for shapes that ask for one. Device: ``choose_fgd``.
+    model, for shapes that ask for one. Only ``feasible`` nodes are scored when ``select``
+    passes the mask (others score 0, which ``select`` masks anyway). Device: ``choose_fgd``.
     """
-    _, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, None)
-    return _finish(scores.max(axis=1), quantize, rng)
+    rows = slice(None) if feasible is None else np.flatnonzero(feasible)
+    _, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, rows)
+    raw = np.zeros(nodes.n_nodes)
+    raw[rows] = scores.max(axis=1, initial=0.0)
+    return _finish(raw, quantize, rng)
 
 
 def choose_fgd(
@@ -261,6 +267,7 @@ def choose_fgd(
     quantize: bool = False,
     rng: Rng = None,
     gpu_model_label: str = "gpu_model",
+    **_: Any,
 ) -> tuple[int, ...]:
     """FGD's device: the fitting device whose placement scores highest, first on ties.
 
@@ -268,7 +275,7 @@ def choose_fgd(
     ``quantize`` the first device among those tied after truncation wins. Whole GPUs: the
     lowest-index fully free ones (``AllocateExclusiveGpuId``).
     """
-    p, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, node)
+    p, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, slice(node, node + 1))
     row = np.trunc(scores[0]) if quantize else scores[0]
     return p.devices.choose_by_score(node, p.need, row)
 
@@ -282,7 +289,13 @@ def choose_best_fit(
 
 
 def choose_random(
-    nodes: NodeMatrix, request: np.ndarray, node: int, *, rng: np.random.Generator, devices: DeviceSet | None = None
+    nodes: NodeMatrix,
+    request: np.ndarray,
+    node: int,
+    *,
+    rng: np.random.Generator,
+    devices: DeviceSet | None = None,
+    **_: Any,
 ) -> tuple[int, ...]:
     """A uniformly random fitting device (``allocateGpuIdBasedOnRandomFit``), for the ``random`` policy."""
     p = _placement(nodes, request, devices)

@@ -280,6 +280,21 @@ def test_fgd_worked_and_its_device_differs_from_best_fit() -> None:
     assert choose_random(nodes, request, 1, rng=np.random.default_rng(3), devices=devices) in {(0,), (1,)}
 
 
+def test_fgd_scores_only_feasible_nodes_and_respects_gpu_models() -> None:
+    nodes, devices = cluster([90000, 90000], [[800, 400], [1000, 600]])
+    request = nodes.request_vector({"gpu": 300})
+    workload = [{"cpu": 1000, "gpu": 500, "weight": 1.0}]
+    full = fgd(nodes, request, workload=workload, devices=devices)
+    assert fgd(nodes, request, workload=workload, devices=devices, feasible=np.array([False, True])).tolist() == [
+        0.0,
+        full[1],
+    ]
+    # A shape only for T4 GPUs cannot use these 1080 nodes: all their free GPU is fragment, before
+    # and after alike (1200 -> 900 on node 0: delta 300, whichever device), so both nodes score sigmoid(0.3).
+    t4 = [{"cpu": 1000, "gpu": 500, "weight": 1.0, "gpu_type": "T4"}]
+    assert fgd(nodes, request, workload=t4, devices=devices) == pytest.approx([100 / (1 + math.exp(-0.3))] * 2)
+
+
 def test_quantize_breaks_integer_ties_at_random() -> None:
     # Both nodes score 76.5625 and 76.9 before truncation: both 76, so each wins about half the time.
     nodes, devices = cluster([32000, 32000], [[1000, 1000, 500, 0], [1000, 1000, 500, 0]])
