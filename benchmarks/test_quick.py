@@ -18,7 +18,7 @@ from test_policy import clusters as clusters
 from test_policy import loop_baseline as loop_baseline
 from test_simulation import ARRIVAL_RATE, SERVERS, SERVICE_RATE, mmc_scenario
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.scheduling import select
 
 QUICK_TASKS = 20_000

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import simpy
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.scenario import parse_scenario
 
 SERVERS, ARRIVAL_RATE, SERVICE_RATE, TASKS = 8, 6.4, 1.0, 200_000  # rho = 0.8
@@ -124,7 +124,7 @@ def test_mmc_200k_tasks_beside_ciw_and_simpy(benchmark, baselines: dict[str, flo
 
 _BIG = """
 import json, resource, sys, time
-from orchsim.api import run
+from orchsim import run
 from orchsim.scenario import parse_scenario
 n_tasks, n_nodes = int(sys.argv[1]), int(sys.argv[2])
 mean = 100.0

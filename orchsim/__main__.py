@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         scenario = load_scenario(args.scenario)
-        from orchsim.api import run
+        from orchsim import run
 
         results = run(
             scenario,

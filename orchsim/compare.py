@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from orchsim import scenario as sc
-from orchsim.api import Results, run
 from orchsim.resize import scale_scenario
+from orchsim.run import Results, run
 from orchsim.scheduling import POLICIES
 
 __all__ = [

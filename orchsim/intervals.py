@@ -2,7 +2,7 @@
 
 A replications frame has one row per (cell, policy, seed): the columns before ``policy``
 (a swept parameter, if any) name the cell, then ``policy``, ``seed`` and the summary
-columns of ``orchsim.api.run``. ``orchsim.sweep`` builds it over a parameter grid,
+columns of ``orchsim.run``. ``orchsim.sweep`` builds it over a parameter grid,
 ``orchsim.report`` over the seeds of each scenario; both aggregate it here.
 
 Why two kinds of interval:

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from orchsim.api import Results
+    from orchsim.run import Results
 
 __all__ = [
     "plot_failure_cost",

@@ -44,7 +44,7 @@ from orchsim.traces import TraceError
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
-    from orchsim.api import Results
+    from orchsim.run import Results
 
 __all__ = ["build_report", "figure_slugs", "main", "replications_frame", "scenario_description", "write_report"]
 
@@ -404,7 +404,7 @@ def build_report(
     """The HTML page comparing the policies of each run in ``results``.
 
     Args:
-        results: One ``orchsim.api.run`` result per scenario, in page order; its figures
+        results: One ``orchsim.run`` result per scenario, in page order; its figures
             are drawn.
         command: The command line shown in the header (default: the equivalent
             ``python -m orchsim report`` call).
@@ -513,8 +513,9 @@ def write_report(
         OSError: ``out_dir`` cannot be created or written.
         PluginError: a plugin that cannot be loaded.
     """
-    from orchsim.api import run, with_overrides
     from orchsim.plugins import load_plugins
+    from orchsim.run import run
+    from orchsim.scenario_edit import with_overrides
     from orchsim.scheduling import POLICIES
     from orchsim.sweep import check_baseline, check_seeds, seed_list
 

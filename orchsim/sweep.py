@@ -11,7 +11,7 @@ One simulation result is one draw; whether ``spread`` really beats ``bin_packing
 given load, or how fast waits grow with the arrival rate, only shows over replications.
 Design choices, and why:
 
-- A job is one (value, seed): ``orchsim.api.run`` runs every policy of it on identical
+- A job is one (value, seed): ``orchsim.run`` runs every policy of it on identical
   tasks (common random numbers), so policies in a cell are compared on the same draws.
   The same seeds are used for every value, so a curve over the values is not jagged with
   sampling noise that differs from point to point. For the same reason the honest
@@ -45,10 +45,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orchsim.api import with_overrides
 from orchsim.intervals import DEFAULT_METRICS, ReplicationError, display_bounds, paired_differences, summarize
 from orchsim.plugins import PluginError, absolute_specs, add_plugin_argument, load_plugins
 from orchsim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
+from orchsim.scenario_edit import with_overrides
 from orchsim.scheduling import POLICIES, UnknownPolicyError
 from orchsim.traces import TraceError
 
@@ -174,7 +174,7 @@ class _Job:
 
 def _run_job(job: _Job) -> list[dict[str, Any]]:
     """Run one job; module-level so a process pool can pickle it. Returns the summary rows."""
-    from orchsim.api import run
+    from orchsim.run import run
 
     scenario = parse_scenario(job.data, source=job.source, base_dir=Path(job.base_dir))
     return run(scenario, policies=list(job.policies), seed=job.seed).summary.to_dict("records")
@@ -329,7 +329,7 @@ def sweep_replications(
 
     Returns:
         Columns ``<parameter>`` (if given), ``policy``, ``seed``, then every summary column
-        of ``orchsim.api.run``.
+        of ``orchsim.run``.
 
     Raises:
         ScenarioError: a bad scenario, a seed, window, parameter path or value it rejects

@@ -22,7 +22,7 @@ import pytest
 
 from orchlive.models import Resources, Task
 from orchlive.store import Store
-from orchsim.api import run
+from orchsim import run
 from orchsim.plugins import load_plugin
 from orchsim.scenario import parse_scenario
 

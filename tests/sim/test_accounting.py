@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.cluster import build_cluster
 from orchsim.engine import EngineConfig, Simulation
 from orchsim.scenario import parse_scenario

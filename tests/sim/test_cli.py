@@ -166,3 +166,16 @@ def test_missing_scenario_file(tmp_path: Path) -> None:
 
 def test_shipped_headline_runs_from_repo_root() -> None:
     assert (SCENARIOS / "burst.yaml").is_file()
+
+
+def test_orchsim_run_stays_the_function_once_its_module_is_loaded() -> None:
+    # orchsim/run.py shares its name with the entry point; the package must keep the function.
+    code = (
+        "import sys, orchsim, orchsim.run; from orchsim.run import Results; "
+        "assert 'pandas' not in sys.modules and 'simpy' not in sys.modules; "
+        "assert orchsim.run is sys.modules['orchsim.run'].run; "
+        "from orchsim import run; assert run is orchsim.run; "
+        "assert callable(orchsim.load_scenario)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

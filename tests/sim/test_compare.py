@@ -7,8 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from orchsim import compare
-from orchsim.api import run
+from orchsim import compare, run
 from orchsim.cluster import build_cluster, stratified_sample
 from orchsim.resize import scale_scenario
 from orchsim.scenario import ScenarioError, load_scenario, parse_scenario

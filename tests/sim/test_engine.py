@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.scenario import parse_scenario
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.engine import Status
 from orchsim.scenario import parse_scenario
 

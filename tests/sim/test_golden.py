@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchsim.api import run
+from orchsim import run
 
 from .conftest import SCENARIOS
 

@@ -267,7 +267,7 @@ def not_on_node_0(nodes, request, task):
 
 
 def test_a_plugin_filter_named_in_the_scenario_constrains_the_simulator(tmp_path: Path) -> None:
-    from orchsim.api import run
+    from orchsim import run
     from orchsim.scenario import parse_scenario
     from orchsim.scheduling import FILTERS
 

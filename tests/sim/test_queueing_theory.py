@@ -36,7 +36,7 @@ import pandas as pd
 import pytest
 from scipy import integrate, stats
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.scenario import Scenario, parse_scenario
 from orchsim.workload import draw
 

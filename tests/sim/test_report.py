@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import importlib
 import json
 import math
 import os
@@ -16,8 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from orchsim import api
-from orchsim.api import Results, run
 from orchsim.report import (
     build_report,
     figure_slugs,
@@ -26,9 +25,12 @@ from orchsim.report import (
     scenario_description,
     write_report,
 )
+from orchsim.run import Results, run
 from orchsim.scenario import parse_scenario
 
 from .conftest import PAIRED_YAML, ROOT
+
+run_module = importlib.import_module("orchsim.run")  # the module: `orchsim.run` is the function
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = shutil.which("chromium")
@@ -416,13 +418,13 @@ def test_write_report_runs_every_seed_and_passes_the_window(
     paired_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[dict[str, object]] = []
-    real_run = api.run
+    real_run = run_module.run
 
     def spy(scenario, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(kwargs)
         return real_run(scenario, **kwargs)
 
-    monkeypatch.setattr(api, "run", spy)
+    monkeypatch.setattr(run_module, "run", spy)
     path = write_report([paired_file], tmp_path, seeds=2, baseline="spread", warmup=20.0, until=300.0)
     assert [(c["seed"], c["warmup"], c["until"]) for c in calls] == [(10, 20.0, 300.0), (11, 20.0, 300.0)]
     page = path.read_text()
@@ -463,7 +465,7 @@ def test_seed_baseline_and_window_mistakes_exit_2_before_any_run(
     args: list[str],
     expected: str,
 ) -> None:
-    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(run_module, "run", lambda *a, **k: pytest.fail("a run started"))
     out = tmp_path / "out"
     assert main([str(paired_file), *args, "--out", str(out)]) == 2
     err = capsys.readouterr().err

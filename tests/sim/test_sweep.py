@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import subprocess
@@ -13,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchsim import api
 from orchsim.scenario import Scenario, ScenarioError, parse_scenario
 from orchsim.scheduling import UnknownPolicyError
 from orchsim.sweep import (
@@ -28,6 +28,8 @@ from orchsim.sweep import (
 )
 
 from .conftest import PAIRED_YAML, ROOT
+
+run_module = importlib.import_module("orchsim.run")  # the module: `orchsim.run` is the function
 
 RATE = "workload.0.rate"
 POLICIES = ["spread", "bin_packing"]  # not alphabetical: the output keeps this order
@@ -197,7 +199,7 @@ def test_paired_differences_per_parameter_value(raw: pd.DataFrame) -> None:
 def test_warmup_and_until_reach_every_run(tiny: Scenario) -> None:
     kwargs = {"policies": ["spread"], "seeds": [1], "processes": 1}
     windowed = sweep_replications(tiny, warmup=20.0, until=150.0, **kwargs)
-    direct = api.run(tiny, policies=["spread"], seed=1, warmup=20.0, until=150.0).summary
+    direct = run_module.run(tiny, policies=["spread"], seed=1, warmup=20.0, until=150.0).summary
     pd.testing.assert_frame_equal(
         windowed.drop(columns=["policy", "seed", "wall_seconds"]),
         direct.drop(columns=["policy", "wall_seconds"]),
@@ -219,7 +221,7 @@ def test_warmup_and_until_reach_every_run(tiny: Scenario) -> None:
 def test_window_and_seed_mistakes_are_refused_before_any_run(
     tiny: Scenario, monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], match: str
 ) -> None:
-    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(run_module, "run", lambda *a, **k: pytest.fail("a run started"))
     with pytest.raises(ScenarioError, match=match):
         sweep_replications(tiny, processes=1, **{"seeds": 1, **kwargs})
 
@@ -426,7 +428,7 @@ def test_printed_cell(args: tuple[str, float, float, float], expected: tuple[str
 def test_cli_bad_baseline_exits_2_before_any_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, baseline: str, match: str
 ) -> None:
-    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(run_module, "run", lambda *a, **k: pytest.fail("a run started"))
     (tmp_path / "tiny.yaml").write_text(TINY_YAML)
     out = tmp_path / "out"
     assert main([str(tmp_path / "tiny.yaml"), "--baseline", baseline, "--processes", "1", "--out", str(out)]) == 2
@@ -469,7 +471,7 @@ def test_cli_bad_seeds_and_window_exit_2_before_any_run(
     args: list[str],
     match: str,
 ) -> None:
-    monkeypatch.setattr(api, "run", lambda *a, **k: pytest.fail("a run started"))
+    monkeypatch.setattr(run_module, "run", lambda *a, **k: pytest.fail("a run started"))
     out = tmp_path / "out"
     assert main([str(ROOT / "scenarios" / "burst.yaml"), *args, "--processes", "1", "--out", str(out)]) == 2
     err = capsys.readouterr().err

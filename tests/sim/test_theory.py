@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from orchsim.api import run
+from orchsim import run
 from orchsim.scheduling import POLICIES
 
 from .conftest import mmc_scenario

@@ -1,4 +1,10 @@
-"""The Python entry point for notebooks and scripts: ``orchsim.run(...)`` returns DataFrames."""
+"""The Python entry point for notebooks and scripts: ``orchsim.run(...)`` returns DataFrames.
+
+``import orchsim`` imports this module, so that ``orchsim.run`` is the function below rather
+than this module (a submodule imported after the package would replace a package attribute
+of its name). That is why it stays light: the simulator (simpy, pandas, pydantic) is
+imported by the first call, never when ``orchsim`` or ``orchsim.scheduling`` is imported.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +12,35 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-from orchsim import scenario as sc
-from orchsim.cluster import build_cluster
-from orchsim.engine import EngineConfig, RunRecords, Simulation
-from orchsim.metrics import failures_frame, summary_row, tasks_frame, timeseries_frame
-from orchsim.scheduling import POLICIES
-from orchsim.workload import Workload, build_workload
+    from orchsim.engine import RunRecords
+    from orchsim.scenario import Scenario
+    from orchsim.workload import Workload
 
-__all__ = ["Results", "load_scenario", "run", "with_overrides"]
+__all__ = ["Results", "run"]
 
-load_scenario = sc.load_scenario
+
+def _empty_frame() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame()
 
 
 @dataclass
 class Results:
     """Everything a run produced, as DataFrames (one block of rows per policy)."""
 
-    scenario: sc.Scenario
+    scenario: Scenario
     summary: pd.DataFrame
     tasks: pd.DataFrame
     timeseries: pd.DataFrame
     workload: Workload
     records: list[RunRecords] = field(default_factory=list)
-    failures: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per node failure
+    failures: pd.DataFrame = field(default_factory=_empty_frame)  # one row per node failure
 
     def write(self, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
         """Write tasks.csv, summary.csv, timeseries.csv (and PNG plots) to ``out_dir``."""
@@ -50,37 +58,10 @@ class Results:
         return written
 
 
-def with_overrides(
-    scenario: sc.Scenario,
-    *,
-    policies: Sequence[str] | None = None,
-    seed: int | None = None,
-    warmup: float | None = None,
-    until: float | None = None,
-) -> sc.Scenario:
-    """``scenario`` with the command-line style overrides applied, validated like the file.
+def _sample_interval(scenario: Scenario, workload: Workload) -> float:
+    """Seconds between time-series samples: the scenario's, or about 1,000 over the run."""
+    import numpy as np
 
-    ``model_copy(update=...)`` skips validation, so every override goes back through the
-    schema: a negative seed or a window that ends before it starts is refused with the
-    same message a YAML file would get, naming the field.
-    """
-    updates: dict[str, object] = {}
-    if policies:
-        for name in policies:
-            POLICIES.spec(name)  # UnknownPolicyError, as the CLIs expect, before any schema message
-        updates["policies"] = list(policies)
-    if seed is not None:
-        updates["seed"] = seed
-    metrics = {k: v for k, v in (("warmup", warmup), ("until", until)) if v is not None}
-    if metrics:
-        updates["metrics"] = scenario.metrics.model_dump() | metrics
-    if not updates:
-        return scenario
-    data = scenario.model_dump(mode="json") | updates
-    return sc.parse_scenario(data, source=scenario.source, base_dir=scenario.base_dir)
-
-
-def _sample_interval(scenario: sc.Scenario, workload: Workload) -> float:
     if scenario.metrics.sample_interval is not None:
         return scenario.metrics.sample_interval
     if not len(workload):
@@ -90,8 +71,30 @@ def _sample_interval(scenario: sc.Scenario, workload: Workload) -> float:
     return max(span / 1000.0, 1e-3)
 
 
+def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
+    """The engine's settings for one policy's run: everything it needs from the scenario."""
+    from orchsim.engine import EngineConfig
+
+    return EngineConfig(
+        policy=policy,
+        policy_params=dict(scenario.policy_params.get(policy, {})),
+        seed=scenario.seed,
+        queue=scenario.scheduler.queue,
+        backfill_window=scenario.scheduler.backfill_window,
+        max_attempts=scenario.scheduler.max_attempts,
+        filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
+        heartbeat_interval=scenario.cluster.heartbeat_interval,
+        failure_timeout=scenario.cluster.failure_timeout,
+        events=tuple(scenario.events),
+        autoscaler=scenario.autoscaler,
+        sample_interval=interval,
+        warmup=scenario.metrics.warmup,
+        until=scenario.metrics.until,
+    )
+
+
 def run(
-    scenario: sc.Scenario | str | Path,
+    scenario: Scenario | str | Path,
     *,
     policies: Sequence[str] | None = None,
     seed: int | None = None,
@@ -117,8 +120,17 @@ def run(
         ScenarioError: a bad scenario file, or an override out of range (named).
         UnknownPolicyError: a policy that is not registered.
     """
-    if not isinstance(scenario, sc.Scenario):
-        scenario = sc.load_scenario(scenario)
+    import pandas as pd
+
+    from orchsim.cluster import build_cluster
+    from orchsim.engine import Simulation
+    from orchsim.metrics import failures_frame, summary_row, tasks_frame, timeseries_frame
+    from orchsim.scenario import Scenario, load_scenario
+    from orchsim.scenario_edit import with_overrides
+    from orchsim.workload import build_workload
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
     scenario = with_overrides(scenario, policies=policies, seed=seed, warmup=warmup, until=until)
 
     resources, cluster = build_cluster(scenario)
@@ -133,22 +145,7 @@ def run(
 
     summaries, task_frames, series, failures, all_records = [], [], [], [], []
     for name in scenario.policies:
-        config = EngineConfig(
-            policy=name,
-            policy_params=dict(scenario.policy_params.get(name, {})),
-            seed=scenario.seed,
-            queue=scenario.scheduler.queue,
-            backfill_window=scenario.scheduler.backfill_window,
-            max_attempts=scenario.scheduler.max_attempts,
-            filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
-            heartbeat_interval=scenario.cluster.heartbeat_interval,
-            failure_timeout=scenario.cluster.failure_timeout,
-            events=tuple(scenario.events),
-            autoscaler=scenario.autoscaler,
-            sample_interval=interval,
-            warmup=scenario.metrics.warmup,
-            until=scenario.metrics.until,
-        )
+        config = _engine_config(scenario, name, interval)
         began = time.perf_counter()
         records = Simulation(workload, cluster, config, progress=bar.update if bar else None).run()
         records.wall_seconds = time.perf_counter() - began
