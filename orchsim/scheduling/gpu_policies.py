@@ -10,9 +10,13 @@ the matrix carries devices). The request's ``gpu`` total says the device need
 (``DeviceNeed.from_total``: 460 a fraction of one GPU, 2000 two whole GPUs).
 
 Scores are the artifact's own 0-100 scale, before its ``int64`` conversion. With
-``quantize=True`` they are truncated to integers as the artifact does and a uniform draw
-in [0, 1) is added, so ``select``'s argmax picks uniformly among the nodes tied on the
-integer score: kube-scheduler's ``selectHost`` (reservoir sampling among the maximum).
+``quantize=True`` they are truncated to integers as the artifact does, and ties go to the
+lowest node index (``select``'s rule). That IS the artifact's tie-break: its go.mod
+replaces kube-scheduler with mental2008/kubernetes v1.20.5-minor, whose
+``generic_scheduler.go`` ``selectHost`` keeps the smallest node name among the maximum
+("for reproducibility"; openb names are zero-padded, so name order is index order).
+Upstream kube-scheduler draws among the tied nodes instead (reservoir sampling):
+``random_ties=True`` adds a uniform draw in [0, 1) to the integer scores for that.
 
 The device on the chosen node: ``DEVICE_CHOOSERS[name]`` (``fgd``: its own choice;
 ``random``: a random fitting device), else ``choose_best_fit`` (the artifact's default
@@ -76,14 +80,17 @@ def _placement(nodes: NodeMatrix, request: np.ndarray, devices: DeviceSet | None
     return _Placement(devices, devices.need(gpu), cpu, cpu_free, gpu)
 
 
-def _finish(raw: np.ndarray, quantize: bool, rng: Rng) -> np.ndarray:
-    """The artifact's integer score (Go's ``int64``: truncation) plus a tie-breaking draw in [0, 1)."""
+def _finish(raw: np.ndarray, quantize: bool, random_ties: bool, rng: Rng) -> np.ndarray:
+    """The artifact's integer score (Go's ``int64``: truncation), and a draw in [0, 1) for random ties."""
+    if random_ties and not quantize:
+        raise ValueError("random_ties breaks ties between integer scores: it needs quantize=True")
     if not quantize:
         return raw
-    if rng is None:
-        raise ValueError("quantize=True breaks ties at random: pass rng (select passes its generator)")
     out = np.trunc(raw)
-    out += rng.random(len(out))
+    if random_ties:
+        if rng is None:
+            raise ValueError("random_ties needs rng (select passes its generator)")
+        out += rng.random(len(out))
     return out
 
 
@@ -93,6 +100,7 @@ def gpu_best_fit(
     *,
     devices: DeviceSet | None = None,
     quantize: bool = False,
+    random_ties: bool = False,
     rng: Rng = None,
     max_cpu_milli: float = MAX_CPU_MILLI,
     max_gpu_milli: float = MAX_GPU_MILLI,
@@ -107,7 +115,7 @@ def gpu_best_fit(
     """
     p = _placement(nodes, request, devices)
     left = 0.5 * (p.cpu_free - p.cpu) / max_cpu_milli + 0.5 * (p.devices.free_total - p.gpu) / max_gpu_milli
-    return _finish((1.0 - left) * 100.0, quantize, rng)
+    return _finish((1.0 - left) * 100.0, quantize, random_ties, rng)
 
 
 def gpu_dot_product(
@@ -116,6 +124,7 @@ def gpu_dot_product(
     *,
     devices: DeviceSet | None = None,
     quantize: bool = False,
+    random_ties: bool = False,
     rng: Rng = None,
     max_cpu_milli: float = MAX_CPU_MILLI,
     max_gpu_milli: float = MAX_GPU_MILLI,
@@ -130,11 +139,17 @@ def gpu_dot_product(
     p = _placement(nodes, request, devices)
     dot = (p.cpu_free / max_cpu_milli) * (p.cpu / max_cpu_milli)
     dot += (p.devices.free_total / max_gpu_milli) * (p.gpu / max_gpu_milli)
-    return _finish((1.0 - dot / 2.0) * 100.0, quantize, rng)
+    return _finish((1.0 - dot / 2.0) * 100.0, quantize, random_ties, rng)
 
 
 def gpu_packing(
-    nodes: NodeMatrix, request: np.ndarray, *, devices: DeviceSet | None = None, quantize: bool = False, rng: Rng = None
+    nodes: NodeMatrix,
+    request: np.ndarray,
+    *,
+    devices: DeviceSet | None = None,
+    quantize: bool = False,
+    random_ties: bool = False,
+    rng: Rng = None,
 ) -> np.ndarray:
     """GPU packing, the artifact's three tiers: shared GPUs, then free GPUs of used nodes, then idle nodes.
 
@@ -146,13 +161,13 @@ def gpu_packing(
     * a fraction on a shared GPU with ``left`` milli free: ``max(100 - (left * 100 // 1000)
       // 10, 50)``.
 
-    A task without GPU scores 0 everywhere. The rule is already integer; ``quantize``
-    only adds the random tie-break. Device: best fit (the tightest, as scored).
+    A task without GPU scores 0 everywhere. The rule is already integer, so ``quantize``
+    changes nothing but allows ``random_ties``. Device: best fit (the tightest, as scored).
     """
     p = _placement(nodes, request, devices)
     d = p.devices
     if p.need.count == 0:
-        return _finish(np.zeros(nodes.n_nodes), quantize, rng)
+        return _finish(np.zeros(nodes.n_nodes), quantize, random_ties, rng)
     unit = d.unit
     if p.need.share < unit:
         _, left = d.tightest(p.need)
@@ -162,7 +177,7 @@ def gpu_packing(
         score = np.full(nodes.n_nodes, max(50.0 - p.need.count, 33.0))
     idle = d.n_whole == d.counts
     score[idle] = np.maximum(33.0 - d.n_whole[idle], d.n_whole[idle])
-    return _finish(score, quantize, rng)
+    return _finish(score, quantize, random_ties, rng)
 
 
 def gpu_clustering(
@@ -171,6 +186,7 @@ def gpu_clustering(
     *,
     devices: DeviceSet | None = None,
     quantize: bool = False,
+    random_ties: bool = False,
     rng: Rng = None,
     max_gpu_milli: float = MAX_GPU_MILLI,
 ) -> np.ndarray:
@@ -184,7 +200,7 @@ def gpu_clustering(
     """
     p = _placement(nodes, request, devices)
     if p.need.count == 0:
-        return _finish(np.zeros(nodes.n_nodes), quantize, rng)
+        return _finish(np.zeros(nodes.n_nodes), quantize, random_ties, rng)
     classes = p.devices.classes
     column = 0 if p.need.share < p.devices.unit else p.need.count
     same = classes[:, column] > 0 if column < classes.shape[1] else np.zeros(nodes.n_nodes, dtype=bool)
@@ -193,7 +209,7 @@ def gpu_clustering(
     if quantize:
         base = np.trunc(base)  # Go's integer division truncates before the tier is added
     tier = np.where(same, np.where(tags == 1, 75.0, 50.0), np.where(tags == 0, 25.0, 0.0))
-    return _finish(base + tier, quantize, rng)
+    return _finish(base + tier, quantize, random_ties, rng)
 
 
 def _access(nodes: NodeMatrix, workload: TargetWorkload, label: str) -> np.ndarray | None:
@@ -235,6 +251,7 @@ def fgd(
     workload: TargetWorkload | list[Mapping[str, Any]],
     devices: DeviceSet | None = None,
     quantize: bool = False,
+    random_ties: bool = False,
     rng: Rng = None,
     gpu_model_label: str = "gpu_model",
     feasible: np.ndarray | None = None,
@@ -254,7 +271,7 @@ def fgd(
     _, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, rows)
     raw = np.zeros(nodes.n_nodes)
     raw[rows] = scores.max(axis=1, initial=0.0)
-    return _finish(raw, quantize, rng)
+    return _finish(raw, quantize, random_ties, rng)
 
 
 def choose_fgd(

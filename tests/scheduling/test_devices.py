@@ -223,10 +223,9 @@ def test_gpu_best_fit_and_dot_product_worked() -> None:
     # best fit: left = 0.5 * 28000/128000 + 0.5 * 2000/8000 = 0.109375 + 0.125 = 0.234375 -> (1 - left) * 100
     assert gpu_best_fit(nodes, request, devices=devices)[0] == pytest.approx(76.5625)
     # dot = (32000/128000)(4000/128000) + (2500/8000)(500/8000) = 0.0078125 + 0.01953125 = 0.02734375
-    # score = (1 - dot / 2) * 100 = 98.6328125; quantised: int 98 plus a draw in [0, 1)
+    # score = (1 - dot / 2) * 100 = 98.6328125; quantised (Go's int64): 98
     assert gpu_dot_product(nodes, request, devices=devices)[0] == pytest.approx(98.6328125)
-    q = gpu_dot_product(nodes, request, devices=devices, quantize=True, rng=np.random.default_rng(1))
-    assert math.floor(q[0]) == 98
+    assert gpu_dot_product(nodes, request, devices=devices, quantize=True)[0] == 98
 
 
 @pytest.mark.parametrize(
@@ -256,10 +255,8 @@ def test_gpu_clustering_tiers() -> None:
     # node 0: 25 * (8000 - 2700) / 8000 = 16.5625 + 75 (only its tag); node 1: 15.625 + 0 (other tags only);
     # node 2: 25 * 4000 / 8000 = 12.5 + 25 (no tag)
     assert fraction.tolist() == [91.5625, 15.625, 37.5]
-    one_gpu = gpu_clustering(
-        nodes, nodes.request_vector({"gpu": 1000}), devices=devices, quantize=True, rng=np.random.default_rng(0)
-    )
-    assert np.floor(one_gpu).tolist() == [16, 90, 37]  # integer division first: 16 + 0, 15 + 75, 12 + 25
+    one_gpu = gpu_clustering(nodes, nodes.request_vector({"gpu": 1000}), devices=devices, quantize=True)
+    assert one_gpu.tolist() == [16, 90, 37]  # integer division first: 16 + 0, 15 + 75, 12 + 25
 
 
 def test_fgd_worked_and_its_device_differs_from_best_fit() -> None:
@@ -295,17 +292,27 @@ def test_fgd_scores_only_feasible_nodes_and_respects_gpu_models() -> None:
     assert fgd(nodes, request, workload=t4, devices=devices) == pytest.approx([100 / (1 + math.exp(-0.3))] * 2)
 
 
-def test_quantize_breaks_integer_ties_at_random() -> None:
-    # Both nodes score 76.5625 and 76.9 before truncation: both 76, so each wins about half the time.
-    nodes, devices = cluster([32000, 32000], [[1000, 1000, 500, 0], [1000, 1000, 500, 0]])
+def test_quantize_truncates_and_ties_go_to_the_lowest_index_unless_random() -> None:
+    # gpu_best_fit: node 0 76.5625 (worked above); node 1 has 1 core less free (31 cores):
+    # left = 0.5 * 27000/128000 + 0.125 = 0.23046875 -> 76.953125. Both truncate to 76.
+    nodes, devices = cluster([32000, 31000], [[1000, 1000, 500, 0], [1000, 1000, 500, 0]])
     request = nodes.request_vector({"cpu": 4000, "gpu": 500})
+    assert gpu_best_fit(nodes, request, devices=devices).argmax() == 1
+    assert gpu_best_fit(nodes, request, devices=devices, quantize=True).tolist() == [76.0, 76.0]
+    # The artifact's scheduler (mental2008/kubernetes selectHost) keeps the smallest node name: node 0.
+    registry = register_gpu_policies(PolicyRegistry())
+    assert select(nodes, request, "gpu_best_fit", registry=registry, devices=devices, quantize=True).node == 0
+    # Upstream kube-scheduler draws among the tied nodes: each wins about half the time.
     wins = [
-        gpu_best_fit(nodes, request, devices=devices, quantize=True, rng=np.random.default_rng(s)).argmax()
+        gpu_best_fit(nodes, request, devices=devices, quantize=True, random_ties=True, rng=np.random.default_rng(s))
         for s in range(400)
     ]
-    assert 150 < sum(wins) < 250
+    assert 150 < sum(int(w.argmax()) for w in wins) < 250
+    assert all(np.array_equal(np.floor(w), [76.0, 76.0]) for w in wins)
     with pytest.raises(ValueError, match="rng"):
-        gpu_best_fit(nodes, request, devices=devices, quantize=True)
+        gpu_best_fit(nodes, request, devices=devices, quantize=True, random_ties=True)
+    with pytest.raises(ValueError, match="quantize"):
+        gpu_best_fit(nodes, request, devices=devices, random_ties=True, rng=np.random.default_rng(0))
 
 
 def test_registered_into_a_registry_and_selected() -> None:
