@@ -48,7 +48,7 @@ from simpy.events import Timeout
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
 from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, explain_never, select
-from orchsim.scheduling.queueing import PassResult, random_streams, schedule_pass
+from orchsim.scheduling.queueing import SchedulingPass, random_streams
 from orchsim.workload import Workload
 
 __all__ = ["EngineConfig", "RunRecords", "Simulation", "Status"]
@@ -149,6 +149,8 @@ class Simulation:
         self.enqueued_at = np.zeros(n_tasks)
         self.epoch = np.zeros(n_tasks, dtype=np.int32)
         self._fit_checked = [False] * n_tasks  # "could it ever fit?" asked once per task
+        # ... and answered once per (request, selector) until nodes join or leave for good.
+        self._never_cache: dict[tuple[bytes, int], bool] = {}
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
         self._durations = workload.duration.tolist()
@@ -161,7 +163,6 @@ class Simulation:
         self.running_on: list[set[int]] = [set() for _ in range(n)]
         self.idle_since: list[float] = [0.0] * n
         self.queue: deque[int] = deque()
-        self._head_blocked = False
         self.done = 0
         self._progressed = 0  # tasks placed for the first time or rejected outright
         self._reported = 0  # of those, how many the progress bar has been told about
@@ -204,6 +205,21 @@ class Simulation:
         self._typical = np.median(workload.demand, axis=0) if n_tasks else np.zeros(r)
         self._params = dict(config.policy_params)
         self._filters = FILTERS.active(config.filters)  # resolved once, used on every decision
+        # Validated once here, so placements can use the matrix's unchecked allocate/release.
+        if n_tasks and not (np.isfinite(workload.demand).all() and (workload.demand >= 0).all()):
+            raise ValueError("workload demand must be finite and >= 0")
+        self._scheduler = SchedulingPass(
+            config.policy,
+            request_of=self._demand_rows.__getitem__,
+            place=self._start,
+            discipline=config.queue,
+            window=config.backfill_window,
+            selector_of=self._selector if workload.selectors else None,
+            never_fits=self._never_fits_once,
+            rng=self.policy_rng,
+            filters=self._filters,
+            params=self._params,
+        )
 
     # ------------------------------------------------------------------ bookkeeping
     def _in_window(self, begin: float, end: float) -> float:
@@ -247,27 +263,6 @@ class Simulation:
         self.done += 1
 
     # ------------------------------------------------------------------ placement
-    def _pass(self, tasks: Any, changed_node: int | None = None) -> PassResult:
-        """One scheduling pass of the shared core over ``tasks`` (queue order); placements start here."""
-        result = schedule_pass(
-            self.nodes,
-            tasks,
-            self.cfg.policy,
-            request_of=self._demand_rows.__getitem__,
-            place=self._start,
-            discipline=self.cfg.queue,
-            window=self.cfg.backfill_window,
-            selector_of=self._selector,
-            never_fits=self._never_fits_once,
-            changed_node=changed_node,
-            head_blocked=self._head_blocked,
-            rng=self.policy_rng,
-            filters=self._filters,
-            params=self._params,
-        )
-        self.decisions += result.decisions
-        return result
-
     def _selector(self, task: int) -> dict[str, str] | None:
         code = self._selector_of[task]
         return self._selectors[code] if code >= 0 else None
@@ -277,7 +272,11 @@ class Simulation:
         if self._fit_checked[task]:
             return False
         self._fit_checked[task] = True
-        return self._never_fits(task)
+        key = (self._demand_rows[task].tobytes(), self._selector_of[task])
+        never = self._never_cache.get(key)
+        if never is None:
+            never = self._never_cache[key] = self._never_fits(task)
+        return never
 
     def _never_fits(self, task: int) -> bool:
         """True if no node that exists or may return could hold ``task`` even when empty."""
@@ -305,8 +304,7 @@ class Simulation:
         )
 
     def _start(self, task: int, node: int) -> None:
-        demand = self._demand_rows[task]
-        self.nodes.allocate(node, demand)
+        self.nodes.allocate_unchecked(node, self._demand_rows[task].tolist())
         on_node = self.running_on[node]
         on_node.add(task)
         if len(on_node) == 1:
@@ -333,8 +331,7 @@ class Simulation:
     def _stop(self, task: int) -> int:
         """Take ``task`` off its node; returns the node."""
         node = int(self.node_of[task])
-        demand = self._demand_rows[task]
-        self.nodes.release(node, demand)
+        self.nodes.release_unchecked(node, self._demand_rows[task].tolist())
         self.running -= 1
         if self._durations[task] == math.inf:
             self.forever -= 1
@@ -350,21 +347,25 @@ class Simulation:
         self.status[task] = Status.PENDING
         if front:
             self.queue.appendleft(task)
-            self._head_blocked = False
         else:
             self.queue.append(task)
 
     def _dequeue(self, task: int) -> None:
         self.wait[task] += self.env.now - self.enqueued_at[task]
 
-    def _drain_queue(self, freed_node: int | None = None) -> None:
-        """Place queued tasks after capacity was freed (on ``freed_node``, or anywhere if None)."""
+    def _drain_queue(self, gained: int | None = None, new: tuple[int, ...] = ()) -> None:
+        """One pass of the shared core over the queue; ``gained``: the one node that gained room.
+
+        Called after every change (an arrival, a completion, a node event), so the pass's
+        memory of tasks without room stays valid; a change that may free room on many
+        nodes calls ``self._scheduler.forget()`` first.
+        """
         if not self.queue:
             return
-        result = self._pass(self.queue, changed_node=freed_node)
+        result = self._scheduler.run(self.nodes, self.queue, gained=gained, new=new)
+        self.decisions += result.decisions
         done = result.placed + result.never
         if self.cfg.queue == "fifo":
-            self._head_blocked = result.blocked
             for _ in done:  # a fifo pass settles a prefix of the queue
                 self.queue.popleft()
         else:
@@ -396,17 +397,8 @@ class Simulation:
         self._schedule_arrival()
 
     def _arrive(self, task: int) -> None:
-        self.enqueued_at[task] = self.env.now
-        if not self.queue or self.cfg.queue == "backfill":
-            result = self._pass((task,))
-            if result.placed:
-                return
-            if result.never:
-                self._reject(task)
-                return
         self._enqueue(task)
-        if len(self.queue) == 1:
-            self._head_blocked = True
+        self._drain_queue(new=(task,))
 
     def _reject(self, task: int) -> None:
         """``task`` can never run here: unschedulable, with the reason."""
@@ -524,11 +516,12 @@ class Simulation:
             self.cap_total += self.nodes.capacity[:, node]
             self.idle_since[node] = self.env.now
         if back:
-            self._head_blocked = False
+            self._scheduler.forget()
             self._drain_queue()
 
     def _add_nodes(self, count: int, capacity: dict[str, float], labels: dict[str, str]) -> None:
         self._capacity_changing()
+        self._never_cache.clear()
         start = self.nodes.n_nodes
         vec = np.array([capacity.get(r, 0.0) for r in self.w.resources])
         ids = [f"scaled-{start + i}" for i in range(count)]
@@ -540,7 +533,7 @@ class Simulation:
         self.idle_since.extend([self.env.now] * count)
         self.nodes_up += count
         self.cap_total += vec * count
-        self._head_blocked = False
+        self._scheduler.forget()
         self._drain_queue()
 
     def _drain_nodes(self, count: int) -> None:
@@ -556,6 +549,7 @@ class Simulation:
     def _remove_node(self, node: int) -> None:
         # Columns are kept (indices stay valid); the node is simply gone for good.
         self._capacity_changing()
+        self._never_cache.clear()
         self.node_state[node] = NodeState.REMOVED
         self._removed[node] = True
         self.nodes.set_schedulable(node, False)

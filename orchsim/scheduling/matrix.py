@@ -449,6 +449,40 @@ class NodeMatrix:
         np.subtract(self._cap[:, node], alloc, out=self._free[:, node])
         self._tasks[node] -= 1
 
+    def allocate_unchecked(self, node: int, request: Sequence[float]) -> None:
+        """``allocate`` for an owner that has already validated both the request and the fit.
+
+        The simulator checks every workload row once at load and places only where
+        ``select`` found room, so re-checking on every placement (what ``allocate`` does,
+        and what the live master, which reads its requests from etcd, relies on) would
+        only cost time. ``request`` is a list of R floats (Python floats: on R ~ 2-4
+        values, scalar updates beat numpy's vector ones several-fold). Passing a request
+        that does not fit corrupts the matrix: use ``allocate`` unless you know it fits.
+        """
+        alloc, free = self._alloc, self._free
+        for r, amount in enumerate(request):
+            if amount:
+                alloc[r, node] += amount
+                free[r, node] -= amount
+        self._tasks[node] += 1
+        self.last_placed = node
+
+    def release_unchecked(self, node: int, request: Sequence[float]) -> None:
+        """``release`` of a request that ``allocate_unchecked`` placed on ``node``, unchecked.
+
+        Free capacity is recomputed as capacity minus allocation, as ``release`` does, so
+        float drift cannot accumulate in it.
+        """
+        alloc, free, cap = self._alloc, self._free, self._cap
+        for r, amount in enumerate(request):
+            if amount:
+                left = alloc[r, node] - amount
+                if left < 0.0:
+                    left = 0.0
+                alloc[r, node] = left
+                free[r, node] = cap[r, node] - left
+        self._tasks[node] -= 1
+
     def copy(self) -> NodeMatrix:
         """A deep copy (a snapshot the caller may change freely)."""
         other = NodeMatrix(self.resources)

@@ -92,7 +92,7 @@ def _weighted_mean_utilisation(
     return _weighted_sum(nodes, request, [(r, w / total) for r, w in rows])
 
 
-@policy("round_robin", order_dependent=True)
+@policy("round_robin", order_dependent=True, vetoes=False)
 def round_robin(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Round robin: the first feasible node after the one chosen last, wrapping around.
 
@@ -111,7 +111,7 @@ def round_robin(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return score
 
 
-@policy("bin_packing")
+@policy("bin_packing", vetoes=False)
 def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str, float] | None = None) -> np.ndarray:
     """Bin packing: the Go orchestrator's score, 0.7 * cpu + 0.3 * memory utilisation after placement.
 
@@ -128,13 +128,13 @@ def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str,
     return _weighted_sum(nodes, request, rows)
 
 
-@policy("spread")
+@policy("spread", vetoes=False)
 def spread(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Spread: the Go orchestrator's score 1 / (tasks + 1); the node with fewest tasks wins."""
     return 1.0 / (nodes.tasks + 1.0)
 
 
-@policy("least_allocated")
+@policy("least_allocated", vetoes=False)
 def least_allocated(
     nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str, float] | None = None
 ) -> np.ndarray:
@@ -164,7 +164,7 @@ def least_allocated(
     return score
 
 
-@policy("most_allocated")
+@policy("most_allocated", vetoes=False)
 def most_allocated(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str, float] | None = None) -> np.ndarray:
     """Kubernetes ``NodeResourcesFit`` ``MostAllocated``: weighted mean utilisation after placement.
 
@@ -183,7 +183,7 @@ def _leftover(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return left
 
 
-@policy("best_fit")
+@policy("best_fit", vetoes=False)
 def best_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Best fit: the node left with the least free capacity after placement.
 
@@ -195,25 +195,25 @@ def best_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return -_leftover(nodes, request)
 
 
-@policy("worst_fit")
+@policy("worst_fit", vetoes=False)
 def worst_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Worst fit: the node left with the most free capacity after placement (Johnson 1973)."""
     return _leftover(nodes, request)
 
 
-@policy("first_fit", order_dependent=True)
+@policy("first_fit", order_dependent=True, vetoes=False)
 def first_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """First fit: the lowest-index feasible node (Johnson 1973)."""
     return -nodes.index_range.astype(np.float64)
 
 
-@policy("random")
+@policy("random", vetoes=False)
 def random(nodes: NodeMatrix, request: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Random: a uniformly random feasible node, drawn from the passed generator."""
     return rng.random(nodes.n_nodes)
 
 
-@policy("balanced")
+@policy("balanced", vetoes=False)
 def balanced(nodes: NodeMatrix, request: np.ndarray, *, resources: Sequence[str] | None = None) -> np.ndarray:
     """Kubernetes ``NodeResourcesBalancedAllocation``: 1 - std of utilisation across resources.
 
@@ -237,7 +237,7 @@ def balanced(nodes: NodeMatrix, request: np.ndarray, *, resources: Sequence[str]
     return 1.0 - np.sqrt(var)
 
 
-@policy("dot_product")
+@policy("dot_product", vetoes=False)
 def dot_product(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Tetris alignment: dot product of the request with the node's free capacity, both normalised.
 
@@ -252,7 +252,7 @@ def dot_product(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return score
 
 
-@policy("dominant_resource")
+@policy("dominant_resource", vetoes=False)
 def dominant_resource(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Lowest dominant share after placement: ``-max_r utilisation_r``.
 
@@ -274,7 +274,7 @@ def _nomad_total(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return total
 
 
-@policy("nomad_binpack")
+@policy("nomad_binpack", vetoes=False)
 def nomad_binpack(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Nomad ``ScoreFitBinPack``: ``(20 - (10^free_cpu + 10^free_mem)) / 18``, clamped to [0, 1].
 
@@ -283,13 +283,13 @@ def nomad_binpack(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return np.clip((20.0 - _nomad_total(nodes, request)) / 18.0, 0.0, 1.0)
 
 
-@policy("nomad_spread")
+@policy("nomad_spread", vetoes=False)
 def nomad_spread(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Nomad ``ScoreFitSpread``: ``(10^free_cpu + 10^free_mem - 2) / 18``, clamped to [0, 1]."""
     return np.clip((_nomad_total(nodes, request) - 2.0) / 18.0, 0.0, 1.0)
 
 
-@policy("hybrid", order_dependent=True)
+@policy("hybrid", order_dependent=True, vetoes=False)
 def hybrid(
     nodes: NodeMatrix,
     request: np.ndarray,

@@ -10,9 +10,12 @@ Queue disciplines (``QUEUE_DISCIPLINES``):
 
 * ``fifo``: tasks are tried in queue order and the first that does not fit stops the
   pass (head-of-line blocking).
-* ``backfill``: every task among the first ``window`` is tried in queue order; a later
-  task that fits may start before an earlier one that does not (greedy backfill, as
-  Kubernetes and Nomad schedulers behave; EASY backfilling adds a reservation).
+* ``backfill``: every task among the first ``window`` is tried in queue order, then
+  every task the owner names as ``new`` (never tried yet) beyond them; a later task
+  that fits may start before an earlier one that does not (greedy backfill, as
+  Kubernetes and Nomad schedulers behave: a new task is tried when it arrives, and the
+  window bounds how many waiting ones each pass retries; EASY backfilling adds a
+  reservation).
 
 Under both, a task that does not fit now and never could (the owner's ``never_fits``) is
 set aside and reported in ``never``: an impossible task must not block a queue forever.
@@ -34,12 +37,19 @@ import numpy as np
 
 from orchsim.scheduling.filters import ActiveFilters, fits_node
 from orchsim.scheduling.matrix import NodeMatrix
-from orchsim.scheduling.select import select
+from orchsim.scheduling.select import PreparedPolicy, decide
 
-__all__ = ["DEFAULTS", "QUEUE_DISCIPLINES", "PassResult", "SchedulingDefaults", "random_streams", "schedule_pass"]
+__all__ = [
+    "DEFAULTS",
+    "QUEUE_DISCIPLINES",
+    "PassResult",
+    "SchedulingDefaults",
+    "SchedulingPass",
+    "random_streams",
+    "schedule_pass",
+]
 
 T = TypeVar("T", bound=Hashable)
-_NO_PARAMS: Mapping[str, Any] = {}
 
 QUEUE_DISCIPLINES = ("fifo", "backfill")
 
@@ -81,7 +91,8 @@ class PassResult:
         never: Tasks that cannot fit now and never could (``never_fits``), set aside.
         waiting: For tasks tried and left waiting, why (only with ``explain=True``).
         blocked: ``fifo``: the pass stopped at a task that does not fit now.
-        decisions: ``select`` calls made.
+        decisions: Tasks decided on: ``select`` calls, and remembered tasks placed on the
+            one node that gained room (``SchedulingPass``).
     """
 
     # A plain slotted class, not a dataclass with factories: the simulator runs a pass per
@@ -102,6 +113,142 @@ class PassResult:
         )
 
 
+class SchedulingPass:
+    """The pass for an owner that runs it again and again: bound once, with a memory.
+
+    Everything that stays fixed (policy, queue rule, callbacks) is bound here, and the
+    pass remembers which tasks it last found no room for. The owner then tells each
+    ``run`` where room appeared since the previous one, and tasks that cannot have
+    gained anything are not scored again:
+
+    * ``run(nodes, queue)``: no node gained room (a task arrived; a node failed). A task
+      that found no room last time is skipped; new ones are tried.
+    * ``run(nodes, queue, gained=node)``: only ``node`` gained room (a task on it ended).
+      A task that found no room last time and does not fit ``node`` is skipped; one that
+      fits it fits nowhere else, so when the policy cannot change the answer (it neither
+      vetoes nor draws) it goes there without scoring.
+    * ``forget()`` first when room may have appeared anywhere (nodes joined or came
+      back): every task is tried again.
+
+    The owner must run the pass (or ``forget``) after every change that frees room, or
+    the memory is stale. ``schedule_pass`` builds a fresh one per call and so tries every
+    task. The decisions are the ones a memoryless pass would make; only the cost differs.
+    """
+
+    __slots__ = (
+        "_blocked",
+        "_explain",
+        "_fifo",
+        "_never_fits",
+        "_place",
+        "_policy",
+        "_request_of",
+        "_selector_of",
+        "_shortcut",
+        "_window",
+    )
+
+    def __init__(
+        self,
+        policy: str | Callable[..., np.ndarray] | PreparedPolicy,
+        *,
+        request_of: Callable[[Any], np.ndarray],
+        place: Callable[[Any, int], None],
+        discipline: str = DEFAULTS.queue,
+        window: int = DEFAULTS.backfill_window,
+        selector_of: Callable[[Any], Mapping[str, str] | None] | None = None,
+        never_fits: Callable[[Any], bool] | None = None,
+        explain: bool = False,
+        rng: np.random.Generator | None = None,
+        filters: ActiveFilters = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        if discipline not in QUEUE_DISCIPLINES:
+            raise ValueError(f"queue discipline {discipline!r}: use one of {', '.join(QUEUE_DISCIPLINES)}")
+        if window < 1:
+            raise ValueError(f"backfill window must be at least 1, got {window}")
+        if isinstance(policy, PreparedPolicy):
+            self._policy = policy
+        else:
+            self._policy = PreparedPolicy(policy, filters=filters, rng=rng, params=params)
+        self._fifo = discipline == "fifo"
+        self._window = window
+        self._request_of = request_of
+        self._place = place
+        self._selector_of = selector_of
+        self._never_fits = never_fits
+        self._explain = explain
+        self._shortcut = not explain and self._policy.spec.skippable
+        # Tasks the last run found no room for, and the runs since then only ever gained
+        # room where ``gained`` said. With ``explain`` every task is tried (and explained).
+        self._blocked: set[Any] = set()
+
+    def forget(self) -> None:
+        """Room may have appeared anywhere: the next run tries every task again."""
+        self._blocked = set()
+
+    def run(
+        self, nodes: NodeMatrix, queue: Iterable[Any], *, gained: int | None = None, new: Iterable[Any] = ()
+    ) -> PassResult:
+        """One pass over ``queue``; ``gained``: the one node that gained room since the last run.
+
+        ``new``: tasks in the queue never tried before (``backfill`` tries them even
+        beyond the window; ``fifo`` ignores it).
+        """
+        fifo, prepared, explain, filters = self._fifo, self._policy, self._explain, self._policy.filters
+        request_of, selector_of, place = self._request_of, self._selector_of, self._place
+        was_blocked, blocked = self._blocked, set()
+        self._blocked = blocked  # only tasks this run looks at stay remembered
+        result = PassResult()
+        # Iterated lazily, not copied (a fifo pass over a long queue usually stops at its head):
+        # the owner must not change its queue during the pass, only after it.
+        tasks: Iterable[Any] = queue if fifo else backfill_order(queue, self._window, new)
+        for task in tasks:
+            known = task in was_blocked
+            if known and gained is None:
+                still = True
+            else:
+                selector = selector_of(task) if selector_of is not None else None
+                request = request_of(task)
+                still = known and not fits_node(nodes, request.tolist(), gained, selector, extra=filters)  # type: ignore[arg-type]
+            if still:
+                blocked.add(task)
+                if fifo:
+                    result.blocked = True
+                    return result
+                continue
+            result.decisions += 1
+            if known and self._shortcut:
+                node: int | None = gained
+            else:
+                decision = decide(nodes, request, prepared, selector, explain=explain)
+                node = decision.node
+            if node is not None:
+                place(task, node)
+                result.placed.append(task)
+                continue
+            if self._never_fits is not None and self._never_fits(task):
+                result.never.append(task)
+                continue
+            if explain:
+                result.waiting[task] = decision.reason
+            else:
+                blocked.add(task)
+            if fifo:
+                result.blocked = True
+                return result
+        return result
+
+
+def backfill_order(queue: Iterable[T], window: int, new: Iterable[T]) -> list[T]:
+    """The tasks a backfill pass tries, in order: the first ``window``, then ``new`` ones past it."""
+    head = list(islice(queue, window))
+    if not new:
+        return head
+    seen = set(head)
+    return head + [task for task in new if task not in seen]
+
+
 def schedule_pass(
     nodes: NodeMatrix,
     queue: Iterable[T],
@@ -113,14 +260,16 @@ def schedule_pass(
     window: int = DEFAULTS.backfill_window,
     selector_of: Callable[[T], Mapping[str, str] | None] | None = None,
     never_fits: Callable[[T], bool] | None = None,
-    changed_node: int | None = None,
-    head_blocked: bool = False,
+    new: Iterable[T] = (),
     explain: bool = False,
     rng: np.random.Generator | None = None,
     filters: ActiveFilters = (),
     params: Mapping[str, Any] | None = None,
 ) -> PassResult:
     """Try the queued tasks in order under ``discipline``; place those that fit.
+
+    Every task the discipline reaches is tried; an owner that runs passes over and over
+    keeps a ``SchedulingPass`` instead, which skips tasks that cannot have gained room.
 
     Args:
         nodes: The cluster. Read here; changed only by ``place``.
@@ -136,11 +285,10 @@ def schedule_pass(
             aside (``never``) instead of waiting or blocking. The owner decides what "ever"
             means (the simulator knows its future scale-outs; a live cluster can grow),
             and may remember its answer per task: it is asked after every failed try.
-        changed_node: Only this node gained capacity since the last pass. A task that did
-            not fit then and does not fit this node now cannot fit anywhere, so it is
-            skipped without a ``select`` (``fifo``: only the head, when ``head_blocked``).
-        head_blocked: ``fifo``: the head failed in the last pass.
-        explain: Record why each tried task waits (a second pass over the nodes each).
+        new: Tasks of the queue that were never tried (arrived since the last pass):
+            ``backfill`` tries them even past the window.
+        explain: Record why each tried task waits (a second pass over the nodes each),
+            and always run the scorer (so every placement reports its score).
         rng: Random generator for policies that draw (``random``, ``hybrid``).
         filters: Filters beyond the built-ins (``FILTERS.active(...)``, resolved once).
         params: Policy parameters.
@@ -148,49 +296,22 @@ def schedule_pass(
     Returns:
         The placements in order, the tasks set aside as never fitting, the reasons of the
         rest (with ``explain``), whether ``fifo`` stopped at a blocked head, and the
-        number of ``select`` calls.
+        number of decisions made.
 
     Raises:
         ValueError: an unknown discipline or a window below 1.
     """
-    fifo = discipline == "fifo"
-    if not fifo and discipline != "backfill":
-        raise ValueError(f"queue discipline {discipline!r}: use one of {', '.join(QUEUE_DISCIPLINES)}")
-    if window < 1:
-        raise ValueError(f"backfill window must be at least 1, got {window}")
-    result = PassResult()
-    params = params or _NO_PARAMS
-    # Iterated lazily, not copied (a fifo pass over a long queue usually stops at its head):
-    # the owner must not change its queue during the pass, only after it.
-    tasks: Iterable[T] = queue if fifo else islice(queue, window)
-    position = -1
-    for task in tasks:
-        position += 1
-        selector = selector_of(task) if selector_of is not None else None
-        request = request_of(task)
-        if (
-            changed_node is not None
-            and (not fifo or (position == 0 and head_blocked))
-            and not fits_node(nodes, request.tolist(), changed_node, selector, extra=filters)
-        ):
-            if fifo:
-                result.blocked = True
-                return result
-            continue
-        result.decisions += 1
-        decision = select(
-            nodes, request, policy, rng=rng, node_selector=selector, explain=explain, filters=filters, **params
-        )
-        if decision.node is not None:
-            place(task, decision.node)
-            result.placed.append(task)
-            continue
-        if never_fits is not None and never_fits(task):
-            result.never.append(task)
-            continue
-        if explain:
-            result.waiting[task] = decision.reason
-        if fifo:
-            result.blocked = True
-            return result
-    return result
+    scheduler = SchedulingPass(
+        policy,
+        request_of=request_of,
+        place=place,
+        discipline=discipline,
+        window=window,
+        selector_of=selector_of,
+        never_fits=never_fits,
+        explain=explain,
+        rng=rng,
+        filters=filters,
+        params=params,
+    )
+    return scheduler.run(nodes, queue, new=new)

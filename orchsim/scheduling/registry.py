@@ -55,6 +55,9 @@ class PolicySpec:
             permuting nodes does not simply permute scores.
         params: Names of the tunable keyword parameters (besides ``rng`` and ``feasible``).
         summary: First line of its docstring.
+        vetoes: The scorer may score a node ``-inf`` to refuse it. The default for a
+            user's policy; a policy registered with ``vetoes=False`` promises finite
+            scores, and ``select`` may then skip it when only one node fits.
     """
 
     name: str
@@ -64,6 +67,12 @@ class PolicySpec:
     order_dependent: bool
     params: tuple[str, ...]
     summary: str
+    vetoes: bool = True
+
+    @property
+    def skippable(self) -> bool:
+        """Its scores cannot change a decision among one node: no veto, no random draw."""
+        return not self.vetoes and not self.uses_rng
 
     def unknown_params(self, names: Iterable[str]) -> str | None:
         """None if the policy takes every one of ``names``; else what is wrong, for a message.
@@ -102,7 +111,13 @@ class PolicyRegistry(Mapping[str, Scorer]):
             ) from None
 
     def register(
-        self, name: str, scorer: Callable[..., np.ndarray], *, order_dependent: bool = False, replace: bool = False
+        self,
+        name: str,
+        scorer: Callable[..., np.ndarray],
+        *,
+        order_dependent: bool = False,
+        vetoes: bool = True,
+        replace: bool = False,
     ) -> PolicySpec:
         """Register ``scorer`` under ``name``; re-registering a name needs ``replace=True``."""
         if name in self._specs and not replace:
@@ -121,6 +136,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
             order_dependent=order_dependent,
             params=tuple(k for k in keyword if k not in ("rng", "feasible")),
             summary=doc.splitlines()[0] if doc else "",
+            vetoes=vetoes,
         )
         self._specs[name] = spec
         return spec
@@ -135,12 +151,16 @@ POLICIES = PolicyRegistry()
 
 
 def policy(
-    name: str, *, order_dependent: bool = False, replace: bool = False
+    name: str, *, order_dependent: bool = False, vetoes: bool = True, replace: bool = False
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
-    """Decorator: register a scorer under ``name`` and return it unchanged."""
+    """Decorator: register a scorer under ``name`` and return it unchanged.
+
+    ``vetoes=False`` promises the scorer never returns ``-inf`` (nor NaN), which lets
+    ``select`` skip it when a single node fits; leave it True if unsure.
+    """
 
     def register(scorer: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        POLICIES.register(name, scorer, order_dependent=order_dependent, replace=replace)
+        POLICIES.register(name, scorer, order_dependent=order_dependent, vetoes=vetoes, replace=replace)
         return scorer
 
     return register

@@ -16,7 +16,7 @@ from orchsim.scheduling.filters import FILTERS, ActiveFilters, TaskInfo, infeasi
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
 
-__all__ = ["Decision", "PolicyError", "select"]
+__all__ = ["Decision", "PolicyError", "PreparedPolicy", "decide", "select"]
 
 Request = Mapping[str, float] | np.ndarray
 
@@ -31,7 +31,8 @@ class Decision:
     Attributes:
         node: Chosen node index, or None if the task fits nowhere.
         node_id: Chosen node id, or None.
-        score: The winning score, or None.
+        score: The winning score, or None (nothing placed, or the scorer was skipped
+            because exactly one node fits; see ``select``).
         policy: Name of the policy that decided.
         n_nodes: Nodes considered.
         feasible: Nodes that passed every filter.
@@ -69,6 +70,8 @@ class Decision:
     def reason(self) -> str:
         """One line for people: where it went and why, or why it went nowhere."""
         if self.node is not None:
+            if self.score is None:
+                return f"placed on {self.node_id} by {self.policy} (the only one of {self.n_nodes} nodes that fits)"
             return (
                 f"placed on {self.node_id} by {self.policy} (score {self.score:.6g}; "
                 f"{self.feasible}/{self.n_nodes} nodes fit)"
@@ -110,6 +113,39 @@ def _active(filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None) -> 
     return FILTERS.active(filters)  # type: ignore[arg-type]
 
 
+class PreparedPolicy:
+    """A policy with its parameters checked and its filters resolved, for many decisions.
+
+    ``select`` prepares on every call; an owner that decides thousands of times (the
+    simulator, the live master's pass) prepares once and calls ``decide``. Same
+    decisions, without the per-call lookups.
+
+    Attributes:
+        spec: The policy's registry entry.
+        params: Its parameters (checked against what the scorer takes).
+        filters: Filters beyond the built-ins, resolved.
+        rng: Generator for policies that draw; None: the matrix's own ``nodes.rng``.
+    """
+
+    __slots__ = ("filters", "params", "rng", "spec")
+
+    def __init__(
+        self,
+        policy: str | Callable[..., np.ndarray],
+        *,
+        registry: PolicyRegistry = POLICIES,
+        filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None = None,
+        rng: np.random.Generator | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.spec = _resolve(policy, registry)
+        self.params = dict(params or {})
+        if self.params and (problem := self.spec.unknown_params(self.params)):
+            raise TypeError(f"policy {self.spec.name!r} has {problem}")
+        self.filters = _active(filters)
+        self.rng = rng
+
+
 def select(
     nodes: NodeMatrix,
     request: Request,
@@ -134,7 +170,8 @@ def select(
         node_selector: Labels the node must carry (``{"zone": "a"}``).
         registry: Where names are looked up (default: the global ``POLICIES``).
         explain: Count rejections per filter when nothing fits (a second pass over
-            the nodes). Engines that only need the yes/no turn it off.
+            the nodes), and always run the scorer so the decision reports a score.
+            Engines that only need the node turn it off.
         filters: Filters beyond the built-ins: names mapped to their parameters
             (``{"max_tasks_per_node": {"limit": 8}}``), or ``FILTERS.active(...)``
             resolved once by a caller that decides many times. Filters registered
@@ -145,21 +182,37 @@ def select(
 
     Returns:
         A Decision. Ties go to the lowest node index. A node scored ``-inf`` is vetoed.
+        When exactly one node passes the filters, ``explain`` is off and the policy
+        declares it neither vetoes nor draws random numbers (every built-in but
+        ``random`` and ``hybrid``), that node is the answer whatever the scores, so
+        the scorer is skipped and the decision's score is None.
 
     Raises:
         UnknownPolicyError: the name is not registered (the message lists valid names).
         TypeError: a parameter the policy does not take.
         PolicyError: the scorer returned a wrong shape or NaN for a feasible node.
     """
-    spec = _resolve(policy, registry)
+    prepared = PreparedPolicy(policy, registry=registry, filters=filters, rng=rng, params=params)
+    return decide(nodes, request, prepared, node_selector, task=task, explain=explain)
+
+
+def decide(
+    nodes: NodeMatrix,
+    request: Request,
+    prepared: PreparedPolicy,
+    node_selector: Mapping[str, str] | None = None,
+    *,
+    task: TaskInfo | None = None,
+    explain: bool = True,
+) -> Decision:
+    """``select`` with a policy prepared once (see ``PreparedPolicy``); the same decision."""
+    spec = prepared.spec
     if isinstance(request, np.ndarray) and request.dtype == np.float64 and request.shape == (len(nodes.resources),):
         req = request  # the hot path: a vector from request_vector or a workload row, trusted as given
     else:
         req = nodes.request_vector(request)
-    if params and (problem := spec.unknown_params(params)):
-        raise TypeError(f"policy {spec.name!r} has {problem}")
     n = nodes.n_nodes
-    extra = _active(filters)
+    extra = prepared.filters
     if extra or task is not None:
         bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
     else:  # the common case, without the keyword plumbing (this runs on every decision)
@@ -169,10 +222,16 @@ def select(
     if n_fit == 0:
         counts = rejections(nodes, req, node_selector, extra=extra, task=task) if explain else {}
         return Decision(None, None, None, spec.name, n, 0, counts)
-    if spec.uses_rng:
-        params["rng"] = rng if rng is not None else nodes.rng
-    if spec.uses_feasible:
-        params["feasible"] = ~bad
+    if n_fit == 1 and not explain and spec.skippable:
+        best = int(bad.argmin())  # the one node left: scores cannot change the answer
+        return Decision(best, nodes.ids[best], None, spec.name, n, 1, {})
+    params = prepared.params
+    if spec.uses_rng or spec.uses_feasible:
+        params = dict(params)
+        if spec.uses_rng:
+            params["rng"] = prepared.rng if prepared.rng is not None else nodes.rng
+        if spec.uses_feasible:
+            params["feasible"] = ~bad
     scores = spec.scorer(nodes, req, **params)
     if not isinstance(scores, np.ndarray) or scores.dtype != np.float64:
         # A bool or int array would turn the -inf mask below into True or overflow.

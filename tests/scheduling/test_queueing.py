@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from orchsim.scheduling import NodeMatrix
-from orchsim.scheduling.queueing import DEFAULTS, schedule_pass
+from orchsim.scheduling.queueing import DEFAULTS, SchedulingPass, schedule_pass
 
 
 def setup(cpus: list[int], sizes: dict[str, int]):  # type: ignore[no-untyped-def]
@@ -58,6 +58,23 @@ def test_a_task_that_can_never_fit_is_set_aside_not_blocking() -> None:
         assert result.waiting == {}
 
 
+def test_backfill_tries_new_tasks_past_the_window() -> None:
+    # Kubernetes-like: a task is tried when it arrives, however long the queue; the window
+    # bounds only how many waiting tasks each pass retries.
+    nodes, requests, place, log = setup([1000], {"a": 1500, "b": 1500, "c": 100, "d": 100})
+    result = schedule_pass(
+        nodes,
+        ["a", "b", "c", "d"],
+        "first_fit",
+        request_of=requests.__getitem__,
+        place=place,
+        discipline="backfill",
+        window=2,
+        new=["d"],
+    )
+    assert result.placed == ["d"] and log == [("d", 0)]  # c, past the window and not new, waits
+
+
 def test_explain_records_why_tasks_wait() -> None:
     nodes, requests, place, _ = setup([1000, 1000], {"a": 1500, "b": 1200})
     result = schedule_pass(
@@ -66,32 +83,32 @@ def test_explain_records_why_tasks_wait() -> None:
     assert result.waiting == {"a": "0/2 nodes fit: 2 insufficient cpu", "b": "0/2 nodes fit: 2 insufficient cpu"}
 
 
-def test_changed_node_skips_selects_that_cannot_succeed() -> None:
-    # Node 0 is full, node 1 has 300 free. The head (500) failed before; only node 1 changed,
-    # and it cannot hold 500: no select at all. Backfill: the 200 fits node 1, the 500 is skipped.
-    nodes, requests, place, _ = setup([1000, 1000], {"full": 1000, "part": 700, "big": 500, "tiny": 200})
+def test_a_pass_with_memory_skips_selects_that_cannot_succeed() -> None:
+    # Node 0 is full, node 1 has 300 free: "big" (500) finds no room. Then a task on node 1
+    # ends (300 -> 800 free): the pass knows only node 1 gained room, and big fits it, so
+    # big goes there without a select (it fits nowhere else). Nothing gained: no select.
+    nodes, requests, place, log = setup([1000, 1000], {"full": 1000, "part": 700, "big": 500, "tiny": 200})
     place("full", 0)
     place("part", 1)
-    fifo = schedule_pass(
-        nodes,
-        ["big", "tiny"],
-        "first_fit",
-        request_of=requests.__getitem__,
-        place=place,
-        changed_node=1,
-        head_blocked=True,
-    )
-    assert fifo.blocked and fifo.decisions == 0 and fifo.placed == []
-    back = schedule_pass(
-        nodes,
-        ["big", "tiny"],
-        "first_fit",
-        request_of=requests.__getitem__,
-        place=place,
-        discipline="backfill",
-        changed_node=1,
-    )
-    assert back.placed == ["tiny"] and back.decisions == 1
+    scheduler = SchedulingPass("first_fit", request_of=requests.__getitem__, place=place)
+    first = scheduler.run(nodes, ["big", "tiny"])
+    assert first.blocked and first.decisions == 1 and first.placed == []
+    again = scheduler.run(nodes, ["big", "tiny"])
+    assert again.blocked and again.decisions == 0
+    nodes.release(1, {"cpu": 500})
+    freed = scheduler.run(nodes, ["big", "tiny"], gained=1)
+    assert freed.placed == ["big", "tiny"] and log[-2:] == [("big", 1), ("tiny", 1)]
+
+
+def test_forget_tries_every_task_again() -> None:
+    nodes, requests, place, log = setup([1000], {"full": 1000, "big": 500})
+    place("full", 0)
+    scheduler = SchedulingPass("first_fit", request_of=requests.__getitem__, place=place, discipline="backfill")
+    assert scheduler.run(nodes, ["big"]).decisions == 1
+    nodes.add_nodes(["n-new"], np.array([[1000.0], [1000.0]]))
+    assert scheduler.run(nodes, ["big"]).placed == []  # told nothing: big is still remembered as stuck
+    scheduler.forget()
+    assert scheduler.run(nodes, ["big"]).placed == ["big"] and log[-1] == ("big", 1)
 
 
 def test_random_policy_draws_from_the_generator_given() -> None:
