@@ -3,8 +3,9 @@
 Also ``python -m orchsim sweep ...`` (parameter grids) and ``python -m orchsim report ...``
 (an HTML comparison page).
 
-User mistakes (a bad scenario, a malformed trace, an unknown policy) exit with status 2
-and one message naming the file and the field or line; no traceback.
+User mistakes (a bad scenario, a malformed trace, an unknown policy, an unwritable
+``--out``) exit with status 2 and one message naming the file and the field or line; no
+traceback (``orchsim.cli``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from orchsim.cli import fail, print_table, user_error
 from orchsim.plugins import add_plugin_argument
-from orchsim.scenario import ScenarioError, load_scenario
+from orchsim.run import Results, run
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["main"]
 
@@ -39,7 +45,7 @@ _TABLE_COLUMNS = {
 }
 
 
-_SUBCOMMANDS = {"sweep": "orchsim.sweep", "report": "orchsim.report"}
+_SUBCOMMANDS = {"sweep": "orchsim.sweep_cli", "report": "orchsim.report"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,23 +71,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_table(summary) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
-    from rich.table import Table
-
-    headers = {c: h for c, h in _TABLE_COLUMNS.items() if c in summary.columns}
-    headers |= {c: c.replace("mean_util_", "util_") for c in summary.columns if c.startswith("mean_util_")}
-    table = Table(show_header=True, header_style="bold")
-    for column, header in headers.items():
-        table.add_column(header, justify="left" if column == "policy" else "right", no_wrap=True)
-    for _, row in summary.iterrows():
-        cells = []
-        for column in headers:
-            value = row[column]
-            cells.append(f"{value:.4g}" if isinstance(value, float) else str(value))
-        table.add_row(*cells)
-    # Never truncate when the output is a file or a pipe (CI logs, tests).
-    Console(width=None if sys.stdout.isatty() else 250).print(table)
+def _print_table(summary: pd.DataFrame) -> None:
+    """One row per policy: the summary columns a terminal has room for, under short headers."""
+    columns = {c: h for c, h in _TABLE_COLUMNS.items() if c in summary.columns}
+    columns |= {c: c.replace("mean_util_", "util_") for c in summary.columns if c.startswith("mean_util_")}
+    rows = (
+        [f"{value:.4g}" if isinstance(value, float) else str(value) for value in (row[c] for c in columns)]
+        for _, row in summary.iterrows()
+    )
+    print_table(list(columns.values()), rows)
 
 
 def _check_numbers(args: argparse.Namespace) -> str | None:
@@ -96,11 +94,30 @@ def _check_numbers(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _simulate(args: argparse.Namespace) -> tuple[Results, Path]:
+    """Load the plugins and the scenario, run every policy, write the results; and where."""
+    from orchsim.plugins import load_plugins
+    from orchsim.scenario import load_scenario
+
+    load_plugins(args.plugins)
+    results = run(
+        load_scenario(args.scenario),
+        policies=args.policies,
+        seed=args.seed,
+        progress=not args.quiet,
+        warmup=args.warmup,
+        until=args.until,
+    )
+    out = args.out or Path("results") / results.scenario.name
+    results.write(out, plots=not args.no_plots)
+    return results, out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit status.
+    """Run the CLI; returns the process exit status (2 for a user's mistake).
 
     ``python -m orchsim SCENARIO ...`` simulates; ``python -m orchsim sweep ...`` and
-    ``python -m orchsim report ...`` hand over to ``orchsim.sweep`` and ``orchsim.report``.
+    ``python -m orchsim report ...`` hand over to their own modules.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in _SUBCOMMANDS:
@@ -108,40 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(importlib.import_module(_SUBCOMMANDS[args_list[0]]).main(args_list[1:]))
     args = _parser().parse_args(args_list)
-    from orchsim.scheduling import UnknownPolicyError
-    from orchsim.traces import TraceError
-
     problem = _check_numbers(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    from orchsim.plugins import PluginError, load_plugins
-
+        return fail(problem)
     try:
-        load_plugins(args.plugins)
-    except PluginError as err:
-        print(f"error: --plugin: {err}", file=sys.stderr)
-        return 2
-    try:
-        scenario = load_scenario(args.scenario)
-        from orchsim import run
-
-        results = run(
-            scenario,
-            policies=args.policies,
-            seed=args.seed,
-            progress=not args.quiet,
-            warmup=args.warmup,
-            until=args.until,
-        )
-    except (ScenarioError, TraceError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except UnknownPolicyError as err:
-        print(f"error: --policy: {err}", file=sys.stderr)
-        return 2
-    out = args.out or Path("results") / results.scenario.name
-    results.write(out, plots=not args.no_plots)
+        results, out = _simulate(args)
+    except Exception as err:
+        return user_error(err, out=args.out)
     _print_table(results.summary)
     print(f"wrote {out}/tasks.csv, summary.csv, timeseries.csv" + ("" if args.no_plots else " and PNG plots"))
     return 0

@@ -35,11 +35,10 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from orchsim import plots
+from orchsim.cli import parse_seeds, user_error
 from orchsim.intervals import ReplicationError, display_bounds, paired_differences, summarize
-from orchsim.plugins import PluginError, add_plugin_argument
-from orchsim.scenario import Scenario, ScenarioError, load_scenario
-from orchsim.scheduling import UnknownPolicyError
-from orchsim.traces import TraceError
+from orchsim.plugins import add_plugin_argument
+from orchsim.scenario import Scenario, load_scenario
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -601,8 +600,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchsim report ...``; returns the exit status (2 for user mistakes)."""
-    from orchsim.sweep import parse_seeds
-
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     policies = list(dict.fromkeys(args.policies)) if args.policies else None
@@ -621,18 +618,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             command=command,
             plugins=args.plugins,
         )
-    except (ScenarioError, TraceError, ReplicationError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except UnknownPolicyError as err:
-        print(f"error: --policy: {err}", file=sys.stderr)
-        return 2
-    except PluginError as err:
-        print(f"error: --plugin: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # --out not writable
-        print(f"error: cannot write {err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        return user_error(err, out=args.out)
     print(path)
     return 0
 

@@ -158,6 +158,16 @@ def test_warmup_flag_windows_the_statistics(tmp_path: Path) -> None:
     assert b.mean_wait.iloc[1] == pytest.approx(late.wait.mean())
 
 
+def test_unwritable_out_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchsim.__main__ import main
+
+    (tmp_path / "tiny.yaml").write_text(GOOD)
+    (tmp_path / "file").write_text("not a folder")
+    assert main([str(tmp_path / "tiny.yaml"), "--quiet", "--no-plots", "--out", str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and "file/out" in err and err.count("\n") == 1, err
+
+
 def test_missing_scenario_file(tmp_path: Path) -> None:
     result = orchsim("absent.yaml", cwd=tmp_path)
     assert result.returncode == 2

@@ -19,13 +19,12 @@ from orchsim.scheduling import UnknownPolicyError
 from orchsim.sweep import (
     DEFAULT_METRICS,
     SweepError,
-    _cell,
-    main,
     paired_differences,
     summarize,
     sweep,
     sweep_replications,
 )
+from orchsim.sweep_cli import _cell, main
 
 from .conftest import PAIRED_YAML, ROOT
 
