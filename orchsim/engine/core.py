@@ -1,0 +1,400 @@
+"""The discrete-event cluster: SimPy events around one ``env.run()``.
+
+Design, for speed and for truth:
+
+* No SimPy process per task. Arrivals are one chain of ``Timeout`` events walking the
+  pre-generated, sorted submit times; a task's completion is one ``Timeout`` with a
+  callback. Placing tasks is the shared core's ``SchedulingPass`` (queue discipline,
+  filters, ``select``), the pass the live master runs: the engine neither scores nodes
+  nor decides the order in which queued tasks are tried.
+* Event-driven placement: the pass runs when a task arrives and whenever room appears
+  (completion, node recovery, scale-out), told where the room appeared, so a task that
+  could not have gained anything is not scored again. There is no polling loop.
+* Node failures are realistic (``node_events``): a failed node stops heartbeating and is
+  believed up until its lease expires; tasks placed on it meanwhile are lost too.
+* Two views of the cluster are kept apart: the scheduler's (the ``NodeMatrix``) and the
+  physical one (``accounting``), so utilisation can never exceed 1.
+* Cluster events are dispatched through a table keyed by event class
+  (``node_events.HANDLERS``); the autoscaler is its own process (``autoscaler``); the
+  time series are pure functions of the state (``sampling``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import simpy
+from simpy.events import Timeout
+
+from orchsim import scenario as sc
+from orchsim.cluster import InitialCluster
+from orchsim.engine import autoscaler, node_events
+from orchsim.engine.accounting import Accounting
+from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
+from orchsim.engine.sampling import cluster_sample, series_names
+from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, explain_never, select
+from orchsim.scheduling.queueing import SchedulingPass, random_streams
+from orchsim.workload import Workload
+
+__all__ = ["Simulation"]
+
+
+class Simulation:
+    """One policy on one workload and cluster. ``run()`` once."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        cluster: InitialCluster,
+        config: EngineConfig,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.w = workload
+        self.cfg = config
+        self.env = simpy.Environment()
+        self.nodes: NodeMatrix = cluster.matrix(workload.resources, seed=0)
+        self.policy_rng, self.event_rng = random_streams(config.seed)
+        self.progress = progress
+        self.tasks = TaskColumns(len(workload))
+        self._init_task_state(workload)
+        self._init_node_state(self.nodes.n_nodes)
+        self.acct = Accounting(config.warmup, config.until, self.nodes.capacity.sum(axis=1), self.nodes.n_nodes)
+        self._samples: dict[str, list[float]] = {name: [] for name in series_names(workload.resources)}
+        # The "typical" task for fragmentation: the per-resource median request, so that
+        # a few GPU tasks do not make every CPU-only node look unusable.
+        self._typical = np.median(workload.demand, axis=0) if len(workload) else np.zeros(len(workload.resources))
+        self._filters = FILTERS.active(config.filters)  # resolved once, used on every decision
+        self.scheduler = SchedulingPass(
+            config.policy,
+            request_of=self._demand_rows.__getitem__,
+            place=self._start,
+            discipline=config.queue,
+            window=config.backfill_window,
+            selector_of=self._selector if workload.selectors else None,
+            never_fits=self._never_fits_once,
+            rng=self.policy_rng,
+            filters=self._filters,
+            params=config.policy_params,
+        )
+
+    def _init_task_state(self, workload: Workload) -> None:
+        # Validated once here, so placements can use the matrix's unchecked allocate/release.
+        if len(workload) and not (np.isfinite(workload.demand).all() and (workload.demand >= 0).all()):
+            raise ValueError("workload demand must be finite and >= 0")
+        self._fit_checked = [False] * len(workload)  # "could it ever fit?" asked once per task
+        # ... and answered once per (request, selector) until nodes join or leave for good.
+        self._never_cache: dict[tuple[bytes, int], bool] = {}
+        # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
+        self._demand_rows = list(workload.demand)
+        self._durations = workload.duration.tolist()
+        self._selector_of = workload.selector.tolist()
+        self.queue: deque[int] = deque()
+        self.done = 0
+        self._progressed = 0  # tasks placed for the first time or rejected outright
+        self._reported = 0  # of those, how many the progress bar has been told about
+        self.reasons: dict[int, str] = {}
+        self.decisions = 0
+        self.rescheduled = 0
+        self.running = 0
+        self.forever = 0
+
+    def _init_node_state(self, n: int) -> None:
+        self.node_state: list[int] = [NodeState.UP] * n
+        self.removed = np.zeros(n, dtype=bool)  # REMOVED nodes, as a mask for vectorised checks
+        self.running_on: list[set[int]] = [set() for _ in range(n)]
+        self.idle_since: list[float] = [0.0] * n
+        self.nodes_in_use = 0
+        self.peak_nodes_used = 0
+        self.failed_order: deque[int] = deque()  # failed nodes (dead or down), longest-failed first
+        self.failed_at: dict[int, float] = {}
+        self.node_epoch = [0] * n  # raised when a node returns: its pending detection is void
+        self.dead: set[int] = set()  # failed, not yet detected: the scheduler still sees them up
+        self.failure_log: list[tuple[float, float, str, int]] = []
+        self.provisioning = False
+        self.pending_external = 0  # scheduled events that may still change the cluster
+
+    # ------------------------------------------------------------------ bookkeeping
+    def advance(self) -> None:
+        """Integrate queue length and running count up to now (call before changing them)."""
+        self.acct.advance(self.env.now, len(self.queue), self.running)
+
+    def _tick(self) -> None:
+        """One more task placed for the first time, or rejected: the progress bar moves."""
+        self._progressed += 1
+        if self.progress is not None and self._progressed - self._reported >= 1000:
+            self.progress(self._progressed - self._reported)
+            self._reported = self._progressed
+
+    def finish(self, task: int, status: int) -> None:
+        self.tasks.status[task] = status
+        self.done += 1
+
+    def never_fits_changed(self) -> None:
+        """Nodes joined or left for good: "could it ever fit?" must be asked again."""
+        self._never_cache.clear()
+
+    # ------------------------------------------------------------------ placement
+    def _selector(self, task: int) -> dict[str, str] | None:
+        code = self._selector_of[task]
+        return self.w.selectors[code] if code >= 0 else None
+
+    def _never_fits_once(self, task: int) -> bool:
+        """``_never_fits``, asked once per task (the first failed try decides), cached per shape."""
+        if self._fit_checked[task]:
+            return False
+        self._fit_checked[task] = True
+        key = (self._demand_rows[task].tobytes(), self._selector_of[task])
+        never = self._never_cache.get(key)
+        if never is None:
+            never = self._never_cache[key] = self._never_fits(task)
+        return never
+
+    def _never_fits(self, task: int) -> bool:
+        """True if no node that exists or may return could hold ``task`` even when empty."""
+        demand = self._demand_rows[task]
+        if could_ever_fit(self.nodes, demand, ~self.removed, self._selector(task), extra=self._filters):
+            return False
+        # New nodes may still arrive: the autoscaler's shape or a pending scale-out.
+        future = [e.capacity for e in self.cfg.events if isinstance(e, sc.ScaleOut) and e.at > self.env.now]
+        if self.cfg.autoscaler is not None:
+            future.append(self.cfg.autoscaler.capacity)
+        for capacity in future:
+            vec = np.array([capacity.get(r, 0.0) for r in self.w.resources])
+            if np.all(vec >= demand):
+                return False
+        return True
+
+    def _start(self, task: int, node: int) -> None:
+        self.nodes.allocate_unchecked(node, self._demand_rows[task].tolist())
+        on_node = self.running_on[node]
+        on_node.add(task)
+        if len(on_node) == 1:
+            self.nodes_in_use += 1
+            if self.nodes_in_use > self.peak_nodes_used:
+                self.peak_nodes_used = self.nodes_in_use
+        tasks = self.tasks
+        tasks.status[task] = Status.RUNNING
+        tasks.start[task] = self.env.now
+        tasks.node[task] = node
+        if self.progress is not None and not tasks.attempts[task]:
+            self._tick()
+        tasks.attempts[task] += 1
+        self.running += 1
+        duration = self._durations[task]
+        if duration == math.inf:
+            self.forever += 1  # runs past the end of the simulation
+            return
+        if self.node_state[node] == NodeState.DEAD:
+            return  # lost at detection
+        done = Timeout(self.env, duration, value=(task, int(tasks.epoch[task])))
+        done.callbacks.append(self._on_complete)
+
+    def stop(self, task: int) -> int:
+        """Take ``task`` off its node; returns the node."""
+        node = int(self.tasks.node[task])
+        self.nodes.release_unchecked(node, self._demand_rows[task].tolist())
+        self.running -= 1
+        if self._durations[task] == math.inf:
+            self.forever -= 1
+        on_node = self.running_on[node]
+        on_node.discard(task)
+        if not on_node:
+            self.nodes_in_use -= 1
+            self.idle_since[node] = self.env.now
+        return node
+
+    def enqueue(self, task: int, front: bool = False) -> None:
+        self.tasks.enqueued_at[task] = self.env.now
+        self.tasks.status[task] = Status.PENDING
+        if front:
+            self.queue.appendleft(task)
+        else:
+            self.queue.append(task)
+
+    def drain_queue(self, gained: int | None = None, new: tuple[int, ...] = ()) -> None:
+        """One pass of the shared core over the queue; ``gained``: the one node that gained room.
+
+        Called after every change (an arrival, a completion, a node event), so the pass's
+        memory of tasks without room stays valid; a change that may free room on many
+        nodes calls ``self.scheduler.forget()`` first.
+        """
+        if not self.queue:
+            return
+        result = self.scheduler.run(self.nodes, self.queue, gained=gained, new=new)
+        self.decisions += result.decisions
+        done = result.placed + result.never
+        if self.cfg.queue == "fifo":
+            for _ in done:  # a fifo pass settles a prefix of the queue
+                self.queue.popleft()
+        else:
+            for task in done:
+                self.queue.remove(task)
+        now, wait, enqueued_at = self.env.now, self.tasks.wait, self.tasks.enqueued_at
+        for task in done:
+            wait[task] += now - enqueued_at[task]
+        for task in result.never:
+            self._reject(task)
+
+    def _reject(self, task: int) -> None:
+        """``task`` can never run here: unschedulable, with the reason."""
+        self.reasons[task] = explain_never(
+            self.nodes,
+            self._demand_rows[task],
+            self._selector(task),
+            candidates=("removed", ~self.removed),
+            extra=self._filters,
+        )
+        self.finish(task, Status.UNSCHEDULABLE)
+        if not self.tasks.attempts[task]:
+            self._tick()
+
+    # ------------------------------------------------------------------ task events
+    def _schedule_arrival(self) -> None:
+        """Chain arrivals: one Timeout for the next submit time, none queued up ahead."""
+        i = self._next_arrival
+        if i < len(self._submit):
+            arrival = Timeout(self.env, self._submit[i] - self.env.now)
+            arrival.callbacks.append(self._on_arrival)
+        else:
+            self.pending_external -= 1
+
+    def _on_arrival(self, _: Timeout) -> None:
+        self.advance()
+        submit, now, i = self._submit, self.env.now, self._next_arrival
+        n = len(submit)
+        while i < n and submit[i] <= now:
+            self.enqueue(i)
+            self.drain_queue(new=(i,))
+            i += 1
+        self._next_arrival = i
+        self._schedule_arrival()
+
+    def _on_complete(self, event: Timeout) -> None:
+        task, epoch = event.value
+        tasks = self.tasks
+        if epoch != tasks.epoch[task] or tasks.status[task] != Status.RUNNING:
+            return  # the task was lost with its node and has been rescheduled since
+        self.advance()
+        node = self.stop(task)
+        tasks.end[task] = self.env.now
+        self.finish(task, Status.COMPLETED)
+        if self.node_state[node] == NodeState.DRAINING and not self.running_on[node]:
+            node_events.remove_node(self, node)
+            return
+        self.drain_queue(node)
+
+    # ------------------------------------------------------------------ background
+    def _cluster_events(self) -> Iterator[Any]:
+        """The scenario's events in time order, each applied by its handler."""
+        for event in sorted(self.cfg.events, key=lambda e: e.at):
+            if event.at > self.env.now:
+                yield self.env.timeout(event.at - self.env.now)
+            self.advance()
+            node_events.handle(self, event)
+        self.pending_external -= 1
+
+    def _stuck(self) -> bool:
+        """Nothing scheduled can change anything any more (tasks may stay pending)."""
+        return self.running == self.forever and self.pending_external == 0 and not autoscaler.can_help(self)
+
+    def nodes_believed_up(self) -> int:
+        """Nodes up as the scheduler sees them: a dead node counts until it is detected."""
+        return self.acct.nodes_up + len(self.dead)
+
+    def finished(self) -> bool:
+        return self.done + self.forever == len(self.w) or self._stuck()
+
+    def _sampler(self) -> Iterator[Any]:
+        while True:
+            self._sample()
+            if self.finished():
+                return
+            yield self.env.timeout(self.cfg.sample_interval)
+
+    def _sample(self) -> None:
+        s = self._samples
+        s["time"].append(self.env.now)
+        s["queue"].append(len(self.queue))
+        s["running"].append(self.running)
+        s["nodes_up"].append(self.acct.nodes_up)
+        s["nodes_used"].append(self.nodes_in_use)
+        for name, value in cluster_sample(self.nodes, self.dead, self.acct.cap_total, self._typical).items():
+            s[name].append(value)
+
+    def _pending_reasons(self) -> None:
+        """Why each task still queued at the end never ran: once per task, not per decision."""
+        n = self.nodes.n_nodes
+        for position, task in enumerate(self.queue):
+            decision = select(
+                self.nodes,
+                self._demand_rows[task],
+                self.cfg.policy,
+                rng=np.random.default_rng(0),  # the run's own stream is left untouched
+                node_selector=self._selector(task),
+                filters=self._filters,
+                **self.cfg.policy_params,
+            )
+            if decision.node is None:
+                reason = decision.reason
+            else:
+                reason = (
+                    f"fits on {decision.feasible}/{n} nodes at the end, but waited behind "
+                    f"{position} task(s) in the {self.cfg.queue} queue"
+                )
+            self.reasons[task] = reason if np.isnan(self.tasks.start[task]) else f"lost with its node; then {reason}"
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RunRecords:
+        """Simulate to the end (every task terminal, or nothing left that could change)."""
+        began = time.perf_counter()
+        env = self.env
+        self.pending_external = 2  # the arrival chain and the cluster-events process
+        self._submit = self.w.submit_time.tolist()
+        self._next_arrival = 0
+        self._schedule_arrival()
+        env.process(self._cluster_events())
+        env.process(self._sampler())
+        if self.cfg.autoscaler is not None:
+            env.process(autoscaler.autoscale(self))
+        env.run()
+        if self.progress is not None:
+            # Tasks never placed count as handled now: the run is over for them too.
+            self.progress(len(self.w) - self._reported)
+        self._pending_reasons()
+        # Tasks still queued at the end stay "pending" and their wait runs to the end (the
+        # last state change: the horizon, not a sampler tick after it).
+        for task in self.queue:
+            self.tasks.wait[task] += self.acct.last_t - self.tasks.enqueued_at[task]
+        return self._records(time.perf_counter() - began)
+
+    def _records(self, wall_seconds: float) -> RunRecords:
+        acct, tasks, resources = self.acct, self.tasks, self.w.resources
+        acct.capacity_changing(acct.last_t)
+        integrals = {f"used_{r}": float(v) for r, v in zip(resources, acct.used(tasks, self.w.demand), strict=True)}
+        integrals |= {f"capacity_{r}": float(v) for r, v in zip(resources, acct.capacity, strict=True)}
+        integrals |= {"queue": acct.queue, "running": acct.running, "nodes_up": acct.nodes_up_time}
+        return RunRecords(
+            policy=self.cfg.policy,
+            node_ids=list(self.nodes.ids),
+            start_time=tasks.start,
+            end_time=tasks.end,
+            node=tasks.node,
+            status=tasks.status,
+            attempts=tasks.attempts,
+            wait=tasks.wait,
+            samples={k: np.asarray(v, dtype=np.float64) for k, v in self._samples.items()},
+            integrals=integrals,
+            horizon=float(acct.last_t),
+            peak_nodes_used=self.peak_nodes_used,
+            rescheduled=self.rescheduled,
+            wall_seconds=wall_seconds,
+            decisions=self.decisions,
+            failures=list(self.failure_log),
+            reasons=dict(self.reasons),
+            window=acct.window(),
+        )
