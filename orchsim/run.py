@@ -93,6 +93,13 @@ def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
     )
 
 
+def _progress_bar(total: int) -> Any:
+    """A bar over every task of every policy's run; shown only once a run takes over a second."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="task", delay=1.0, leave=False)
+
+
 def run(
     scenario: Scenario | str | Path,
     *,
@@ -137,12 +144,7 @@ def run(
     totals = dict(zip(resources, cluster.capacity.sum(axis=1).tolist(), strict=True))
     workload = build_workload(scenario, resources, totals)
     interval = _sample_interval(scenario, workload)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(workload) * len(scenario.policies), unit="task", delay=1.0, leave=False)
-
+    bar = _progress_bar(len(workload) * len(scenario.policies)) if progress else None
     summaries, task_frames, series, failures, all_records = [], [], [], [], []
     for name in scenario.policies:
         config = _engine_config(scenario, name, interval)
