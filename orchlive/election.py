@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 
+from orchlive import transitions
 from orchlive.store import Store, StoreUnavailableError
 
 __all__ = ["Election"]
@@ -34,10 +35,7 @@ class Election:
     async def campaign(self) -> bool:
         """Try once to become leader; True if we now lead."""
         self.lease_id = await self.store.grant_lease(self.ttl)
-        key = self.store.keys.leader()
-        applied, _ = await (
-            self.store.txn().expect_absent(key).put(key, self.candidate.encode(), lease=self.lease_id).commit()
-        )
+        applied = await transitions.claim_leadership(self.store, self.candidate, self.lease_id)
         if not applied:
             await self.store.revoke_lease(self.lease_id)
             self.lease_id = 0

@@ -23,20 +23,19 @@ import asyncio
 import functools
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from orchlive import transitions
+from orchlive.cache import ClusterCache
 from orchlive.election import Election
-from orchlive.models import STANDARD_RESOURCES, Node, NodeState, Task, TaskState, now, resource_order
-from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
-from orchlive.transitions import Ledger
+from orchlive.models import Task
+from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchsim.scheduling import DEFAULTS, FILTERS, NodeMatrix, could_ever_fit, explain_never, schedule_pass
 from orchsim.scheduling.queueing import random_streams
 
-__all__ = ["ClusterCache", "Master"]
+__all__ = ["Master"]
 
 log = logging.getLogger(__name__)
 # Buckets of the scheduling-latency histogram (seconds): decision plus transaction.
@@ -44,73 +43,6 @@ log = logging.getLogger(__name__)
 # a placement costs 3 puts and 1 compare, plus 1 put and 2 compares per node touched).
 BATCH = 24
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-
-
-@dataclass
-class ClusterCache:
-    """What the master knows, mirrored from etcd by a watch: values and mod revisions."""
-
-    tasks: dict[str, tuple[Task, int]] = field(default_factory=dict)
-    nodes: dict[str, Node] = field(default_factory=dict)
-    alive: set[str] = field(default_factory=set)
-    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
-
-    def apply(self, keys: Keys, event: WatchEvent) -> bool:
-        """Apply one watch event; True if it may change what can be scheduled."""
-        key, put = event.key, event.kind == "put"
-        ident = Keys.last(key)
-        if key.startswith(keys.tasks()):
-            if put:
-                self.tasks[ident] = (Task.model_validate_json(event.value), event.mod_revision)
-            else:
-                self.tasks.pop(ident, None)
-        elif key.startswith(keys.nodes()):
-            if put:
-                self.nodes[ident] = Node.model_validate_json(event.value)
-            else:
-                self.nodes.pop(ident, None)
-        elif key.startswith(keys.alive_all()):
-            if put:
-                if ident in self.alive:
-                    return False  # a heartbeat timestamp refresh: nothing to schedule
-                self.alive.add(ident)
-            else:
-                self.alive.discard(ident)
-        elif key.startswith(keys.allocs()):
-            if put:
-                self.ledgers[ident] = (Ledger.from_json(_json(event.value)), event.mod_revision)
-            else:
-                self.ledgers.pop(ident, None)
-        else:
-            return False
-        return True
-
-    def schedulable(self, node_id: str) -> bool:
-        node = self.nodes.get(node_id)
-        return node is not None and node_id in self.alive and not node.cordoned
-
-    def pending(self) -> list[tuple[Task, int]]:
-        found = [(t, r) for t, r in self.tasks.values() if t.state == TaskState.PENDING]
-        return sorted(found, key=lambda item: (item[0].creation_time, item[0].id))
-
-    def resource_names(self, pending: list[tuple[Task, int]]) -> tuple[str, ...]:
-        """Matrix rows: cpu, memory, gpu, and every other resource a node offers or ``pending`` asks for.
-
-        gpu stays even on a cluster without GPUs, as it always has: policy parameters may
-        weight it (``--policy-param weights.gpu=1`` is checked against cpu, memory and gpu).
-        """
-        names = set(STANDARD_RESOURCES)
-        for node in self.nodes.values():
-            names.update(node.capacity)
-        for task, _ in pending:
-            names.update(name for name, amount in task.resources.items() if amount)
-        return resource_order(names)
-
-
-def _json(raw: bytes) -> Any:
-    import json
-
-    return json.loads(raw)
 
 
 class Master:
@@ -153,14 +85,9 @@ class Master:
     async def load(self) -> int:
         """Read the whole cluster; returns the revision to watch from."""
         entries, revision = await self.store.range(self.keys.root())
-        cache = ClusterCache()
-        for entry in entries:
-            cache.apply(self.keys, WatchEvent("put", entry.key, entry.value, entry.mod_revision, entry.create_revision))
-        self.cache = cache
+        cache = self.cache = ClusterCache.from_entries(self.keys, entries)
         # Nodes already dead at start-up need handling only if they still hold tasks.
-        self._lost_handled = {
-            n for n in cache.nodes if n not in cache.alive and not cache.ledgers.get(n, (Ledger(), 0))[0].tasks
-        }
+        self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).tasks}
         return revision + 1
 
     async def watch_loop(self, start_revision: int) -> None:
@@ -203,7 +130,7 @@ class Master:
         alloc = matrix.allocated
         free = matrix.free
         for i, nid in enumerate(matrix.ids):
-            ledger = cache.ledgers.get(nid, (Ledger(), 0))[0]
+            ledger = cache.ledger(nid)
             alloc[:, i] = [ledger.allocated.get(name, 0) for name in names]
             free[:, i] = matrix.capacity[:, i] - alloc[:, i]
             matrix.tasks[i] = len(ledger.tasks)
@@ -264,6 +191,10 @@ class Master:
             await self._note_unplaced(*tasks[tid], reason)
         for tid, reason in result.waiting.items():
             await self._note_unplaced(*tasks[tid], reason)
+        return await self._commit_all(placements, began)
+
+    async def _commit_all(self, placements: list[transitions.Placement], began: float) -> int:
+        """Commit the pass's placements in batches of ``BATCH``; returns how many were placed."""
         placed = 0
         for start in range(0, len(placements), BATCH):
             batch = placements[start : start + BATCH]
@@ -274,11 +205,11 @@ class Master:
         return placed
 
     async def _commit(self, batch: list[transitions.Placement], began: float) -> bool:
-        applied, revision, ledgers = await transitions.place(self.store, batch, self.cache.ledgers)
+        placed = await transitions.place(self.store, batch, self.cache.ledgers)
         elapsed = time.perf_counter() - began
         for _ in batch:
             self._observe(elapsed / len(batch))
-        if not applied:
+        if not placed.applied:
             # Someone moved first (another master, a worker's report): re-read what we used,
             # rebuild the matrix from the truth, and try again on the next pass.
             for p in batch:
@@ -287,13 +218,10 @@ class Master:
             self.wake.set()
             return False
         # Mirror our own write at once (the watch confirms it later) so the next decisions see it.
-        for node_id, ledger in ledgers.items():
-            self.cache.ledgers[node_id] = (ledger, revision)
-        for p in batch:
-            assigned = p.task.model_copy(
-                update={"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1}
-            )
-            self.cache.tasks[p.task.id] = (assigned, revision)
+        for node_id, ledger in placed.ledgers.items():
+            self.cache.ledgers[node_id] = (ledger, placed.revision)
+        for task in placed.tasks:
+            self.cache.tasks[task.id] = (task, placed.revision)
         return True
 
     async def _refresh(self, task_id: str, node_id: str) -> None:
@@ -308,15 +236,9 @@ class Master:
         """Keep the reason a task waits visible on the task itself (no event: it is not a transition)."""
         if task.reason == reason:
             return
-        updated = task.model_copy(update={"reason": reason})
-        applied, new_revision = await (
-            self.store.txn()
-            .expect_revision(self.keys.task(task.id), revision)
-            .put_json(self.keys.task(task.id), updated.model_dump(mode="json"))
-            .commit()
-        )
-        if applied:
-            self.cache.tasks[task.id] = (updated, new_revision)
+        noted = await transitions.note_reason(self.store, task, revision, reason)
+        if noted is not None:
+            self.cache.tasks[task.id] = noted
 
     def _observe(self, seconds: float) -> None:
         self.decisions += 1
@@ -333,37 +255,14 @@ class Master:
         for node_id in list(self.cache.nodes):
             if node_id in self.cache.alive or node_id in self._lost_handled:
                 continue
-            ledger = self.cache.ledgers.get(node_id, (Ledger(), 0))[0]
+            ledger = self.cache.ledger(node_id)
             for task_id in list(ledger.tasks):
                 await transitions.requeue(
                     self.store, task_id, node_id, f"node {node_id} lost (heartbeat lease expired)"
                 )
-            await (
-                self.store.txn()
-                .expect_absent(self.keys.alive(node_id))
-                .event("node.lost", self.node_view(node_id).model_dump(mode="json"), now().isoformat())
-                .commit()
-            )
+            await transitions.node_lost(self.store, self.cache.node_view(node_id))
             self._lost_handled.add(node_id)
             log.info("node %s lost; requeued %d task(s)", node_id, len(ledger.tasks))
-
-    def node_view(self, node_id: str) -> Node:
-        node = self.cache.nodes[node_id]
-        ledger = self.cache.ledgers.get(node_id, (Ledger(), 0))[0]
-        state = (
-            NodeState.NOT_READY
-            if node_id not in self.cache.alive
-            else NodeState.DRAINING
-            if node.cordoned
-            else NodeState.READY
-        )
-        return node.model_copy(
-            update={
-                "state": state,
-                "allocated": ledger.on(node.capacity),
-                "tasks": list(ledger.tasks),
-            }
-        )
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:

@@ -1,4 +1,4 @@
-"""The cluster's records: tasks, nodes, events. Stored in etcd as JSON, served by the API as-is.
+"""The cluster's records: tasks, nodes, ledgers, events. Stored in etcd as JSON.
 
 JSON shapes follow the Go orchestrator this project descends from (``id``, ``name``,
 ``image``, ``command``, ``env``, ``resources: {cpu, memory}``, ``state``, ``node_id``,
@@ -6,60 +6,42 @@ JSON shapes follow the Go orchestrator this project descends from (``id``, ``nam
 (``attempts``, ``reason``, ``timeout``, more resource names...) are additions, never renames.
 Units: cpu in millicores, memory in MiB, gpu in milli-GPU, any other resource in its
 user's unit, times in UTC.
+
+Schema families, as in the FastAPI full-stack template: ``TaskCreate`` is what a client
+sends and ``Task`` what is stored and served; ``NodeRecord`` is what a worker stores and
+``NodePublic`` what is served, derived by ``node_public`` (the master and the API both
+call it, so they cannot disagree on a node's state).
 """
 
 from __future__ import annotations
 
-import math
-import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictFloat,
-    StrictInt,
-    StringConstraints,
-    WithJsonSchema,
-    computed_field,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from orchlive.resources import RESOURCE_NAME_PATTERN, STANDARD_RESOURCES, Resources, resource_order
 from orchsim.scheduling.queueing import DEFAULTS
 
 __all__ = [
     "RESOURCE_NAME_PATTERN",
     "STANDARD_RESOURCES",
     "Event",
-    "Node",
+    "Ledger",
+    "NodePublic",
+    "NodeRecord",
     "NodeState",
     "Resources",
     "Task",
     "TaskCreate",
     "TaskState",
+    "node_public",
     "now",
     "resource_order",
 ]
-
-NonNegative = Annotated[StrictInt, Field(ge=0)]
-# Resource names beyond cpu and memory: lower case, so that "GPU" and "gpu" cannot be two resources.
-RESOURCE_NAME_PATTERN = r"^[a-z][a-z0-9_.-]*$"
-ResourceName = Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN, max_length=63)]
-# An amount of any other resource: a JSON number (never a string or a bool), finite, >= 0.
-# Integers stay integers, so {"gpu": 4000} is served back as 4000, not 4000.0.
-Amount = Annotated[
-    StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)],
-    Field(ge=0),
-    WithJsonSchema({"type": "number", "minimum": 0}),
-]
-# The resources with a unit fixed by the project, first in every matrix (in the simulator's
-# order, so that live and simulated matrices list their rows alike).
-STANDARD_RESOURCES = ("cpu", "memory", "gpu")
 
 
 def now() -> datetime:
@@ -93,65 +75,6 @@ class NodeState(StrEnum):
     DRAINING = "DRAINING"
 
 
-def resource_order(names: Iterable[str]) -> tuple[str, ...]:
-    """Resource names in matrix row order: cpu, memory, gpu (those present), then the rest sorted."""
-    unique = set(names)
-    return tuple(r for r in STANDARD_RESOURCES if r in unique) + tuple(sorted(unique - set(STANDARD_RESOURCES)))
-
-
-class Resources(BaseModel, Mapping[str, int | float]):
-    """Requested or offered resources: a mapping of resource name to amount.
-
-    ``cpu`` (millicores) and ``memory`` (MiB) are always present: whole numbers >= 0,
-    0 by default. Any other name matching ``RESOURCE_NAME_PATTERN`` may be added with a
-    finite amount >= 0: ``gpu`` in milli-GPU, the others in their user's unit. The JSON
-    is one flat object, ``{"cpu": 500, "memory": 256, "gpu": 1000}``, so the fixed
-    ``{cpu, memory, gpu}`` records of earlier versions load unchanged.
-
-    Iterating yields the names (cpu, memory, then the others as given); ``r["gpu"]``
-    raises KeyError for a resource not named, ``r.get("gpu", 0)`` does not.
-    """
-
-    model_config = ConfigDict(extra="allow", json_schema_extra={"propertyNames": {"pattern": RESOURCE_NAME_PATTERN}})
-
-    cpu: NonNegative = 0
-    memory: NonNegative = 0
-    __pydantic_extra__: dict[ResourceName, Amount] = Field(init=False)
-
-    @model_validator(mode="after")
-    def _check_others(self) -> Resources:
-        # The annotation above already says this, but pydantic checks the keys of typed
-        # extras only from 2.11 on (and 2.13 skips them when parsing JSON): say it again.
-        for name, amount in self._others().items():
-            if len(name) > 63 or not re.fullmatch(RESOURCE_NAME_PATTERN, name):
-                raise ValueError(f"resource name {name!r} must match {RESOURCE_NAME_PATTERN} (at most 63 characters)")
-            if isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 <= amount < math.inf:
-                raise ValueError(f"resource {name}: the amount must be a finite number >= 0, got {amount!r}")
-        return self
-
-    def _others(self) -> dict[str, int | float]:
-        return self.__pydantic_extra__ or {}
-
-    def __getitem__(self, name: str) -> int | float:
-        if name == "cpu":
-            return self.cpu
-        if name == "memory":
-            return self.memory
-        return self._others()[name]
-
-    def __iter__(self) -> Iterator[str]:  # type: ignore[override]  # names, as a Mapping does
-        yield "cpu"
-        yield "memory"
-        yield from self._others()
-
-    def __len__(self) -> int:
-        return 2 + len(self._others())
-
-    def as_request(self) -> dict[str, float]:
-        """``{name: amount}`` as floats, the request ``orchsim.scheduling.select`` takes."""
-        return {name: float(amount) for name, amount in self.items()}
-
-
 class TaskCreate(BaseModel):
     """What a client submits (``POST /api/v1/tasks``)."""
 
@@ -183,11 +106,12 @@ class Task(TaskCreate):
     reason: str | None = None
 
 
-class Node(BaseModel):
-    """A worker as stored (``state`` is derived from its heartbeat by the master).
+class NodeRecord(BaseModel):
+    """A worker as stored at ``PREFIX/nodes/<node>``: what it declared when it registered, and the cordon flag.
 
-    ``capacity`` names every resource the worker offers; ``allocated`` (filled in from the
-    node's ledger when served) and ``free`` name the same resources.
+    Only the worker (registration) and a drain write it; everything that changes with the
+    cluster (state, allocation, tasks) is derived, in ``NodePublic``. Records of earlier
+    versions, which stored the derived fields too, load unchanged (extra keys are ignored).
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -195,13 +119,21 @@ class Node(BaseModel):
     id: str
     address: str = ""
     runtime: str = "process"
-    state: NodeState = NodeState.READY
     capacity: Resources
-    allocated: Resources = Resources()
     labels: dict[str, str] = {}
     registered_time: datetime = Field(default_factory=now)
     last_heartbeat: datetime | None = None
     cordoned: bool = False
+
+
+class NodePublic(NodeRecord):
+    """A node as served (API, events, metrics): the record and what its heartbeat and ledger say.
+
+    ``capacity``, ``allocated`` and ``free`` name the same resources: every one the worker offers.
+    """
+
+    state: NodeState = NodeState.READY
+    allocated: Resources = Resources()
     tasks: list[str] = []
 
     @computed_field  # type: ignore[prop-decorator]
@@ -217,6 +149,74 @@ class Node(BaseModel):
 def _minus(have: int | float, used: int | float) -> int | float:
     left = have - used
     return left if left > 0 else 0
+
+
+def node_public(record: NodeRecord, ledger: Ledger, *, alive: bool, heartbeat: datetime | None = None) -> NodePublic:
+    """The one derivation of a node's public view, used by the master and the API alike.
+
+    Args:
+        record: the node as stored.
+        ledger: its allocation ledger (empty if it has none yet).
+        alive: whether its heartbeat key exists (its lease lives): NOT_READY if not,
+            DRAINING if cordoned, READY otherwise.
+        heartbeat: the time of its last beat, when known; else the record's.
+    """
+    state = NodeState.NOT_READY if not alive else NodeState.DRAINING if record.cordoned else NodeState.READY
+    fields = dict(record) | {"last_heartbeat": heartbeat or record.last_heartbeat}
+    return NodePublic(**fields, state=state, allocated=ledger.on(record.capacity), tasks=list(ledger.tasks))
+
+
+# Float amounts (any resource but cpu and memory may be fractional) are summed and later
+# subtracted by the very same numbers; what drift is left is a few ulps, read as 0.
+_DRIFT = 1e-9
+
+
+@dataclass
+class Ledger:
+    """What is allocated on one node: an amount per resource name and the task ids holding them.
+
+    Stored as ``{"allocated": {"cpu": 500, "memory": 256, "gpu": 1000}, "tasks": [...]}``;
+    the fixed ``{"cpu", "memory", "gpu", "tasks"}`` layout of earlier versions still loads.
+    """
+
+    allocated: dict[str, int | float] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Ledger:
+        if "allocated" in data:
+            amounts = dict(data["allocated"])
+        else:  # written before resources had names: every key but "tasks" is an amount
+            amounts = {name: amount for name, amount in data.items() if name != "tasks"}
+        return cls(amounts, list(data.get("tasks", [])))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"allocated": dict(self.allocated), "tasks": list(self.tasks)}
+
+    def copy(self) -> Ledger:
+        return Ledger(dict(self.allocated), list(self.tasks))
+
+    def add(self, task: Task) -> None:
+        if task.id in self.tasks:
+            return
+        for name, amount in task.resources.items():
+            if amount:
+                self.allocated[name] = self.allocated.get(name, 0) + amount
+        self.tasks.append(task.id)
+
+    def remove(self, task: Task) -> None:
+        if task.id not in self.tasks:
+            return  # already released: releases are idempotent
+        for name, amount in task.resources.items():
+            if amount:
+                left = self.allocated.get(name, 0) - amount
+                self.allocated[name] = 0 if abs(left) < _DRIFT else left
+        self.tasks.remove(task.id)
+
+    def on(self, capacity: Resources) -> Resources:
+        """The allocation as Resources naming every resource of ``capacity`` (0 where nothing is held)."""
+        amounts = dict.fromkeys(capacity, 0) | {name: max(amount, 0) for name, amount in self.allocated.items()}
+        return Resources.model_validate(amounts)
 
 
 class Event(BaseModel):

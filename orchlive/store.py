@@ -3,7 +3,7 @@
 Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
 
     PREFIX/tasks/<task>            Task JSON: the task record and its state
-    PREFIX/nodes/<node>            Node JSON: capacity, labels, cordon flag (written by the worker and drain)
+    PREFIX/nodes/<node>            NodeRecord JSON: capacity, labels, cordon flag (worker registration, drain)
     PREFIX/alive/<node>            heartbeat: exists while the worker's lease lives; value = last beat time
     PREFIX/alloc/<node>            the node's allocation ledger {"allocated": {"cpu", "memory", ...}, "tasks"}
     PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there;
@@ -28,7 +28,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,6 +43,15 @@ T = TypeVar("T")
 
 class StoreUnavailableError(ConnectionError):
     """etcd could not be reached (or answered with an error) for this call."""
+
+
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """Turn any error of the etcd client into ``StoreUnavailableError``, the one error callers handle."""
+    try:
+        yield
+    except aetcd.exceptions.ClientError as err:
+        raise StoreUnavailableError(str(err)) from err
 
 
 @dataclass(frozen=True)
@@ -178,10 +187,8 @@ class Txn:
 
     async def commit(self) -> tuple[bool, int]:
         """Apply if every comparison holds; returns (applied, revision of the transaction)."""
-        try:
+        with _unavailable():
             ok, responses = await self.store.client.transaction(compare=self._compares, success=self._ops, failure=[])
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
         revision = 0
         for response in responses:
             header = getattr(getattr(response, "response_put", None), "header", None)
@@ -202,10 +209,8 @@ class Store:
         self.client = aetcd.Client(host=host, port=int(port), timeout=timeout)
 
     async def connect(self) -> None:
-        try:
+        with _unavailable():
             await self.client.connect()
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
 
     async def close(self) -> None:
         await self.client.close()
@@ -219,60 +224,46 @@ class Store:
 
     # ------------------------------------------------------------------ reads and writes
     async def get(self, key: str) -> Entry | None:
-        try:
+        with _unavailable():
             kv = await self.client.get(_b(key))
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
         if kv is None:
             return None
         return Entry(key, kv.value, kv.mod_revision, kv.create_revision, kv.lease)
 
     async def range(self, prefix: str) -> tuple[list[Entry], int]:
         """Every key under ``prefix`` (ordered by key) and the store revision of the read."""
-        try:
+        with _unavailable():
             result = await self.client.get_prefix(_b(prefix))
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
         entries = [Entry(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease) for kv in result.kvs]
         return entries, result.header.revision
 
     async def put(self, key: str, value: bytes, lease: int | None = None) -> int:
-        try:
+        with _unavailable():
             result = await self.client.put(_b(key), value, lease=lease)
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
         return result.header.revision
 
     async def delete(self, key: str) -> None:
-        try:
+        with _unavailable():
             await self.client.delete(_b(key))
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
 
     def txn(self) -> Txn:
         return Txn(self)
 
     # ------------------------------------------------------------------ leases
     async def grant_lease(self, ttl: int) -> int:
-        try:
+        with _unavailable():
             lease = await self.client.lease(ttl)
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
         return int(lease.id)
 
     async def refresh_lease(self, lease_id: int) -> int:
         """Keep a lease alive; returns its remaining TTL in seconds (0: it has expired)."""
-        try:
+        with _unavailable():
             reply = await self.client.refresh_lease(lease_id)
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
         return int(reply.TTL) if reply is not None else 0
 
     async def revoke_lease(self, lease_id: int) -> None:
-        try:
+        with _unavailable():
             await self.client.revoke_lease(lease_id)
-        except aetcd.exceptions.ClientError as err:
-            raise StoreUnavailableError(str(err)) from err
 
     # ------------------------------------------------------------------ watches
     async def watch(self, prefix: str, start_revision: int, *, retry_delay: float = 0.5) -> AsyncIterator[WatchEvent]:

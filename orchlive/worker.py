@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchlive import transitions
-from orchlive.models import Node, Resources, Task, TaskState, now
+from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 
@@ -79,32 +79,14 @@ class Worker:
     async def register(self) -> int:
         """Write the node record and the alive key under a fresh lease; returns the revision."""
         self.lease_id = await self.store.grant_lease(self.lease_ttl)
-        existing = await self.store.get(self.keys.node(self.node_id))
-        cordoned = Node.model_validate_json(existing.value).cordoned if existing else False
-        node = Node(
+        record = NodeRecord(
             id=self.node_id,
             address=self.address,
             runtime=self.runtime.name,
             capacity=self.capacity,
             labels=self.labels,
-            cordoned=cordoned,
-            last_heartbeat=now(),
         )
-        body = node.model_dump(mode="json")
-        txn = (
-            self.store.txn()
-            .put_json(self.keys.node(self.node_id), body)
-            .put(self.keys.alive(self.node_id), now().isoformat().encode(), lease=self.lease_id)
-            .event("node.joined", body, now().isoformat())
-        )
-        _, revision = await txn.commit()
-        # The ledger is created once; later registrations must not reset what is allocated.
-        await (
-            self.store.txn()
-            .expect_absent(self.keys.alloc(self.node_id))
-            .put_json(self.keys.alloc(self.node_id), transitions.Ledger().to_json())
-            .commit()
-        )
+        revision = await transitions.register_node(self.store, record, self.lease_id)
         self.registered.set()
         log.info("worker %s registered (lease %x)", self.node_id, self.lease_id)
         return revision
@@ -122,7 +104,7 @@ class Worker:
                     await self.register()
                     await self.reconcile()
                 else:
-                    await self.store.put(self.keys.alive(self.node_id), now().isoformat().encode(), lease=self.lease_id)
+                    await transitions.beat(self.store, self.node_id, self.lease_id)
             except StoreUnavailableError as err:
                 log.info("heartbeat: etcd unavailable (%s)", err)
 
@@ -177,23 +159,11 @@ class Worker:
         if task.node_id != self.node_id:
             return
         if task.state == TaskState.RUNNING:
-            orphan = self.orphans.pop((task_id, task.attempts), None)
-            if orphan is not None:
-                # Still running from before this worker restarted (a container): adopt it.
-                log_path = self.data_dir / "logs" / f"{task.id}-{task.attempts}.log"
-                if hasattr(orphan, "log_path"):
-                    orphan.log_path = log_path  # type: ignore[attr-defined]
-                waiter = asyncio.create_task(self._supervise(task, task.attempts, orphan, log_path))
-                self.running[task_id] = _Running(task, task.attempts, orphan, waiter)
-                log.info("adopted %s for task %s", orphan.describe(), task_id)
-                return
-            # Its process died with the previous worker: run it again elsewhere or here.
-            await transitions.requeue(self.store, task_id, self.node_id, "worker restarted while the task ran")
+            await self._adopt_or_requeue(task)
             return
         if task.state != TaskState.ASSIGNED:
             return
-        r = task.resources
-        short = [name for name, amount in r.items() if amount > self.capacity.get(name, 0)]
+        short = [name for name, amount in task.resources.items() if amount > self.capacity.get(name, 0)]
         if short:
             await transitions.requeue(
                 self.store, task_id, self.node_id, f"request exceeds this worker's capacity ({', '.join(short)})"
@@ -206,9 +176,9 @@ class Worker:
             command=list(task.command),
             env=dict(task.env),
             # The only limits a runtime can enforce; other resources are bookkeeping.
-            cpu_millis=r.cpu,
-            memory_mib=r.memory,
-            log_path=self.data_dir / "logs" / f"{task.id}-{task.attempts}.log",
+            cpu_millis=task.resources.cpu,
+            memory_mib=task.resources.memory,
+            log_path=self._log_path(task),
         )
         # Start first, then report RUNNING: once anyone can see RUNNING, the process exists
         # (and, with the process runtime, is already bound to die with this worker).
@@ -226,6 +196,23 @@ class Worker:
             return
         waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
         self.running[task_id] = _Running(started, task.attempts, handle, waiter)
+
+    def _log_path(self, task: Task) -> Path:
+        return self.data_dir / "logs" / f"{task.id}-{task.attempts}.log"
+
+    async def _adopt_or_requeue(self, task: Task) -> None:
+        """A task etcd says RUNNING here at (re)start: adopt its container, or send it back to the queue."""
+        orphan = self.orphans.pop((task.id, task.attempts), None)
+        if orphan is None:
+            # Its process died with the previous worker: run it again elsewhere or here.
+            await transitions.requeue(self.store, task.id, self.node_id, "worker restarted while the task ran")
+            return
+        log_path = self._log_path(task)
+        if hasattr(orphan, "log_path"):
+            orphan.log_path = log_path  # type: ignore[attr-defined]
+        waiter = asyncio.create_task(self._supervise(task, task.attempts, orphan, log_path))
+        self.running[task.id] = _Running(task, task.attempts, orphan, waiter)
+        log.info("adopted %s for task %s", orphan.describe(), task.id)
 
     async def _supervise(self, task: Task, attempt: int, handle: Handle, log_path: Path) -> None:
         """Wait for the end (or the timeout), then report the outcome."""
@@ -253,7 +240,7 @@ class Worker:
         self.running.pop(task.id, None)
 
     async def _report(self, task_id: str, attempt: int, exit_code: int, reason: str | None, tail: bytes) -> None:
-        await self.store.put(self.keys.logs(task_id), tail)
+        await transitions.save_log_tail(self.store, task_id, tail)
         await transitions.finish(self.store, task_id, self.node_id, attempt, exit_code=exit_code, reason=reason)
 
     async def _stop(self, task_id: str, why: str) -> None:

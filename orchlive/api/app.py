@@ -1,4 +1,8 @@
-"""The FastAPI application: one router per resource, the master's scheduling loop in its lifespan."""
+"""The FastAPI application: one router per resource, the master's scheduling loop in its lifespan.
+
+Store errors are answered in one place, not in every route: etcd unreachable is 503, a
+transition that lost its compare-and-swap and must not be retried blindly is 409.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
 
 from orchlive.api import events, nodes, system, tasks
 from orchlive.master import Master
-from orchlive.store import Store
+from orchlive.store import Store, StoreUnavailableError
+from orchlive.transitions import ConflictError
 
 __all__ = ["create_app"]
 
@@ -36,4 +42,14 @@ def create_app(store: Store, master: Master, *, api_token: str | None = None) ->
     app.state.api_token = api_token
     for module in (tasks, nodes, events, system):
         app.include_router(module.router)
+    app.add_exception_handler(StoreUnavailableError, _store_unavailable)
+    app.add_exception_handler(ConflictError, _conflict)
     return app
+
+
+async def _store_unavailable(request: Request, err: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"etcd unavailable: {err}"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+async def _conflict(request: Request, err: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(err)}, status_code=status.HTTP_409_CONFLICT)

@@ -27,7 +27,7 @@ async def metrics(master: MasterDep) -> str:
     """Tasks by state, nodes by state, every node's resources, and the scheduling-latency histogram."""
     cache = master.cache
     tasks = Counter(t.state for t, _ in cache.tasks.values())
-    nodes = Counter(master.node_view(n).state for n in cache.nodes)
+    nodes = Counter(cache.node_view(n).state for n in cache.nodes)
     lines = ["# HELP orch_tasks Tasks by state.", "# TYPE orch_tasks gauge"]
     lines += [f'orch_tasks{{state="{s.value}"}} {tasks.get(s, 0)}' for s in TaskState]
     lines += ["# HELP orch_nodes Nodes by state.", "# TYPE orch_nodes gauge"]
@@ -49,7 +49,7 @@ async def metrics(master: MasterDep) -> str:
 
 def _node_resources(master: Master) -> list[str]:
     """``orch_node_{capacity,allocated,free}{node, resource}``: every resource of every node."""
-    views = [master.node_view(n) for n in sorted(master.cache.nodes)]
+    views = [master.cache.node_view(n) for n in sorted(master.cache.nodes)]
     lines: list[str] = []
     units = "cpu in millicores, memory in MiB, gpu in milli-GPU"
     for metric, what in (("capacity", "offers"), ("allocated", "has allocated"), ("free", "has free")):

@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from orchlive.cache import ClusterCache
 from orchlive.config import parse_resources
-from orchlive.master import ClusterCache
-from orchlive.models import Node, Resources, Task, resource_order
+from orchlive.models import Ledger, NodeRecord, Resources, Task, node_public, resource_order
 from orchlive.store import Store
-from orchlive.transitions import Ledger
 
 GPU_TASK = {"image": "alpine", "command": ["sleep", "60"], "resources": {"cpu": 100, "memory": 64, "gpu": 1000}}
 
@@ -45,11 +44,13 @@ def test_records_stored_with_fixed_fields_still_load() -> None:
         ' "resources": {"cpu": 500, "memory": 256, "gpu": 0}}'
     )
     assert dict(task.resources) == {"cpu": 500, "memory": 256, "gpu": 0}
-    node = Node.model_validate_json(
-        '{"id": "w1", "capacity": {"cpu": 4000, "memory": 8192, "gpu": 0},'
-        ' "allocated": {"cpu": 0, "memory": 0, "gpu": 0}}'
+    # The node record of earlier versions also stored derived fields: they are ignored on load.
+    node = NodeRecord.model_validate_json(
+        '{"id": "w1", "state": "READY", "capacity": {"cpu": 4000, "memory": 8192, "gpu": 0},'
+        ' "allocated": {"cpu": 100, "memory": 0, "gpu": 0}, "tasks": ["x"]}'
     )
-    assert dict(node.free) == {"cpu": 4000, "memory": 8192, "gpu": 0}
+    assert "allocated" not in node.model_dump() and "state" not in node.model_dump()
+    assert dict(node_public(node, Ledger(), alive=True).free) == {"cpu": 4000, "memory": 8192, "gpu": 0}
     # The ledger's old layout {cpu, memory, gpu, tasks}; written back in the new one.
     ledger = Ledger.from_json({"cpu": 1500, "memory": 512, "gpu": 0, "tasks": ["a"]})
     assert ledger.allocated == {"cpu": 1500, "memory": 512, "gpu": 0} and ledger.tasks == ["a"]
@@ -116,9 +117,25 @@ def test_parse_resources_and_the_row_order() -> None:
     assert resource_order(["disk", "gpu", "memory", "cpu", "aaa"]) == ("cpu", "memory", "gpu", "aaa", "disk")
 
 
+def test_a_node_is_derived_from_its_record_its_heartbeat_and_its_ledger() -> None:
+    record = NodeRecord(id="w1", capacity=Resources.model_validate({"cpu": 1000, "gpu": 4000}), cordoned=False)
+    ledger = Ledger({"cpu": 250, "gpu": 1000}, ["t1"])
+    view = node_public(record, ledger, alive=True)
+    assert (view.state, view.tasks) == ("READY", ["t1"])
+    assert dict(view.allocated) == {"cpu": 250, "memory": 0, "gpu": 1000}
+    assert dict(view.free) == {"cpu": 750, "memory": 0, "gpu": 3000}
+    assert node_public(record, ledger, alive=False).state == "NOT_READY"
+    cordoned = record.model_copy(update={"cordoned": True})
+    assert node_public(cordoned, ledger, alive=True).state == "DRAINING"
+    assert node_public(cordoned, ledger, alive=False).state == "NOT_READY"
+    # The master and the API both show a node through the cache: the same function.
+    cache = ClusterCache(nodes={"w1": record}, alive={"w1": None}, ledgers={"w1": (ledger, 7)})
+    assert cache.node_view("w1") == view
+
+
 def test_matrix_rows_are_the_union_of_offered_and_pending_names() -> None:
     cache = ClusterCache()
-    cache.nodes["w1"] = Node(id="w1", capacity=Resources.model_validate({"cpu": 1, "disk": 5}))
+    cache.nodes["w1"] = NodeRecord(id="w1", capacity=Resources.model_validate({"cpu": 1, "disk": 5}))
     pending = Task(name="t", image="x", resources=Resources.model_validate({"fpga": 1, "zero": 0}))
     # gpu always (policy parameters may weight it); "zero" is asked for at 0, so it needs no row.
     assert cache.resource_names([(pending, 1)]) == ("cpu", "memory", "gpu", "disk", "fpga")

@@ -1,0 +1,133 @@
+"""The cluster as mirrored from etcd: what the master schedules from and what the API shows of nodes.
+
+The master keeps one ``ClusterCache`` up to date through a watch; the API builds one from
+a single consistent read (``read_nodes``). Both derive a node's public view through the
+same ``ClusterCache.node_view`` (and so through ``models.node_public``): they cannot
+disagree on a node's state, allocation or tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from orchlive.models import (
+    STANDARD_RESOURCES,
+    Ledger,
+    NodePublic,
+    NodeRecord,
+    Task,
+    TaskState,
+    node_public,
+    resource_order,
+)
+from orchlive.store import Entry, Keys, Store, WatchEvent
+
+__all__ = ["ClusterCache", "read_nodes"]
+
+
+def _beat_time(raw: bytes) -> datetime | None:
+    """The time an ``alive`` key carries (its last heartbeat), or None if unreadable."""
+    try:
+        return datetime.fromisoformat(raw.decode())
+    except ValueError:
+        return None
+
+
+@dataclass
+class ClusterCache:
+    """Values and mod revisions mirrored from etcd.
+
+    ``alive`` maps every node whose heartbeat key exists to the time of its last beat.
+    """
+
+    tasks: dict[str, tuple[Task, int]] = field(default_factory=dict)
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    alive: dict[str, datetime | None] = field(default_factory=dict)
+    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
+
+    @classmethod
+    def from_entries(cls, keys: Keys, entries: Iterable[Entry]) -> ClusterCache:
+        """A cache of what one read returned (a range over the cluster prefix)."""
+        cache = cls()
+        for entry in entries:
+            cache.apply(keys, WatchEvent("put", entry.key, entry.value, entry.mod_revision, entry.create_revision))
+        return cache
+
+    def apply(self, keys: Keys, event: WatchEvent) -> bool:
+        """Apply one watch event; True if it may change what can be scheduled."""
+        key, put = event.key, event.kind == "put"
+        ident = Keys.last(key)
+        if key.startswith(keys.tasks()):
+            if put:
+                self.tasks[ident] = (Task.model_validate_json(event.value), event.mod_revision)
+            else:
+                self.tasks.pop(ident, None)
+        elif key.startswith(keys.nodes()):
+            if put:
+                self.nodes[ident] = NodeRecord.model_validate_json(event.value)
+            else:
+                self.nodes.pop(ident, None)
+        elif key.startswith(keys.alive_all()):
+            joined = ident not in self.alive
+            if put:
+                self.alive[ident] = _beat_time(event.value)
+                return joined  # a heartbeat's refresh changes nothing to schedule
+            self.alive.pop(ident, None)
+        elif key.startswith(keys.allocs()):
+            if put:
+                self.ledgers[ident] = (Ledger.from_json(json.loads(event.value)), event.mod_revision)
+            else:
+                self.ledgers.pop(ident, None)
+        else:
+            return False
+        return True
+
+    def ledger(self, node_id: str) -> Ledger:
+        """The node's ledger (empty if it has none yet)."""
+        entry = self.ledgers.get(node_id)
+        return entry[0] if entry is not None else Ledger()
+
+    def node_view(self, node_id: str) -> NodePublic:
+        """The node as the API, the events and the metrics show it."""
+        return node_public(
+            self.nodes[node_id],
+            self.ledger(node_id),
+            alive=node_id in self.alive,
+            heartbeat=self.alive.get(node_id),
+        )
+
+    def schedulable(self, node_id: str) -> bool:
+        node = self.nodes.get(node_id)
+        return node is not None and node_id in self.alive and not node.cordoned
+
+    def pending(self) -> list[tuple[Task, int]]:
+        found = [(t, r) for t, r in self.tasks.values() if t.state == TaskState.PENDING]
+        return sorted(found, key=lambda item: (item[0].creation_time, item[0].id))
+
+    def resource_names(self, pending: list[tuple[Task, int]]) -> tuple[str, ...]:
+        """Matrix rows: cpu, memory, gpu, and every other resource a node offers or ``pending`` asks for.
+
+        gpu stays even on a cluster without GPUs, as it always has: policy parameters may
+        weight it (``--policy-param weights.gpu=1`` is checked against cpu, memory and gpu).
+        """
+        names = set(STANDARD_RESOURCES)
+        for node in self.nodes.values():
+            names.update(node.capacity)
+        for task, _ in pending:
+            names.update(name for name, amount in task.resources.items() if amount)
+        return resource_order(names)
+
+
+async def read_nodes(store: Store) -> dict[str, NodePublic]:
+    """Every node that ever registered, by id, as ``ClusterCache.node_view`` shows it, from one read.
+
+    One range over the cluster prefix gives a consistent snapshot of records, heartbeats and
+    ledgers; the tasks in it are skipped (a node's task list is its ledger's).
+    """
+    keys = store.keys
+    entries, _ = await store.range(keys.root())
+    cache = ClusterCache.from_entries(keys, (e for e in entries if not e.key.startswith(keys.tasks())))
+    return {node_id: cache.node_view(node_id) for node_id in sorted(cache.nodes)}

@@ -1,0 +1,61 @@
+"""Every write orchlive makes to etcd, each a named function with its compare-and-swap and its event.
+
+Tasks (``tasks.py``; master, worker and API share these, so the rules live in one place):
+
+* ``create_task``  -> PENDING                    (API ``POST``; ``task.created``)
+* ``place``        PENDING  -> ASSIGNED           (master; the node's ledger gains the request)
+* ``note_reason``  why a PENDING task waits       (master; no event: not a transition)
+* ``start``        ASSIGNED -> RUNNING            (worker)
+* ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the ledger gives the request back)
+* ``requeue``      ASSIGNED | RUNNING -> PENDING, or FAILED past the retry limit (node lost, eviction)
+* ``remove``       any -> deleted                 (API ``DELETE``)
+
+Nodes (``nodes.py``): ``register_node`` (worker; ``node.joined``), ``drain_node`` (API;
+``node.drained``, then evictions through ``requeue``), ``node_lost`` (master; ``node.lost``),
+and the leader key, ``claim_leadership``. Two plain writes without a compare live here too,
+so that nothing else writes: ``beat`` (the heartbeat's timestamp) and ``save_log_tail``.
+
+A transition compares the mod revision it read of every key it depends on (the task, and
+the node's ledger when resources move); if another party changed one in between, the
+transaction does not apply, and the transition re-reads (``core.until_applied``, the one
+retry loop) or reports the conflict (``ConflictError``). The assignment key (a worker's
+inbox) is created and deleted in the same transactions, and the event describing the
+change is written with them, so the event stream never shows a transition that did not
+happen. Callers keep what a transition returns and never rebuild it.
+"""
+
+from orchlive.transitions.core import ConflictError, read_ledger, read_task
+from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
+from orchlive.transitions.tasks import (
+    Placed,
+    Placement,
+    create_task,
+    finish,
+    note_reason,
+    place,
+    remove,
+    requeue,
+    save_log_tail,
+    start,
+)
+
+__all__ = [
+    "ConflictError",
+    "Placed",
+    "Placement",
+    "beat",
+    "claim_leadership",
+    "create_task",
+    "drain_node",
+    "finish",
+    "node_lost",
+    "note_reason",
+    "place",
+    "read_ledger",
+    "read_task",
+    "register_node",
+    "remove",
+    "requeue",
+    "save_log_tail",
+    "start",
+]

@@ -1,0 +1,87 @@
+"""What every transition shares: the reads, the one retry loop, the conflict error, the ledger release.
+
+Reads return the record with the mod revision the transition will compare; only races
+repeat (``until_applied``), while etcd being unreachable raises ``StoreUnavailableError``
+at once, for the caller's own loop (``store.retrying``) or the API's 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from orchlive.models import Ledger, NodeRecord, Task
+from orchlive.store import Entry, Store, Txn
+
+__all__ = ["ConflictError", "commit_releasing", "read_ledger", "read_task", "record_json", "until_applied"]
+
+T = TypeVar("T")
+# One lock per node ledger per process: a worker finishing many tasks at once (or the
+# master placing many) takes turns instead of racing itself; only cross-process races
+# are left to the compare-and-swap, with a jittered back-off.
+_ledger_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+class ConflictError(Exception):
+    """A transition that must not be retried blindly lost its compare-and-swap (the API answers 409)."""
+
+
+async def read_task(store: Store, task_id: str) -> tuple[Task, int] | None:
+    """A task and its mod revision, or None if it does not exist."""
+    entry = await store.get(store.keys.task(task_id))
+    return None if entry is None else (Task.model_validate_json(entry.value), entry.mod_revision)
+
+
+async def read_ledger(store: Store, node_id: str) -> tuple[Ledger, int]:
+    """A node's ledger and its mod revision (0 if it has none yet: an empty ledger)."""
+    entry: Entry | None = await store.get(store.keys.alloc(node_id))
+    if entry is None:
+        return Ledger(), 0
+    return Ledger.from_json(entry.json()), entry.mod_revision
+
+
+def record_json(record: Task | NodeRecord) -> dict[str, Any]:
+    """The record as it is stored and carried by events."""
+    return record.model_dump(mode="json")
+
+
+def _ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
+    return _ledger_locks.setdefault((id(store), node_id), asyncio.Lock())
+
+
+async def until_applied(step: Callable[[], Awaitable[tuple[bool, T]]]) -> T:
+    """Run ``step`` until it is done, backing off (jittered) after each lost compare-and-swap.
+
+    ``step`` reads, decides and commits once; it returns ``(done, result)``: done when its
+    transaction applied or when the transition no longer applies (the result says which).
+    Only races repeat: etcd being unreachable raises ``StoreUnavailableError`` at once.
+    """
+    attempt = 0
+    while True:
+        done, result = await step()
+        if done:
+            return result
+        attempt += 1
+        await asyncio.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
+
+
+async def commit_releasing(store: Store, txn: Txn, task: Task) -> bool:
+    """Commit ``txn``, first adding the release of ``task``'s resources if it holds any.
+
+    The release compares the node ledger's revision and pulls the task from the worker's
+    inbox; it is built under the ledger's lock so that this process does not race itself.
+    """
+    if not (task.node_id and task.state.holds_resources):
+        applied, _ = await txn.commit()
+        return applied
+    keys = store.keys
+    async with _ledger_lock(store, task.node_id):
+        ledger, ledger_revision = await read_ledger(store, task.node_id)
+        ledger.remove(task)
+        txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
+        txn.put_json(keys.alloc(task.node_id), ledger.to_json())
+        txn.delete(keys.assignment(task.node_id, task.id))
+        applied, _ = await txn.commit()
+    return applied

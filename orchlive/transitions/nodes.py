@@ -1,0 +1,99 @@
+"""Node transitions: a worker registers and beats, a drain cordons, the master records a loss.
+
+And the leader key, the one write of the election. See the package docstring.
+"""
+
+from __future__ import annotations
+
+from orchlive.models import Ledger, NodePublic, NodeRecord, node_public, now
+from orchlive.store import Store
+from orchlive.transitions.core import ConflictError, read_ledger, record_json, until_applied
+from orchlive.transitions.tasks import requeue
+
+__all__ = ["beat", "claim_leadership", "drain_node", "node_lost", "register_node"]
+
+
+async def _public(store: Store, record: NodeRecord, *, alive: bool) -> NodePublic:
+    """The public view of ``record`` with its ledger as stored now (for the event of a node transition)."""
+    ledger, _ = await read_ledger(store, record.id)
+    return node_public(record, ledger, alive=alive)
+
+
+async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:
+    """Write the node record and its ``alive`` key under ``lease_id``; returns the revision.
+
+    A cordon survives a re-registration: the stored flag wins over ``record``'s, compared
+    by revision so that a drain racing the registration is not lost. The ledger is
+    created on the first registration only: later ones must not reset what is allocated.
+    """
+    keys = store.keys
+
+    async def step() -> tuple[bool, int]:
+        existing = await store.get(keys.node(record.id))
+        cordoned = NodeRecord.model_validate_json(existing.value).cordoned if existing else False
+        joined = record.model_copy(update={"cordoned": cordoned, "last_heartbeat": now()})
+        view = await _public(store, joined, alive=True)
+        txn = store.txn().expect_revision(keys.node(record.id), existing.mod_revision if existing else 0)
+        txn.put_json(keys.node(record.id), record_json(joined))
+        txn.put(keys.alive(record.id), now().isoformat().encode(), lease=lease_id)
+        applied, revision = await txn.event("node.joined", view.model_dump(mode="json"), now().isoformat()).commit()
+        return applied, revision
+
+    revision = await until_applied(step)
+    await store.txn().expect_absent(keys.alloc(record.id)).put_json(keys.alloc(record.id), Ledger().to_json()).commit()
+    return revision
+
+
+async def beat(store: Store, node_id: str, lease_id: int) -> None:
+    """The heartbeat's timestamp on the ``alive`` key (the lease is the heartbeat; no compare, no event)."""
+    await store.put(store.keys.alive(node_id), now().isoformat().encode(), lease=lease_id)
+
+
+async def drain_node(store: Store, node_id: str, *, evict: bool = False) -> NodeRecord | None:
+    """Cordon a node (no new tasks); with ``evict`` its tasks go back to the queue, attempts not counted.
+
+    Returns the record as stored, or None if there is no such node; raises
+    ``ConflictError`` if the record changed between the read and the write.
+    """
+    keys = store.keys
+    entry = await store.get(keys.node(node_id))
+    if entry is None:
+        return None
+    record = NodeRecord.model_validate_json(entry.value).model_copy(update={"cordoned": True})
+    view = await _public(store, record, alive=await store.get(keys.alive(node_id)) is not None)
+    applied, _ = await (
+        store.txn()
+        .expect_revision(keys.node(node_id), entry.mod_revision)
+        .put_json(keys.node(node_id), record_json(record))
+        .event("node.drained", view.model_dump(mode="json"), now().isoformat())
+        .commit()
+    )
+    if not applied:
+        raise ConflictError("node changed meanwhile; retry")
+    if evict:
+        ledger, _ = await read_ledger(store, node_id)
+        for task_id in list(ledger.tasks):
+            await requeue(store, task_id, node_id, f"evicted: node {node_id} drained", count_attempt=False)
+    return record
+
+
+async def node_lost(store: Store, view: NodePublic) -> bool:
+    """Record that a node's lease expired (event ``node.lost``), if its ``alive`` key is still gone.
+
+    The master requeues the node's tasks first, each with ``requeue``. Returns whether
+    the event was written (False: the worker came back meanwhile).
+    """
+    applied, _ = await (
+        store.txn()
+        .expect_absent(store.keys.alive(view.id))
+        .event("node.lost", view.model_dump(mode="json"), now().isoformat())
+        .commit()
+    )
+    return applied
+
+
+async def claim_leadership(store: Store, candidate: str, lease_id: int) -> bool:
+    """Become the scheduling leader: ``PREFIX/leader`` = ``candidate`` under ``lease_id``, if vacant."""
+    key = store.keys.leader()
+    applied, _ = await store.txn().expect_absent(key).put(key, candidate.encode(), lease=lease_id).commit()
+    return applied

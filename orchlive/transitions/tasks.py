@@ -1,0 +1,216 @@
+"""Task transitions: created, placed, started, finished, requeued, removed (see the package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchlive.models import Ledger, Task, TaskState, now
+from orchlive.store import Store
+from orchlive.transitions.core import ConflictError, commit_releasing, read_task, record_json, until_applied
+
+__all__ = [
+    "Placed",
+    "Placement",
+    "create_task",
+    "finish",
+    "note_reason",
+    "place",
+    "remove",
+    "requeue",
+    "save_log_tail",
+    "start",
+]
+
+
+async def create_task(store: Store, task: Task) -> Task:
+    """A new task, PENDING; raises ``ConflictError`` if its id is taken (never overwrite)."""
+    body = record_json(task)
+    applied, _ = await (
+        store.txn()
+        .expect_absent(store.keys.task(task.id))
+        .put_json(store.keys.task(task.id), body)
+        .event("task.created", body, now().isoformat())
+        .commit()
+    )
+    if not applied:  # a 64-bit id collision: vanishingly rare
+        raise ConflictError("task id collision; retry")
+    return task
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One decision of the master: put ``task`` (read at ``revision``) on ``node_id``."""
+
+    task: Task
+    revision: int
+    node_id: str
+
+
+@dataclass(frozen=True)
+class Placed:
+    """What ``place`` wrote: the tasks as now stored and the new ledgers, all at ``revision``."""
+
+    applied: bool
+    revision: int
+    tasks: list[Task]
+    ledgers: dict[str, Ledger]
+
+
+async def place(store: Store, placements: list[Placement], ledgers: dict[str, tuple[Ledger, int]]) -> Placed:
+    """PENDING -> ASSIGNED for a batch of decisions, all or nothing, in one transaction.
+
+    The master decided with ``ledgers`` as it read them (ledger, mod revision; revision
+    0 for a node without one). The transaction applies only if no task and no touched
+    ledger moved since, and every target node is still alive. Batching turns a burst of
+    submissions into a few round trips to etcd instead of one per task. The reason a task
+    waited is cleared.
+    """
+    keys = store.keys
+    txn = store.txn()
+    new_ledgers: dict[str, Ledger] = {}
+    assigned_tasks: list[Task] = []
+    for p in placements:
+        assigned = p.task.model_copy(
+            update={"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1, "reason": None}
+        )
+        if p.node_id not in new_ledgers:
+            ledger, ledger_revision = ledgers.get(p.node_id, (Ledger(), 0))
+            new_ledgers[p.node_id] = ledger.copy()
+            txn.expect_revision(keys.alloc(p.node_id), ledger_revision).expect_exists(keys.alive(p.node_id))
+        new_ledgers[p.node_id].add(assigned)
+        body = record_json(assigned)
+        txn.expect_revision(keys.task(p.task.id), p.revision)
+        txn.put_json(keys.task(p.task.id), body)
+        txn.put(keys.assignment(p.node_id, p.task.id), str(assigned.attempts).encode())
+        txn.event("task.assigned", body, now().isoformat())
+        assigned_tasks.append(assigned)
+    for node_id, ledger in new_ledgers.items():
+        txn.put_json(keys.alloc(node_id), ledger.to_json())
+    applied, revision = await txn.commit()
+    return Placed(applied, revision, assigned_tasks, new_ledgers)
+
+
+async def note_reason(store: Store, task: Task, revision: int, reason: str) -> tuple[Task, int] | None:
+    """Keep why a PENDING task waits visible on the task (no event: it is not a transition).
+
+    Returns the task as stored and its new revision, or None if the task moved meanwhile
+    (the next pass sees it again).
+    """
+    updated = task.model_copy(update={"reason": reason})
+    key = store.keys.task(task.id)
+    txn = store.txn().expect_revision(key, revision).put_json(key, record_json(updated))
+    applied, new_revision = await txn.commit()
+    return (updated, new_revision) if applied else None
+
+
+async def start(store: Store, task_id: str, node_id: str, attempt: int) -> Task | None:
+    """ASSIGNED -> RUNNING by the worker ``node_id``, for placement number ``attempt`` only."""
+    read = await read_task(store, task_id)
+    if read is None:
+        return None
+    task, revision = read
+    if task.state != TaskState.ASSIGNED or task.node_id != node_id or task.attempts != attempt:
+        return None
+    running = task.model_copy(update={"state": TaskState.RUNNING, "start_time": now(), "end_time": None})
+    txn = (
+        store.txn()
+        .expect_revision(store.keys.task(task_id), revision)
+        .put_json(store.keys.task(task_id), record_json(running))
+        .event("task.running", record_json(running), now().isoformat())
+    )
+    applied, _ = await txn.commit()
+    return running if applied else None
+
+
+async def _with_ledger(store: Store, task_id: str, change: Callable[[Task], tuple[Task, str] | None]) -> Task | None:
+    """Apply ``change`` to the task, releasing its resources from its node's ledger.
+
+    ``change`` returns the new task and the event type, or None when the transition no
+    longer applies (the task moved on). Retries, for as long as it takes, while only the
+    ledger raced: a report must never be dropped.
+    """
+    keys = store.keys
+
+    async def step() -> tuple[bool, Task | None]:
+        read = await read_task(store, task_id)
+        result = None if read is None else change(read[0])
+        if read is None or result is None:
+            return True, None
+        (task, revision), (new_task, event) = read, result
+        txn = store.txn().expect_revision(keys.task(task_id), revision)
+        txn.put_json(keys.task(task_id), record_json(new_task))
+        txn.event(event, record_json(new_task), now().isoformat())
+        applied = await commit_releasing(store, txn, task)
+        return applied, new_task
+
+    return await until_applied(step)
+
+
+async def finish(
+    store: Store,
+    task_id: str,
+    node_id: str,
+    attempt: int,
+    *,
+    exit_code: int | None,
+    reason: str | None = None,
+) -> Task | None:
+    """RUNNING -> COMPLETED (exit 0) or FAILED, reported by the worker that ran it."""
+
+    def change(task: Task) -> tuple[Task, str] | None:
+        if task.state != TaskState.RUNNING or task.node_id != node_id or task.attempts != attempt:
+            return None  # fenced: the task was rescheduled or deleted meanwhile
+        ok = exit_code == 0 and reason is None
+        state = TaskState.COMPLETED if ok else TaskState.FAILED
+        done = task.model_copy(update={"state": state, "end_time": now(), "exit_code": exit_code, "reason": reason})
+        return done, "task.completed" if ok else "task.failed"
+
+    return await _with_ledger(store, task_id, change)
+
+
+async def requeue(store: Store, task_id: str, node_id: str, reason: str, *, count_attempt: bool = True) -> Task | None:
+    """Send a task placed on ``node_id`` back to PENDING (or FAILED once out of attempts).
+
+    ``count_attempt=False`` (a drain eviction, not a failure) skips the retry limit.
+    """
+
+    def change(task: Task) -> tuple[Task, str] | None:
+        if task.node_id != node_id or not task.state.holds_resources:
+            return None
+        if count_attempt and task.attempts >= task.max_attempts:
+            failed = task.model_copy(
+                update={"state": TaskState.FAILED, "end_time": now(), "reason": f"{reason}; retry limit reached"}
+            )
+            return failed, "task.failed"
+        # ``attempts`` keeps counting placements either way: it is also the fencing token
+        # that tells a worker's late report from the current placement's.
+        pending = task.model_copy(
+            update={"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason}
+        )
+        return pending, "task.rescheduled"
+
+    return await _with_ledger(store, task_id, change)
+
+
+async def remove(store: Store, task_id: str) -> bool:
+    """Delete a task; if placed, free its resources and pull it from the worker's inbox."""
+    keys = store.keys
+
+    async def step() -> tuple[bool, bool]:
+        read = await read_task(store, task_id)
+        if read is None:
+            return True, False
+        task, revision = read
+        txn = store.txn().expect_revision(keys.task(task_id), revision)
+        txn.delete(keys.task(task_id)).delete(keys.logs(task_id))
+        txn.event("task.deleted", record_json(task), now().isoformat())
+        applied = await commit_releasing(store, txn, task)
+        return applied, applied
+
+    return await until_applied(step)
+
+
+async def save_log_tail(store: Store, task_id: str, tail: bytes) -> None:
+    """The tail of a task's output, written by its worker before it reports (no compare: last one wins)."""
+    await store.put(store.keys.logs(task_id), tail)

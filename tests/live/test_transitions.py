@@ -1,0 +1,112 @@
+"""The named transitions, called directly on a real etcd (no master or worker processes).
+
+Each test gets its own key prefix. What is checked is the contract the callers rely on:
+a transition returns exactly what it stored (so a caller may cache it), writes its event
+in the same transaction, and reports a lost compare-and-swap instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from orchlive import transitions
+from orchlive.cache import read_nodes
+from orchlive.master import Master
+from orchlive.models import NodeRecord, Resources, Task, TaskState
+from orchlive.store import Store
+
+pytestmark = pytest.mark.live
+
+
+def run(etcd: Any, body: Callable[[Store], Awaitable[None]]) -> None:
+    """Run ``body`` with a store on a fresh prefix of the session's etcd."""
+
+    async def main() -> None:
+        async with Store(etcd.endpoint, f"/transitions-{uuid.uuid4().hex[:8]}") as store:
+            await body(store)
+
+    asyncio.run(main())
+
+
+async def events(store: Store) -> list[str]:
+    entries, _ = await store.range(store.keys.events())
+    return [e.json()["type"] for e in sorted(entries, key=lambda e: e.create_revision)]
+
+
+async def join(store: Store, node_id: str, cpu: int = 4000) -> int:
+    """Register a node under a fresh lease; returns the lease."""
+    lease = await store.grant_lease(30)
+    record = NodeRecord(id=node_id, capacity=Resources(cpu=cpu, memory=8192))
+    await transitions.register_node(store, record, lease)
+    return lease
+
+
+def test_create_task_refuses_to_overwrite(etcd) -> None:  # type: ignore[no-untyped-def]
+    async def body(store: Store) -> None:
+        task = Task(name="a", image="alpine")
+        assert await transitions.create_task(store, task) == task
+        with pytest.raises(transitions.ConflictError, match="collision"):
+            await transitions.create_task(store, task.model_copy(update={"name": "b"}))
+        assert (await transitions.read_task(store, task.id))[0].name == "a"  # type: ignore[index]
+        assert await events(store) == ["task.created"]
+
+    run(etcd, body)
+
+
+def test_place_returns_what_it_stored_and_the_master_caches_that(etcd) -> None:  # type: ignore[no-untyped-def]
+    async def body(store: Store) -> None:
+        await join(store, "w1")
+        task = await transitions.create_task(store, Task(name="a", image="alpine", resources=Resources(cpu=500)))
+        _, revision = await transitions.read_task(store, task.id)  # type: ignore[misc]
+        noted = await transitions.note_reason(store, task, revision, "0/0 nodes fit")
+        assert noted is not None and noted[0].reason == "0/0 nodes fit"
+        assert await transitions.note_reason(store, task, revision, "stale") is None  # compared, lost
+        master = Master(store, "bin_packing")
+        await master.load()
+        assert await master.schedule_pass() == 1
+        stored, stored_revision = await transitions.read_task(store, task.id)  # type: ignore[misc]
+        assert stored.state == TaskState.ASSIGNED and stored.reason is None and stored.attempts == 1
+        # The master's cache holds the very task the transition wrote, reason cleared.
+        assert master.cache.tasks[task.id] == (stored, stored_revision)
+        ledger, _ = await transitions.read_ledger(store, "w1")
+        assert master.cache.ledger("w1") == ledger and ledger.tasks == [task.id]
+        assert await events(store) == ["node.joined", "task.created", "task.assigned"]
+
+    run(etcd, body)
+
+
+def test_register_keeps_a_cordon_and_the_ledger(etcd) -> None:  # type: ignore[no-untyped-def]
+    async def body(store: Store) -> None:
+        await join(store, "w1")
+        ledger, first = await transitions.read_ledger(store, "w1")
+        assert first > 0 and ledger.tasks == []
+        assert await transitions.drain_node(store, "missing") is None
+        drained = await transitions.drain_node(store, "w1")
+        assert drained is not None and drained.cordoned
+        await join(store, "w1")  # a restarted worker: still cordoned, ledger untouched
+        view = (await read_nodes(store))["w1"]
+        assert view.cordoned and view.state == "DRAINING" and dict(view.free) == {"cpu": 4000, "memory": 8192}
+        assert (await transitions.read_ledger(store, "w1"))[1] == first
+        assert await events(store) == ["node.joined", "node.drained", "node.joined"]
+
+    run(etcd, body)
+
+
+def test_node_lost_only_while_the_heartbeat_is_gone(etcd) -> None:  # type: ignore[no-untyped-def]
+    async def body(store: Store) -> None:
+        lease = await join(store, "w1")
+        view = (await read_nodes(store))["w1"]
+        assert view.state == "READY"
+        assert not await transitions.node_lost(store, view)  # still alive: nothing written
+        await store.revoke_lease(lease)
+        lost = (await read_nodes(store))["w1"]
+        assert lost.state == "NOT_READY"
+        assert await transitions.node_lost(store, lost)
+        assert await events(store) == ["node.joined", "node.lost"]
+
+    run(etcd, body)
