@@ -4,8 +4,9 @@ Event-driven, never polling: any change under the cluster prefix (a task created
 finished, a worker joining or losing its lease, a drain) wakes the loop, which runs
 one pass over pending tasks in creation order. The pass is the very one the simulator
 runs (queue discipline, filters, ``select``, never-fits rule, same defaults); the
-master only builds the matrix from etcd and commits the decisions in compare-and-swap
-transactions.
+master only builds the matrix from etcd and commits the decisions through
+``transitions.place`` (compare-and-swap transactions), keeping in its cache the tasks and
+ledgers the transition returns, so that the next decisions see them before the watch does.
 
 Nodes enter the matrix sorted by id, so a live cluster and a simulation of the same
 capacities number their nodes alike (placement parity). Its rows are every resource

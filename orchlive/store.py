@@ -15,7 +15,9 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
 Every state transition is one transaction that compares the mod revisions it read
 (the task, and the node's ledger when resources move), so a task is never assigned
 twice and a node is never over-committed, even with masters racing. The event that
-describes a transition is written in the same transaction.
+describes a transition is written in the same transaction. This module only provides
+the means (``Store``, ``Txn``); every write of orchlive is a named function of
+``orchlive.transitions``.
 
 Watches resume from the last revision seen after any disconnect (etcd restart,
 network blip); the store hides the reconnection from its callers.
@@ -241,10 +243,6 @@ class Store:
         with _unavailable():
             result = await self.client.put(_b(key), value, lease=lease)
         return result.header.revision
-
-    async def delete(self, key: str) -> None:
-        with _unavailable():
-            await self.client.delete(_b(key))
 
     def txn(self) -> Txn:
         return Txn(self)
