@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,8 +34,8 @@ class InitialCluster:
 def scenario_resources(scenario: sc.Scenario, node_trace_resources: set[str]) -> tuple[str, ...]:
     """All resource names any node may have: cpu, memory, gpu first, then the rest as met."""
     seen: list[str] = []
-    groups = [n.capacity for n in scenario.cluster.nodes if isinstance(n, sc.NodeGroup)]
-    groups += [e.capacity for e in scenario.events if isinstance(e, sc.ScaleOut)]
+    groups: list[Iterable[str]] = [n.capacity for n in scenario.cluster.nodes if isinstance(n, sc.NodeGroup)]
+    groups += [e.capacity_names() for e in scenario.events]
     if scenario.autoscaler is not None:
         groups.append(scenario.autoscaler.capacity)
     for capacity in groups:

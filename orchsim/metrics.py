@@ -77,20 +77,36 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | int | str]:
     """The headline numbers of one policy run (definitions in the module docstring)."""
+    w0, w1 = records.window
+    windowed = w0 > 0 or w1 < records.horizon  # else every task and every sample counts
+    row: dict[str, float | int | str] = {"policy": records.policy}
+    row |= _task_rows(records, workload, windowed)
+    row |= _utilisation_rows(records, workload.resources, windowed)
+    span = w1 - w0
+    row["mean_queue"] = records.integrals["queue"] / span if span > 0 else 0.0
+    row["mean_running"] = records.integrals["running"] / span if span > 0 else 0.0
+    row["peak_nodes_used"] = records.peak_nodes_used
+    frag = records.samples.get("fragmentation", np.zeros(0))
+    row["fragmentation"] = float(frag[_sample_window(records, windowed)].mean()) if len(frag) else 0.0
+    row["decisions"] = records.decisions
+    row["wall_seconds"] = records.wall_seconds
+    return row
+
+
+def _task_rows(records: RunRecords, workload: Workload, windowed: bool) -> dict[str, float | int]:
+    """Task counts, waits over the tasks submitted in the window, makespan and throughput."""
     status = records.status
     completed = status == Status.COMPLETED
     started = ~np.isnan(records.start_time)
     never_started = (status == Status.PENDING) & ~started
     w0, w1 = records.window
-    windowed = w0 > 0 or w1 < records.horizon  # else every task and every sample counts
     submit = workload.submit_time
     measured = (submit >= w0) & (submit < w1) if windowed else np.ones(len(submit), bool)
     waits = records.wait[started & measured]
     censored = records.wait[(started | never_started) & measured]
     first_submit = float(submit.min()) if len(workload) else 0.0
     makespan = float(np.nanmax(records.end_time[completed])) - first_submit if completed.any() else float("nan")
-    row: dict[str, float | int | str] = {
-        "policy": records.policy,
+    return {
         "tasks_submitted": len(workload),
         "tasks_completed": int(completed.sum()),
         "tasks_failed": int((status == Status.FAILED).sum()),
@@ -110,27 +126,31 @@ def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | in
         "makespan": makespan,
         "throughput": float(completed.sum()) / makespan if makespan > 0 else float("nan"),
     }
-    for name in workload.resources:
-        cap = records.integrals[f"capacity_{name}"]
-        row[f"mean_util_{name}"] = records.integrals[f"used_{name}"] / cap if cap > 0 else 0.0
-    for name in workload.resources:
-        series = records.samples.get(f"util_{name}", np.zeros(0))
-        row[f"final_util_{name}"] = float(series[-1]) if len(series) else 0.0
+
+
+def _sample_window(records: RunRecords, windowed: bool) -> np.ndarray:
+    """Bool mask of the samples inside the window (all of them if none falls inside)."""
+    w0, w1 = records.window
     times = records.samples.get("time", np.zeros(0))
     in_window = (times >= w0) & (times < w1) if windowed else np.ones(len(times), bool)
     if len(times) and not in_window.any():
         in_window[:] = True  # a window shorter than one sample interval: use them all
-    for name in workload.resources:
+    return in_window
+
+
+def _utilisation_rows(records: RunRecords, resources: tuple[str, ...], windowed: bool) -> dict[str, float]:
+    """Exact mean utilisation, final utilisation and sampled stranded share per resource."""
+    row: dict[str, float] = {}
+    for name in resources:
+        cap = records.integrals[f"capacity_{name}"]
+        row[f"mean_util_{name}"] = records.integrals[f"used_{name}"] / cap if cap > 0 else 0.0
+    for name in resources:
+        series = records.samples.get(f"util_{name}", np.zeros(0))
+        row[f"final_util_{name}"] = float(series[-1]) if len(series) else 0.0
+    in_window = _sample_window(records, windowed)
+    for name in resources:
         series = records.samples.get(f"stranded_{name}", np.zeros(0))
         row[f"mean_stranded_{name}"] = float(series[in_window].mean()) if len(series) else 0.0
-    span = w1 - w0
-    row["mean_queue"] = records.integrals["queue"] / span if span > 0 else 0.0
-    row["mean_running"] = records.integrals["running"] / span if span > 0 else 0.0
-    row["peak_nodes_used"] = records.peak_nodes_used
-    frag = records.samples.get("fragmentation", np.zeros(0))
-    row["fragmentation"] = float(frag[in_window].mean()) if len(frag) else 0.0
-    row["decisions"] = records.decisions
-    row["wall_seconds"] = records.wall_seconds
     return row
 
 

@@ -48,10 +48,6 @@ def _scaled_source(source: Any, factor: float, where: str) -> Any:
     return source.model_copy(update=update)
 
 
-def _scaled_event(event: Any, factor: float) -> Any:
-    return event.model_copy(update={"count": _count(event.count, factor)})
-
-
 def scale_scenario(scenario: sc.Scenario, factor: float) -> sc.Scenario:
     """``scenario`` at ``factor`` times its size, at the same offered load.
 
@@ -80,7 +76,7 @@ def scale_scenario(scenario: sc.Scenario, factor: float) -> sc.Scenario:
             f"(rounding gives {after}, {after / before:.2f} of the size), so the load would not stay the same"
         )
     workload = [_scaled_source(s, factor, f"{scenario.source}: workload.{i}") for i, s in enumerate(scenario.workload)]
-    events = [_scaled_event(e, factor) for e in scenario.events]
+    events = [e.scaled(factor) for e in scenario.events]
     update: dict[str, Any] = {
         "cluster": scenario.cluster.model_copy(update={"nodes": nodes}),
         "workload": workload,

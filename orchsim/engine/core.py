@@ -309,10 +309,12 @@ class Simulation:
     def finished(self) -> bool:
         return self.done + self.forever == len(self.w) or self._stuck()
 
-    def _sampler(self) -> Iterator[Any]:
+    def _sampler(self, ended: simpy.Event) -> Iterator[Any]:
+        """Sample every ``sample_interval``; at the first tick that finds the run over, end it."""
         while True:
             self._sample()
             if self.finished():
+                ended.succeed()
                 return
             yield self.env.timeout(self.cfg.sample_interval)
 
@@ -358,10 +360,13 @@ class Simulation:
         self._next_arrival = 0
         self._schedule_arrival()
         env.process(self._cluster_events())
-        env.process(self._sampler())
+        ended = env.event()
+        env.process(self._sampler(ended))
         if self.cfg.autoscaler is not None:
             env.process(autoscaler.autoscale(self))
-        env.run()
+        # Ends on an event, not when SimPy runs dry: completions voided by a node failure
+        # may still be scheduled, and they change nothing.
+        env.run(until=ended)
         if self.progress is not None:
             # Tasks never placed count as handled now: the run is over for them too.
             self.progress(len(self.w) - self._reported)

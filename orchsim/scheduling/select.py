@@ -196,6 +196,24 @@ def select(
     return decide(nodes, request, prepared, node_selector, task=task, explain=explain)
 
 
+def _scores(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, bad: np.ndarray) -> np.ndarray:
+    """The policy's float64 ``(N,)`` scores, its contract checked (shape; dtype coerced)."""
+    spec, params = prepared.spec, prepared.params
+    if spec.uses_rng or spec.uses_feasible:
+        params = dict(params)
+        if spec.uses_rng:
+            params["rng"] = prepared.rng if prepared.rng is not None else nodes.rng
+        if spec.uses_feasible:
+            params["feasible"] = ~bad
+    scores = spec.scorer(nodes, req, **params)
+    if not isinstance(scores, np.ndarray) or scores.dtype != np.float64:
+        # A bool or int array would turn the -inf mask below into True or overflow.
+        scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (nodes.n_nodes,):
+        raise PolicyError(f"policy {spec.name!r} returned shape {scores.shape}, expected ({nodes.n_nodes},)")
+    return scores
+
+
 def decide(
     nodes: NodeMatrix,
     request: Request,
@@ -225,19 +243,7 @@ def decide(
     if n_fit == 1 and not explain and spec.skippable:
         best = int(bad.argmin())  # the one node left: scores cannot change the answer
         return Decision(best, nodes.ids[best], None, spec.name, n, 1, {})
-    params = prepared.params
-    if spec.uses_rng or spec.uses_feasible:
-        params = dict(params)
-        if spec.uses_rng:
-            params["rng"] = prepared.rng if prepared.rng is not None else nodes.rng
-        if spec.uses_feasible:
-            params["feasible"] = ~bad
-    scores = spec.scorer(nodes, req, **params)
-    if not isinstance(scores, np.ndarray) or scores.dtype != np.float64:
-        # A bool or int array would turn the -inf mask below into True or overflow.
-        scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape != (n,):
-        raise PolicyError(f"policy {spec.name!r} returned shape {scores.shape}, expected ({n},)")
+    scores = _scores(nodes, req, prepared, bad)
     if len(rejected):
         # Copy, never write into the scorer's array: it may be a view of its own state.
         scores = scores.copy()

@@ -1,0 +1,106 @@
+"""Scenario schema, part two: cluster events, an open set of kinds.
+
+An event kind is one class: a subclass of ``ClusterEvent`` with ``kind:
+Literal["name"]`` registers itself under that name, and scenario files can use it at
+once (``events: [{kind: name, at: 60, ...}]``, errors naming ``events.<i>.<field>``).
+What the simulator does with it is one handler, registered with
+``orchsim.engine.node_events.handles``. The event also says how it scales with the
+cluster (``scaled``, for ``orchsim.resize``) and which resources it brings
+(``capacity_names``, for the cluster's resource list).
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, SerializeAsAny
+
+from orchsim.schema_base import STRICT, NonNegativeFloat
+
+__all__ = ["ClusterEvent", "CountedEvent", "EventEntry", "NodeFailure", "NodeRecovery", "ScaleIn", "ScaleOut"]
+
+
+class ClusterEvent(BaseModel):
+    """Something that happens to the cluster at time ``at`` (simulated seconds).
+
+    Subclass it with ``kind: Literal["..."]`` to add a kind; ``KINDS`` maps names to classes.
+    """
+
+    model_config = STRICT
+    KINDS: ClassVar[dict[str, type[ClusterEvent]]] = {}
+
+    kind: str
+    at: NonNegativeFloat
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        annotation = cls.model_fields["kind"].annotation
+        if typing.get_origin(annotation) is Literal:
+            for name in typing.get_args(annotation):
+                ClusterEvent.KINDS[name] = cls
+
+    def scaled(self, factor: float) -> ClusterEvent:
+        """This event for a cluster ``factor`` times the size (default: unchanged)."""
+        return self
+
+    def capacity_names(self) -> list[str]:
+        """Resources the event brings into the cluster (a scale-out's node shape), in order."""
+        return []
+
+
+class CountedEvent(ClusterEvent):
+    """An event about ``count`` nodes; it scales by scaling the count (at least 1)."""
+
+    count: int = Field(ge=1)
+
+    def scaled(self, factor: float) -> ClusterEvent:
+        return self.model_copy(update={"count": max(1, round(self.count * factor))})
+
+
+class NodeFailure(CountedEvent):
+    """``count`` running nodes (drawn with the scenario's seed) fail at ``at``."""
+
+    kind: Literal["node_failure"]
+
+
+class NodeRecovery(CountedEvent):
+    """Up to ``count`` failed nodes (longest-failed first) come back empty at ``at``."""
+
+    kind: Literal["node_recovery"]
+
+
+class ScaleOut(CountedEvent):
+    """``count`` new nodes join at ``at``."""
+
+    kind: Literal["scale_out"]
+    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    labels: dict[str, str] = {}
+
+    def capacity_names(self) -> list[str]:
+        return list(self.capacity)
+
+
+class ScaleIn(CountedEvent):
+    """``count`` nodes with the fewest tasks are drained at ``at``: no new tasks, removed when empty."""
+
+    kind: Literal["scale_in"]
+
+
+def _as_kind(item: Any) -> Any:
+    """A mapping becomes the event class its ``kind`` names (validated there, errors in place)."""
+    if not isinstance(item, dict):
+        return item
+    kind = item.get("kind")
+    cls = ClusterEvent.KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        valid = ", ".join(sorted(ClusterEvent.KINDS))
+        if kind is None:
+            raise ValueError(f"an event needs a kind, one of: {valid}")
+        raise ValueError(f"unknown event kind {kind!r}; valid kinds: {valid}")
+    return cls.model_validate(item)
+
+
+# One entry of ``Scenario.events``: any registered kind, dumped with its own fields.
+EventEntry = SerializeAsAny[Annotated[ClusterEvent, BeforeValidator(_as_kind)]]

@@ -1,0 +1,224 @@
+"""Scenario schema, part one: distributions, the cluster's nodes and the workload sources."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, model_validator
+
+from orchsim.schema_base import STRICT, NonNegativeFloat, PositiveFloat
+
+__all__ = [
+    "Burst",
+    "Choice",
+    "Cluster",
+    "Constant",
+    "CsvTrace",
+    "Distribution",
+    "Diurnal",
+    "Exponential",
+    "LogNormal",
+    "NodeGroup",
+    "NodeSpec",
+    "NodeTrace",
+    "OpenbTrace",
+    "Poisson",
+    "SwfTrace",
+    "Uniform",
+    "WorkloadSource",
+]
+
+
+class _Strict(BaseModel):
+    model_config = STRICT
+
+
+# --------------------------------------------------------------------- distributions
+class Constant(_Strict):
+    """Always ``value``."""
+
+    dist: Literal["constant"]
+    value: NonNegativeFloat
+
+
+class Uniform(_Strict):
+    """Uniform on ``[low, high]``."""
+
+    dist: Literal["uniform"]
+    low: NonNegativeFloat
+    high: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Uniform:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) must be >= low ({self.low})")
+        return self
+
+
+class Exponential(_Strict):
+    """Exponential with the given ``mean``."""
+
+    dist: Literal["exponential"]
+    mean: PositiveFloat
+
+
+class LogNormal(_Strict):
+    """Log-normal with the given ``mean`` of the variable itself and shape ``sigma`` (of its log)."""
+
+    dist: Literal["lognormal"]
+    mean: PositiveFloat
+    sigma: NonNegativeFloat = 1.0
+
+
+class Choice(_Strict):
+    """One of ``values``, with optional ``weights`` (normalised)."""
+
+    dist: Literal["choice"]
+    values: list[NonNegativeFloat] = Field(min_length=1)
+    weights: list[NonNegativeFloat] | None = None
+
+    @model_validator(mode="after")
+    def _weights_match(self) -> Choice:
+        if self.weights is not None:
+            if len(self.weights) != len(self.values):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.values)} values")
+            if sum(self.weights) <= 0:
+                raise ValueError("weights must not all be 0")
+        return self
+
+
+DistributionSpec = Annotated[Constant | Uniform | Exponential | LogNormal | Choice, Field(discriminator="dist")]
+
+
+def _number_is_constant(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"dist": "constant", "value": value}
+    return value
+
+
+# A bare number is shorthand for a constant.
+Distribution = Annotated[DistributionSpec, BeforeValidator(_number_is_constant)]
+
+
+# --------------------------------------------------------------------- cluster
+class NodeGroup(_Strict):
+    """``count`` identical nodes."""
+
+    count: int = Field(ge=1)
+    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    labels: dict[str, str] = {}
+    name: str | None = None
+
+
+class NodeTrace(_Strict):
+    """Nodes read from a trace file (the Alibaba openb node list)."""
+
+    trace: Literal["openb"]
+    path: str
+    limit: int | None = Field(default=None, ge=1)
+    # Keep this share of the nodes, picked evenly within each node shape (GPU model, GPUs,
+    # cpu, memory), so a smaller model of the cluster keeps the trace's mix of machines.
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+def _node_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "trace" if "trace" in value else "group"
+    return "trace" if isinstance(value, NodeTrace) else "group"
+
+
+NodeSpec = Annotated[Annotated[NodeGroup, Tag("group")] | Annotated[NodeTrace, Tag("trace")], Discriminator(_node_kind)]
+
+
+class Cluster(_Strict):
+    """The machines, and how failures are noticed.
+
+    Attributes:
+        heartbeat_interval: Seconds between worker heartbeats.
+        failure_timeout: Seconds after the last heartbeat before a node is declared lost
+            and its tasks are rescheduled (the lease TTL in ``orchlive``).
+    """
+
+    nodes: list[NodeSpec] = Field(min_length=1)
+    heartbeat_interval: PositiveFloat = 5.0
+    failure_timeout: PositiveFloat = 15.0
+
+
+# --------------------------------------------------------------------- workload
+class _Source(_Strict):
+    node_selector: dict[str, str] = {}
+
+
+class _Synthetic(_Source):
+    count: int = Field(ge=1)
+    resources: dict[str, Distribution] = Field(min_length=1)
+    duration: Distribution
+
+
+class Poisson(_Synthetic):
+    """Poisson arrivals at ``rate`` tasks per second from ``start``."""
+
+    kind: Literal["poisson"]
+    rate: PositiveFloat
+    start: NonNegativeFloat = 0.0
+
+
+class Burst(_Synthetic):
+    """``count`` tasks at once at ``at`` (or spread evenly over ``over`` seconds)."""
+
+    kind: Literal["burst"]
+    at: NonNegativeFloat
+    over: NonNegativeFloat = 0.0
+
+
+class Diurnal(_Synthetic):
+    """Non-homogeneous Poisson: ``rate * (1 + amplitude * sin(2 pi (t - start) / period))``."""
+
+    kind: Literal["diurnal"]
+    rate: PositiveFloat
+    amplitude: Annotated[float, Field(ge=0, le=1)] = 0.5
+    period: PositiveFloat = 86400.0
+    start: NonNegativeFloat = 0.0
+
+
+class _TraceSource(_Source):
+    path: str
+    limit: int | None = Field(default=None, ge=1)
+    time_scale: PositiveFloat = 1.0  # multiply trace times (compress < 1, stretch > 1)
+    # Keep this share of the jobs (after ``limit``), evenly spaced in submit order: the same time
+    # window at a lower rate, for a cluster scaled down by the same share.
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
+class CsvTrace(_TraceSource):
+    """CSV with columns submit_time, duration, cpu, memory[, more resources]."""
+
+    kind: Literal["trace"]
+    rebase: bool = False
+
+
+class OpenbTrace(_TraceSource):
+    """Alibaba openb pod list: cpu, memory, gpu, and creation and deletion times.
+
+    ``mode: replay`` uses the real times. ``mode: arrivals`` replays the way the FGD paper
+    (Weng et al., ATC 2023) does: pods arrive one every ``interval`` seconds in a seeded
+    random order and never leave; with ``load``, pods are drawn (with replacement) until
+    their total GPU request reaches ``load`` times the cluster's GPU capacity (1.3 in the
+    paper), so what fails to fit measures fragmentation.
+    """
+
+    kind: Literal["openb"]
+    mode: Literal["replay", "arrivals"] = "replay"
+    interval: PositiveFloat = 1.0
+    load: PositiveFloat | None = None
+
+
+class SwfTrace(_TraceSource):
+    """Standard Workload Format log; each processor becomes ``cpu_per_processor`` millicores."""
+
+    kind: Literal["swf"]
+    cpu_per_processor: PositiveFloat = 1000.0
+    memory_per_processor: NonNegativeFloat = 0.0
+
+
+WorkloadSource = Annotated[Poisson | Burst | Diurnal | CsvTrace | OpenbTrace | SwfTrace, Field(discriminator="kind")]
