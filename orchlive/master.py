@@ -68,6 +68,11 @@ class Master:
         self.params = params or {}
         self.queue = queue
         self.backfill_window = backfill_window
+        self.tried: set[str] = set()  # pending tasks some pass has tried: backfill retries them in its window
+        # Tasks no node could ever hold, set aside (still PENDING, out of the queue) until the
+        # cluster's shape (nodes, capacities, labels) changes: a worker that fits may have joined.
+        self.set_aside: set[str] = set()
+        self._shape: tuple[Any, ...] = ()
         self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
         self.rng = random_streams(seed)[0]  # the simulator's policy stream for the same seed
         self.cache = ClusterCache()
@@ -172,9 +177,11 @@ class Master:
             return not could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
 
         began = time.perf_counter()
+        queue = self._queue(matrix, tasks)
+        new = [tid for tid in queue if tid not in self.tried]  # tried on arrival, past the window too
         result = schedule_pass(
             matrix,
-            list(tasks),
+            queue,
             self.policy,
             request_of=request_of,
             place=place,
@@ -182,17 +189,29 @@ class Master:
             window=self.backfill_window,
             selector_of=selector_of,
             never_fits=never_fits,
+            new=new,
             explain=True,
             rng=self.rng,
             filters=self.filters,
             params=self.params,
         )
+        self.tried = (self.tried & tasks.keys()) | set(new)
+        self.set_aside |= set(result.never)
         for tid in result.never:
             reason = explain_never(matrix, request_of(tid), selector_of(tid), extra=self.filters)
             await self._note_unplaced(*tasks[tid], reason)
         for tid, reason in result.waiting.items():
             await self._note_unplaced(*tasks[tid], reason)
         return await self._commit_all(placements, began)
+
+    def _queue(self, matrix: NodeMatrix, tasks: dict[str, Any]) -> list[str]:
+        """Pending task ids in queue order, without those set aside as never fitting this cluster."""
+        labels = tuple(tuple(sorted(matrix.labels_of(i).items())) for i in range(matrix.n_nodes))
+        shape = (tuple(matrix.ids), matrix.capacity.tobytes(), labels)
+        if shape != self._shape:
+            self._shape, self.set_aside = shape, set()
+        self.set_aside &= tasks.keys()
+        return [tid for tid in tasks if tid not in self.set_aside]
 
     async def _commit_all(self, placements: list[transitions.Placement], began: float) -> int:
         """Commit the pass's placements in batches of ``BATCH``; returns how many were placed."""

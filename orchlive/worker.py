@@ -22,10 +22,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from orchlive import transitions
 from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
+from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 
 __all__ = ["Worker"]
 
@@ -163,11 +166,9 @@ class Worker:
             return
         if task.state != TaskState.ASSIGNED:
             return
-        short = [name for name, amount in task.resources.items() if amount > self.capacity.get(name, 0)]
-        if short:
-            await transitions.requeue(
-                self.store, task_id, self.node_id, f"request exceeds this worker's capacity ({', '.join(short)})"
-            )
+        if (never := self._never_fits(task)) is not None:
+            reason = f"request exceeds this worker's capacity ({never})"
+            await transitions.requeue(self.store, task_id, self.node_id, reason)
             return
         spec = TaskSpec(
             task_id=task.id,
@@ -196,6 +197,20 @@ class Worker:
             return
         waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
         self.running[task_id] = _Running(started, task.attempts, handle, waiter)
+
+    def _never_fits(self, task: Task) -> str | None:
+        """Why this worker could never hold ``task``, even empty; None if it could.
+
+        The scheduling core's own never-fits rule, on this worker alone (a one-node
+        matrix of its declared capacity; a resource it does not declare counts as 0): the
+        master already checked it, so this only catches a master that saw other capacity.
+        """
+        names = sorted(set(self.capacity) | {name for name, amount in task.resources.items() if amount > 0})
+        shape = NodeMatrix.from_capacities({name: [self.capacity.get(name, 0)] for name in names})
+        request = shape.request_vector(dict(task.resources.items()))
+        if could_ever_fit(shape, request, np.ones(1, dtype=bool)):
+            return None
+        return explain_never(shape, request)
 
     def _log_path(self, task: Task) -> Path:
         return self.data_dir / "logs" / f"{task.id}-{task.attempts}.log"

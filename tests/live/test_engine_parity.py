@@ -65,7 +65,7 @@ def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def simulated(policy: str, queue: str) -> tuple[list[tuple[str, str]], set[str]]:
+def simulated(policy: str, queue: str, window: int = 100) -> tuple[list[tuple[str, str]], set[str]]:
     """(task, node) in the order the engine placed them, and the tasks it found never fit."""
     scenario = parse_scenario(
         {
@@ -73,7 +73,7 @@ def simulated(policy: str, queue: str) -> tuple[list[tuple[str, str]], set[str]]
             "name": "parity",
             "seed": SEED,
             "policies": [policy],
-            "scheduler": {"queue": queue},
+            "scheduler": {"queue": queue, "backfill_window": window},
             "cluster": {
                 "nodes": [
                     {"name": name, "count": 1, "capacity": {"cpu": cpu, "memory": memory, "gpu": 0}}
@@ -135,7 +135,18 @@ POLICIES = ["bin_packing", "spread", "round_robin", "random", "parity_fewest_tas
 @pytest.mark.parametrize("queue", ["fifo", "backfill"])
 @pytest.mark.parametrize("policy", POLICIES)
 def test_engine_and_master_decide_alike(policy: str, queue: str, cluster_factory, etcd, plugin_file) -> None:  # type: ignore[no-untyped-def]
-    expected, never = simulated(policy, queue)
+    check_parity(policy, queue, 100, cluster_factory, etcd, plugin_file)
+
+
+@pytest.mark.parametrize("policy", ["bin_packing", "random"])
+def test_a_short_backfill_window_decides_alike(policy: str, cluster_factory, etcd, plugin_file) -> None:  # type: ignore[no-untyped-def]
+    # A window of 2: a new task is tried when it arrives, however deep in the queue; only
+    # the first two waiting tasks are retried when capacity frees. Both sides must agree.
+    check_parity(policy, "backfill", 2, cluster_factory, etcd, plugin_file)
+
+
+def check_parity(policy: str, queue: str, window: int, cluster_factory, etcd, plugin_file) -> None:  # type: ignore[no-untyped-def]
+    expected, never = simulated(policy, queue, window)
     assert never == {"e"}
     assert 4 <= len(expected) < len(BURST) - 1, expected  # some wait for good: the test needs both kinds
 
@@ -147,7 +158,7 @@ def test_engine_and_master_decide_alike(policy: str, queue: str, cluster_factory
     )
     tasks = asyncio.run(write_burst(etcd.endpoint, cluster.prefix))
     by_id = {t.id: t.name for t in tasks}
-    cluster.start_master(extra=["--plugin", str(plugin_file), "--queue", queue])
+    cluster.start_master(extra=["--plugin", str(plugin_file), "--queue", queue, "--backfill-window", str(window)])
 
     def assigned() -> list[tuple[str, str]]:
         events = cluster.events(until_idle=0.5)
