@@ -14,14 +14,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from orchsim.cli import fail, print_table, user_error
 from orchsim.plugins import add_plugin_argument
-from orchsim.run import Results, run
-
-if TYPE_CHECKING:
-    import pandas as pd
+from orchsim.run import TABLES, Results, run
 
 __all__ = ["main"]
 
@@ -66,18 +63,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--until", type=float, metavar="SECONDS", help="end the measurement window at SECONDS")
     add_plugin_argument(parser, where=", before the scenario is read")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG figures (and matplotlib's start-up)")
+    parser.add_argument(
+        "--format",
+        choices=["csv", "parquet"],
+        default="csv",
+        help="file format of the tables (default csv; parquet keeps full precision and suits large runs)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-def _print_table(summary: pd.DataFrame) -> None:
-    """One row per policy: the summary columns a terminal has room for, under short headers."""
-    columns = {c: h for c, h in _TABLE_COLUMNS.items() if c in summary.columns}
-    columns |= {c: c.replace("mean_util_", "util_") for c in summary.columns if c.startswith("mean_util_")}
+def _print_table(summary: list[dict[str, Any]]) -> None:
+    """One row per policy: the summary columns a terminal has room for, under short headers.
+
+    Reads the summary rows, not a DataFrame, so that the command line never imports pandas.
+    """
+    names = list(dict.fromkeys(name for row in summary for name in row))
+    columns = {c: h for c, h in _TABLE_COLUMNS.items() if c in names}
+    columns |= {c: c.replace("mean_util_", "util_") for c in names if c.startswith("mean_util_")}
     rows = (
-        [f"{value:.4g}" if isinstance(value, float) else str(value) for value in (row[c] for c in columns)]
-        for _, row in summary.iterrows()
+        [f"{value:.4g}" if isinstance(value, float) else str(value) for value in (row.get(c) for c in columns)]
+        for row in summary
     )
     print_table(list(columns.values()), rows)
 
@@ -109,7 +116,7 @@ def _simulate(args: argparse.Namespace) -> tuple[Results, Path]:
         until=args.until,
     )
     out = args.out or Path("results") / results.scenario.name
-    results.write(out, plots=not args.no_plots)
+    results.write(out, plots=not args.no_plots, format=args.format)
     return results, out
 
 
@@ -132,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, out = _simulate(args)
     except Exception as err:
         return user_error(err, out=args.out)
-    _print_table(results.summary)
-    print(f"wrote {out}/tasks.csv, summary.csv, timeseries.csv" + ("" if args.no_plots else " and PNG plots"))
+    _print_table(results.summary_rows)
+    files = ", ".join(f"{name}.{args.format}" for name in TABLES)
+    print(f"wrote {out}/{files}" + ("" if args.no_plots else " and PNG plots"))
     return 0
 
 

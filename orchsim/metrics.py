@@ -31,17 +31,35 @@ Definitions (all times in simulated seconds):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from orchsim.engine import RunRecords, Status
 from orchsim.workload import Workload
 
-__all__ = ["summary_row", "tasks_frame", "timeseries_frame"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["summary_row", "tasks_columns", "tasks_frame", "timeseries_columns", "timeseries_frame"]
+
+# pandas is imported by the *_frame functions only: the command line writes the *_columns
+# tables without it (orchsim.table_files), and importing it is most of a small run's start-up.
 
 
 def tasks_frame(records: RunRecords, workload: Workload) -> pd.DataFrame:
     """One row per task: policy, task_id, times, node, status, attempts, wait, reason, requested resources.
+
+    The columns, in order, are ``tasks_columns``'s: add a column there, and both the
+    DataFrame and the files the command line writes have it.
+    """
+    import pandas as pd
+
+    return pd.DataFrame(tasks_columns(records, workload))
+
+
+def tasks_columns(records: RunRecords, workload: Workload) -> dict[str, np.ndarray]:
+    """``tasks_frame``'s table as columns (name -> 1-D array, one entry per task), in its order.
 
     ``reason`` says why a task did not run: for a task never placed, the placement
     explanation at the end ("0/48 nodes fit: 48 insufficient memory"); for an
@@ -52,23 +70,21 @@ def tasks_frame(records: RunRecords, workload: Workload) -> pd.DataFrame:
     reasons = np.full(len(workload), "", dtype=object)
     if records.reasons:
         reasons[list(records.reasons)] = list(records.reasons.values())
-    frame = pd.DataFrame(
-        {
-            "policy": records.policy,
-            "task_id": np.arange(len(workload), dtype=np.int64),
-            "submit_time": workload.submit_time,
-            "start_time": records.start_time,
-            "end_time": records.end_time,
-            "node": node_ids[records.node],  # -1 indexes the trailing "" (never placed)
-            "status": np.asarray(Status.NAMES, dtype=object)[records.status],
-            "attempts": records.attempts,
-            "wait": records.wait,
-            "reason": reasons,
-        }
-    )
+    columns = {
+        "policy": np.full(len(workload), records.policy, dtype=object),
+        "task_id": np.arange(len(workload), dtype=np.int64),
+        "submit_time": workload.submit_time,
+        "start_time": records.start_time,
+        "end_time": records.end_time,
+        "node": node_ids[records.node],  # -1 indexes the trailing "" (never placed)
+        "status": np.asarray(Status.NAMES, dtype=object)[records.status],
+        "attempts": records.attempts,
+        "wait": records.wait,
+        "reason": reasons,
+    }
     for i, name in enumerate(workload.resources):
-        frame[name] = workload.demand[:, i]
-    return frame
+        columns[name] = workload.demand[:, i]
+    return columns
 
 
 def _percentile(values: np.ndarray, q: float) -> float:
@@ -156,9 +172,16 @@ def _utilisation_rows(records: RunRecords, resources: tuple[str, ...], windowed:
 
 def timeseries_frame(records: RunRecords) -> pd.DataFrame:
     """The sampled time series of one run, with a ``policy`` column first."""
-    frame = pd.DataFrame(records.samples)
-    frame.insert(0, "policy", records.policy)
-    return frame
+    import pandas as pd
+
+    return pd.DataFrame(timeseries_columns(records))
+
+
+def timeseries_columns(records: RunRecords) -> dict[str, np.ndarray]:
+    """``timeseries_frame``'s table as columns (name -> 1-D array, one entry per sample)."""
+    samples = {name: np.asarray(values) for name, values in records.samples.items()}
+    rows = len(next(iter(samples.values()))) if samples else 0
+    return {"policy": np.full(rows, records.policy, dtype=object), **samples}
 
 
 def failures_frame(records: RunRecords) -> pd.DataFrame:
@@ -167,6 +190,8 @@ def failures_frame(records: RunRecords) -> pd.DataFrame:
     Counted at detection, so tasks placed on the node after it died but before the
     failure was noticed are included: they were lost too.
     """
+    import pandas as pd
+
     frame = pd.DataFrame(records.failures, columns=["failed_at", "detected_at", "node", "tasks_lost"])
     frame.insert(0, "policy", records.policy)
     return frame.astype({"failed_at": "float64", "detected_at": "float64", "tasks_lost": "int64"})

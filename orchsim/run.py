@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from orchsim.engine import RunRecords
@@ -23,34 +24,88 @@ if TYPE_CHECKING:
 
 __all__ = ["Results", "run"]
 
-
-def _empty_frame() -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.DataFrame()
+TABLES = ("tasks", "summary", "timeseries")  # the files a run writes, in this order
 
 
-@dataclass
 class Results:
-    """Everything a run produced, as DataFrames (one block of rows per policy)."""
+    """Everything a run produced, as DataFrames (one block of rows per policy).
 
-    scenario: Scenario
-    summary: pd.DataFrame
-    tasks: pd.DataFrame
-    timeseries: pd.DataFrame
-    workload: Workload
-    records: list[RunRecords] = field(default_factory=list)
-    failures: pd.DataFrame = field(default_factory=_empty_frame)  # one row per node failure
+    The tables are kept as columns (``table(name)``) and become DataFrames on first
+    access of ``summary``, ``tasks``, ``timeseries`` or ``failures``: writing files needs
+    no pandas, and importing it is most of a small run's start-up.
+    """
 
-    def write(self, out_dir: str | Path, *, plots: bool = True) -> list[Path]:
-        """Write tasks.csv, summary.csv, timeseries.csv (and PNG plots) to ``out_dir``."""
+    def __init__(
+        self,
+        scenario: Scenario,
+        workload: Workload,
+        records: list[RunRecords],
+        summary_rows: list[dict[str, Any]],
+        columns: dict[str, dict[str, np.ndarray]],
+    ) -> None:
+        self.scenario = scenario
+        self.workload = workload
+        self.records = records
+        self.summary_rows = summary_rows  # one dict per policy, in the order run
+        self._columns = columns  # "tasks" and "timeseries": name -> 1-D array
+
+    def table(self, name: str) -> dict[str, np.ndarray]:
+        """``tasks``, ``summary`` or ``timeseries`` as columns (name -> 1-D array), without pandas."""
+        if name == "summary":
+            from orchsim.table_files import columns_of_rows
+
+            return columns_of_rows(self.summary_rows)
+        return self._columns[name]
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """One row per policy (``orchsim.metrics`` defines the columns)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.summary_rows)
+
+    @cached_property
+    def tasks(self) -> pd.DataFrame:
+        """One row per task and policy (``orchsim.metrics.tasks_columns``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self._columns["tasks"])
+
+    @cached_property
+    def timeseries(self) -> pd.DataFrame:
+        """One row per sample and policy (``orchsim.metrics.timeseries_columns``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self._columns["timeseries"])
+
+    @cached_property
+    def failures(self) -> pd.DataFrame:
+        """One row per node failure: policy, failed_at, detected_at, node, tasks_lost."""
+        import pandas as pd
+
+        from orchsim.metrics import failures_frame
+
+        frames = [failures_frame(records) for records in self.records]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def write(self, out_dir: str | Path, *, plots: bool = True, format: str = "csv") -> list[Path]:
+        """Write tasks, summary and timeseries (``.csv`` or ``.parquet``), and PNG plots, to ``out_dir``.
+
+        Args:
+            out_dir: The folder, created if missing.
+            plots: Also draw the PNG figures (imports matplotlib, which costs most of a
+                second: leave it off when only the numbers matter).
+            format: ``"csv"`` (floats with 6 decimals, as ``DataFrame.to_csv`` with
+                ``float_format="%.6f"`` writes them) or ``"parquet"`` (full precision).
+
+        Returns:
+            The paths written.
+        """
+        from orchsim.table_files import write_table
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, frame in (("tasks", self.tasks), ("summary", self.summary), ("timeseries", self.timeseries)):
-            path = out / f"{name}.csv"
-            frame.to_csv(path, index=False, float_format="%.6f")
-            written.append(path)
+        written = [write_table(self.table(name), out, name, format) for name in TABLES]
         if plots:
             from orchsim import plots as plotting
 
@@ -127,13 +182,12 @@ def run(
         ScenarioError: a bad scenario file, or an override out of range (named).
         UnknownPolicyError: a policy that is not registered.
     """
-    import pandas as pd
-
     from orchsim.cluster import build_cluster
     from orchsim.engine import Simulation
-    from orchsim.metrics import failures_frame, summary_row, tasks_frame, timeseries_frame
+    from orchsim.metrics import summary_row, tasks_columns, timeseries_columns
     from orchsim.scenario import Scenario, load_scenario
     from orchsim.scenario_edit import with_overrides
+    from orchsim.table_files import concat_columns
     from orchsim.workload import build_workload
 
     if not isinstance(scenario, Scenario):
@@ -145,25 +199,22 @@ def run(
     workload = build_workload(scenario, resources, totals)
     interval = _sample_interval(scenario, workload)
     bar = _progress_bar(len(workload) * len(scenario.policies)) if progress else None
-    summaries, task_frames, series, failures, all_records = [], [], [], [], []
+    all_records = []
     for name in scenario.policies:
         config = _engine_config(scenario, name, interval)
         began = time.perf_counter()
         records = Simulation(workload, cluster, config, progress=bar.update if bar else None).run()
         records.wall_seconds = time.perf_counter() - began
         all_records.append(records)
-        summaries.append(summary_row(records, workload))
-        task_frames.append(tasks_frame(records, workload))
-        series.append(timeseries_frame(records))
-        failures.append(failures_frame(records))
     if bar is not None:
         bar.close()
     return Results(
         scenario=scenario,
-        summary=pd.DataFrame(summaries),
-        tasks=pd.concat(task_frames, ignore_index=True),
-        timeseries=pd.concat(series, ignore_index=True),
         workload=workload,
         records=all_records,
-        failures=pd.concat(failures, ignore_index=True),
+        summary_rows=[summary_row(records, workload) for records in all_records],
+        columns={
+            "tasks": concat_columns([tasks_columns(records, workload) for records in all_records]),
+            "timeseries": concat_columns([timeseries_columns(records) for records in all_records]),
+        },
     )
