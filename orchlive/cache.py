@@ -25,7 +25,7 @@ from orchlive.models import (
 )
 from orchlive.store import Entry, Keys, Store, WatchEvent
 
-__all__ = ["ClusterCache", "read_nodes"]
+__all__ = ["ClusterCache", "read_cache", "read_nodes"]
 
 
 def _beat_time(raw: bytes) -> datetime | None:
@@ -121,13 +121,27 @@ class ClusterCache:
         return resource_order(names)
 
 
-async def read_nodes(store: Store) -> dict[str, NodePublic]:
-    """Every node that ever registered, by id, as ``ClusterCache.node_view`` shows it, from one read.
+async def read_cache(store: Store, prefixes: Iterable[str]) -> tuple[ClusterCache, int]:
+    """A cache of what is under ``prefixes``, all read at one revision; and that revision.
 
-    One range over the cluster prefix gives a consistent snapshot of records, heartbeats and
-    ledgers; the tasks in it are skipped (a node's task list is its ledger's).
+    Only the prefixes named are read (in pages): never events or logs, which grow with the
+    cluster's history, so that what a read costs does not grow with it.
     """
     keys = store.keys
-    entries, _ = await store.range(keys.root())
-    cache = ClusterCache.from_entries(keys, (e for e in entries if not e.key.startswith(keys.tasks())))
+    cache, revision = ClusterCache(), 0
+    for prefix in prefixes:
+        entries, revision = await store.range(prefix, revision=revision)
+        for entry in entries:
+            cache.apply(keys, WatchEvent("put", entry.key, entry.value, entry.mod_revision, entry.create_revision))
+    return cache, revision
+
+
+async def read_nodes(store: Store) -> dict[str, NodePublic]:
+    """Every node that ever registered, by id, as ``ClusterCache.node_view`` shows it, from one snapshot.
+
+    Records, heartbeats and ledgers, read at one revision; no task is read (a node's task
+    list is its ledger's).
+    """
+    keys = store.keys
+    cache, _ = await read_cache(store, (keys.nodes(), keys.alive_all(), keys.allocs()))
     return {node_id: cache.node_view(node_id) for node_id in sorted(cache.nodes)}

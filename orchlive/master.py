@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from orchlive import transitions
-from orchlive.cache import ClusterCache
+from orchlive.cache import ClusterCache, read_cache
 from orchlive.election import Election
 from orchlive.models import Task
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
@@ -89,9 +89,13 @@ class Master:
 
     # ------------------------------------------------------------------ state mirror
     async def load(self) -> int:
-        """Read the whole cluster; returns the revision to watch from."""
-        entries, revision = await self.store.range(self.keys.root())
-        cache = self.cache = ClusterCache.from_entries(self.keys, entries)
+        """Read tasks, nodes, heartbeats and ledgers (one snapshot); returns the revision to watch from.
+
+        Never events or logs: what the master reads at start-up grows with the cluster,
+        not with its history (``Keys.mirrored``).
+        """
+        cache, revision = await read_cache(self.store, self.keys.mirrored())
+        self.cache = cache
         # Nodes already dead at start-up need handling only if they still hold tasks.
         self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).tasks}
         return revision + 1

@@ -220,7 +220,7 @@ class Ledger:
 
 
 class Event(BaseModel):
-    """A cluster event; ``id`` is the etcd revision that recorded it (ordered, resumable)."""
+    """A cluster event; ``id`` is ``revision * 1000 + index`` of the transaction that recorded it (``event_ids``)."""
 
     id: int = 0
     type: str

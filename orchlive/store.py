@@ -8,7 +8,8 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
     PREFIX/alloc/<node>            the node's allocation ledger {"allocated": {"cpu", "memory", ...}, "tasks"}
     PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there;
                                    deleting it tells the worker to stop the task (fencing, drain, delete)
-    PREFIX/events/<uuid>           Event JSON; the event id is the key's create revision
+    PREFIX/events/<uuid>           Event JSON {type, object, timestamp, index}; the event id is the
+                                   key's create revision and its index in the transaction (``event_ids``)
     PREFIX/logs/<task>             the tail of the task's output
     PREFIX/leader                  the scheduling leader's id, under its lease
 
@@ -29,13 +30,17 @@ import asyncio
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aetcd
 import aetcd.exceptions
+import aetcd.rpc
+import aetcd.utils
+
+from orchlive.event_ids import MAX_REVISION, PER_REVISION
+from orchlive.keys import Keys
 
 __all__ = ["Entry", "Keys", "Store", "StoreUnavailableError", "Txn", "WatchEvent", "retrying"]
 
@@ -81,63 +86,6 @@ class WatchEvent:
     create_revision: int
 
 
-class Keys:
-    """The key layout, in one place."""
-
-    def __init__(self, prefix: str = "/orch") -> None:
-        self.prefix = prefix.rstrip("/")
-
-    def tasks(self) -> str:
-        return f"{self.prefix}/tasks/"
-
-    def task(self, task_id: str) -> str:
-        return f"{self.prefix}/tasks/{task_id}"
-
-    def nodes(self) -> str:
-        return f"{self.prefix}/nodes/"
-
-    def node(self, node_id: str) -> str:
-        return f"{self.prefix}/nodes/{node_id}"
-
-    def alive_all(self) -> str:
-        return f"{self.prefix}/alive/"
-
-    def alive(self, node_id: str) -> str:
-        return f"{self.prefix}/alive/{node_id}"
-
-    def allocs(self) -> str:
-        return f"{self.prefix}/alloc/"
-
-    def alloc(self, node_id: str) -> str:
-        return f"{self.prefix}/alloc/{node_id}"
-
-    def assignments(self, node_id: str | None = None) -> str:
-        return f"{self.prefix}/assign/" if node_id is None else f"{self.prefix}/assign/{node_id}/"
-
-    def assignment(self, node_id: str, task_id: str) -> str:
-        return f"{self.prefix}/assign/{node_id}/{task_id}"
-
-    def events(self) -> str:
-        return f"{self.prefix}/events/"
-
-    def new_event(self) -> str:
-        return f"{self.prefix}/events/{uuid.uuid4().hex}"
-
-    def logs(self, task_id: str) -> str:
-        return f"{self.prefix}/logs/{task_id}"
-
-    def leader(self) -> str:
-        return f"{self.prefix}/leader"
-
-    def root(self) -> str:
-        return f"{self.prefix}/"
-
-    @staticmethod
-    def last(key: str) -> str:
-        """The last path segment of a key (an id)."""
-        return key.rsplit("/", 1)[-1]
-
-
 def _b(text: str) -> bytes:
     return text.encode()
 
@@ -154,6 +102,7 @@ class Txn:
     store: Store
     _compares: list[Any] = field(default_factory=list)
     _ops: list[Any] = field(default_factory=list)
+    _events: int = 0
 
     def expect_revision(self, key: str, mod_revision: int) -> Txn:
         """The key must still be at ``mod_revision`` (0: must not exist)."""
@@ -184,8 +133,16 @@ class Txn:
         return self
 
     def event(self, kind: str, obj: dict[str, Any], timestamp: str) -> Txn:
-        """Record a cluster event atomically with the transition it describes."""
-        return self.put_json(self.store.keys.new_event(), {"type": kind, "object": obj, "timestamp": timestamp})
+        """Record a cluster event atomically with the transition it describes.
+
+        Events of one transaction share its revision; ``index`` (their order here) tells
+        them apart, and with the revision makes the event's id (``event_ids``).
+        """
+        if self._events >= PER_REVISION:
+            raise ValueError(f"a transaction records at most {PER_REVISION} events")
+        body = {"type": kind, "object": obj, "timestamp": timestamp, "index": self._events}
+        self._events += 1
+        return self.put_json(self.store.keys.new_event(), body)
 
     async def commit(self) -> tuple[bool, int]:
         """Apply if every comparison holds; returns (applied, revision of the transaction)."""
@@ -208,7 +165,10 @@ class Store:
             raise ValueError(f"etcd endpoint must be host:port, got {endpoint!r}")
         self.endpoint = endpoint
         self.keys = Keys(prefix)
+        self.timeout = timeout
         self.client = aetcd.Client(host=host, port=int(port), timeout=timeout)
+        # Watches are created one at a time by this process (see ``_open_watch``).
+        self._watch_lock = asyncio.Lock()
 
     async def connect(self) -> None:
         with _unavailable():
@@ -232,17 +192,70 @@ class Store:
             return None
         return Entry(key, kv.value, kv.mod_revision, kv.create_revision, kv.lease)
 
-    async def range(self, prefix: str) -> tuple[list[Entry], int]:
-        """Every key under ``prefix`` (ordered by key) and the store revision of the read."""
+    async def range(self, prefix: str, *, revision: int = 0, keys_only: bool = False) -> tuple[list[Entry], int]:
+        """Every key under ``prefix`` (ordered by key) and the store revision of the read.
+
+        Read in pages (``scan``), all at one revision: a consistent snapshot, however large
+        the prefix, without any one reply reaching the client's message limit.
+        """
+        entries: list[Entry] = []
+        async for page, read_at in self.scan(prefix, revision=revision, keys_only=keys_only):
+            entries.extend(page)
+            revision = read_at
+        return entries, revision
+
+    async def scan(
+        self, prefix: str, *, revision: int = 0, keys_only: bool = False, by_creation: bool = False
+    ) -> AsyncIterator[tuple[list[Entry], int]]:
+        """The keys under ``prefix`` a page at a time, with the revision every page is read at.
+
+        Pages are read at the revision of the first (or at ``revision``), so together they
+        are one snapshot. In key order, or in creation order with ``by_creation`` (the
+        order tasks were submitted in; it pages by create revision, so it is only for keys
+        created one per transaction, as tasks are). A page holds at most ``PAGE`` keys and shrinks by
+        half while a reply is too large for the client (values of up to etcd's 1.5 MiB
+        request limit each). ``keys_only`` reads no values at all.
+        """
+        start, end = _b(prefix), aetcd.utils.prefix_range_end(_b(prefix))
+        limit, min_create = PAGE, 0
+        while True:
+            request = _range_request(start, end, limit, revision, keys_only, by_creation, min_create)
+            try:
+                reply = await self._range(request)
+            except _ReplyTooLargeError:
+                if limit == 1:
+                    raise StoreUnavailableError(f"one key under {prefix} is larger than the client accepts") from None
+                limit = max(1, limit // 2)
+                continue
+            revision = revision or reply.header.revision
+            page = [Entry(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease) for kv in reply.kvs]
+            yield page, revision
+            if not reply.more or not page:
+                return
+            if by_creation:
+                min_create = page[-1].create_revision + 1
+            else:
+                start = _b(page[-1].key) + b"\x00"
+
+    async def _range(self, request: Any) -> Any:
         with _unavailable():
-            result = await self.client.get_prefix(_b(prefix))
-        entries = [Entry(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease) for kv in result.kvs]
-        return entries, result.header.revision
+            await self.client.connect()
+            try:
+                return await self.client.kvstub.Range(request, timeout=self.timeout, metadata=self.client.metadata)
+            except aetcd.rpc.AioRpcError as err:
+                if err.code() == aetcd.rpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise _ReplyTooLargeError from err
+                raise StoreUnavailableError(f"{err.code().name}: {err.details()}") from err
 
     async def put(self, key: str, value: bytes, lease: int | None = None) -> int:
         with _unavailable():
             result = await self.client.put(_b(key), value, lease=lease)
         return result.header.revision
+
+    async def revision(self) -> int:
+        """The store's current revision (a read of one key that does not exist)."""
+        _, revision = await self.range(self.keys.root() + "\x00-none", keys_only=True)
+        return revision
 
     def txn(self) -> Txn:
         return Txn(self)
@@ -264,30 +277,36 @@ class Store:
             await self.client.revoke_lease(lease_id)
 
     # ------------------------------------------------------------------ watches
-    async def watch(self, prefix: str, start_revision: int, *, retry_delay: float = 0.5) -> AsyncIterator[WatchEvent]:
+    async def watch(
+        self, prefix: str, start_revision: int, *, retry_delay: float = 0.5, tell_compacted: bool = False
+    ) -> AsyncIterator[WatchEvent]:
         """Every change under ``prefix`` from ``start_revision`` on, across reconnects.
 
         After a failure the watch is re-created from the revision after the last event
-        delivered, so nothing is missed and nothing is delivered twice.
+        delivered, so nothing is missed and nothing is delivered twice. If etcd has
+        compacted the history it would start from, it resumes at the oldest revision left;
+        with ``tell_compacted`` it first yields a ``WatchEvent`` of kind "compacted" whose
+        ``mod_revision`` is that revision (what was lost is for the caller to report).
+
+        Raises:
+            ValueError: ``start_revision`` is not a revision etcd could hold (checked first).
         """
+        _check_revision(start_revision)
         next_revision = start_revision
         while True:
             watch = None
             try:
-                watch = await self.client.watch_prefix(_b(prefix), start_revision=next_revision)
+                watch = await self._open_watch(prefix, next_revision)
                 async for event in watch:
                     kv = event.kv
                     next_revision = kv.mod_revision + 1
-                    yield WatchEvent(
-                        "put" if event.kind == "PUT" else "delete",
-                        kv.key.decode(),
-                        kv.value,
-                        kv.mod_revision,
-                        kv.create_revision,
-                    )
+                    kind = "put" if event.kind == "PUT" else "delete"
+                    yield WatchEvent(kind, kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision)
             except aetcd.exceptions.RevisionCompactedError as err:
                 log.warning("watch %s: revision %s compacted; resuming at %s", prefix, next_revision, err)
                 next_revision = err.compacted_revision
+                if tell_compacted:
+                    yield WatchEvent("compacted", "", b"", next_revision, 0)
             except (aetcd.exceptions.ClientError, ConnectionError, OSError) as err:
                 log.info("watch %s interrupted (%s); resuming from revision %d", prefix, err, next_revision)
             finally:
@@ -295,6 +314,70 @@ class Store:
                     with contextlib.suppress(Exception):  # the stream may already be broken
                         await watch.cancel()
             await asyncio.sleep(retry_delay)
+
+    async def _open_watch(self, prefix: str, start_revision: int) -> Any:
+        """Create one watch with the client library, containing the library's failures.
+
+        aetcd 1.0 keeps one "watch being created" slot per connection and leaves it taken
+        when a creation fails before it is sent (a start revision out of range, a
+        cancellation at the wrong moment): every later watch of the process then waits
+        for ever. So watches are created one at a time, each within a deadline, and a
+        slot left taken (whatever took it) is cleared by reconnecting: the other watches
+        end, and resume from their last revision (``watch``).
+        """
+        _check_revision(start_revision)
+        async with self._watch_lock:
+            if self._watch_slot_taken():
+                await self._reconnect("the client's watch slot was left taken")
+            try:
+                async with asyncio.timeout(2 * self.timeout):
+                    return await self.client.watch_prefix(_b(prefix), start_revision=start_revision)
+            except aetcd.exceptions.ClientError:
+                raise
+            except BaseException as err:
+                if self._watch_slot_taken() or not isinstance(err, asyncio.CancelledError):
+                    await asyncio.shield(self._reconnect(f"creating a watch failed: {err!r}"))
+                if isinstance(err, Exception):
+                    raise StoreUnavailableError(f"cannot create a watch on {prefix}: {err!r}") from err
+                raise
+
+    def _watch_slot_taken(self) -> bool:
+        """Whether aetcd's pending-watch slot is taken (only ever while we create one, under our lock)."""
+        watcher = getattr(self.client, "_watcher", None)
+        return getattr(watcher, "_new_callback", None) is not None
+
+    async def _reconnect(self, why: str) -> None:
+        log.error("etcd client: %s; reconnecting (every watch resumes from its last revision)", why)
+        with contextlib.suppress(Exception):
+            await self.client.close()
+        with contextlib.suppress(Exception):
+            await self.client.connect()
+
+
+# Keys per page of a range read: small enough that ordinary records never make a reply
+# large, large enough that a cluster of thousands of tasks loads in a few round trips.
+PAGE = 256
+
+
+class _ReplyTooLargeError(Exception):
+    """etcd's reply to a range would exceed the client's message limit (4 MiB)."""
+
+
+def _check_revision(revision: int) -> None:
+    if isinstance(revision, bool) or not isinstance(revision, int) or not 0 <= revision <= MAX_REVISION:
+        raise ValueError(f"a start revision is a whole number in [0, {MAX_REVISION}], got {revision!r}")
+
+
+def _range_request(
+    start: bytes, end: bytes, limit: int, revision: int, keys_only: bool, by_creation: bool, min_create: int
+) -> Any:
+    """A RangeRequest with what aetcd's own builder leaves out (limit, revision, creation order)."""
+    request = aetcd.rpc.RangeRequest(key=start, range_end=end, limit=limit, revision=revision, keys_only=keys_only)
+    if by_creation:
+        request.sort_target = aetcd.rpc.RangeRequest.CREATE
+        request.sort_order = aetcd.rpc.RangeRequest.ASCEND
+        request.min_create_revision = min_create
+    return request
 
 
 async def retrying(call: Callable[[], Awaitable[T]], *, what: str, delay: float = 0.2, max_delay: float = 2.0) -> T:
