@@ -4,15 +4,21 @@ Each records ``ratio`` (higher is better) against a baseline timed in the same r
 ``check_ratios.py`` can compare it with ``baseline_quick.json`` across machines:
 
 * one ``select`` at 10,000 nodes x 4 resources for three policies, against the Go loop;
-* the M/M/c engine on 20,000 tasks, against Ciw on the same workload.
+* the M/M/c engine on 20,000 tasks, against Ciw on the same workload;
+* writing a 200,000-row tasks table as CSV, against ``DataFrame.to_csv`` (``test_cli.py``);
+* ``python -m orchsim`` on 1,000 tasks without plots: its process time, against a bare
+  interpreter importing what the command line used to import (``test_cli.py``).
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from test_cli import cli_process_seconds, csv_beside_pandas
 from test_policy import Clusters, LoopBaseline, assert_unchanged, record, snapshot
 from test_policy import clusters as clusters
 from test_policy import loop_baseline as loop_baseline
@@ -64,3 +70,16 @@ def test_quick_mmc_beside_ciw(benchmark: Any) -> None:
             "ratio": rate / ciw_rate,
         }
     )
+
+
+@pytest.mark.benchmark(group="quick")
+def test_quick_tasks_csv_beside_pandas(benchmark: Any, tmp_path: Path) -> None:
+    """The 20,000-task run's tasks table, ten times over (200,000 rows), against DataFrame.to_csv."""
+    table = run(mmc_scenario(QUICK_TASKS)).table("tasks")
+    csv_beside_pandas(benchmark, {name: np.tile(values, 10) for name, values in table.items()}, tmp_path)
+
+
+@pytest.mark.benchmark(group="quick")
+def test_quick_cli_process_time(benchmark: Any, tmp_path: Path) -> None:
+    """python -m orchsim on 1,000 tasks without plots, against the imports it used to pay for."""
+    cli_process_seconds(benchmark, tmp_path)

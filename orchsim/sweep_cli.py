@@ -24,6 +24,7 @@ from orchsim.intervals import display_bounds, paired_differences, summarize
 from orchsim.plugins import add_plugin_argument, load_plugins
 from orchsim.scenario import load_scenario
 from orchsim.sweep import SweepError, check_baseline, sweep_replications
+from orchsim.table_files import write_table
 
 __all__ = ["main"]
 
@@ -149,6 +150,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--confidence", type=float, default=0.95, help="interval level (default 0.95)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="output folder (default results/<name>/sweep/)")
+    parser.add_argument(
+        "--format", choices=["csv", "parquet"], default="csv", help="file format of the tables (default csv)"
+    )
     add_plugin_argument(parser, where=", here and in every worker")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -166,6 +170,7 @@ class _Outcome:
     table: pd.DataFrame
     paired: pd.DataFrame | None
     out: Path
+    format: str = "csv"  # the files' extension
 
 
 def _replicate(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
@@ -195,7 +200,7 @@ def _replicate(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     )
     out = args.out or Path("results") / scenario.name / "sweep"
     out.mkdir(parents=True, exist_ok=True)
-    raw.to_csv(out / "sweep_replications.csv", index=False, float_format="%.6f")
+    write_table(raw, out, "sweep_replications", args.format)
     return raw, out
 
 
@@ -212,11 +217,11 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
         if args.baseline is not None:
             paired = paired_differences(raw, args.baseline, metrics=args.metrics, confidence=args.confidence)
     except SweepError as err:
-        raise SweepError(f"{err}; the runs are saved in {out / 'sweep_replications.csv'}") from None
-    table.to_csv(out / "sweep.csv", index=False, float_format="%.6f")
+        raise SweepError(f"{err}; the runs are saved in {out / f'sweep_replications.{args.format}'}") from None
+    write_table(table, out, "sweep", args.format)
     if paired is not None:
-        paired.to_csv(out / "sweep_paired.csv", index=False, float_format="%.6f")
-    return _Outcome(raw, table, paired, out)
+        write_table(paired, out, "sweep_paired", args.format)
+    return _Outcome(raw, table, paired, out, args.format)
 
 
 def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -> None:
@@ -234,7 +239,7 @@ def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -
             "mean [low, high]: interval clipped at 0 (and 1 for shares), the metric's natural bound; "
             "sweep.csv keeps the raw t interval"
         )
-    written = "sweep.csv, sweep_replications.csv"
+    written = f"sweep.{outcome.format}, sweep_replications.{outcome.format}"
     if paired is not None:
         print(f"\npaired differences: policy minus {baseline}, seed by seed on the same tasks")
         _print_paired(paired, metrics)
@@ -245,7 +250,7 @@ def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -
             )
         else:
             print("one seed: the difference of that run, no interval")
-        written += ", sweep_paired.csv"
+        written += f", sweep_paired.{outcome.format}"
     print(f"wrote {outcome.out}/{written}")
 
 
