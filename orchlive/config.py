@@ -39,6 +39,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from orchlive.limits import check_amounts
 from orchlive.models import RESOURCE_NAME_PATTERN, Resources
 
 __all__ = ["Settings", "machine_capacity", "parse_labels", "parse_resources"]
@@ -95,6 +96,7 @@ def parse_resources(items: str | Iterable[str]) -> dict[str, int | float]:
             raise ValueError(f"{item!r}: the amount must be a finite number >= 0")
         amounts[name] = amount
     try:
+        check_amounts(amounts)  # a worker may declare no more than a task may ask for
         Resources.model_validate(amounts)
     except ValidationError as err:
         problem = err.errors(include_url=False)[0]

@@ -43,7 +43,27 @@ log = logging.getLogger(__name__)
 # Placements committed per etcd transaction at most (etcd's default limit is 128 operations;
 # a placement costs 3 puts and 1 compare, plus 1 put and 2 compares per node touched).
 BATCH = 24
+BATCH_BYTES = 1024 * 1024  # below etcd's default request limit of 1.5 MiB, with room for the compares
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+def batches(placements: list[transitions.Placement]) -> list[list[transitions.Placement]]:
+    """The placements cut into transactions of at most ``BATCH`` tasks and about ``BATCH_BYTES``.
+
+    A transaction carries each task twice (the record and its event); etcd refuses a
+    request over 1.5 MiB, and a refused batch would be retried for ever. One task always
+    fits alone: submissions are bounded (``orchlive.limits``) far below that.
+    """
+    out: list[list[transitions.Placement]] = []
+    size = 0
+    for p in placements:
+        cost = 2 * transitions.record_size(p.task)
+        if not out or len(out[-1]) >= BATCH or size + cost > BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(p)
+        size += cost
+    return out
 
 
 class Master:
@@ -218,10 +238,9 @@ class Master:
         return [tid for tid in tasks if tid not in self.set_aside]
 
     async def _commit_all(self, placements: list[transitions.Placement], began: float) -> int:
-        """Commit the pass's placements in batches of ``BATCH``; returns how many were placed."""
+        """Commit the pass's placements in batches (``batches``); returns how many were placed."""
         placed = 0
-        for start in range(0, len(placements), BATCH):
-            batch = placements[start : start + BATCH]
+        for batch in batches(placements):
             if not await self._commit(batch, began):
                 return placed
             placed += len(batch)

@@ -19,10 +19,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field, field_validator
 
+from orchlive.limits import Command, Env, Image, Name, Selector, Timeout, check_amounts
 from orchlive.resources import RESOURCE_NAME_PATTERN, STANDARD_RESOURCES, Resources, resource_order
 from orchsim.scheduling.queueing import DEFAULTS
 
@@ -76,24 +77,52 @@ class NodeState(StrEnum):
 
 
 class TaskCreate(BaseModel):
-    """What a client submits (``POST /api/v1/tasks``)."""
+    """What a client submits (``POST /api/v1/tasks``), within the bounds of ``orchlive.limits``.
+
+    Anything accepted can be stored and started: strings are valid UTF-8 without NUL,
+    environment names are portable (no ``=``), numbers are JSON numbers, finite and
+    bounded, and no resource asks for more than any worker may ever declare.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=253)
-    image: str = Field(min_length=1)
-    command: list[str] = []
-    env: dict[str, str] = {}
+    name: Name
+    image: Image
+    command: Command = []
+    env: Env = {}
     resources: Resources = Resources()
-    timeout: float | None = Field(default=None, gt=0, description="seconds; the worker kills the task past it")
-    node_selector: dict[str, str] = {}
-    max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1, le=100)
+    timeout: Timeout | None = None
+    node_selector: Selector = {}
+    max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = DEFAULTS.max_attempts
+
+    @field_validator("resources")
+    @classmethod
+    def _bounded(cls, resources: Resources) -> Resources:
+        check_amounts(resources)
+        return resources
 
 
 class Task(TaskCreate):
-    """A task as stored and served."""
+    """A task as stored and served.
+
+    Loaded as stored, without the submission bounds: a record written before a bound
+    existed must still load (a master that cannot read a task cannot schedule at all).
+    """
 
     model_config = ConfigDict(extra="ignore")
+
+    name: str
+    image: str
+    command: list[str] = []
+    env: dict[str, str] = {}
+    timeout: float | None = None
+    node_selector: dict[str, str] = {}
+    max_attempts: int = DEFAULTS.max_attempts
+
+    @field_validator("resources")
+    @classmethod
+    def _bounded(cls, resources: Resources) -> Resources:
+        return resources
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16])
     state: TaskState = TaskState.PENDING

@@ -127,7 +127,7 @@ class Worker:
                 await self._stop(task_id, "no longer assigned here")
         for task_id in assigned:
             if task_id not in self.running:
-                await self._take(task_id)
+                await self._take_contained(task_id)
         return revision + 1
 
     async def inbox_loop(self, start_revision: int) -> None:
@@ -148,11 +148,20 @@ class Worker:
 
     async def _take_logged(self, task_id: str) -> None:
         try:
-            await self._take(task_id)
+            await self._take_contained(task_id)
         except StoreUnavailableError as err:
             log.info("task %s: etcd unavailable while starting (%s); the next reconcile retries", task_id, err)
         finally:
             self._taking.discard(task_id)
+
+    async def _take_contained(self, task_id: str) -> None:
+        """``_take``, logging what is not etcd's fault: one bad task must not stop the inbox or the worker."""
+        try:
+            await self._take(task_id)
+        except StoreUnavailableError:
+            raise
+        except Exception:
+            log.exception("task %s: could not be taken", task_id)
 
     async def _take(self, task_id: str) -> None:
         read = await transitions.read_task(self.store, task_id)
@@ -185,10 +194,12 @@ class Worker:
         # (and, with the process runtime, is already bound to die with this worker).
         try:
             handle = await self.runtime.start(spec)
-        except TaskStartError as err:
+        except Exception as err:  # whatever the reason, the task fails with it and frees its resources
+            reason = str(err) if isinstance(err, TaskStartError) else f"cannot start: {type(err).__name__}: {err}"
+            log.warning("task %s could not start: %s", task_id, reason)
             if await transitions.start(self.store, task_id, self.node_id, task.attempts) is not None:
                 await transitions.finish(
-                    self.store, task_id, self.node_id, task.attempts, exit_code=None, reason=str(err)
+                    self.store, task_id, self.node_id, task.attempts, exit_code=None, reason=reason
                 )
             return
         started = await transitions.start(self.store, task_id, self.node_id, task.attempts)
@@ -197,6 +208,11 @@ class Worker:
             return
         waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
         self.running[task_id] = _Running(started, task.attempts, handle, waiter)
+
+    async def _fail_to_start(self, task: Task, reason: str) -> None:
+        """ASSIGNED -> RUNNING -> FAILED with ``reason``: the report frees the task's resources."""
+        if await transitions.start(self.store, task.id, self.node_id, task.attempts) is not None:
+            await transitions.finish(self.store, task.id, self.node_id, task.attempts, exit_code=None, reason=reason)
 
     def _never_fits(self, task: Task) -> str | None:
         """Why this worker could never hold ``task``, even empty; None if it could.

@@ -1,7 +1,8 @@
 """The FastAPI application: one router per resource, the master's scheduling loop in its lifespan.
 
 Store errors are answered in one place, not in every route: etcd unreachable is 503, a
-transition that lost its compare-and-swap and must not be retried blindly is 409.
+transition that lost its compare-and-swap and must not be retried blindly is 409. Every
+error body renders whatever the input was, and bodies are capped (``errors``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
 
 from orchlive.api import events, nodes, system, tasks
+from orchlive.api.errors import SafeJSONResponse, install_error_handlers
 from orchlive.master import Master
 from orchlive.store import Store, StoreUnavailableError
 from orchlive.transitions import ConflictError
@@ -42,14 +43,15 @@ def create_app(store: Store, master: Master, *, api_token: str | None = None) ->
     app.state.api_token = api_token
     for module in (tasks, nodes, events, system):
         app.include_router(module.router)
+    install_error_handlers(app)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(ConflictError, _conflict)
     return app
 
 
-async def _store_unavailable(request: Request, err: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"etcd unavailable: {err}"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+async def _store_unavailable(request: Request, err: Exception) -> SafeJSONResponse:
+    return SafeJSONResponse({"detail": f"etcd unavailable: {err}"}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-async def _conflict(request: Request, err: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(err)}, status_code=status.HTTP_409_CONFLICT)
+async def _conflict(request: Request, err: Exception) -> SafeJSONResponse:
+    return SafeJSONResponse({"detail": str(err)}, status_code=status.HTTP_409_CONFLICT)

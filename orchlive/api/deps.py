@@ -32,7 +32,10 @@ def require_token(request: Request) -> None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(given.strip(), token):
+    # Compared as bytes: the header arrives as latin-1 text (any byte), the token is UTF-8,
+    # and compare_digest refuses non-ASCII text (a 500 anyone could trigger without a token).
+    sent = given.strip().encode("latin-1")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(sent, token.encode("utf-8")):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="missing or wrong bearer token",

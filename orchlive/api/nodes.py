@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 
 from orchlive import transitions
 from orchlive.api.deps import StoreDep, require_token
@@ -17,6 +17,7 @@ from orchlive.cache import read_nodes
 from orchlive.models import NodePublic
 
 router = APIRouter(prefix="/api/v1/nodes", tags=["nodes"])
+NodeId = Annotated[str, Path(max_length=253)]
 
 
 def _not_found(node_id: str) -> HTTPException:
@@ -30,7 +31,7 @@ async def list_nodes(store: StoreDep) -> list[NodePublic]:
 
 
 @router.get("/{node_id}")
-async def get_node(node_id: str, store: StoreDep) -> NodePublic:
+async def get_node(node_id: NodeId, store: StoreDep) -> NodePublic:
     """One worker, with its state, allocations and tasks; 404 if unknown."""
     nodes = await read_nodes(store)
     if node_id not in nodes:
@@ -40,7 +41,7 @@ async def get_node(node_id: str, store: StoreDep) -> NodePublic:
 
 @router.post("/{node_id}/drain", dependencies=[Depends(require_token)])
 async def drain_node(
-    node_id: str,
+    node_id: NodeId,
     store: StoreDep,
     evict: Annotated[bool, Query(description="also send its running tasks elsewhere")] = False,
 ) -> NodePublic:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
@@ -15,6 +15,8 @@ from orchlive.api.deps import StoreDep, require_token
 from orchlive.models import Task, TaskCreate, TaskState, now
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+MAX_OFFSET = 10**9
+TaskId = Annotated[str, Path(max_length=253)]
 
 
 def _not_found(task_id: str) -> HTTPException:
@@ -31,20 +33,33 @@ async def create_task(body: TaskCreate, store: StoreDep) -> Task:
 async def list_tasks(
     store: StoreDep,
     state: Annotated[TaskState | None, Query(description="only tasks in this state")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[Task]:
-    """Tasks in creation order, optionally filtered by state; ``[]`` when there are none."""
-    entries, _ = await store.range(store.keys.tasks())
-    tasks = [Task.model_validate_json(e.value) for e in entries]
-    if state is not None:
-        tasks = [t for t in tasks if t.state == state]
-    tasks.sort(key=lambda t: (t.creation_time, t.id))
-    return tasks[offset : offset + limit]
+    """Tasks in creation order (as etcd recorded them), optionally filtered by state; ``[]`` when none.
+
+    Read a page at a time, in creation order, and only as far as ``offset + limit``
+    matching tasks: what one request costs is bounded by what it asks for, not by the
+    number of tasks the cluster ever kept.
+    """
+    found: list[Task] = []
+    skipped = 0
+    async for page, _ in store.scan(store.keys.tasks(), by_creation=True):
+        for entry in page:
+            task = Task.model_validate_json(entry.value)
+            if state is not None and task.state != state:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            found.append(task)
+            if len(found) == limit:
+                return found
+    return found
 
 
 @router.get("/{task_id}")
-async def get_task(task_id: str, store: StoreDep) -> Task:
+async def get_task(task_id: TaskId, store: StoreDep) -> Task:
     """One task; 404 if unknown."""
     read = await transitions.read_task(store, task_id)
     if read is None:
@@ -53,7 +68,7 @@ async def get_task(task_id: str, store: StoreDep) -> Task:
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_token)])
-async def delete_task(task_id: str, store: StoreDep) -> Response:
+async def delete_task(task_id: TaskId, store: StoreDep) -> Response:
     """Delete a task; a running one is stopped by its worker."""
     if not await transitions.remove(store, task_id):
         raise _not_found(task_id)
@@ -61,7 +76,7 @@ async def delete_task(task_id: str, store: StoreDep) -> Response:
 
 
 @router.get("/{task_id}/logs", response_class=PlainTextResponse)
-async def task_logs(task_id: str, store: StoreDep) -> str:
+async def task_logs(task_id: TaskId, store: StoreDep) -> str:
     """The tail of the task's output (stdout and stderr), once it has finished."""
     if await store.get(store.keys.task(task_id)) is None:
         raise _not_found(task_id)

@@ -24,7 +24,7 @@ change is written with them, so the event stream never shows a transition that d
 happen. Callers keep what a transition returns and never rebuild it.
 """
 
-from orchlive.transitions.core import ConflictError, read_ledger, read_task
+from orchlive.transitions.core import ConflictError, read_ledger, read_task, record_size
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
 from orchlive.transitions.tasks import (
     Placed,
@@ -53,6 +53,7 @@ __all__ = [
     "place",
     "read_ledger",
     "read_task",
+    "record_size",
     "register_node",
     "remove",
     "requeue",

@@ -15,7 +15,15 @@ from typing import Any, TypeVar
 from orchlive.models import Ledger, NodeRecord, Task
 from orchlive.store import Entry, Store, Txn
 
-__all__ = ["ConflictError", "commit_releasing", "read_ledger", "read_task", "record_json", "until_applied"]
+__all__ = [
+    "ConflictError",
+    "commit_releasing",
+    "read_ledger",
+    "read_task",
+    "record_json",
+    "record_size",
+    "until_applied",
+]
 
 T = TypeVar("T")
 # One lock per node ledger per process: a worker finishing many tasks at once (or the
@@ -45,6 +53,17 @@ async def read_ledger(store: Store, node_id: str) -> tuple[Ledger, int]:
 def record_json(record: Task | NodeRecord) -> dict[str, Any]:
     """The record as it is stored and carried by events."""
     return record.model_dump(mode="json")
+
+
+def record_size(task: Task) -> int:
+    """An upper estimate of the bytes of ``task``'s stored JSON, without writing it.
+
+    JSON escapes non-ASCII text (up to 6 bytes a character), so text counts 6 bytes a
+    character, plus a fixed allowance for the fixed fields. Cheap enough for every placement.
+    """
+    texts = [task.name, task.image, task.reason or "", *task.command, *task.env, *task.env.values()]
+    texts += [*task.node_selector, *task.node_selector.values()]
+    return 1024 + 64 * len(task.resources) + sum(6 * len(t) + 4 for t in texts)
 
 
 def _ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
