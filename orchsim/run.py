@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,27 +27,42 @@ __all__ = ["Results", "run"]
 TABLES = ("tasks", "summary", "timeseries")  # the files a run writes, in this order
 
 
+class _Table:
+    """A DataFrame field of ``Results`` built from its columns on first read (``None`` = not yet)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Results | None, owner: type) -> Any:
+        if obj is None:
+            return None  # the dataclass default: build when read
+        if obj.__dict__.get(self.name) is None:
+            obj.__dict__[self.name] = obj.frame(self.name)
+        return obj.__dict__[self.name]
+
+    def __set__(self, obj: Results, value: pd.DataFrame | None) -> None:
+        obj.__dict__[self.name] = value
+
+
+@dataclass(eq=False)
 class Results:
     """Everything a run produced, as DataFrames (one block of rows per policy).
 
-    The tables are kept as columns (``table(name)``) and become DataFrames on first
-    access of ``summary``, ``tasks``, ``timeseries`` or ``failures``: writing files needs
-    no pandas, and importing it is most of a small run's start-up.
+    The tables are kept as columns (``table(name)``) and become DataFrames on first read
+    of ``summary``, ``tasks``, ``timeseries`` or ``failures``: writing files needs no
+    pandas, and importing it is most of a small run's start-up. ``dataclasses.replace``
+    works as on any dataclass (a DataFrame passed in is used as given).
     """
 
-    def __init__(
-        self,
-        scenario: Scenario,
-        workload: Workload,
-        records: list[RunRecords],
-        summary_rows: list[dict[str, Any]],
-        columns: dict[str, dict[str, np.ndarray]],
-    ) -> None:
-        self.scenario = scenario
-        self.workload = workload
-        self.records = records
-        self.summary_rows = summary_rows  # one dict per policy, in the order run
-        self._columns = columns  # "tasks" and "timeseries": name -> 1-D array
+    scenario: Scenario
+    workload: Workload
+    records: list[RunRecords]
+    summary_rows: list[dict[str, Any]]  # one dict per policy, in the order run
+    columns: dict[str, dict[str, np.ndarray]] = field(repr=False)  # "tasks", "timeseries"
+    summary: _Table = _Table()
+    tasks: _Table = _Table()
+    timeseries: _Table = _Table()
+    failures: _Table = _Table()
 
     def table(self, name: str) -> dict[str, np.ndarray]:
         """``tasks``, ``summary`` or ``timeseries`` as columns (name -> 1-D array), without pandas."""
@@ -55,38 +70,20 @@ class Results:
             from orchsim.table_files import columns_of_rows
 
             return columns_of_rows(self.summary_rows)
-        return self._columns[name]
+        return self.columns[name]
 
-    @cached_property
-    def summary(self) -> pd.DataFrame:
-        """One row per policy (``orchsim.metrics`` defines the columns)."""
+    def frame(self, name: str) -> pd.DataFrame:
+        """A table as a new DataFrame: summary, tasks, timeseries or failures (one row per node failure)."""
         import pandas as pd
 
-        return pd.DataFrame(self.summary_rows)
+        if name == "summary":
+            return pd.DataFrame(self.summary_rows)
+        if name == "failures":
+            from orchsim.metrics import failures_frame
 
-    @cached_property
-    def tasks(self) -> pd.DataFrame:
-        """One row per task and policy (``orchsim.metrics.tasks_columns``)."""
-        import pandas as pd
-
-        return pd.DataFrame(self._columns["tasks"])
-
-    @cached_property
-    def timeseries(self) -> pd.DataFrame:
-        """One row per sample and policy (``orchsim.metrics.timeseries_columns``)."""
-        import pandas as pd
-
-        return pd.DataFrame(self._columns["timeseries"])
-
-    @cached_property
-    def failures(self) -> pd.DataFrame:
-        """One row per node failure: policy, failed_at, detected_at, node, tasks_lost."""
-        import pandas as pd
-
-        from orchsim.metrics import failures_frame
-
-        frames = [failures_frame(records) for records in self.records]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            frames = [failures_frame(records) for records in self.records]
+            return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return pd.DataFrame(self.columns[name])
 
     def write(self, out_dir: str | Path, *, plots: bool = True, format: str = "csv") -> list[Path]:
         """Write tasks, summary and timeseries (``.csv`` or ``.parquet``), and PNG plots, to ``out_dir``.
