@@ -178,6 +178,12 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     _policy_flags(master, settings)
     master.add_argument("--seed", type=int, default=settings.seed)
     master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
+    master.add_argument(
+        "--protect-system",
+        action="store_true",
+        default=settings.protect_system,
+        help="/health and /metrics need the API token too (ORCH_PROTECT_SYSTEM)",
+    )
 
     worker = sub.add_parser("worker", help="run tasks on this machine")
     _common(worker, settings)
@@ -231,7 +237,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
         candidate=settings.master_id,
         leader_ttl=args.leader_ttl,
     )
-    app = create_app(store, master, api_token=settings.api_token)
+    app = create_app(store, master, api_token=settings.api_token, protect_system=args.protect_system)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -23,7 +23,8 @@ flag                   environment                   meaning (default)
 --labels               ORCH_LABELS                   worker labels, k=v,k=v
 --network              ORCH_NETWORK                  docker runtime network mode: none | host (none)
 --data-dir             ORCH_DATA_DIR                 worker scratch space for task output
-(none)                 ORCH_API_TOKEN                bearer token required on mutating requests
+(none)                 ORCH_API_TOKEN                bearer token every /api/v1 request needs (none: open)
+--protect-system       ORCH_PROTECT_SYSTEM           /health and /metrics need the token too (false)
 =====================  ============================  ==========================================
 """
 
@@ -136,4 +137,5 @@ class Settings(BaseSettings):
     labels: str = ""
     data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "orchlive")
     api_token: str | None = None
+    protect_system: bool = False
     master_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")

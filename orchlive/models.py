@@ -38,10 +38,12 @@ __all__ = [
     "Resources",
     "Task",
     "TaskCreate",
+    "TaskPublic",
     "TaskState",
     "node_public",
     "now",
     "resource_order",
+    "task_public_json",
 ]
 
 
@@ -133,6 +135,45 @@ class Task(TaskCreate):
     exit_code: int | None = None
     attempts: int = 0
     reason: str | None = None
+
+
+class TaskPublic(BaseModel):
+    """A task as the API serves it and events carry it: the stored ``Task`` with env names, never values.
+
+    Environment values are often secrets (``DB_PASSWORD``); they stay in etcd, for the
+    worker, and leave the cluster only into the task's own environment. ``env_names``
+    (sorted) says which variables the task sets.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str
+    image: str
+    command: list[str] = []
+    env_names: list[str] = []
+    resources: Resources = Resources()
+    timeout: float | None = None
+    node_selector: dict[str, str] = {}
+    max_attempts: int = DEFAULTS.max_attempts
+    state: TaskState
+    node_id: str | None = None
+    creation_time: datetime
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    exit_code: int | None = None
+    attempts: int = 0
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, task: Task) -> TaskPublic:
+        fields = {name: getattr(task, name) for name in cls.model_fields if name != "env_names"}
+        return cls.model_construct(**fields, env_names=sorted(task.env))
+
+
+def task_public_json(task: Task) -> dict[str, Any]:
+    """The JSON of ``TaskPublic.of(task)``: what an event says of a task."""
+    return TaskPublic.of(task).model_dump(mode="json")
 
 
 class NodeRecord(BaseModel):

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
 
 from orchlive.api import events, nodes, system, tasks
+from orchlive.api.deps import require_token
 from orchlive.api.errors import SafeJSONResponse, install_error_handlers
 from orchlive.master import Master
 from orchlive.store import Store, StoreUnavailableError
@@ -22,8 +23,12 @@ from orchlive.transitions import ConflictError
 __all__ = ["create_app"]
 
 
-def create_app(store: Store, master: Master, *, api_token: str | None = None) -> FastAPI:
-    """The API of one master process; its lifespan connects to etcd and runs the scheduler."""
+def create_app(store: Store, master: Master, *, api_token: str | None = None, protect_system: bool = False) -> FastAPI:
+    """The API of one master process; its lifespan connects to etcd and runs the scheduler.
+
+    With ``api_token``, every ``/api/v1`` route needs it; ``/health`` and ``/metrics``
+    stay open for probes and scrapers unless ``protect_system``.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,8 +46,10 @@ def create_app(store: Store, master: Master, *, api_token: str | None = None) ->
     app.state.store = store
     app.state.master = master
     app.state.api_token = api_token
-    for module in (tasks, nodes, events, system):
-        app.include_router(module.router)
+    token = [Depends(require_token)]
+    for module in (tasks, nodes, events):
+        app.include_router(module.router, dependencies=token)
+    app.include_router(system.router, dependencies=token if protect_system else [])
     install_error_handlers(app)
     app.add_exception_handler(StoreUnavailableError, _store_unavailable)
     app.add_exception_handler(ConflictError, _conflict)

@@ -26,7 +26,11 @@ MasterDep = Annotated[Master, Depends(_master)]
 
 
 def require_token(request: Request) -> None:
-    """Mutating endpoints: when ``ORCH_API_TOKEN`` is set, demand ``Authorization: Bearer <token>``."""
+    """Every ``/api/v1`` request, reads too: when ``ORCH_API_TOKEN`` is set, demand ``Authorization: Bearer <token>``.
+
+    Reads need it as much as writes: tasks' commands, logs and the event history say what
+    the cluster runs and how.
+    """
     token = request.app.state.api_token
     if not token:
         return

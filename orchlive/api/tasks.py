@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
-from orchlive.api.deps import StoreDep, require_token
-from orchlive.models import Task, TaskCreate, TaskState, now
+from orchlive.api.deps import StoreDep
+from orchlive.models import Task, TaskCreate, TaskPublic, TaskState, now
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 MAX_OFFSET = 10**9
@@ -23,10 +23,10 @@ def _not_found(task_id: str) -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=f"task {task_id} not found")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, dependencies=[Depends(require_token)])
-async def create_task(body: TaskCreate, store: StoreDep) -> Task:
-    """Submit a task; it starts PENDING and the master places it."""
-    return await transitions.create_task(store, Task(**body.model_dump(), creation_time=now()))
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_task(body: TaskCreate, store: StoreDep) -> TaskPublic:
+    """Submit a task; it starts PENDING and the master places it. The answer names its env, without values."""
+    return TaskPublic.of(await transitions.create_task(store, Task(**body.model_dump(), creation_time=now())))
 
 
 @router.get("")
@@ -35,14 +35,14 @@ async def list_tasks(
     state: Annotated[TaskState | None, Query(description="only tasks in this state")] = None,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-) -> list[Task]:
+) -> list[TaskPublic]:
     """Tasks in creation order (as etcd recorded them), optionally filtered by state; ``[]`` when none.
 
     Read a page at a time, in creation order, and only as far as ``offset + limit``
     matching tasks: what one request costs is bounded by what it asks for, not by the
     number of tasks the cluster ever kept.
     """
-    found: list[Task] = []
+    found: list[TaskPublic] = []
     skipped = 0
     async for page, _ in store.scan(store.keys.tasks(), by_creation=True):
         for entry in page:
@@ -52,22 +52,22 @@ async def list_tasks(
             if skipped < offset:
                 skipped += 1
                 continue
-            found.append(task)
+            found.append(TaskPublic.of(task))
             if len(found) == limit:
                 return found
     return found
 
 
 @router.get("/{task_id}")
-async def get_task(task_id: TaskId, store: StoreDep) -> Task:
+async def get_task(task_id: TaskId, store: StoreDep) -> TaskPublic:
     """One task; 404 if unknown."""
     read = await transitions.read_task(store, task_id)
     if read is None:
         raise _not_found(task_id)
-    return read[0]
+    return TaskPublic.of(read[0])
 
 
-@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, dependencies=[Depends(require_token)])
+@router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_task(task_id: TaskId, store: StoreDep) -> Response:
     """Delete a task; a running one is stopped by its worker."""
     if not await transitions.remove(store, task_id):

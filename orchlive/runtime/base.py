@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Handle", "Runtime", "TaskStartError", "TaskSpec"]
+__all__ = ["Handle", "Runtime", "TaskSpec", "TaskStartError", "task_environment"]
 
 
 class TaskStartError(Exception):
@@ -22,7 +22,7 @@ class TaskSpec:
         attempt: The placement number, so a rerun never collides with a previous run.
         image: Container image (ignored by the process runtime, as by Nomad's raw_exec).
         command: Program and arguments.
-        env: Extra environment variables.
+        env: The task's environment variables (the runtime adds ``task_environment``'s).
         cpu_millis: CPU limit in millicores (enforced by the docker runtime).
         memory_mib: Memory limit in MiB (enforced by the docker runtime).
         log_path: Where the task's combined stdout and stderr go.
@@ -36,6 +36,15 @@ class TaskSpec:
     cpu_millis: int = 0
     memory_mib: int = 0
     log_path: Path = Path("/dev/null")
+
+
+def task_environment(spec: TaskSpec) -> dict[str, str]:
+    """A task's whole environment: what it declares, and ``ORCH_TASK_ID`` and ``ORCH_ATTEMPT``.
+
+    Nothing of the worker's own environment: it may hold credentials the task must not see.
+    (Submissions cannot declare ``ORCH_*`` names, so these two are always orchlive's.)
+    """
+    return {**spec.env, "ORCH_TASK_ID": spec.task_id, "ORCH_ATTEMPT": str(spec.attempt)}
 
 
 class Handle(Protocol):

@@ -16,7 +16,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from orchlive.runtime.base import Handle, TaskSpec, TaskStartError
+from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environment
 
 __all__ = ["DockerHandle", "DockerRuntime"]
 
@@ -93,7 +93,7 @@ class DockerRuntime:
         await self._ensure_image(spec.image)
         options: dict[str, Any] = {
             "command": spec.command or None,
-            "environment": {**spec.env, "ORCH_TASK_ID": spec.task_id},
+            "environment": task_environment(spec),
             "labels": {LABEL_TASK: spec.task_id, LABEL_ATTEMPT: str(spec.attempt), LABEL_NODE: self.node_id},
             "name": f"orch-{self.node_id}-{spec.task_id}-{spec.attempt}",
             "network_mode": self.network,

@@ -6,6 +6,10 @@ even by ``kill -9``, its tasks die with it, and a restarted worker cannot find a
 copy still running. (``setpriv`` rather than ``prctl`` in a ``preexec_fn``: the worker
 runs gRPC threads, and Python code between fork and exec is unsafe there.) The command
 runs as given (no shell); its output goes to the task's log file.
+
+The environment is clean: only what the task declares and the ``ORCH_*`` variables of
+the task (``task_environment``), never the worker's own (its tokens, its etcd address).
+With no ``PATH`` declared, the program is looked up in ``os.defpath`` (``/bin:/usr/bin``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import os
 import shutil
 import signal
 
-from orchlive.runtime.base import Handle, TaskSpec, TaskStartError
+from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environment
 
 __all__ = ["ProcessHandle", "ProcessRuntime"]
 
@@ -57,9 +61,9 @@ class ProcessRuntime:
     async def start(self, spec: TaskSpec) -> Handle:
         if not spec.command:
             raise TaskStartError("the process runtime needs a command")
-        env = {**os.environ, **spec.env, "ORCH_TASK_ID": spec.task_id}
+        env = task_environment(spec)
         argv = list(spec.command)
-        if _SETPRIV is not None and shutil.which(argv[0], path=env.get("PATH")):
+        if _SETPRIV is not None and shutil.which(argv[0], path=env.get("PATH", os.defpath)):
             argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.log_path, "wb") as log:

@@ -1,11 +1,14 @@
-"""Task transitions: created, placed, started, finished, requeued, removed (see the package docstring)."""
+"""Task transitions: created, placed, started, finished, requeued, removed (see the package docstring).
+
+Events carry a task as the API serves it (``TaskPublic``: env names, never values).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orchlive.models import Ledger, Task, TaskState, now
+from orchlive.models import Ledger, Task, TaskState, now, task_public_json
 from orchlive.store import Store
 from orchlive.transitions.core import ConflictError, commit_releasing, read_task, record_json, until_applied
 
@@ -30,7 +33,7 @@ async def create_task(store: Store, task: Task) -> Task:
         store.txn()
         .expect_absent(store.keys.task(task.id))
         .put_json(store.keys.task(task.id), body)
-        .event("task.created", body, now().isoformat())
+        .event("task.created", task_public_json(task), now().isoformat())
         .commit()
     )
     if not applied:  # a 64-bit id collision: vanishingly rare
@@ -83,7 +86,7 @@ async def place(store: Store, placements: list[Placement], ledgers: dict[str, tu
         txn.expect_revision(keys.task(p.task.id), p.revision)
         txn.put_json(keys.task(p.task.id), body)
         txn.put(keys.assignment(p.node_id, p.task.id), str(assigned.attempts).encode())
-        txn.event("task.assigned", body, now().isoformat())
+        txn.event("task.assigned", task_public_json(assigned), now().isoformat())
         assigned_tasks.append(assigned)
     for node_id, ledger in new_ledgers.items():
         txn.put_json(keys.alloc(node_id), ledger.to_json())
@@ -117,7 +120,7 @@ async def start(store: Store, task_id: str, node_id: str, attempt: int) -> Task 
         store.txn()
         .expect_revision(store.keys.task(task_id), revision)
         .put_json(store.keys.task(task_id), record_json(running))
-        .event("task.running", record_json(running), now().isoformat())
+        .event("task.running", task_public_json(running), now().isoformat())
     )
     applied, _ = await txn.commit()
     return running if applied else None
@@ -140,7 +143,7 @@ async def _with_ledger(store: Store, task_id: str, change: Callable[[Task], tupl
         (task, revision), (new_task, event) = read, result
         txn = store.txn().expect_revision(keys.task(task_id), revision)
         txn.put_json(keys.task(task_id), record_json(new_task))
-        txn.event(event, record_json(new_task), now().isoformat())
+        txn.event(event, task_public_json(new_task), now().isoformat())
         applied = await commit_releasing(store, txn, task)
         return applied, new_task
 
@@ -204,7 +207,7 @@ async def remove(store: Store, task_id: str) -> bool:
         task, revision = read
         txn = store.txn().expect_revision(keys.task(task_id), revision)
         txn.delete(keys.task(task_id)).delete(keys.logs(task_id))
-        txn.event("task.deleted", record_json(task), now().isoformat())
+        txn.event("task.deleted", task_public_json(task), now().isoformat())
         applied = await commit_releasing(store, txn, task)
         return applied, applied
 

@@ -51,7 +51,7 @@ class LiveCluster:
         self.port = free_port()
         self.master: subprocess.Popen[bytes] | None = None
         self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self.http = httpx.Client(base_url=self.url, timeout=10.0)
+        self.http = httpx.Client(base_url=self.url, timeout=10.0, headers=self._auth())
 
     @property
     def url(self) -> str:
@@ -122,7 +122,7 @@ class LiveCluster:
             # Point the client at a surviving master.
             self.port = next(iter(self.masters))
             self.http.close()
-            self.http = httpx.Client(base_url=self.url, timeout=10.0)
+            self.http = httpx.Client(base_url=self.url, timeout=10.0, headers=self._auth())
 
     def start_worker(
         self,
@@ -195,8 +195,8 @@ class LiveCluster:
         assert response.status_code == 201, response.text
         return response.json()
 
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+    def _auth(self) -> dict[str, bytes]:
+        return {"Authorization": f"Bearer {self.api_token}".encode()} if self.api_token else {}
 
     def task(self, task_id: str) -> dict[str, Any]:
         response = self.http.get(f"/api/v1/tasks/{task_id}")
@@ -239,6 +239,7 @@ class LiveCluster:
                 "GET",
                 f"{self.url}/api/v1/events",
                 params={"since": since},
+                headers=self._auth(),
                 timeout=httpx.Timeout(10.0, read=until_idle),
             ) as stream:
                 for line in stream.iter_lines():

@@ -1,9 +1,10 @@
-"""The optional bearer token, and a worker refusing an assignment beyond its capacity."""
+"""The optional bearer token (every /api/v1 request), and a worker refusing an assignment beyond its capacity."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from orchlive.models import Resources, Task, TaskState
@@ -14,22 +15,30 @@ pytestmark = pytest.mark.live
 BODY = {"name": "t", "image": "alpine", "command": ["true"], "resources": {"cpu": 100, "memory": 64}}
 
 
-def test_mutating_requests_need_the_token_when_one_is_set(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+def test_every_api_request_needs_the_token_when_one_is_set(cluster_factory) -> None:  # type: ignore[no-untyped-def]
     cluster = cluster_factory(api_token="s3cret")
     cluster.start_master()
     cluster.start_worker("w1")
-    http = cluster.http
-    assert http.post("/api/v1/tasks", json=BODY).status_code == 401
-    assert http.post("/api/v1/tasks", json=BODY, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    created = http.post("/api/v1/tasks", json=BODY, headers={"Authorization": "Bearer s3cret"})
+    anonymous = httpx.Client(base_url=cluster.url, timeout=10.0)
+    wrong = httpx.Client(base_url=cluster.url, timeout=10.0, headers={"Authorization": "Bearer wrong"})
+    for http in (anonymous, wrong):
+        assert http.post("/api/v1/tasks", json=BODY).status_code == 401
+    created = cluster.http.post("/api/v1/tasks", json=BODY)  # the harness sends the token
     assert created.status_code == 201
     task_id = created.json()["id"]
-    assert http.delete(f"/api/v1/tasks/{task_id}").status_code == 401
-    assert http.post("/api/v1/nodes/w1/drain").status_code == 401
-    # Reads stay open.
-    assert http.get("/api/v1/tasks").status_code == 200
-    assert http.get(f"/api/v1/tasks/{task_id}").status_code == 200
-    assert http.delete(f"/api/v1/tasks/{task_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 204
+    for http in (anonymous, wrong):
+        assert http.delete(f"/api/v1/tasks/{task_id}").status_code == 401
+        assert http.post("/api/v1/nodes/w1/drain").status_code == 401
+        # Reads too (issue 13, item 7).
+        for path in ("/api/v1/tasks", f"/api/v1/tasks/{task_id}", f"/api/v1/tasks/{task_id}/logs"):
+            assert http.get(path).status_code == 401, path
+        for path in ("/api/v1/nodes", "/api/v1/nodes/w1", "/api/v1/events?since=0", "/api/v1/events"):
+            assert http.get(path).status_code == 401, path
+    # Probes and scrapers need none.
+    assert anonymous.get("/health").status_code == 200
+    assert anonymous.get("/metrics").status_code == 200
+    assert cluster.http.get(f"/api/v1/tasks/{task_id}").status_code == 200
+    assert cluster.http.delete(f"/api/v1/tasks/{task_id}").status_code == 204
 
 
 def test_worker_rejects_an_assignment_beyond_its_capacity(cluster_factory, etcd) -> None:  # type: ignore[no-untyped-def]
