@@ -24,10 +24,14 @@ class InitialCluster:
     capacity: np.ndarray
     labels: list[dict[str, str]]
 
+    devices: tuple[str, ...] = ()  # resources backed by devices (NodeMatrix.track_devices)
+
     def matrix(self, resources: tuple[str, ...], seed: int) -> NodeMatrix:
         """A fresh matrix of these nodes (one per policy run)."""
         nodes = NodeMatrix(resources, seed=seed)
         nodes.add_nodes(self.ids, self.capacity, labels=self.labels)
+        for kind in self.devices:
+            nodes.track_devices(kind)
         return nodes
 
 
@@ -83,6 +87,8 @@ def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluste
                     {k: v[keep] for k, v in caps.items()}, group.sample, [labels[i] for i in keep]
                 )
                 keep = keep[chosen]
+            if group.shuffle:
+                keep = keep[np.random.default_rng(np.random.SeedSequence([scenario.seed, 11])).permutation(len(keep))]
             ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
             caps = {k: v[keep] for k, v in caps.items()}
             loaded.append((ids, caps, labels))
@@ -108,4 +114,19 @@ def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluste
         raise sc.ScenarioError(
             f"{scenario.source}: cluster.nodes: node names collide; give each group a distinct 'name'"
         )
-    return resources, InitialCluster(ids, np.concatenate(columns, axis=1), labels)
+    capacity = np.concatenate(columns, axis=1)
+    devices = tuple(kind for kind in scenario.cluster.devices if kind in resources)
+    for kind in devices:
+        _check_whole_devices(scenario, kind, capacity[resources.index(kind)], ids)
+    return resources, InitialCluster(ids, capacity, labels, devices)
+
+
+def _check_whole_devices(scenario: sc.Scenario, kind: str, capacity: np.ndarray, ids: list[str]) -> None:
+    """A device resource's capacity must be whole devices of 1000 on every node."""
+    odd = np.flatnonzero(capacity % 1000 != 0)
+    if len(odd):
+        i = int(odd[0])
+        raise sc.ScenarioError(
+            f"{scenario.source}: cluster.nodes: node {ids[i]!r} has {kind} {capacity[i]:g}, not whole devices of "
+            f"1000; {kind} is a device resource (cluster.devices: set [] to treat it as one divisible amount)"
+        )

@@ -48,7 +48,7 @@ __all__ = ["summary_row", "tasks_columns", "tasks_frame", "timeseries_columns", 
 
 
 def tasks_frame(records: RunRecords, workload: Workload) -> pd.DataFrame:
-    """One row per task: policy, task_id, times, node, status, attempts, wait, reason, requested resources.
+    """One row per task: policy, task_id, times, node, devices, status, attempts, wait, reason, requests.
 
     The columns, in order, are ``tasks_columns``'s: add a column there, and both the
     DataFrame and the files the command line writes have it.
@@ -77,6 +77,7 @@ def tasks_columns(records: RunRecords, workload: Workload) -> dict[str, np.ndarr
         "start_time": records.start_time,
         "end_time": records.end_time,
         "node": node_ids[records.node],  # -1 indexes the trailing "" (never placed)
+        "devices": _devices_column(records, len(workload)),
         "status": np.asarray(Status.NAMES, dtype=object)[records.status],
         "attempts": records.attempts,
         "wait": records.wait,
@@ -85,6 +86,14 @@ def tasks_columns(records: RunRecords, workload: Workload) -> dict[str, np.ndarr
     for i, name in enumerate(workload.resources):
         columns[name] = workload.demand[:, i]
     return columns
+
+
+def _devices_column(records: RunRecords, n: int) -> np.ndarray:
+    """Device indices of each task's last run on its node (``"0;3"``), empty when it took none."""
+    column = np.full(n, "", dtype=object)
+    if records.devices:
+        column[list(records.devices)] = list(records.devices.values())
+    return column
 
 
 def _percentile(values: np.ndarray, q: float) -> float:

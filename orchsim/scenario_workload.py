@@ -119,6 +119,10 @@ class NodeTrace(_Strict):
     # Keep this share of the nodes, picked evenly within each node shape (GPU model, GPUs,
     # cpu, memory), so a smaller model of the cluster keeps the trace's mix of machines.
     sample: Annotated[float, Field(gt=0, le=1)] | None = None
+    # Put the nodes in a seeded random order (the scenario's seed). Where scores tie, the
+    # lowest index wins, so this decides ties: the FGD artifact renames its nodes with a
+    # random prefix (``syncClusterResourceList``) and its scheduler keeps the smallest name.
+    shuffle: bool = False
 
 
 def _node_kind(value: Any) -> str:
@@ -142,6 +146,10 @@ class Cluster(_Strict):
     nodes: list[NodeSpec] = Field(min_length=1)
     heartbeat_interval: PositiveFloat = 5.0
     failure_timeout: PositiveFloat = 15.0
+    # Resources backed by devices of 1000 units each (a GPU is 1000 milli-GPU): a node's
+    # capacity of one must be whole devices, and a task takes a share of ONE device or
+    # whole devices. ``[]`` treats every resource as one divisible amount per node.
+    devices: list[str] = ["gpu"]
 
 
 # --------------------------------------------------------------------- workload
@@ -204,13 +212,18 @@ class OpenbTrace(_TraceSource):
     (Weng et al., ATC 2023) does: pods arrive one every ``interval`` seconds in a seeded
     random order and never leave; with ``load``, pods are drawn (with replacement) until
     their total GPU request reaches ``load`` times the cluster's GPU capacity (1.3 in the
-    paper), so what fails to fit measures fragmentation.
+    paper), so what fails to fit measures fragmentation. ``fill: trace_then_clones`` is
+    the artifact's own rule instead (``TunePodsByNodeTotalResource``): every trace pod
+    once in a seeded shuffle, then random clones appended until the next clone's per-GPU
+    share would pass the target. A pod's ``gpu_spec`` (GPU models it may use, ``A|B``)
+    becomes its node selector on the node label ``gpu_model``.
     """
 
     kind: Literal["openb"]
     mode: Literal["replay", "arrivals"] = "replay"
     interval: PositiveFloat = 1.0
     load: PositiveFloat | None = None
+    fill: Literal["resample", "trace_then_clones"] = "resample"
 
 
 class SwfTrace(_TraceSource):

@@ -101,6 +101,7 @@ class _Part:
     demand: dict[str, np.ndarray]
     selector: dict[str, str]
     skipped: int = 0
+    task_selectors: np.ndarray | None = None  # per task (dicts), merged over ``selector``
 
 
 def evenly_spaced(n: int, fraction: float) -> np.ndarray:
@@ -136,22 +137,47 @@ def _openb_arrivals(
         if gpu_capacity <= 0 or gpu.sum() <= 0:
             raise sc.ScenarioError(f"{source.path}: load needs GPU pods and GPU nodes")
         target = source.load * gpu_capacity
-        # Draw in rounds until the GPU total passes the target, then cut at the crossing pod.
-        picks: list[np.ndarray] = []
-        total = 0.0
-        while total < target:
-            batch = rng.integers(0, n, size=n)
-            picks.append(batch)
-            total += float(gpu[batch].sum())
-        order = np.concatenate(picks)
-        order = order[: int(np.searchsorted(np.cumsum(gpu[order]), target)) + 1]
+        if source.fill == "trace_then_clones":
+            order = _trace_then_clones(gpu, target, rng)
+        else:
+            # Draw in rounds until the GPU total passes the target, then cut at the crossing pod.
+            picks: list[np.ndarray] = []
+            total = 0.0
+            while total < target:
+                batch = rng.integers(0, n, size=n)
+                picks.append(batch)
+                total += float(gpu[batch].sum())
+            order = np.concatenate(picks)
+            order = order[: int(np.searchsorted(np.cumsum(gpu[order]), target)) + 1]
     if source.limit is not None:
         order = order[: source.limit]
     if source.sample is not None:
         order = order[evenly_spaced(len(order), source.sample)]
     submit = np.arange(len(order), dtype=np.float64) * source.interval
     demand = {name: np.rint(values[order]) for name, values in tasks.resources.items()}
-    return _Part(submit, np.full(len(order), np.inf), demand, dict(source.node_selector))
+    selectors = None if tasks.node_selectors is None else tasks.node_selectors[order]
+    return _Part(submit, np.full(len(order), np.inf), demand, dict(source.node_selector), task_selectors=selectors)
+
+
+def _trace_then_clones(gpu: np.ndarray, target: float, rng: np.random.Generator) -> np.ndarray:
+    """The FGD artifact's workload: every pod once, shuffled, then clones up to ``target`` milli-GPU.
+
+    ``simulator.go``: ``SortClusterPods`` shuffles the pods; ``TunePodsByNodeTotalResource``
+    then appends uniformly drawn clones while the total plus the next clone's per-GPU
+    share (``MilliGpu``: at most one GPU's 1000, whatever its GPU count) stays within the
+    target, or, when the trace alone passes it, drops random pods until it does not.
+    """
+    order = list(rng.permutation(len(gpu)))
+    total = float(gpu.sum())
+    while total > target and order:
+        total -= float(gpu[order.pop(int(rng.integers(len(order))))])
+    per_gpu = np.minimum(gpu, 1000.0)
+    while True:
+        j = int(rng.integers(len(gpu)))
+        if total + per_gpu[j] > target:
+            return np.asarray(order, dtype=np.int64)
+        order.append(j)
+        total += float(gpu[j])
 
 
 def _trace(
@@ -182,6 +208,7 @@ def _trace(
         demand,
         dict(source.node_selector),
         skipped=int(getattr(tasks, "skipped", 0)),
+        task_selectors=None if tasks.node_selectors is None else tasks.node_selectors[keep],
     )
 
 
@@ -208,15 +235,10 @@ def build_workload(
             part = _synthetic(source, rng)
         else:
             part = _trace(source, scenario, rng, capacity_totals or {})
-        for name, values in part.demand.items():
-            if name not in resources and np.any(values > 0):
-                raise sc.ScenarioError(
-                    f"{scenario.source}: workload.{i}.resources.{name}: no node of the cluster has resource {name!r} "
-                    f"(cluster resources: {', '.join(resources)})"
-                )
+        _check_demand(part, resources, scenario, i)
         parts.append(part)
 
-    selectors: list[dict[str, str]] = []
+    selectors = _SelectorCodes()
     columns = {name: [] for name in resources}
     submit, duration, selector, source_ix = [], [], [], []
     for i, part in enumerate(parts):
@@ -225,12 +247,7 @@ def build_workload(
         duration.append(part.duration)
         for name in resources:
             columns[name].append(part.demand.get(name, np.zeros(n)))
-        code = -1
-        if part.selector:
-            if part.selector not in selectors:
-                selectors.append(part.selector)
-            code = selectors.index(part.selector)
-        selector.append(np.full(n, code, dtype=np.int32))
+        selector.append(selectors.codes(part, n))
         source_ix.append(np.full(n, i, dtype=np.int16))
 
     submit_all = np.concatenate(submit).astype(np.float64)
@@ -242,7 +259,47 @@ def build_workload(
         duration=np.concatenate(duration).astype(np.float64)[order],
         demand=np.ascontiguousarray(demand[order]),
         selector=np.concatenate(selector)[order],
-        selectors=selectors,
+        selectors=selectors.selectors,
         source=np.concatenate(source_ix)[order],
         skipped=sum(p.skipped for p in parts),
     )
+
+
+def _check_demand(part: _Part, resources: tuple[str, ...], scenario: sc.Scenario, i: int) -> None:
+    """Every requested resource exists, and a device resource is asked as devices can give it."""
+    for name, values in part.demand.items():
+        if name not in resources and np.any(values > 0):
+            raise sc.ScenarioError(
+                f"{scenario.source}: workload.{i}.resources.{name}: no node of the cluster has resource {name!r} "
+                f"(cluster resources: {', '.join(resources)})"
+            )
+        if name in scenario.cluster.devices:
+            odd = values[(values > 1000) & (values % 1000 != 0)]
+            if len(odd):
+                raise sc.ScenarioError(
+                    f"{scenario.source}: workload.{i}.resources.{name}: {odd[0]:g} is neither a share of one "
+                    f"device (< 1000) nor whole devices (a multiple of 1000); {name} is a device resource "
+                    "(cluster.devices)"
+                )
+
+
+class _SelectorCodes:
+    """Node selectors as small integer codes per task (-1: none), one dict per distinct selector."""
+
+    def __init__(self) -> None:
+        self.selectors: list[dict[str, str]] = []
+        self._code: dict[tuple[tuple[str, str], ...], int] = {}
+
+    def code(self, selector: dict[str, str]) -> int:
+        if not selector:
+            return -1
+        key = tuple(sorted(selector.items()))
+        if key not in self._code:
+            self._code[key] = len(self.selectors)
+            self.selectors.append(dict(selector))
+        return self._code[key]
+
+    def codes(self, part: _Part, n: int) -> np.ndarray:
+        if part.task_selectors is None:
+            return np.full(n, self.code(part.selector), dtype=np.int32)
+        return np.array([self.code({**part.selector, **own}) for own in part.task_selectors], dtype=np.int32)

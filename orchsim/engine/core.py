@@ -37,7 +37,9 @@ from orchsim.engine import autoscaler, node_events
 from orchsim.engine.accounting import Accounting
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import cluster_sample, series_names
-from orchsim.scheduling import FILTERS, NodeMatrix, could_ever_fit, explain_never, select
+from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, could_ever_fit, explain_never, select
+from orchsim.scheduling.fragmentation import typical_workload
+from orchsim.scheduling.node_devices import Assignment, format_assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
 from orchsim.workload import Workload
 
@@ -69,6 +71,7 @@ class Simulation:
         # a few GPU tasks do not make every CPU-only node look unusable.
         self._typical = np.median(workload.demand, axis=0) if len(workload) else np.zeros(len(workload.resources))
         self._filters = FILTERS.active(config.filters)  # resolved once, used on every decision
+        self._params = self._policy_params(config)
         self.scheduler = SchedulingPass(
             config.policy,
             request_of=self._demand_rows.__getitem__,
@@ -79,8 +82,26 @@ class Simulation:
             never_fits=self._never_fits_once,
             rng=self.policy_rng,
             filters=self._filters,
-            params=config.policy_params,
+            params=self._params,
         )
+
+    def _policy_params(self, config: EngineConfig) -> dict[str, Any]:
+        """The policy's parameters, with FGD's target workload learnt from this workload if not given.
+
+        The FGD artifact learns its typical pod shapes from the trace it replays
+        (``GetTypicalPods``); here they come from the tasks of the run (the trace's pods and
+        any clones of them), the same distribution up to the clones' sampling noise.
+        """
+        params = dict(config.policy_params)
+        spec = POLICIES.spec(config.policy)
+        gpu = self.nodes.devices.get("gpu")
+        if "workload" in spec.params and "workload" not in params and gpu is not None and len(self.w):
+            cpu = (
+                self.w.demand[:, self.w.resources.index("cpu")] if "cpu" in self.w.resources else np.zeros(len(self.w))
+            )
+            models = [(self.w.selectors[c].get("gpu_model", "") if c >= 0 else "") for c in self._selector_of]
+            params["workload"] = typical_workload(cpu, self.w.demand[:, self.w.resources.index("gpu")], models)
+        return params
 
     def _init_task_state(self, workload: Workload) -> None:
         # Validated once here, so placements can use the matrix's unchecked allocate/release.
@@ -93,6 +114,7 @@ class Simulation:
         self._demand_rows = list(workload.demand)
         self._durations = workload.duration.tolist()
         self._selector_of = workload.selector.tolist()
+        self.devices: dict[int, Assignment] = {}  # task -> the devices of its last run
         self.queue: deque[int] = deque()
         self.done = 0
         self._progressed = 0  # tasks placed for the first time or rejected outright
@@ -169,8 +191,10 @@ class Simulation:
                 return False
         return True
 
-    def _start(self, task: int, node: int) -> None:
-        self.nodes.allocate_unchecked(node, self._demand_rows[task].tolist())
+    def _start(self, task: int, node: int, devices: Assignment) -> None:
+        self.nodes.allocate_unchecked(node, self._demand_rows[task].tolist(), devices)
+        if devices:
+            self.devices[task] = devices
         on_node = self.running_on[node]
         on_node.add(task)
         if len(on_node) == 1:
@@ -197,7 +221,7 @@ class Simulation:
     def stop(self, task: int) -> int:
         """Take ``task`` off its node; returns the node."""
         node = int(self.tasks.node[task])
-        self.nodes.release_unchecked(node, self._demand_rows[task].tolist())
+        self.nodes.release_unchecked(node, self._demand_rows[task].tolist(), self.devices.get(task))
         self.running -= 1
         if self._durations[task] == math.inf:
             self.forever -= 1
@@ -339,7 +363,7 @@ class Simulation:
                 rng=np.random.default_rng(0),  # the run's own stream is left untouched
                 node_selector=self._selector(task),
                 filters=self._filters,
-                **self.cfg.policy_params,
+                **self._params,
             )
             if decision.node is None:
                 reason = decision.reason
@@ -402,4 +426,5 @@ class Simulation:
             failures=list(self.failure_log),
             reasons=dict(self.reasons),
             window=acct.window(),
+            devices={task: format_assignment(picked) for task, picked in self.devices.items()},
         )

@@ -111,3 +111,5 @@ class RunRecords:
     reasons: dict[int, str] = field(default_factory=dict)
     # The measurement window (start, end) in simulated seconds; end is at most the horizon.
     window: tuple[float, float] = (0.0, math.inf)
+    # Devices of each task's last run that took any, as text ("0;3"; see format_assignment).
+    devices: dict[int, str] = field(default_factory=dict)

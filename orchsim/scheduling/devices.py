@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from orchsim.scheduling.matrix import CapacityError
+from orchsim.scheduling.errors import CapacityError
 
 __all__ = ["GPU_UNIT", "DeviceNeed", "DeviceSet"]
 

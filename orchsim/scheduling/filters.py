@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from orchsim.scheduling import node_devices
 from orchsim.scheduling.matrix import NodeMatrix
 
 __all__ = [
@@ -254,6 +255,8 @@ def infeasible(
     for r, amount in enumerate(request.tolist()):
         if amount > 0:
             bad |= free[r] < amount
+    if nodes.devices and (devices_fit := node_devices.fits_mask(nodes, request)) is not None:
+        bad |= ~devices_fit
     selector = task.node_selector if task is not None else node_selector
     if selector:
         bad |= ~nodes.label_mask(selector)
@@ -314,6 +317,8 @@ def rejections(
     for r, name in enumerate(nodes.resources):
         if request[r] > 0:
             checks.append((f"insufficient {name}", free[r] >= request[r]))
+    if nodes.devices:  # a node whose total would fit but whose devices cannot
+        checks.extend(node_devices.device_checks(nodes, request, ever=available is not None))
     for spec, params in extra:
         checks.append((spec.reason, spec.check(nodes, request, info, **params)))
     for label, passes in checks:
@@ -347,6 +352,8 @@ def fits_node(
     free = nodes.free[:, node].tolist()
     if not all(need <= have for need, have in zip(request, free, strict=True)):
         return False
+    if nodes.devices and not node_devices.fits_at(nodes, np.asarray(request, dtype=np.float64), node):
+        return False
     if extra:
         vector = np.asarray(request, dtype=np.float64)
         return all(bool(spec.check(nodes, vector, info, **params)[node]) for spec, params in extra)
@@ -369,6 +376,8 @@ def could_ever_fit(
     """
     info = _task(node_selector, task)
     ok = candidates & np.all(nodes.capacity >= request[:, None], axis=0)
+    if nodes.devices and (devices_fit := node_devices.could_ever_fit_mask(nodes, request)) is not None:
+        ok &= devices_fit
     if info.node_selector:
         ok &= nodes.label_mask(info.node_selector)
     for spec, params in extra:

@@ -67,11 +67,14 @@ class _Placement(NamedTuple):
 
 def _placement(nodes: NodeMatrix, request: np.ndarray, devices: DeviceSet | None) -> _Placement:
     if devices is None:
-        attached = getattr(nodes, "devices", None) or {}
-        if "gpu" not in attached:
-            raise ValueError("GPU policies need devices: pass devices=DeviceSet(...) or attach nodes.devices['gpu']")
-        devices = attached["gpu"]
-    gpu = float(request[nodes.row("gpu")]) if nodes.has_resource("gpu") else 0.0
+        devices = nodes.devices.get("gpu")
+    if devices is None:
+        # A cluster without GPU devices: score as if no node had a GPU (CPU terms only), so
+        # that every registered policy runs on every cluster.
+        devices = DeviceSet.from_counts([0] * nodes.n_nodes)
+        gpu = 0.0
+    else:
+        gpu = float(request[nodes.row("gpu")]) if nodes.has_resource("gpu") else 0.0
     if nodes.has_resource("cpu"):
         r = nodes.row("cpu")
         cpu, cpu_free = float(request[r]), nodes.free[r]
@@ -248,7 +251,7 @@ def fgd(
     nodes: NodeMatrix,
     request: np.ndarray,
     *,
-    workload: TargetWorkload | list[Mapping[str, Any]],
+    workload: TargetWorkload | list[Mapping[str, Any]] | None = None,
     devices: DeviceSet | None = None,
     quantize: bool = False,
     random_ties: bool = False,
@@ -267,6 +270,10 @@ def fgd(
     model, for shapes that ask for one. Only ``feasible`` nodes are scored when ``select``
     passes the mask (others score 0, which ``select`` masks anyway). Device: ``choose_fgd``.
     """
+    if workload is None:
+        if devices is None and "gpu" not in nodes.devices:
+            return _finish(np.zeros(nodes.n_nodes), quantize, random_ties, rng)  # no GPUs: nothing to fragment
+        raise ValueError("fgd needs workload=: the target workload's pod shapes (typical_workload(...))")
     rows = slice(None) if feasible is None else np.flatnonzero(feasible)
     _, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, rows)
     raw = np.zeros(nodes.n_nodes)
@@ -279,7 +286,7 @@ def choose_fgd(
     request: np.ndarray,
     node: int,
     *,
-    workload: TargetWorkload | list[Mapping[str, Any]],
+    workload: TargetWorkload | list[Mapping[str, Any]] | None = None,
     devices: DeviceSet | None = None,
     quantize: bool = False,
     rng: Rng = None,
@@ -292,6 +299,8 @@ def choose_fgd(
     ``quantize`` the first device among those tied after truncation wins. Whole GPUs: the
     lowest-index fully free ones (``AllocateExclusiveGpuId``).
     """
+    if workload is None:
+        raise ValueError("fgd needs workload=: the target workload's pod shapes (typical_workload(...))")
     p, scores = _fgd_device_scores(nodes, request, devices, workload, gpu_model_label, slice(node, node + 1))
     row = np.trunc(scores[0]) if quantize else scores[0]
     return p.devices.choose_by_score(node, p.need, row)
@@ -333,5 +342,5 @@ DEVICE_CHOOSERS: Mapping[str, Chooser] = {"fgd": choose_fgd, "random": choose_ra
 def register_gpu_policies(registry: PolicyRegistry, *, replace: bool = False) -> PolicyRegistry:
     """Register the five scorers of ``GPU_POLICIES`` into ``registry`` (and return it)."""
     for name, scorer in GPU_POLICIES.items():
-        registry.register(name, scorer, replace=replace)
+        registry.register(name, scorer, vetoes=False, choose_devices=DEVICE_CHOOSERS.get(name), replace=replace)
     return registry

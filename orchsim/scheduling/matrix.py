@@ -23,23 +23,18 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from orchsim.scheduling import node_devices
+from orchsim.scheduling.devices import DeviceSet
+from orchsim.scheduling.errors import CapacityError, UnknownResourceError
+from orchsim.scheduling.labels import NodeLabels
+from orchsim.scheduling.node_devices import Assignment
+
 __all__ = ["CapacityError", "NodeMatrix", "UnknownResourceError"]
 
 _MIN_BUFFER = 8
 # Float slack for release(): allocations are sums of the very numbers later
 # subtracted, so any drift is a few ulps; anything larger is a real bug.
 _RELEASE_SLACK = 1e-6
-
-
-class CapacityError(ValueError):
-    """An allocation or release that would leave a node below zero or above capacity."""
-
-
-class UnknownResourceError(KeyError):
-    """A request names a resource that the matrix does not track."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; we want plain text.
-        return str(self.args[0])
 
 
 class NodeMatrix:
@@ -74,11 +69,11 @@ class NodeMatrix:
         self.last_placed: int = -1
         self.rng: np.random.Generator = np.random.default_rng(seed)
         self._n = 0
+        # Labels as integer codes, so that a node_selector is one comparison per key.
+        self._labels = NodeLabels(_MIN_BUFFER)
         self._alloc_buffers(_MIN_BUFFER)
-        # Labels are stored per key as integer codes (-1 = label absent), so that a
-        # node_selector check is one vectorised integer comparison per key.
-        self._label_vocab: dict[str, dict[str, int]] = {}
-        self._label_codes: dict[str, np.ndarray] = {}
+        # Device kinds (``track_devices``): the devices behind a scalar row, one DeviceSet each.
+        self.devices: dict[str, DeviceSet] = {}
         self._arange = np.arange(0, dtype=np.int64)
         self._scale: np.ndarray | None = None
         # Per-policy lookups that depend only on the resource names (which never change),
@@ -139,6 +134,7 @@ class NodeMatrix:
             sched[:n] = self._sched[:n]
         self._cap, self._alloc, self._free, self._inv, self._safe = cap, alloc, free, inv, safe
         self._tasks, self._sched = tasks, sched
+        self._labels.resize(size, self._n)
 
     # ------------------------------------------------------------------ views
     @property
@@ -227,28 +223,11 @@ class NodeMatrix:
     def labels_of(self, node: int) -> dict[str, str]:
         """The labels of node ``node`` as a plain dict."""
         self._check_node(node)
-        out: dict[str, str] = {}
-        for key, codes in self._label_codes.items():
-            code = int(codes[node])
-            if code >= 0:
-                out[key] = self._label_value(key, code)
-        return out
-
-    def _label_value(self, key: str, code: int) -> str:
-        for value, c in self._label_vocab[key].items():
-            if c == code:
-                return value
-        raise KeyError(code)  # pragma: no cover - codes always come from the vocab
+        return self._labels.of(node)
 
     def label_mask(self, selector: Mapping[str, str]) -> np.ndarray:
         """Bool ``(N,)``: True where the node carries every ``key=value`` of ``selector``."""
-        mask = np.ones(self._n, dtype=bool)
-        for key, value in selector.items():
-            code = self._label_vocab.get(key, {}).get(str(value))
-            if code is None:
-                return np.zeros(self._n, dtype=bool)
-            mask &= self._label_codes[key][: self._n] == code
-        return mask
+        return self._labels.mask(selector, self._n)
 
     def request_vector(self, request: Mapping[str, float] | np.ndarray) -> np.ndarray:
         """A request as a float64 ``(R,)`` vector in row order; missing resources are 0.
@@ -321,38 +300,40 @@ class NodeMatrix:
             self._index[str(nid)] = start + i
         self._n = end
         self._scale = None
-        self._label_codes = {key: self._ensure_code_length(c) for key, c in self._label_codes.items()}
-        for codes in self._label_codes.values():
-            codes[start:end] = -1
+        self._labels.clear(start, end)
         if labels is not None:
             for i, node_labels in enumerate(labels):
-                for key, value in node_labels.items():
-                    self._set_label(start + i, str(key), str(value))
+                self._labels.set(start + i, node_labels)
+        for kind, devices in self.devices.items():
+            devices.add_nodes(_device_counts(cap[self._row[kind]], devices.unit, kind, node_ids))
         return range(start, end)
 
-    def _ensure_code_length(self, codes: np.ndarray) -> np.ndarray:
-        size = self._cap.shape[1]
-        if len(codes) >= size:
-            return codes
-        grown = np.full(size, -1, dtype=np.int32)
-        grown[: len(codes)] = codes
-        return grown
+    def track_devices(self, kind: str, unit: float = 1000.0) -> DeviceSet:
+        """Back resource ``kind`` with devices of ``unit`` each (``gpu``: 1000 milli-GPU per GPU).
 
-    def _set_label(self, node: int, key: str, value: str) -> None:
-        if key not in self._label_codes:
-            self._label_vocab[key] = {}
-            self._label_codes[key] = np.full(self._cap.shape[1], -1, dtype=np.int32)
-        vocab = self._label_vocab[key]
-        code = vocab.setdefault(value, len(vocab))
-        self._label_codes[key][node] = code
+        Each node's device count is its capacity of ``kind`` over ``unit`` (now and for
+        nodes added later), which must be whole. From then on a request for ``kind`` is a
+        fraction of ONE device (``< unit``) or whole devices (a multiple of ``unit``); the
+        filters check it per device and ``select`` names the devices it takes.
+
+        Raises:
+            UnknownResourceError: ``kind`` is not a resource of the matrix.
+            ValueError: already tracked, or a capacity that is not a whole number of devices.
+        """
+        row = self.row(kind)
+        if kind in self.devices:
+            raise ValueError(f"{kind} devices are already tracked")
+        if np.any(self._alloc[row, : self._n] > 0):
+            raise ValueError(f"track {kind} devices before allocating any {kind}")
+        devices = DeviceSet(kind, unit)
+        devices.add_nodes(_device_counts(self.capacity[row], unit, kind, self.ids))
+        self.devices[kind] = devices
+        return devices
 
     def set_labels(self, node: int, labels: Mapping[str, str]) -> None:
         """Replace the labels of node ``node``."""
         self._check_node(node)
-        for codes in self._label_codes.values():
-            codes[node] = -1
-        for key, value in labels.items():
-            self._set_label(node, str(key), str(value))
+        self._labels.set(node, labels)
 
     def remove_nodes(self, nodes: Iterable[int]) -> np.ndarray:
         """Remove nodes, keeping the others in order; returns the old->new index map.
@@ -373,16 +354,16 @@ class NodeMatrix:
             buf[:, :m] = buf[:, keep]
         self._tasks[:m] = self._tasks[keep]
         self._sched[:m] = self._sched[keep]
-        for codes in self._label_codes.values():
-            codes[:m] = codes[keep]
+        self._labels.keep(keep)
         self.ids = [self.ids[i] for i in keep]
         self._index = {nid: i for i, nid in enumerate(self.ids)}
         self.last_placed = int(mapping[self.last_placed]) if self.last_placed >= 0 else -1
+        for devices in self.devices.values():
+            devices.remove_nodes(np.flatnonzero(drop))
         self._n = m
         self._scale = None
         if self._cap.shape[1] > _MIN_BUFFER and m < self._cap.shape[1] // 4:
             self._alloc_buffers(max(_MIN_BUFFER, self._cap.shape[1] // 2))
-            self._label_codes = {k: c[: self._cap.shape[1]].copy() for k, c in self._label_codes.items()}
         return mapping
 
     def set_schedulable(self, node: int, schedulable: bool) -> None:
@@ -405,11 +386,18 @@ class NodeMatrix:
             return request
         return self.request_vector(request)
 
-    def allocate(self, node: int, request: Mapping[str, float] | np.ndarray) -> None:
+    def allocate(
+        self, node: int, request: Mapping[str, float] | np.ndarray, devices: Assignment | None = None
+    ) -> Assignment:
         """Reserve ``request`` on ``node``, count one more task there, move the round-robin cursor.
 
+        With tracked device kinds the request also takes devices: ``devices`` (``{kind:
+        indices}``, as ``select`` chose them) or, if None, the tightest that fit. Returns
+        the assignment taken (empty when the request needs no devices).
+
         Raises:
-            CapacityError: the request does not fit the node's free capacity; nothing changes.
+            CapacityError: the request does not fit the node's free capacity or the given
+                devices; nothing changes.
         """
         self._check_node(node)
         vec = self._checked_vector(request)
@@ -421,17 +409,20 @@ class NodeMatrix:
                     f"request {self.as_dict(vec)} does not fit node {self.ids[node]!r}: "
                     f"insufficient {', '.join(short)} (free {self.as_dict(col)})"
                 )
+        taken = node_devices.take(self, node, vec, devices) if self.devices else node_devices.NO_DEVICES
         alloc = self._alloc[:, node]
         alloc += vec
         col -= vec
         self._tasks[node] += 1
         self.last_placed = int(node)
+        return taken
 
-    def release(self, node: int, request: Mapping[str, float] | np.ndarray) -> None:
-        """Return ``request`` to ``node`` and count one task fewer.
+    def release(self, node: int, request: Mapping[str, float] | np.ndarray, devices: Assignment | None = None) -> None:
+        """Return ``request`` to ``node`` and count one task fewer (and its ``devices``, if any).
 
         Raises:
-            CapacityError: more is released than is allocated, or no task is on the node.
+            CapacityError: more is released than is allocated, no task is on the node, or
+                the request holds tracked devices and ``devices`` does not name them.
         """
         self._check_node(node)
         vec = self._checked_vector(request)
@@ -444,12 +435,14 @@ class NodeMatrix:
                     f"release of {self.as_dict(vec)} on node {self.ids[node]!r} exceeds its "
                     f"allocation {self.as_dict(alloc)}"
                 )
+        if self.devices:
+            node_devices.give_back(self, node, vec, devices or node_devices.NO_DEVICES)
         alloc -= vec
         np.maximum(alloc, 0.0, out=alloc)
         np.subtract(self._cap[:, node], alloc, out=self._free[:, node])
         self._tasks[node] -= 1
 
-    def allocate_unchecked(self, node: int, request: Sequence[float]) -> None:
+    def allocate_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``allocate`` for an owner that has already validated both the request and the fit.
 
         The simulator checks every workload row once at load and places only where
@@ -458,7 +451,10 @@ class NodeMatrix:
         only cost time. ``request`` is a list of R floats (Python floats: on R ~ 2-4
         values, scalar updates beat numpy's vector ones several-fold). Passing a request
         that does not fit corrupts the matrix: use ``allocate`` unless you know it fits.
+        Devices (``devices``, the decision's) are always checked: they are rare and cheap.
         """
+        if devices:
+            node_devices.take(self, node, np.asarray(request, dtype=np.float64), devices)
         alloc, free = self._alloc, self._free
         for r, amount in enumerate(request):
             if amount:
@@ -467,12 +463,14 @@ class NodeMatrix:
         self._tasks[node] += 1
         self.last_placed = node
 
-    def release_unchecked(self, node: int, request: Sequence[float]) -> None:
+    def release_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``release`` of a request that ``allocate_unchecked`` placed on ``node``, unchecked.
 
         Free capacity is recomputed as capacity minus allocation, as ``release`` does, so
         float drift cannot accumulate in it.
         """
+        if devices:
+            node_devices.give_back(self, node, np.asarray(request, dtype=np.float64), devices)
         alloc, free, cap = self._alloc, self._free, self._cap
         for r, amount in enumerate(request):
             if amount:
@@ -491,11 +489,25 @@ class NodeMatrix:
         other._free[:, : self._n] = self.free
         other._tasks[: self._n] = self.tasks
         other._sched[: self._n] = self.schedulable
-        other._label_vocab = {k: dict(v) for k, v in self._label_vocab.items()}
-        other._label_codes = {k: other._ensure_code_length(c[: self._n].copy()) for k, c in self._label_codes.items()}
+        other._labels = self._labels.copy(self._n)
+        other._labels.resize(other._cap.shape[1], self._n)
         other.last_placed = self.last_placed
+        other.devices = {kind: devices.copy() for kind, devices in self.devices.items()}
         other.rng = copy.deepcopy(self.rng)
         return other
 
     def __repr__(self) -> str:
         return f"NodeMatrix(resources={self.resources}, nodes={self._n})"
+
+
+def _device_counts(capacity: np.ndarray, unit: float, kind: str, ids: Sequence[str]) -> np.ndarray:
+    """Devices per node: capacity over ``unit``, refused unless whole."""
+    counts = np.asarray(capacity, dtype=np.float64) / unit
+    whole = np.rint(counts)
+    bad = np.flatnonzero(np.abs(counts - whole) > 1e-9)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"node {ids[i]!r}: {kind} capacity {capacity[i]:g} is not a whole number of devices of {unit:g}"
+        )
+    return whole.astype(np.int64)

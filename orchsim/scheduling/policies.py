@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from orchsim.scheduling.gpu_policies import choose_random, register_gpu_policies
 from orchsim.scheduling.matrix import NodeMatrix
-from orchsim.scheduling.registry import policy
+from orchsim.scheduling.registry import POLICIES, policy
 
 __all__ = [
     "balanced",
@@ -207,7 +208,7 @@ def first_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return -nodes.index_range.astype(np.float64)
 
 
-@policy("random", vetoes=False)
+@policy("random", vetoes=False, choose_devices=choose_random)
 def random(nodes: NodeMatrix, request: np.ndarray, *, rng: np.random.Generator) -> np.ndarray:
     """Random: a uniformly random feasible node, drawn from the passed generator."""
     return rng.random(nodes.n_nodes)
@@ -325,3 +326,6 @@ def hybrid(
     pick = np.flatnonzero(values == v)[j - np.count_nonzero(values < v)]
     score[candidates[pick]] = 1.0
     return score
+
+
+register_gpu_policies(POLICIES)  # the FGD paper's policies (gpu_policies.py), by name everywhere

@@ -21,8 +21,8 @@ Under both, a task that does not fit now and never could (the owner's ``never_fi
 set aside and reported in ``never``: an impossible task must not block a queue forever.
 
 The pass decides and the owner applies: for each placement it calls ``place(task,
-node)``, which must allocate the task on ``nodes`` before returning so that the next
-decision sees it (the simulator starts the task; the live master also queues the
+node, devices)``, which must allocate the task on ``nodes`` (with those devices) before
+returning so that the next decision sees it (the simulator starts the task; the live master also queues the
 placement for its etcd transaction). The pass never changes ``nodes`` itself.
 """
 
@@ -37,7 +37,8 @@ import numpy as np
 
 from orchsim.scheduling.filters import ActiveFilters, fits_node
 from orchsim.scheduling.matrix import NodeMatrix
-from orchsim.scheduling.select import PreparedPolicy, decide
+from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
+from orchsim.scheduling.select import PreparedPolicy, choose_devices, decide
 
 __all__ = [
     "DEFAULTS",
@@ -153,7 +154,7 @@ class SchedulingPass:
         policy: str | Callable[..., np.ndarray] | PreparedPolicy,
         *,
         request_of: Callable[[Any], np.ndarray],
-        place: Callable[[Any, int], None],
+        place: Callable[[Any, int, Assignment], None],
         discipline: str = DEFAULTS.queue,
         window: int = DEFAULTS.backfill_window,
         selector_of: Callable[[Any], Mapping[str, str] | None] | None = None,
@@ -220,11 +221,12 @@ class SchedulingPass:
             result.decisions += 1
             if known and self._shortcut:
                 node: int | None = gained
+                devices = choose_devices(nodes, request, prepared, gained) if nodes.devices else NO_DEVICES  # type: ignore[arg-type]
             else:
                 decision = decide(nodes, request, prepared, selector, explain=explain)
-                node = decision.node
+                node, devices = decision.node, decision.devices
             if node is not None:
-                place(task, node)
+                place(task, node, devices)
                 result.placed.append(task)
                 continue
             if self._never_fits is not None and self._never_fits(task):
@@ -255,7 +257,7 @@ def schedule_pass(
     policy: str | Callable[..., np.ndarray],
     *,
     request_of: Callable[[T], np.ndarray],
-    place: Callable[[T, int], None],
+    place: Callable[[T, int, Assignment], None],
     discipline: str = DEFAULTS.queue,
     window: int = DEFAULTS.backfill_window,
     selector_of: Callable[[T], Mapping[str, str] | None] | None = None,
@@ -277,7 +279,9 @@ def schedule_pass(
             the owner changes its queue only after the pass returns.
         policy: A registered policy name or a scorer.
         request_of: A task's float64 ``(R,)`` request vector.
-        place: Applies a placement; must allocate the task on ``nodes`` before returning.
+        place: Applies a placement ``(task, node, devices)``; must allocate the task on
+            ``nodes`` (with ``devices``, the decision's ``{kind: indices}``, empty when the
+            task needs none) before returning.
         discipline: ``fifo`` or ``backfill``.
         window: ``backfill``: how many queued tasks a pass looks at.
         selector_of: A task's node selector (labels), or None.

@@ -58,6 +58,9 @@ class PolicySpec:
         vetoes: The scorer may score a node ``-inf`` to refuse it. The default for a
             user's policy; a policy registered with ``vetoes=False`` promises finite
             scores, and ``select`` may then skip it when only one node fits.
+        choose_devices: The policy's own rule for which GPUs a task takes on the chosen
+            node, ``(nodes, request, node, **params) -> device indices`` (FGD, random);
+            None: the tightest fitting device (best fit).
     """
 
     name: str
@@ -68,6 +71,7 @@ class PolicySpec:
     params: tuple[str, ...]
     summary: str
     vetoes: bool = True
+    choose_devices: Callable[..., tuple[int, ...]] | None = None
 
     @property
     def skippable(self) -> bool:
@@ -117,6 +121,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
         *,
         order_dependent: bool = False,
         vetoes: bool = True,
+        choose_devices: Callable[..., tuple[int, ...]] | None = None,
         replace: bool = False,
     ) -> PolicySpec:
         """Register ``scorer`` under ``name``; re-registering a name needs ``replace=True``."""
@@ -137,6 +142,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
             params=tuple(k for k in keyword if k not in ("rng", "feasible")),
             summary=doc.splitlines()[0] if doc else "",
             vetoes=vetoes,
+            choose_devices=choose_devices,
         )
         self._specs[name] = spec
         return spec
@@ -151,7 +157,12 @@ POLICIES = PolicyRegistry()
 
 
 def policy(
-    name: str, *, order_dependent: bool = False, vetoes: bool = True, replace: bool = False
+    name: str,
+    *,
+    order_dependent: bool = False,
+    vetoes: bool = True,
+    choose_devices: Callable[..., tuple[int, ...]] | None = None,
+    replace: bool = False,
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator: register a scorer under ``name`` and return it unchanged.
 
@@ -160,7 +171,9 @@ def policy(
     """
 
     def register(scorer: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        POLICIES.register(name, scorer, order_dependent=order_dependent, vetoes=vetoes, replace=replace)
+        POLICIES.register(
+            name, scorer, order_dependent=order_dependent, vetoes=vetoes, choose_devices=choose_devices, replace=replace
+        )
         return scorer
 
     return register

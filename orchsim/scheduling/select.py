@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from orchsim.scheduling import node_devices
 from orchsim.scheduling.filters import FILTERS, ActiveFilters, TaskInfo, infeasible, rejections
 from orchsim.scheduling.matrix import NodeMatrix
+from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
 
-__all__ = ["Decision", "PolicyError", "PreparedPolicy", "decide", "select"]
+__all__ = ["Decision", "PolicyError", "PreparedPolicy", "choose_devices", "decide", "select"]
 
 Request = Mapping[str, float] | np.ndarray
 
@@ -38,9 +40,11 @@ class Decision:
         feasible: Nodes that passed every filter.
         rejected: For an unplaced task, nodes rejected per check (each node counted
             under the first check it fails); empty for a placed one.
+        devices: The devices the task takes on the node, ``{kind: indices}``, when the
+            matrix tracks devices (``track_devices``) and the task needs some; else empty.
     """
 
-    __slots__ = ("feasible", "n_nodes", "node", "node_id", "policy", "rejected", "score", "vetoed")
+    __slots__ = ("devices", "feasible", "n_nodes", "node", "node_id", "policy", "rejected", "score", "vetoed")
 
     def __init__(
         self,
@@ -52,6 +56,7 @@ class Decision:
         feasible: int,
         rejected: dict[str, int],
         vetoed: bool = False,
+        devices: Assignment = NO_DEVICES,
     ) -> None:
         self.node = node
         self.node_id = node_id
@@ -61,6 +66,7 @@ class Decision:
         self.feasible = feasible
         self.rejected = rejected
         self.vetoed = vetoed
+        self.devices = devices
 
     @property
     def placed(self) -> bool:
@@ -242,7 +248,8 @@ def decide(
         return Decision(None, None, None, spec.name, n, 0, counts)
     if n_fit == 1 and not explain and spec.skippable:
         best = int(bad.argmin())  # the one node left: scores cannot change the answer
-        return Decision(best, nodes.ids[best], None, spec.name, n, 1, {})
+        devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
+        return Decision(best, nodes.ids[best], None, spec.name, n, 1, {}, devices=devices)
     scores = _scores(nodes, req, prepared, bad)
     if len(rejected):
         # Copy, never write into the scorer's array: it may be a view of its own state.
@@ -254,4 +261,19 @@ def decide(
         raise PolicyError(f"policy {spec.name!r} scored node {nodes.ids[best]!r} NaN")
     if score == -np.inf:
         return Decision(None, None, None, spec.name, n, n_fit, {}, vetoed=True)
-    return Decision(best, nodes.ids[best], score, spec.name, n, n_fit, {})
+    devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
+    return Decision(best, nodes.ids[best], score, spec.name, n, n_fit, {}, devices=devices)
+
+
+def choose_devices(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, node: int) -> Assignment:
+    """The devices the task takes on ``node``: the policy's own rule, else the tightest fit.
+
+    Drawn after the scores (a random rule uses the same generator), so the simulator and
+    the live master choose the same devices.
+    """
+    spec = prepared.spec
+    if spec.choose_devices is None:
+        return node_devices.choose(nodes, req, node)
+    params = dict(prepared.params)
+    params["rng"] = prepared.rng if prepared.rng is not None else nodes.rng
+    return node_devices.choose(nodes, req, node, spec.choose_devices, **params)

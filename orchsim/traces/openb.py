@@ -74,9 +74,10 @@ def load_openb_pods(
     """Load an Alibaba openb pod list (``openb_pod_list_*.csv``).
 
     Columns used: ``name``, ``cpu_milli``, ``memory_mib``, ``num_gpu``, ``gpu_milli``
-    and, when present, ``creation_time`` and ``deletion_time`` (seconds). The others
-    (``gpu_spec``, ``qos``, ``pod_phase``, ``scheduled_time``) are ignored; note that
-    ``gpu_spec`` GPU-model constraints are therefore not enforced.
+    and, when present, ``creation_time`` and ``deletion_time`` (seconds) and ``gpu_spec``
+    (the GPU models a pod may use, ``V100M16|V100M32``), which becomes the pod's node
+    selector ``{"gpu_model": spec}`` (nodes carry their model as that label). The others
+    (``qos``, ``pod_phase``, ``scheduled_time``) are ignored.
 
     Time rule: ``submit_time = creation_time`` and ``duration = deletion_time -
     creation_time``. A pod with ``deletion_time <= creation_time`` (in the shipped
@@ -109,7 +110,13 @@ def load_openb_pods(
         "gpu": gpu if gpu_as_milli else gpu / MILLI_PER_GPU,
     }
     names = text_column(table, "name")
-    return sorted_tasks(submit, duration, resources, names, rebase=rebase, limit=limit, clamped=clamped)
+    selectors = None
+    if "gpu_spec" in table.columns:
+        specs = text_column(table, "gpu_spec")
+        selectors = np.array([{"gpu_model": spec} if spec else {} for spec in specs], dtype=object)
+    return sorted_tasks(
+        submit, duration, resources, names, rebase=rebase, limit=limit, clamped=clamped, node_selectors=selectors
+    )
 
 
 def load_openb_nodes(path: str | os.PathLike[str]) -> tuple[list[str], dict[str, np.ndarray], list[dict[str, str]]]:

@@ -38,6 +38,8 @@ class TraceTasks:
             processors), so callers can report how much of the trace was used.
         clamped: Records kept but with their duration raised to ``orchsim.traces.openb.MIN_POD_DURATION``
             (openb pods deleted at their creation time).
+        node_selectors: Per task, the node labels it requires (object array of dicts,
+            empty for none), when the trace says (openb's ``gpu_spec``); else None.
     """
 
     submit_time: np.ndarray
@@ -46,12 +48,15 @@ class TraceTasks:
     names: np.ndarray | None = None
     skipped: int = 0
     clamped: int = 0
+    node_selectors: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.submit_time)
         lengths = [len(self.duration), *(len(v) for v in self.resources.values())]
         if self.names is not None:
             lengths.append(len(self.names))
+        if self.node_selectors is not None:
+            lengths.append(len(self.node_selectors))
         if any(length != n for length in lengths):
             raise ValueError(f"TraceTasks columns differ in length: submit_time has {n}, others {lengths}")
 
@@ -69,6 +74,7 @@ def sorted_tasks(
     limit: int | None = None,
     skipped: int = 0,
     clamped: int = 0,
+    node_selectors: np.ndarray | None = None,
 ) -> TraceTasks:
     """Stable-sort by submit time, keep the first ``limit``, shift to start at 0 if ``rebase``."""
     if limit is not None and limit < 1:
@@ -84,4 +90,5 @@ def sorted_tasks(
         names=None if names is None else names[order],
         skipped=skipped,
         clamped=clamped,
+        node_selectors=None if node_selectors is None else node_selectors[order],
     )

@@ -78,7 +78,7 @@ def run_fifo(
     log: list[tuple[int, int]] = []
     running: dict[int, int] = {}
 
-    def place(task: int, node: int) -> None:
+    def place(task: int, node: int, devices: object) -> None:
         nodes.allocate(node, sizes[task])
         running[task] = node
         log.append((task, node))

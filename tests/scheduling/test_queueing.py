@@ -14,7 +14,7 @@ def setup(cpus: list[int], sizes: dict[str, int]):  # type: ignore[no-untyped-de
     requests = {name: nodes.request_vector({"cpu": cpu}) for name, cpu in sizes.items()}
     log: list[tuple[str, int]] = []
 
-    def place(task: str, node: int) -> None:
+    def place(task: str, node: int, devices: object = None) -> None:
         nodes.allocate(node, requests[task])
         log.append((task, node))
 

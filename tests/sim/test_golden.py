@@ -30,8 +30,42 @@ NONDETERMINISTIC = ["wall_seconds"]
 RTOL, ATOL = 1e-9, 1e-12
 
 
-def summary_frame(name: str) -> pd.DataFrame:
-    return run(SCENARIOS / f"{name}.yaml").summary.drop(columns=NONDETERMINISTIC)
+def device_overcommits(tasks: pd.DataFrame) -> list[str]:
+    """Every way the tasks running at the end break their node's GPUs (empty: physically valid).
+
+    A fraction (< 1000 milli-GPU) must sit on ONE device, k whole GPUs on k devices, and no
+    device may carry more than 1000 milli-GPU of tasks.
+    """
+    problems = []
+    running = tasks[(tasks.status == "running") & (tasks.get("gpu", 0) > 0)]
+    load: dict[tuple[str, str, int], float] = {}
+    for row in running.itertuples():
+        devices = [int(d) for d in str(row.devices).split(";") if d not in ("", "nan")]
+        share, count = (row.gpu, 1) if row.gpu < 1000 else (1000.0, int(row.gpu // 1000))
+        if len(devices) != count or len(set(devices)) != count:
+            problems.append(f"{row.policy}: task {row.task_id} asks {row.gpu:g} milli-GPU, holds devices {devices}")
+        for d in devices:
+            key = (row.policy, row.node, d)
+            load[key] = load.get(key, 0.0) + share
+    problems += [f"{p}: node {n} GPU {d} carries {v:g} milli-GPU" for (p, n, d), v in load.items() if v > 1000 + 1e-6]
+    return problems
+
+
+def test_the_audit_catches_a_straddling_or_overcommitted_gpu() -> None:
+    tasks = pd.DataFrame(
+        {
+            "policy": "p",
+            "task_id": [0, 1, 2, 3],
+            "node": ["n", "n", "n", "m"],
+            "status": "running",
+            "gpu": [600.0, 600.0, 2000.0, 500.0],
+            "devices": ["0", "0", "1;2", "0;1"],
+        }
+    )
+    problems = device_overcommits(tasks)
+    assert "p: node n GPU 0 carries 1200 milli-GPU" in problems
+    assert any("task 3 asks 500 milli-GPU, holds devices [0, 1]" in p for p in problems)
+    assert device_overcommits(tasks.iloc[[0, 2]]) == []
 
 
 def golden_differences(actual: pd.DataFrame, expected: pd.DataFrame) -> list[str]:
@@ -63,9 +97,12 @@ def test_comparison_tolerates_the_last_bit_and_nothing_more() -> None:
 
 
 @pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_scenario_reproduces_its_golden_summary(name: str) -> None:
+def test_shipped_scenario_reproduces_its_golden_summary_on_valid_devices(name: str) -> None:
     expected_path = EXPECTED / f"{name}.summary.csv"
-    actual = summary_frame(name)
+    results = run(SCENARIOS / f"{name}.yaml")
+    actual = results.summary.drop(columns=NONDETERMINISTIC)
+    # Physically valid whatever the policy: the tasks on each node fit on its real GPUs.
+    assert not device_overcommits(results.tasks), device_overcommits(results.tasks)[:5]
     if os.environ.get("ORCHSIM_UPDATE_GOLDEN"):
         EXPECTED.mkdir(exist_ok=True)
         actual.to_csv(expected_path, index=False)  # full float precision
