@@ -24,6 +24,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -192,8 +193,8 @@ class Master:
         def selector_of(tid: str) -> dict[str, str] | None:
             return tasks[tid][0].node_selector or None
 
-        def place(tid: str, node: int) -> None:
-            matrix.allocate(node, request_of(tid))
+        def place(tid: str, node: int, devices: Mapping[str, tuple[int, ...]]) -> None:
+            matrix.allocate(node, request_of(tid), devices)  # live nodes declare no devices yet: empty
             task, revision = tasks[tid]
             placements.append(transitions.Placement(task, revision, matrix.ids[node]))
 
