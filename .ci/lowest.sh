@@ -54,7 +54,10 @@ set +e
 (
   export PATH="$venv/bin:$PATH" JUPYTER_PREFER_ENV_PATH=1  # kernelspecs: the venv's before any user-level ones
   unset PYTHONPATH
-  python -m pytest -q tests/sim -p no:cacheprovider
+  # The FGD reproduction's two heaviest runs (about 3 minutes) stay in the main job only.
+  python -m pytest -q tests/sim -p no:cacheprovider \
+    --deselect "tests/sim/test_golden.py::test_shipped_scenario_reproduces_its_golden_summary_on_valid_devices[openb_fgd]" \
+    --deselect tests/sim/test_fgd_reproduction.py::test_reduced_reproduction_keeps_the_papers_order
 )
 status=$?
 set -e

@@ -87,7 +87,9 @@ def test_parquet_holds_the_csv_values_at_full_precision(both_formats: Path, tabl
                 parquet[name].to_numpy(float), csv[name].to_numpy(float), rtol=0, atol=5e-7, equal_nan=True
             )
         else:
-            assert parquet[name].fillna("").astype(str).tolist() == csv[name].fillna("").astype(str).tolist(), name
+            assert parquet[name].astype(object).fillna("").astype(str).tolist() == (
+                csv[name].astype(object).fillna("").astype(str).tolist()
+            ), name
 
 
 def test_parquet_tasks_equal_the_dataframe(both_formats: Path) -> None:
