@@ -178,12 +178,8 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     _policy_flags(master, settings)
     master.add_argument("--seed", type=int, default=settings.seed)
     master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
-    master.add_argument(
-        "--protect-system",
-        action="store_true",
-        default=settings.protect_system,
-        help="/health and /metrics need the API token too (ORCH_PROTECT_SYSTEM)",
-    )
+    protect = "/health and /metrics need the token (ORCH_PROTECT_SYSTEM)"
+    master.add_argument("--protect-system", action="store_true", default=settings.protect_system, help=protect)
 
     worker = sub.add_parser("worker", help="run tasks on this machine")
     _common(worker, settings)
@@ -277,6 +273,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         lease_ttl=args.lease_ttl,
         data_dir=args.data_dir / args.name,
         address=socket.gethostname(),
+        log_tail_bytes=settings.log_tail_bytes,
     )
 
     async def serve() -> None:

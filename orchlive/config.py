@@ -23,6 +23,7 @@ flag                   environment                   meaning (default)
 --labels               ORCH_LABELS                   worker labels, k=v,k=v
 --network              ORCH_NETWORK                  docker runtime network mode: none | host (none)
 --data-dir             ORCH_DATA_DIR                 worker scratch space for task output
+(none)                 ORCH_LOG_TAIL_BYTES           bytes of a task's output kept in etcd (65536; at most 1 MiB)
 (none)                 ORCH_API_TOKEN                bearer token every /api/v1 request needs (none: open)
 --protect-system       ORCH_PROTECT_SYSTEM           /health and /metrics need the token too (false)
 =====================  ============================  ==========================================
@@ -138,4 +139,5 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "orchlive")
     api_token: str | None = None
     protect_system: bool = False
+    log_tail_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)
     master_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")

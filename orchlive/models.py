@@ -171,9 +171,29 @@ class TaskPublic(BaseModel):
         return cls.model_construct(**fields, env_names=sorted(task.env))
 
 
+# What an event shows of a task's command (characters, all arguments together).
+EVENT_COMMAND_CHARS = 1024
+
+
 def task_public_json(task: Task) -> dict[str, Any]:
-    """The JSON of ``TaskPublic.of(task)``: what an event says of a task."""
-    return TaskPublic.of(task).model_dump(mode="json")
+    """What an event says of a task: ``TaskPublic.of(task)``, its command cut to ``EVENT_COMMAND_CHARS``.
+
+    An event is written in the same transaction as the task itself, and etcd refuses a
+    transaction over 1.5 MiB: a task record of 800 KB (one written before the submission
+    limits) plus an event repeating it could never be placed, and would hold up the
+    queue for ever. Cut commands end with ``...`` and the event says ``command_cut``; the
+    task's record (``GET /api/v1/tasks/{id}``) has all of it.
+    """
+    body = TaskPublic.of(task).model_dump(mode="json")
+    if sum(len(arg) for arg in task.command) > EVENT_COMMAND_CHARS:
+        left, cut = EVENT_COMMAND_CHARS, []
+        for arg in task.command:
+            if left <= 0:
+                break
+            cut.append(arg if len(arg) <= left else arg[:left] + "...")
+            left -= len(arg)
+        body["command"], body["command_cut"] = cut, True
+    return body
 
 
 class NodeRecord(BaseModel):

@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import aetcd
 import aetcd.exceptions
@@ -41,15 +40,11 @@ import aetcd.utils
 
 from orchlive.event_ids import MAX_REVISION, PER_REVISION
 from orchlive.keys import Keys
+from orchlive.store_types import Entry, StoreUnavailableError, WatchEvent, dumps, retrying
 
 __all__ = ["Entry", "Keys", "Store", "StoreUnavailableError", "Txn", "WatchEvent", "retrying"]
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class StoreUnavailableError(ConnectionError):
-    """etcd could not be reached (or answered with an error) for this call."""
 
 
 @contextlib.contextmanager
@@ -61,38 +56,8 @@ def _unavailable() -> Iterator[None]:
         raise StoreUnavailableError(str(err)) from err
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One key as read from etcd."""
-
-    key: str
-    value: bytes
-    mod_revision: int
-    create_revision: int
-    lease: int = 0
-
-    def json(self) -> Any:
-        return json.loads(self.value)
-
-
-@dataclass(frozen=True)
-class WatchEvent:
-    """A change seen by a watch: ``kind`` is "put" or "delete"."""
-
-    kind: str
-    key: str
-    value: bytes
-    mod_revision: int
-    create_revision: int
-
-
 def _b(text: str) -> bytes:
     return text.encode()
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON bytes (pydantic models go through ``model_dump(mode="json")`` first)."""
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 @dataclass
@@ -166,7 +131,8 @@ class Store:
         self.endpoint = endpoint
         self.keys = Keys(prefix)
         self.timeout = timeout
-        self.client = aetcd.Client(host=host, port=int(port), timeout=timeout)
+        options = {"grpc.max_receive_message_length": MAX_MESSAGE_BYTES}
+        self.client = aetcd.Client(host=host, port=int(port), timeout=timeout, options=options)
         # Watches are created one at a time by this process (see ``_open_watch``).
         self._watch_lock = asyncio.Lock()
 
@@ -331,6 +297,8 @@ class Store:
                 await self._reconnect("the client's watch slot was left taken")
             try:
                 async with asyncio.timeout(2 * self.timeout):
+                    await self.connect()
+                    _ask_for_fragments(self.client)
                     return await self.client.watch_prefix(_b(prefix), start_revision=start_revision)
             except aetcd.exceptions.ClientError:
                 raise
@@ -354,6 +322,9 @@ class Store:
             await self.client.connect()
 
 
+# The largest reply the client accepts (gRPC's default is 4 MiB): room for a page of
+# large records and for a fragmented watch reply, which may pass etcd's limit by one event.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Keys per page of a range read: small enough that ordinary records never make a reply
 # large, large enough that a cluster of thousands of tasks loads in a few round trips.
 PAGE = 256
@@ -361,6 +332,28 @@ PAGE = 256
 
 class _ReplyTooLargeError(Exception):
     """etcd's reply to a range would exceed the client's message limit (4 MiB)."""
+
+
+def _ask_for_fragments(client: aetcd.Client) -> None:
+    """Have etcd split large watch replies (``fragment``), which aetcd 1.0 accepts but never sends.
+
+    Catching up on history, etcd packs up to 1,000 revisions into one reply: past the
+    client's message limit the reply kills the connection's one watch stream, every watch
+    of the process with it, again at every retry. Fragmented, no reply exceeds etcd's
+    request limit (1.5 MiB). Wrapped once per watcher (a reconnect makes a new one).
+    """
+    watcher = getattr(client, "_watcher", None)
+    build = getattr(watcher, "_build_watch_create_request", None)
+    if build is None or getattr(build, "asks_for_fragments", False):
+        return
+
+    def with_fragments(*args: Any, **kwargs: Any) -> Any:
+        request = build(*args, **kwargs)
+        request.create_request.fragment = True
+        return request
+
+    with_fragments.asks_for_fragments = True  # type: ignore[attr-defined]
+    watcher._build_watch_create_request = with_fragments  # type: ignore[union-attr]
 
 
 def _check_revision(revision: int) -> None:
@@ -378,15 +371,3 @@ def _range_request(
         request.sort_order = aetcd.rpc.RangeRequest.ASCEND
         request.min_create_revision = min_create
     return request
-
-
-async def retrying(call: Callable[[], Awaitable[T]], *, what: str, delay: float = 0.2, max_delay: float = 2.0) -> T:
-    """Run ``call`` until etcd answers, backing off between tries (for loops that must not die)."""
-    pause = delay
-    while True:
-        try:
-            return await call()
-        except StoreUnavailableError as err:
-            log.info("%s: etcd unavailable (%s); retrying in %.1fs", what, err, pause)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, max_delay)

@@ -33,7 +33,8 @@ from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 __all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
-LOG_TAIL_BYTES = 64 * 1024
+LOG_TAIL_BYTES = 64 * 1024  # the default of --log-tail-bytes (ORCH_LOG_TAIL_BYTES)
+MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Worker:
         lease_ttl: int = 5,
         data_dir: Path,
         address: str = "",
+        log_tail_bytes: int = LOG_TAIL_BYTES,
     ) -> None:
         self.store = store
         self.keys = store.keys
@@ -69,6 +71,7 @@ class Worker:
         self.lease_ttl = lease_ttl
         self.data_dir = data_dir
         self.address = address
+        self.log_tail_bytes = log_tail_bytes
         self.lease_id = 0
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
@@ -120,7 +123,7 @@ class Worker:
     # ------------------------------------------------------------------ inbox
     async def reconcile(self) -> int:
         """Bring local reality in line with etcd; returns the revision to watch the inbox from."""
-        entries, revision = await self.store.range(self.keys.assignments(self.node_id))
+        entries, revision = await self.store.range(self.keys.assignments(self.node_id), keys_only=True)
         assigned = {Keys.last(e.key) for e in entries}
         for task_id in list(self.running):
             if task_id not in assigned:
@@ -264,7 +267,7 @@ class Worker:
             reason = handle.failure_reason()
         if reason is None and exit_code != 0:
             reason = f"exited with code {exit_code}"
-        tail = _tail(log_path)
+        tail = _tail(log_path, self.log_tail_bytes)
         await retrying(
             lambda: self._report(task.id, attempt, exit_code, reason, tail), what=f"report of task {task.id}"
         )
@@ -311,12 +314,13 @@ class Worker:
             await self.store.revoke_lease(self.lease_id)
 
 
-def _tail(path: Path) -> bytes:
+def _tail(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of the task's output: what etcd keeps of it, however much it printed."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
             size = f.tell()
-            f.seek(max(0, size - LOG_TAIL_BYTES))
-            return f.read()
+            f.seek(max(0, size - limit))
+            return f.read(limit)
     except OSError:
         return b""
