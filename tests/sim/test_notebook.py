@@ -4,7 +4,8 @@ The runs execute the committed notebook in a real kernel (nbclient), once with t
 parameters cell replaced by the small test size and once as committed, and append one
 cell that saves the DataFrames the notebook computed; the assertions below are the
 notebook's markdown conclusions, checked on them at both sizes. The full run also
-renders to HTML with ``jupyter nbconvert``, as a user would.
+renders to HTML with ``jupyter nbconvert``, as a user would. The GPU sections' numbers
+are measured with GPUs as devices (a share inside one GPU, whole GPUs fully free).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.slow  # three notebook runs, about a minute in all
+pytestmark = pytest.mark.slow  # three notebook runs: about 2 minutes small, 6 to 8 each at full size
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "binpack_vs_spread.ipynb"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURE_CELLS = 8  # utilisation, wait CDF, nodes, stranded, failures, gpu, load curve, gpu-aware curves
+CELL_TIMEOUT = 600  # seconds per cell: the full-size load curve runs 30 simulations of 1,523 nodes
 
 SMALL_PARAMETERS = """\
 SCALE = 0.25
@@ -48,6 +50,7 @@ cost.to_csv(_out / "failure_cost.csv", index=False)
 failures.to_csv(_out / "failures.csv", index=False)
 curve.to_csv(_out / "load_curve.csv", index=False)
 gpu_curve.to_csv(_out / "gpu_curve.csv", index=False)
+fgd_table.to_csv(_out / "fgd_table.csv")
 """
 
 
@@ -102,7 +105,7 @@ def notebook_run(
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + path
     try:
         NotebookClient(
-            nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+            nb, timeout=CELL_TIMEOUT, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
         ).execute()
     finally:
         os.environ["PATH"] = path
@@ -173,23 +176,33 @@ def test_spread_loses_fewer_tasks_per_failure_in_the_worst_case(
 def test_openb_trade_offs_as_the_notebook_says(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
     out = notebook_run[1]
     curve = pd.read_csv(out / "load_curve.csv").pivot(index="load", columns="policy", values="unplaced_share")
-    # Below capacity packing places everything; spreading already leaves a little.
+    # Below capacity the Go formula places everything, most_allocated all but a few; spreading
+    # already leaves a little (under 1%), random more (up to about 2%).
     below = [load for load in curve.index if load < 1]
     assert below
     for load in below:
-        assert curve.loc[load, "bin_packing"] == curve.loc[load, "most_allocated"] == 0.0
+        assert curve.loc[load, "bin_packing"] == 0.0
+        assert curve.loc[load, "most_allocated"] < 0.01
         assert 0 < curve.loc[load, "spread"] < 0.01 and 0 < curve.loc[load, "least_allocated"] < 0.01
-    # Above capacity the order flips: spread and least_allocated leave the smallest shares.
+        assert curve.loc[load, "random"] < 0.03
+    # Above capacity the order flips: spread and least_allocated leave the smallest shares,
+    # clearly below the packing formulas' (under 20% against about 25% at 130%).
     top = max(curve.index)
     assert set(curve.loc[top].nsmallest(2).index) == {"spread", "least_allocated"}
-    summary = pd.read_csv(out / "openb_summary.csv").set_index("policy")
     for spreader in ("spread", "least_allocated"):
-        assert summary.loc[spreader, "final_util_gpu"] > summary.loc["bin_packing", "final_util_gpu"]
-        assert summary.loc[spreader, "tasks_pending"] < summary.loc["bin_packing", "tasks_pending"]
+        assert curve.loc[top, spreader] < 0.20
+        for packer in ("bin_packing", "most_allocated"):
+            assert curve.loc[top, spreader] < curve.loc[top, packer] - 0.03, (spreader, packer)
+    summary = pd.read_csv(out / "openb_summary.csv").set_index("policy")
+    for spreader in ("spread", "least_allocated"):  # 94.0% and 94.5% against 91.7%
+        assert summary.loc[spreader, "final_util_gpu"] > summary.loc["bin_packing", "final_util_gpu"] + 0.01
+        assert summary.loc[spreader, "tasks_pending"] < 0.9 * summary.loc["bin_packing", "tasks_pending"]
+    # The device model allocates fewer GPUs than the divisible one did (spread: 96.5%).
+    assert summary["final_util_gpu"].max() < 0.955
     unplaced = pd.read_csv(out / "openb_unplaced.csv", index_col=0)
     small = unplaced.loc[["GPU share (< 1)", "1 GPU"]].sum()
-    assert small["bin_packing"] > small["spread"]
-    assert unplaced.loc["> 4 GPUs", "bin_packing"] < unplaced.loc["> 4 GPUs", "spread"]
+    assert small["bin_packing"] > 1.15 * small["spread"]  # about 2,700 against 2,060
+    assert unplaced.loc["> 4 GPUs", "bin_packing"] < 0.6 * unplaced.loc["> 4 GPUs", "spread"]  # 20 against 50
 
 
 def test_packing_by_gpu_fixes_the_go_formula(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
@@ -202,20 +215,51 @@ def test_packing_by_gpu_fixes_the_go_formula(notebook_run: tuple[nbformat.Notebo
     for load in below:
         assert unplaced.loc[load, aware] == 0.0
         assert unplaced.loc[load, "spread"] > 0 and unplaced.loc[load, "dot_product"] > 0
+    # Above capacity: the most GPUs of the four, slightly more than the spreading scores
+    # (94.6% against 94.1% and 94.0%), clearly more than the Go formula (91.7%)...
+    spreading = max(gpus.loc[above, "spread"], gpus.loc[above, "dot_product"])
+    assert 0 < gpus.loc[above, aware] - spreading < 0.015
+    assert gpus.loc[above, aware] > gpus.loc[above, "bin_packing"] + 0.015
+    # ...and fewer pods waiting than the Go formula (23.4% against 25.3%), though spread and
+    # dot_product still leave the fewest (under 20%).
     assert unplaced.loc[above, aware] < unplaced.loc[above, "bin_packing"] - 0.01
-    assert gpus.loc[above, aware] > gpus.loc[above, "bin_packing"] + 0.02
-    assert abs(gpus.loc[above, aware] - gpus.loc[above, "spread"]) < 0.01
-    assert max(unplaced.loc[above, "spread"], unplaced.loc[above, "dot_product"]) < unplaced.loc[above, aware]
+    assert max(unplaced.loc[above, "spread"], unplaced.loc[above, "dot_product"]) < unplaced.loc[above, aware] - 0.02
+
+
+def test_fgd_allocates_the_most_gpus(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    """Section 5: the FGD paper's policies beside the others, at the top load."""
+    table = pd.read_csv(notebook_run[1] / "fgd_table.csv").set_index("policy")
+    assert list(table.index) == ["bin_packing", "spread", "most_allocated (gpu)", "gpu_best_fit", "fgd"]
+    assert table["load"].nunique() == 1 and table["load"].iloc[0] > 1
+    assert table["submitted"].nunique() == 1, "the same pods for every policy"
+    gpus, unplaced = table["final_util_gpu"], table["unplaced_share"]
+    others = gpus.drop("fgd")
+    # FGD puts the most GPUs to work (95.4% against 94.6% for packing by GPU), well above
+    # the Go formula (91.7%); gpu_best_fit lands between the Go formula and packing by GPU.
+    assert gpus["fgd"] > others.max() + 0.005
+    assert gpus["fgd"] > gpus["bin_packing"] + 0.025
+    assert gpus["bin_packing"] + 0.005 < gpus["gpu_best_fit"] < gpus["most_allocated (gpu)"]
+    # FGD leaves fewer pods waiting than any packing score; spread still leaves the fewest.
+    packers = unplaced[["bin_packing", "most_allocated (gpu)", "gpu_best_fit"]]
+    assert unplaced["spread"] < unplaced["fgd"] < packers.min()
+    assert unplaced.idxmin() == "spread"
+
+
+def test_gpu_section_points_at_the_papers_protocol() -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "scenarios/openb_fgd.yaml" in text and "README" in text
+    assert "inside ONE GPU" in text  # the device model is stated where the GPU numbers start
 
 
 def test_full_run_renders_to_html(tmp_path: Path, kernel_path: None) -> None:
     """The documented command, at full size: every figure lands in the page as a PNG."""
     command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
     done = subprocess.run(
-        [*command, "--output-dir", str(tmp_path), "--ExecutePreprocessor.timeout=600"],
+        [*command, "--output-dir", str(tmp_path), f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}"],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
         cwd=NOTEBOOK.parent,
     )
     assert done.returncode == 0, done.stderr[-3000:]
