@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.slow  # three notebook runs: about 2 minutes small, 6 to 8 each at full size
+pytestmark = pytest.mark.slow  # three notebook runs: about 1.5 minutes small, 3.5 each at full size
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "binpack_vs_spread.ipynb"
