@@ -56,7 +56,8 @@ async def _stream(request: Request, store: Store, start: int, after: int) -> Asy
         if await request.is_disconnected():
             return
         if change.kind == "compacted":
-            yield _expired(after, change)
+            if after > 0:  # "from the start" (0) promised nothing: it starts where history does
+                yield _expired(after, change)
             continue
         if change.kind != "put":
             continue
