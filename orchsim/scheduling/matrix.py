@@ -76,9 +76,6 @@ class NodeMatrix:
         self.devices: dict[str, DeviceSet] = {}
         self._arange = np.arange(0, dtype=np.int64)
         self._scale: np.ndarray | None = None
-        # Per-policy lookups that depend only on the resource names (which never change),
-        # e.g. the rows of a policy's default weights; saves dict work on every decision.
-        self.rows_cache: dict[str, list[tuple[int, float]]] = {}
 
     # ------------------------------------------------------------------ building
     @classmethod

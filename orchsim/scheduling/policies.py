@@ -121,9 +121,7 @@ def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str,
     like the Go constant weights.
     """
     if weights is None:
-        rows = nodes.rows_cache.get("bin_packing")
-        if rows is None:
-            rows = nodes.rows_cache["bin_packing"] = [(nodes.row(r), w) for r, w in _GO_BINPACK_WEIGHTS.items()]
+        rows = [(nodes.row(r), w) for r, w in _GO_BINPACK_WEIGHTS.items()]
     else:
         rows = [(nodes.row(name), float(w)) for name, w in weights.items()]
     return _weighted_sum(nodes, request, rows)

@@ -95,6 +95,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
 
     def __init__(self) -> None:
         self._specs: dict[str, PolicySpec] = {}
+        self._unregistered: dict[Callable[..., np.ndarray], PolicySpec] = {}  # scorers passed as such
 
     def __getitem__(self, name: str) -> Scorer:
         return self.spec(name).scorer
@@ -145,6 +146,14 @@ class PolicyRegistry(Mapping[str, Scorer]):
             choose_devices=choose_devices,
         )
         self._specs[name] = spec
+        return spec
+
+    def spec_of(self, scorer: Callable[..., np.ndarray]) -> PolicySpec:
+        """The spec of a scorer passed to ``select`` itself, not by name: inspected once, not registered."""
+        spec = self._unregistered.get(scorer)
+        if spec is None:
+            name = getattr(scorer, "__name__", repr(scorer))
+            spec = self._unregistered[scorer] = PolicyRegistry().register(name, scorer)
         return spec
 
     def unregister(self, name: str) -> None:

@@ -95,19 +95,8 @@ class Decision:
         return f"Decision(node={self.node!r}, node_id={self.node_id!r}, reason={self.reason!r})"
 
 
-_ad_hoc_specs: dict[Callable[..., np.ndarray], PolicySpec] = {}
-
-
 def _resolve(policy: str | Callable[..., np.ndarray], registry: PolicyRegistry) -> PolicySpec:
-    if isinstance(policy, str):
-        return registry.spec(policy)
-    spec = _ad_hoc_specs.get(policy)
-    if spec is None:
-        # An unregistered callable: inspect it once, through a private registry.
-        name = getattr(policy, "__name__", repr(policy))
-        spec = PolicyRegistry().register(name, policy)
-        _ad_hoc_specs[policy] = spec
-    return spec
+    return registry.spec(policy) if isinstance(policy, str) else registry.spec_of(policy)
 
 
 def _active(filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None) -> ActiveFilters:
