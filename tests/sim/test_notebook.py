@@ -1,10 +1,11 @@
 """The bin-packing vs spread notebook: committed clean, runs headless, and its claims hold.
 
-The runs execute the committed notebook in a real kernel (nbclient), once with the
-parameters cell replaced by the small test size and once as committed, and append one
-cell that saves the DataFrames the notebook computed; the assertions below are the
-notebook's markdown conclusions, checked on them at both sizes. The full run also
-renders to HTML with ``jupyter nbconvert``, as a user would. The GPU sections' numbers
+The runs execute the committed notebook in a real kernel (nbclient) with the parameters
+cell replaced by the small test size, and append one cell that saves the DataFrames the
+notebook computed; the assertions below are the notebook's markdown conclusions, checked on
+them. The notebook also renders to HTML with ``jupyter nbconvert``, as a user would. The
+full size (about 3.5 minutes a run, with FGD on 1,523 nodes) is the long form, on demand:
+``ORCHSIM_FULL_NOTEBOOK=1`` checks the claims at the committed size too and renders it. The GPU sections' numbers
 are measured with GPUs as devices (a share inside one GPU, whole GPUs fully free).
 """
 
@@ -22,7 +23,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-pytestmark = pytest.mark.slow  # three notebook runs: about 1.5 minutes small, 3.5 each at full size
+pytestmark = pytest.mark.slow  # about 1.5 minutes a small run; the full size is opt-in (3.5 minutes a run)
+FULL = os.environ.get("ORCHSIM_FULL_NOTEBOOK") == "1"
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "binpack_vs_spread.ipynb"
@@ -91,7 +93,7 @@ def test_notebook_only_calls_package_functions() -> None:
             assert not re.match(r"\s*(def|class|for|while)\b", line), f"logic in the notebook: {line!r}"
 
 
-@pytest.fixture(scope="module", params=["small", "full"])
+@pytest.fixture(scope="module", params=["small", "full"] if FULL else ["small"])
 def notebook_run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[nbformat.NotebookNode, Path]:
@@ -252,18 +254,28 @@ def test_gpu_section_points_at_the_papers_protocol() -> None:
     assert "inside ONE GPU" in text  # the device model is stated where the GPU numbers start
 
 
-def test_full_run_renders_to_html(tmp_path: Path, kernel_path: None) -> None:
-    """The documented command, at full size: every figure lands in the page as a PNG."""
-    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(NOTEBOOK)]
+def test_the_documented_command_renders_to_html(tmp_path: Path, kernel_path: None) -> None:
+    """``jupyter nbconvert --execute``, as the README says: every figure lands in the page as a PNG.
+
+    At the committed size with ``ORCHSIM_FULL_NOTEBOOK=1``; otherwise a copy at the test size
+    (beside the original, so its relative paths hold), which exercises the same command.
+    """
+    notebook = NOTEBOOK
+    if not FULL:
+        nb = nbformat.read(NOTEBOOK, as_version=4)
+        _parameters_cell(nb).source = SMALL_PARAMETERS.format(scenarios=str(ROOT / "scenarios"))
+        notebook = tmp_path / NOTEBOOK.name
+        nbformat.write(nb, notebook)
+    command = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute", str(notebook)]
     done = subprocess.run(
-        [*command, "--output-dir", str(tmp_path), f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}"],
+        [*command, "--output-dir", str(tmp_path / "html"), f"--ExecutePreprocessor.timeout={CELL_TIMEOUT}"],
         capture_output=True,
         text=True,
         timeout=1800,
         cwd=NOTEBOOK.parent,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    page = (tmp_path / "binpack_vs_spread.html").read_text()
+    page = (tmp_path / "html" / "binpack_vs_spread.html").read_text()
     images = re.findall(r"<img[^>]*src=\"data:image/png;base64,([^\"]+)\"", page)
     assert len(images) == FIGURE_CELLS
     assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
