@@ -121,7 +121,7 @@ def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str,
     like the Go constant weights.
     """
     if weights is None:
-        rows = [(nodes.row(r), w) for r, w in _GO_BINPACK_WEIGHTS.items()]
+        rows = [(nodes.row("cpu"), _GO_BINPACK_WEIGHTS["cpu"]), (nodes.row("memory"), _GO_BINPACK_WEIGHTS["memory"])]
     else:
         rows = [(nodes.row(name), float(w)) for name, w in weights.items()]
     return _weighted_sum(nodes, request, rows)
