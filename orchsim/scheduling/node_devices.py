@@ -57,11 +57,7 @@ def needs(nodes: NodeMatrix, request: np.ndarray) -> list[tuple[str, DeviceSet, 
 
 def fits_mask(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray | None:
     """Bool ``(N,)``: every device need fits now; None when the request needs no devices."""
-    mask = None
-    for _, devices, need in needs(nodes, request):
-        fits = devices.fits(need)
-        mask = fits if mask is None else mask & fits
-    return mask
+    return _every(device_checks(nodes, request, ever=False))
 
 
 def fits_at(nodes: NodeMatrix, request: np.ndarray, node: int) -> bool:
@@ -77,10 +73,14 @@ def fits_at(nodes: NodeMatrix, request: np.ndarray, node: int) -> bool:
 
 def could_ever_fit_mask(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray | None:
     """Bool ``(N,)``: every device need would fit the node empty; None without needs."""
+    return _every(device_checks(nodes, request, ever=True))
+
+
+def _every(checks: list[tuple[str, np.ndarray]]) -> np.ndarray | None:
+    """The nodes passing every check (None when there are no checks)."""
     mask = None
-    for _, devices, need in needs(nodes, request):
-        fits = devices.could_ever_fit(need)
-        mask = fits if mask is None else mask & fits
+    for _, passes in checks:
+        mask = passes if mask is None else mask & passes
     return mask
 
 
