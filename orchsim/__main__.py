@@ -16,30 +16,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchsim.cli import fail, print_table, user_error
+from orchsim.cli import fail, format_number, print_table, user_error
 from orchsim.plugins import add_plugin_argument
 from orchsim.run import TABLES, Results, run
 
 __all__ = ["main"]
 
-# summary column -> short header for the terminal table (the CSV keeps the full names)
-_TABLE_COLUMNS = {
+# What the default table shows: the numbers that tell policies apart, in ~80 columns.
+# Shares are printed in %; util and stranded columns are added per resource (below).
+_COMPACT = {
     "policy": "policy",
     "tasks_completed": "done",
-    "tasks_running": "running",
-    "tasks_pending": "pending",
-    "unschedulable": "unsched",
-    "tasks_never_started": "never_started",
-    "rescheduled": "resched",
-    "mean_wait": "wait_mean_s",
-    "mean_wait_censored": "wait_cens_s",
-    "p95_wait": "wait_p95_s",
-    "p99_wait": "wait_p99_s",
-    "makespan": "makespan_s",
-    "peak_nodes_used": "peak_nodes",
-    "fragmentation": "frag",
-    "wall_seconds": "wall_s",
+    "unplaced": "unplaced",
+    "mean_wait": "wait\nmean",
+    "p95_wait": "wait\np95",
 }
+_COMPACT_TITLE = "wait in s (started tasks); util, stranded in % of live capacity; nodes: mean"
+
+
+class ColumnsError(ValueError):
+    """``--columns`` names a column the summary does not have."""
 
 
 _SUBCOMMANDS = {"sweep": "orchsim.sweep_cli", "report": "orchsim.report"}
@@ -71,22 +67,84 @@ def _parser() -> argparse.ArgumentParser:
         help="file format of the tables (default csv; parquet keeps full precision and suits large runs)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--columns",
+        default="compact",
+        metavar="compact|all|A,B,...",
+        help="the printed table's columns: compact (default, fits 80 columns), all (every summary.csv column), "
+        "or a comma-separated list of summary columns",
+    )
+    parser.add_argument("--wide", action="store_const", const="all", dest="columns", help="same as --columns all")
     return parser
 
 
-def _print_table(summary: list[dict[str, Any]]) -> None:
-    """One row per policy: the summary columns a terminal has room for, under short headers.
+def _print_table(results: Results, columns: str) -> None:
+    """One row per policy: the compact columns (default), every column (``all``) or those named.
 
-    Reads the summary rows, not a DataFrame, so that the command line never imports pandas.
+    Reads the summary rows and numpy columns, not DataFrames, so that the command line
+    never imports pandas.
     """
-    names = list(dict.fromkeys(name for row in summary for name in row))
-    columns = {c: h for c, h in _TABLE_COLUMNS.items() if c in names}
-    columns |= {c: c.replace("mean_util_", "util_") for c in names if c.startswith("mean_util_")}
-    rows = (
-        [f"{value:.4g}" if isinstance(value, float) else str(value) for value in (row.get(c) for c in columns)]
-        for row in summary
-    )
-    print_table(list(columns.values()), rows)
+    rows = _table_rows(results)
+    if columns == "compact":
+        headers, cells = _compact(rows, results)
+        print_table(headers, cells, title=_COMPACT_TITLE)
+        return
+    names = [*rows[0]] if columns == "all" else ["policy", *_named_columns(columns, rows[0])]
+    cells = [[format_number(row[name]) for name in names] for row in rows]
+    print_table(names, cells, transpose_if_wide=True)
+
+
+def _table_rows(results: Results) -> list[dict[str, Any]]:
+    """The summary rows with the table's derived columns (unplaced tasks, mean nodes in use) added."""
+    import numpy as np
+
+    series = results.table("timeseries")
+    metrics = results.scenario.metrics
+    rows = []
+    for row in results.summary_rows:
+        mine = series["policy"] == row["policy"]
+        times, used = series["time"][mine], series["nodes_used"][mine].astype(float)
+        window = (times >= metrics.warmup) & (times < (metrics.until if metrics.until is not None else np.inf))
+        used = used[window] if window.any() else used
+        unplaced = int(row["tasks_pending"]) + int(row["unschedulable"])
+        rows.append({**row, "unplaced": unplaced, "mean_nodes_used": float(used.mean()) if len(used) else 0.0})
+    return rows
+
+
+def _compact(rows: list[dict[str, Any]], results: Results) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the default table.
+
+    Utilisation is shown for the resources some task asks for (a resource nobody requests
+    is 0 for every policy), and stranded capacity for the busiest of them: the one
+    whose free leftovers on busy nodes decide what else fits.
+    """
+    demand = results.workload.demand
+    asked = [r for i, r in enumerate(results.workload.resources) if demand.size and demand[:, i].any()]
+    asked = asked or list(results.workload.resources)
+    busiest = max(asked, key=lambda r: sum(row[f"mean_util_{r}"] for row in rows))
+    columns = dict(_COMPACT) | {f"mean_util_{r}": f"util\n{r}" for r in asked}
+    columns |= {"mean_nodes_used": "nodes\nused", f"mean_stranded_{busiest}": f"stranded\n{busiest}"}
+
+    def cell(name: str, value: Any) -> str:
+        share = name.startswith(("mean_util_", "mean_stranded_"))
+        return format_number(100 * value if share else value)
+
+    return list(columns.values()), [[cell(name, row[name]) for name in columns] for row in rows]
+
+
+def _named_columns(text: str, row: dict[str, Any]) -> list[str]:
+    """The column names of ``--columns a,b,c``, checked against the summary's.
+
+    Raises:
+        ColumnsError: a name that is not a column, with the valid ones.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip() and name.strip() != "policy"]
+    unknown = [name for name in names if name not in row]
+    if unknown or not names:
+        valid = ", ".join(name for name in row if name != "policy")
+        named = ", ".join(unknown) or repr(text)
+        raise ColumnsError(f"--columns: unknown column {named}; use compact, all or: {valid}")
+    return names
 
 
 def _check_numbers(args: argparse.Namespace) -> str | None:
@@ -139,7 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, out = _simulate(args)
     except Exception as err:
         return user_error(err, out=args.out)
-    _print_table(results.summary_rows)
+    try:
+        _print_table(results, args.columns)
+    except ColumnsError as err:
+        return fail(str(err))
     files = ", ".join(f"{name}.{args.format}" for name in TABLES)
     print(f"wrote {out}/{files}" + ("" if args.no_plots else " and PNG plots"))
     return 0
