@@ -19,8 +19,12 @@ Design choices, and why:
   every variant is re-validated by the schema (``orchsim.scenario_edit``): pydantic keeps
   integer fields integers and rejects a bad value with the same message a YAML file would
   get, before any simulation starts.
-- Jobs run in this process or a pool (``orchsim.sweep_executor``), as plain data that each
-  worker re-validates; the results do not depend on which process ran which job.
+- Jobs run in this process, a process pool or on a Dask cluster (``orchsim.sweep_executor``),
+  as plain data that each worker re-validates (``orchsim.sweep_jobs``); the results do not
+  depend on which process or machine ran which job.
+- Each job is keyed by (scenario content hash, parameter value, seed, policies, orchsim
+  version). Given a ``store`` folder, every result is kept there as its job ends
+  (``orchsim.sweep_store``) and a rerun of the same sweep runs only what is missing.
 """
 
 from __future__ import annotations
@@ -40,10 +44,14 @@ from orchsim.plugins import absolute_specs, load_plugins
 from orchsim.scenario import Scenario, ScenarioError, load_scenario
 from orchsim.scenario_edit import check_numeric_path, is_number, set_number, with_overrides
 from orchsim.scheduling import POLICIES, UnknownPolicyError
-from orchsim.sweep_executor import Job, Summaries, execute
+from orchsim.sweep_executor import ExecutorSpec, run_jobs
+from orchsim.sweep_jobs import Job, Summaries, absolute_inputs, job_key, scenario_hash
+from orchsim.sweep_progress import Progress
+from orchsim.sweep_store import JobStore
 
 __all__ = [
     "DEFAULT_METRICS",
+    "ExecutorSpec",
     "SweepError",
     "check_baseline",
     "check_seeds",
@@ -161,6 +169,25 @@ def _variants(
     return sorted(variants, key=lambda item: item[0])
 
 
+def _jobs(
+    scenario: Scenario,
+    data: dict[str, Any],
+    variants: list[Variant],
+    parameter: str | None,
+    seeds: list[int],
+    names: list[str],
+) -> list[Job]:
+    """One job per (value, seed), value-major; keyed by content, input paths made absolute."""
+    base = scenario_hash(data, scenario.base_dir)
+    jobs = []
+    for value, variant in variants:
+        data, inputs = absolute_inputs(variant, scenario.base_dir)
+        for seed in seeds:
+            key = job_key(base, parameter, value, seed, tuple(names))
+            jobs.append(Job(data, scenario.source, str(scenario.base_dir), tuple(names), seed, key, inputs))
+    return jobs
+
+
 def _replications(
     outputs: list[Summaries], values: list[Any], seeds: list[int], names: list[str], parameter: str | None
 ) -> pd.DataFrame:
@@ -199,6 +226,10 @@ def sweep_replications(
     warmup: float | None = None,
     until: float | None = None,
     plugins: Sequence[str] = (),
+    executor: str | ExecutorSpec = "processes",
+    scheduler: str | None = None,
+    store: str | Path | None = None,
+    resume: bool = True,
 ) -> pd.DataFrame:
     """Run the grid and return every replication, one row per (value, policy, seed).
 
@@ -216,12 +247,21 @@ def sweep_replications(
         seeds: A number of replications (seeds ``scenario.seed``, ``scenario.seed + 1``, ...)
             or the explicit seeds.
         processes: Worker processes (default ``os.cpu_count()``); 1 runs in this process.
-        progress: Show a progress bar over the runs (after a second).
+            With ``executor="dask"`` and no scheduler: the local cluster's workers.
+        progress: Show a progress bar over the runs, from the start, with an ETA.
         warmup: Override ``metrics.warmup``: seconds of simulated time left out of the
             statistics at the start of every run.
         until: Override ``metrics.until``: the end of the measurement window (seconds).
         plugins: Modules or ``.py`` files registering policies (``orchsim.plugins``),
             loaded here and in every worker process before the scenario is read.
+        executor: ``processes`` (a local pool), ``dask`` (``orchsim.sweep_dask``), another
+            registered name, or an ``ExecutorSpec`` (which then overrides ``processes``
+            and ``scheduler``).
+        scheduler: ``dask``: the scheduler's address (``tcp://host:8786``); default a
+            local cluster started for the sweep.
+        store: A folder where each finished job's rows are kept as it ends (one JSON file
+            per job key); ``None`` keeps nothing.
+        resume: Take the jobs already in ``store`` instead of running them again.
 
     Returns:
         Columns ``<parameter>`` (if given), ``policy``, ``seed``, then every summary column
@@ -231,7 +271,8 @@ def sweep_replications(
         ScenarioError: a bad scenario, a seed, window, parameter path or value it rejects
             (named), all before any run.
         UnknownPolicyError: a policy that is not registered.
-        SweepError: mismatched or malformed arguments.
+        SweepError: mismatched or malformed arguments; an unknown executor, a Dask
+            scheduler that cannot be reached, ``dask`` without ``orchsim[cluster]``.
         TraceError: a trace file that cannot be read.
         PluginError: a plugin that cannot be loaded.
     """
@@ -251,12 +292,11 @@ def sweep_replications(
         data["plugins"] = [*extra_plugins, *data["plugins"]]
 
     variants = [(None, data)] if parameter is None else _variants(scenario, data, parameter, values)
-    jobs = [
-        Job(data=variant, source=scenario.source, base_dir=str(scenario.base_dir), policies=tuple(names), seed=seed)
-        for _, variant in variants
-        for seed in seeds_run
-    ]
-    outputs = execute(jobs, processes, progress)
+    jobs = _jobs(scenario, data, variants, parameter, seeds_run, names)
+    spec = executor if isinstance(executor, ExecutorSpec) else ExecutorSpec(executor, processes, scheduler)
+    bar = Progress(len(jobs), desc="sweep", enabled=progress)
+    kept = JobStore(store) if store is not None else None
+    outputs = run_jobs(jobs, spec, progress=bar, store=kept, resume=resume)
     return _replications(outputs, [v for v, _ in variants], seeds_run, names, parameter)
 
 

@@ -6,12 +6,19 @@ table. With ``--baseline POLICY`` it also writes ``sweep_paired.csv`` and prints
 policy minus the baseline, paired by seed; ``--warmup``/``--until`` set the measurement
 window of every run. Arguments, seeds, the window and the baseline are checked before
 anything runs; a mistake exits 2 with one line (``orchsim.cli``).
+
+Every finished run is kept in ``--out``/jobs/ as it ends, so the same command run again
+(after a crash, a kill, a lost cluster) runs only what is missing; ``--force`` runs all
+again. ``--executor dask [--scheduler tcp://host:8786]`` runs the jobs on a Dask cluster.
+The terminal shows one table per metric with the policies side by side, fitted to the
+terminal's width (``orchsim.sweep_tables``).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,32 +26,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchsim.cli import parse_seeds, print_table, user_error
-from orchsim.intervals import display_bounds, paired_differences, summarize
+from orchsim.cli import parse_seeds, user_error
+from orchsim.intervals import paired_differences, summarize
 from orchsim.plugins import add_plugin_argument, load_plugins
 from orchsim.scenario import load_scenario
 from orchsim.sweep import SweepError, check_baseline, sweep_replications
+from orchsim.sweep_executor import BACKENDS, ExecutorSpec
+from orchsim.sweep_tables import print_intervals, print_paired
 from orchsim.table_files import write_table
 
 __all__ = ["main"]
 
 Number = int | float
-
-# metric -> terminal header; the CSV keeps the full column names
-_SHORT = {
-    "mean_wait": "wait_mean_s",
-    "mean_wait_censored": "wait_cens_s",
-    "tasks_never_started": "never_started",
-    "p95_wait": "wait_p95_s",
-    "makespan": "makespan_s",
-    "throughput": "tput_per_s",
-    "peak_nodes_used": "peak_nodes",
-    "fragmentation": "frag",
-    "unschedulable": "unsched",
-    "tasks_pending": "pending",
-    "mean_util_cpu": "util_cpu",
-    "wall_seconds": "wall_s",
-}
 
 
 def _parse_values(text: str) -> list[Number]:
@@ -67,61 +60,6 @@ def _parse_values(text: str) -> list[Number]:
     if not values:
         raise SweepError("--values: no values given")
     return values
-
-
-def _fmt(x: float, digits: int) -> str:
-    # Significant digits, but 12345 rather than 1.234e+04.
-    return f"{x:.0f}" if abs(x) >= 10**digits else f"{x:.{digits}g}"
-
-
-def _cell(metric: str, mean: float, low: float, high: float) -> tuple[str, bool]:
-    """``mean ± half-width``, or ``mean [low, high]`` when clipped at a natural bound; and whether."""
-    if math.isnan(mean):
-        return "n/a", False
-    if math.isnan(low):
-        return _fmt(mean, 4), False
-    shown_low, shown_high, clipped = display_bounds(metric, low, high)
-    if clipped:
-        return f"{_fmt(mean, 4)} [{_fmt(shown_low, 3)}, {_fmt(shown_high, 3)}]", True
-    return f"{_fmt(mean, 4)} ± {_fmt((high - low) / 2, 2)}", False
-
-
-def _diff_cell(diff: float, low: float, high: float, excludes_0: bool) -> str:
-    if math.isnan(diff):
-        return "n/a"
-    if math.isnan(low):
-        return _fmt(diff, 4)
-    # Three digits on the half-width: rounded to two, -5.98 ± 5.98 would read as touching 0.
-    return f"{_fmt(diff, 4)} ± {_fmt((high - low) / 2, 3)}" + (" *" if excludes_0 else "")
-
-
-def _print_intervals(table: pd.DataFrame, metrics: list[str]) -> bool:
-    """Print the interval table; returns whether any interval was clipped for display."""
-    keys = list(table.columns[: table.columns.get_loc("replications")])
-    rows, any_clipped = [], False
-    for _, row in table.iterrows():
-        cells = [str(row[key]) for key in keys] + [str(row["replications"])]
-        for m in metrics:
-            text, clipped = _cell(m, row[f"{m}_mean"], row[f"{m}_ci_low"], row[f"{m}_ci_high"])
-            cells.append(text)
-            any_clipped |= clipped
-        rows.append(cells)
-    print_table([*keys, "n", *(_SHORT.get(m, m) for m in metrics)], rows)
-    return any_clipped
-
-
-def _print_paired(paired: pd.DataFrame, metrics: list[str]) -> None:
-    keys = list(paired.columns[: paired.columns.get_loc("policy")])
-    rows = [
-        [str(row[key]) for key in keys]
-        + [str(row["policy"]), str(row["pairs"])]
-        + [
-            _diff_cell(row[f"{m}_diff"], row[f"{m}_diff_ci_low"], row[f"{m}_diff_ci_high"], row[f"{m}_excludes_0"])
-            for m in metrics
-        ]
-        for _, row in paired.iterrows()
-    ]
-    print_table([*keys, "policy", "n", *("Δ " + _SHORT.get(m, m) for m in metrics)], rows)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -154,8 +92,58 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=["csv", "parquet"], default="csv", help="file format of the tables (default csv)"
     )
     add_plugin_argument(parser, where=", here and in every worker")
+    add_executor_arguments(parser)
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take the runs already kept in OUT/jobs/ from an earlier run of the same sweep (default on)",
+    )
+    parser.add_argument("--force", action="store_true", help="run every job again, replacing the kept results")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--executor``, ``--scheduler``, ``--ship-inputs``: where the jobs run (``sweep`` and ``report``)."""
+    parser.add_argument(
+        "--executor",
+        default="processes",
+        metavar="NAME",
+        help=f"where jobs run: {' or '.join(BACKENDS)} (default processes; dask needs orchsim[cluster])",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="--executor dask: the scheduler, e.g. tcp://host:8786 (default: a local cluster of --processes workers)",
+    )
+    parser.add_argument(
+        "--ship-inputs",
+        action="store_true",
+        help="send trace files to the workers once (for workers that do not see them at the same path)",
+    )
+
+
+def executor_spec(args: argparse.Namespace) -> ExecutorSpec:
+    """The executor the flags name; a scheduler without ``--executor dask`` is a mistake."""
+    if args.scheduler is not None and args.executor != "dask":
+        raise SweepError("--scheduler: only with --executor dask")
+    if args.executor not in BACKENDS:
+        raise SweepError(f"--executor: unknown {args.executor!r}; choose one of {', '.join(BACKENDS)}")
+    return ExecutorSpec(args.executor, args.processes, args.scheduler, args.ship_inputs)
+
+
+def attach_negative_values(argv: Sequence[str], flags: Sequence[str] = ("--values", "--seeds")) -> list[str]:
+    """``--values -1,1`` -> ``--values=-1,1``: argparse takes a value starting with ``-`` for a flag."""
+    fixed: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        following = next(tokens, None) if token in flags else None
+        if following is not None and re.fullmatch(r"-[0-9.].*", following):
+            fixed.append(f"{token}={following}")
+        else:
+            fixed += [token] if following is None else [token, following]
+    return fixed
 
 
 def _level(confidence: float) -> str:
@@ -186,19 +174,21 @@ def _replicate(args: argparse.Namespace) -> tuple[pd.DataFrame, Path]:
     policies = list(dict.fromkeys(args.policies)) if args.policies else None
     if args.baseline is not None:
         check_baseline(args.baseline, policies or scenario.policies)
+    out = args.out or Path("results") / scenario.name / "sweep"
     raw = sweep_replications(
         scenario,
         parameter=args.param,
         values=values,
         policies=policies,
         seeds=seeds,
-        processes=args.processes,
         progress=not args.quiet,
         warmup=args.warmup,
         until=args.until,
         plugins=args.plugins,
+        executor=executor_spec(args),
+        store=out / "jobs",
+        resume=args.resume and not args.force,
     )
-    out = args.out or Path("results") / scenario.name / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     write_table(raw, out, "sweep_replications", args.format)
     return raw, out
@@ -227,7 +217,7 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
 def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -> None:
     raw, table, paired = outcome.raw, outcome.table, outcome.paired
     metrics = [c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")]
-    clipped = _print_intervals(table, metrics)
+    clipped = print_intervals(table, metrics)
     level = _level(confidence)
     seeds_used = ", ".join(map(str, raw.seed.unique()))
     if raw.seed.nunique() > 1:
@@ -242,7 +232,7 @@ def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -
     written = f"sweep.{outcome.format}, sweep_replications.{outcome.format}"
     if paired is not None:
         print(f"\npaired differences: policy minus {baseline}, seed by seed on the same tasks")
-        _print_paired(paired, metrics)
+        print_paired(paired, metrics)
         if raw.seed.nunique() > 1:
             print(
                 f"mean difference ± half-width of the {level} Student-t interval over the per-seed differences "
@@ -256,7 +246,7 @@ def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchsim sweep ...``; returns the exit status (2 for user mistakes)."""
-    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = _parser().parse_args(attach_negative_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         outcome = _sweep(args)
     except Exception as err:

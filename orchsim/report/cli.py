@@ -1,8 +1,9 @@
 """``python -m orchsim report``: ``write_report`` from the command line.
 
 ``python -m orchsim report SCENARIO... [--out DIR] [--policy NAME ...] [--seed N | --seeds
-N|LIST] [--baseline POLICY] [--warmup S] [--until S]``. Prints the page's path; a mistake
-exits 2 with one line (``orchsim.cli``).
+N|LIST] [--baseline POLICY] [--warmup S] [--until S] [--processes N] [--executor dask
+[--scheduler ADDRESS]] [--quiet]``. Prints the page's path; a progress bar over the runs goes to
+stderr while they run. A mistake exits 2 with one line (``orchsim.cli``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from orchsim.cli import parse_seeds, user_error
 from orchsim.plugins import add_plugin_argument
 from orchsim.report.write import write_report
+from orchsim.sweep_cli import add_executor_arguments, attach_negative_values, executor_spec
 
 __all__ = ["main"]
 
@@ -48,13 +50,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, metavar="SECONDS", help="simulated seconds left out at the start")
     parser.add_argument("--until", type=float, metavar="SECONDS", help="end of the measurement window (s)")
     add_plugin_argument(parser)
+    parser.add_argument(
+        "--processes", type=int, default=1, metavar="N", help="runs at once (default 1: in this process)"
+    )
+    add_executor_arguments(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orchsim report ...``; returns the exit status (2 for user mistakes)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(attach_negative_values(argv, ("--seeds",)))
     policies = list(dict.fromkeys(args.policies)) if args.policies else None
     command = shlex.join(["python", "-m", "orchsim", "report", *argv])
     try:
@@ -70,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             until=args.until,
             command=command,
             plugins=args.plugins,
+            executor=executor_spec(args),
+            progress=not args.quiet,
         )
     except Exception as err:
         return user_error(err, out=args.out)

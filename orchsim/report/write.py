@@ -1,24 +1,35 @@
-"""``write_report``: check every input, run each scenario over its seeds, write ``report.html``."""
+"""``write_report``: check every input, run each scenario over its seeds, write ``report.html``.
+
+The runs go through the sweep's executor seam (``orchsim.sweep_executor``): in this process
+by default, or a process pool or a Dask cluster, with the same progress bar. A run is plain
+data (``ReportJob``), re-validated where it runs; the first seed of each scenario comes back
+whole (its figures are drawn), the others as their summary rows only.
+"""
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from orchsim.intervals import ReplicationError
 from orchsim.report.page import build_report, default_command, replications_frame
 from orchsim.scenario import Scenario, load_scenario
+from orchsim.sweep_executor import ExecutorSpec, run_jobs
+from orchsim.sweep_jobs import Job, absolute_inputs, run_job_scenario
+from orchsim.sweep_progress import Progress
 
 if TYPE_CHECKING:
     from orchsim.run import Results
 
-__all__ = ["REPORT_NAME", "write_report"]
+__all__ = ["REPORT_NAME", "ReportJob", "run_report_job", "write_report"]
 
 REPORT_NAME = "report.html"
+Window = tuple[float | None, float | None]  # (warmup, until) overrides
 
 
 def _seeds_flag(seeds: Sequence[int] | int) -> str:
@@ -50,6 +61,61 @@ def _plans(
             check_baseline(baseline, checked.policies)
         plans.append((scenario, chosen))
     return plans
+
+
+@dataclass(frozen=True)
+class ReportJob(Job):
+    """One report run: a sweep job plus the window, the policies as given, and whether to keep it whole."""
+
+    given_policies: tuple[str, ...] | None = None
+    warmup: float | None = None
+    until: float | None = None
+    whole: bool = False
+
+
+def run_report_job(job: ReportJob, shipped: Mapping[str, bytes] | None = None) -> Any:
+    """Run one report run; the whole ``Results`` for the figures' seed, else its replications rows."""
+    from orchsim.run import run  # at call time: tests replace it to see the calls
+
+    policies = list(job.given_policies) if job.given_policies is not None else None
+    results = run(run_job_scenario(job, shipped), policies=policies, seed=job.seed, warmup=job.warmup, until=job.until)
+    return results if job.whole else replications_frame([results])
+
+
+def _jobs(plans: list[tuple[Scenario, list[int]]], policies: Sequence[str] | None, window: Window) -> list[ReportJob]:
+    jobs = []
+    for scenario, chosen in plans:
+        data, inputs = absolute_inputs(scenario.model_dump(mode="json"), scenario.base_dir)
+        given = tuple(policies) if policies else None
+        for k, seed in enumerate(chosen):
+            about = (scenario.source, str(scenario.base_dir), tuple(scenario.policies), seed)
+            jobs.append(
+                ReportJob(
+                    data, *about, inputs=inputs, given_policies=given, warmup=window[0], until=window[1], whole=k == 0
+                )
+            )
+    return jobs
+
+
+def _run_all(
+    plans: list[tuple[Scenario, list[int]]],
+    policies: Sequence[str] | None,
+    window: Window,
+    spec: ExecutorSpec,
+    progress: bool,
+) -> tuple[list[Results], list[pd.DataFrame]]:
+    """Every scenario's runs through the executor: the figures' runs, and one replications frame per scenario."""
+    jobs = _jobs(plans, policies, window)
+    outputs = iter(
+        run_jobs(jobs, spec, fn=run_report_job, progress=Progress(len(jobs), desc="report", enabled=progress))
+    )
+    firsts, replications = [], []
+    for _, chosen in plans:
+        first = next(outputs)
+        firsts.append(first)
+        frames = [replications_frame([first]), *(next(outputs) for _ in chosen[1:])]
+        replications.append(pd.concat(frames, ignore_index=True))
+    return firsts, replications
 
 
 def _command(
@@ -93,6 +159,10 @@ def write_report(
     confidence: float = 0.95,
     command: str | None = None,
     plugins: Sequence[str] = (),
+    executor: str | ExecutorSpec = "processes",
+    processes: int | None = 1,
+    scheduler: str | None = None,
+    progress: bool = False,
 ) -> Path:
     """Run each scenario (every policy, every seed) and write ``out_dir/report.html``; returns its path.
 
@@ -110,6 +180,12 @@ def write_report(
         confidence: Level of the two-sided Student-t intervals.
         command: The command line shown in the header (default: the equivalent call).
         plugins: Modules or ``.py`` files registering policies, loaded before the scenarios.
+        executor: Where the runs go, as for ``sweep``: ``processes``, ``dask``, or an
+            ``ExecutorSpec`` (which then overrides ``processes`` and ``scheduler``).
+        processes: Worker processes (1, the default, runs here; ``None`` one per CPU); with
+            ``dask`` and no scheduler, the local cluster's workers.
+        scheduler: ``dask``: the scheduler's address; default a local cluster.
+        progress: Show a progress bar over the runs (on stderr).
 
     Raises:
         ScenarioError, TraceError, UnknownPolicyError: for a bad scenario, trace, seed,
@@ -120,7 +196,6 @@ def write_report(
         PluginError: a plugin that cannot be loaded.
     """
     from orchsim.plugins import load_plugins
-    from orchsim.run import run  # at call time: tests replace it to prove nothing ran
     from orchsim.scheduling import POLICIES
 
     load_plugins(plugins)
@@ -133,15 +208,8 @@ def write_report(
     plans = _plans(scenarios, policies, seed, seeds, baseline, (warmup, until))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the runs
-    firsts, replications = [], []
-    for scenario, chosen in plans:
-        frames = []
-        for k in chosen:
-            results = run(scenario, policies=policies, seed=k, warmup=warmup, until=until)
-            if not frames:
-                firsts.append(results)  # the figures' run; the others keep only their summary
-            frames.append(replications_frame([results]))
-        replications.append(pd.concat(frames, ignore_index=True))
+    spec = executor if isinstance(executor, ExecutorSpec) else ExecutorSpec(executor, processes, scheduler)
+    firsts, replications = _run_all(plans, policies, (warmup, until), spec, progress)
     if command is None:
         command = _command(
             firsts, out_dir, policies=policies, seed=seed, seeds=seeds, baseline=baseline, warmup=warmup, until=until

@@ -24,7 +24,8 @@ from orchsim.sweep import (
     sweep,
     sweep_replications,
 )
-from orchsim.sweep_cli import _cell, main
+from orchsim.sweep_cli import main
+from orchsim.sweep_tables import cell
 
 from .conftest import PAIRED_YAML, ROOT
 
@@ -381,8 +382,8 @@ def test_cli_baseline_writes_and_prints_the_paired_table(tmp_path: Path, capsys:
     assert paired.policy.tolist() == ["bin_packing"] and paired.mean_wait_excludes_0.all()
     assert paired.mean_wait_diff_ci_high[0] < 0  # not clipped: a difference can be negative
     assert "paired differences: policy minus spread" in stdout and "Δ wait_mean_s" in stdout
-    row = next(line for line in stdout.splitlines() if "bin_packing" in line and "*" in line)
-    assert f"{paired.mean_wait_diff[0]:.4g} ± " in row
+    row = next(line for line in stdout.splitlines() if "Δ wait_mean_s" in line and "*" in line)
+    assert f"{paired.mean_wait_diff[0]:.3g} ± " in row
     assert "* the interval excludes 0" in stdout
     assert "sweep_paired.csv" in stdout
 
@@ -395,10 +396,16 @@ def test_cli_clips_the_printed_interval_but_not_the_csv(tmp_path: Path, capsys: 
     stdout = capsys.readouterr().out
     table = pd.read_csv(out / "sweep.csv").set_index("policy")
     assert (table.mean_wait_ci_low < 0).all()  # the raw t interval: a wait of 1.5 ± 2.9
+    # No parameter: one row per metric, the policies side by side.
+    headers = next(line for line in stdout.splitlines() if "metric" in line and "spread" in line)
+    line = next(line for line in stdout.splitlines() if "wait_mean_s" in line)
     for policy in ("bin_packing", "spread"):
-        line = next(line for line in stdout.splitlines() if policy in line)
-        expected = f"{table.mean_wait_mean[policy]:.4g} [0, {table.mean_wait_ci_high[policy]:.3g}]"
+        assert policy in headers
+        expected = f"{table.mean_wait_mean[policy]:.3g} [0, {table.mean_wait_ci_high[policy]:.3g}]"
         assert expected in line, line
+    assert line.index(f"{table.mean_wait_mean['bin_packing']:.3g}") < line.index(
+        f"{table.mean_wait_mean['spread']:.3g}"
+    ), "columns in the order of the policies"
     assert "clipped at 0 (and 1 for shares)" in stdout and "sweep.csv keeps the raw t interval" in stdout
 
 
@@ -414,7 +421,7 @@ def test_cli_clips_the_printed_interval_but_not_the_csv(tmp_path: Path, capsys: 
     ],
 )
 def test_printed_cell(args: tuple[str, float, float, float], expected: tuple[str, bool]) -> None:
-    assert _cell(*args) == expected
+    assert cell(*args) == expected
 
 
 @pytest.mark.parametrize(
