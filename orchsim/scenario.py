@@ -41,7 +41,7 @@ from orchsim.scenario_workload import (
 )
 from orchsim.scheduling import POLICIES, PolicySpec, UnknownPolicyError
 from orchsim.scheduling.queueing import DEFAULTS
-from orchsim.schema_base import STRICT, NonNegativeFloat, PositiveFloat, ScenarioError
+from orchsim.schema_base import STRICT, Capacity, NonNegativeFloat, PositiveFloat, ScenarioError
 
 __all__ = [
     "Autoscaler",
@@ -121,7 +121,7 @@ class Autoscaler(_Strict):
     than ``scale_out_wait``; drains a node that has been idle for ``scale_in_idle``.
     """
 
-    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    capacity: Capacity
     labels: dict[str, str] = {}
     interval: PositiveFloat = 10.0
     scale_out_wait: NonNegativeFloat = 30.0

@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, SerializeAsAny
 
-from orchsim.schema_base import STRICT, NonNegativeFloat
+from orchsim.schema_base import STRICT, Capacity, NonNegativeFloat
 
 __all__ = ["ClusterEvent", "CountedEvent", "EventEntry", "NodeFailure", "NodeRecovery", "ScaleIn", "ScaleOut"]
 
@@ -75,7 +75,7 @@ class ScaleOut(CountedEvent):
     """``count`` new nodes join at ``at``."""
 
     kind: Literal["scale_out"]
-    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    capacity: Capacity
     labels: dict[str, str] = {}
 
     def capacity_names(self) -> list[str]:

@@ -6,7 +6,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, model_validator
 
-from orchsim.schema_base import STRICT, NonNegativeFloat, PositiveFloat
+from orchsim.schema_base import (
+    STRICT,
+    Amount,
+    Capacity,
+    NonNegativeFloat,
+    PositiveAmount,
+    PositiveFloat,
+    amount_of,
+    checked_amount,
+    resource_amount,
+)
 
 __all__ = [
     "Burst",
@@ -38,15 +48,15 @@ class Constant(_Strict):
     """Always ``value``."""
 
     dist: Literal["constant"]
-    value: NonNegativeFloat
+    value: Amount
 
 
 class Uniform(_Strict):
     """Uniform on ``[low, high]``."""
 
     dist: Literal["uniform"]
-    low: NonNegativeFloat
-    high: NonNegativeFloat
+    low: Amount
+    high: Amount
 
     @model_validator(mode="after")
     def _ordered(self) -> Uniform:
@@ -59,14 +69,14 @@ class Exponential(_Strict):
     """Exponential with the given ``mean``."""
 
     dist: Literal["exponential"]
-    mean: PositiveFloat
+    mean: PositiveAmount
 
 
 class LogNormal(_Strict):
     """Log-normal with the given ``mean`` of the variable itself and shape ``sigma`` (of its log)."""
 
     dist: Literal["lognormal"]
-    mean: PositiveFloat
+    mean: PositiveAmount
     sigma: NonNegativeFloat = 1.0
 
 
@@ -74,7 +84,7 @@ class Choice(_Strict):
     """One of ``values``, with optional ``weights`` (normalised)."""
 
     dist: Literal["choice"]
-    values: list[NonNegativeFloat] = Field(min_length=1)
+    values: list[Amount] = Field(min_length=1)
     weights: list[NonNegativeFloat] | None = None
 
     @model_validator(mode="after")
@@ -91,13 +101,38 @@ DistributionSpec = Annotated[Constant | Uniform | Exponential | LogNormal | Choi
 
 
 def _number_is_constant(value: Any) -> Any:
+    value = checked_amount(value)  # a resource's text that was no quantity: say why, here
     if isinstance(value, int | float) and not isinstance(value, bool):
         return {"dist": "constant", "value": value}
+    if not isinstance(value, dict | BaseModel):  # a duration's text, a list, ... (a resource's text is converted)
+        raise ValueError(f"{value!r}: expected a number or a distribution ({{dist: ..., ...}})")
     return value
 
 
 # A bare number is shorthand for a constant.
 Distribution = Annotated[DistributionSpec, BeforeValidator(_number_is_constant)]
+
+_AMOUNT_FIELDS = ("value", "low", "high", "mean")  # a distribution's fields in the unit of what it draws
+
+
+def _resource_units(value: Any) -> Any:
+    """Each resource's request, a number or a distribution, with Kubernetes quantities converted to its unit."""
+    if not isinstance(value, dict):
+        return value
+    converted = {}
+    for name, spec in value.items():
+        if isinstance(spec, dict):
+            spec = {k: resource_amount(name, v) if k in _AMOUNT_FIELDS else v for k, v in spec.items()}
+            if isinstance(spec.get("values"), list):
+                spec["values"] = [resource_amount(name, v) for v in spec["values"]]
+        elif isinstance(spec, int | float | str):
+            spec = resource_amount(name, spec)
+        converted[name] = spec
+    return converted
+
+
+# Resource name -> request: ``{cpu: 500m, memory: {dist: uniform, low: 128Mi, high: 2Gi}}``.
+Requests = Annotated[dict[str, Distribution], BeforeValidator(_resource_units), Field(min_length=1)]
 
 
 # --------------------------------------------------------------------- cluster
@@ -105,7 +140,7 @@ class NodeGroup(_Strict):
     """``count`` identical nodes."""
 
     count: int = Field(ge=1)
-    capacity: dict[str, NonNegativeFloat] = Field(min_length=1)
+    capacity: Capacity
     labels: dict[str, str] = {}
     name: str | None = None
 
@@ -159,7 +194,7 @@ class _Source(_Strict):
 
 class _Synthetic(_Source):
     count: int = Field(ge=1)
-    resources: dict[str, Distribution] = Field(min_length=1)
+    resources: Requests
     duration: Distribution
 
 
@@ -230,8 +265,8 @@ class SwfTrace(_TraceSource):
     """Standard Workload Format log; each processor becomes ``cpu_per_processor`` millicores."""
 
     kind: Literal["swf"]
-    cpu_per_processor: PositiveFloat = 1000.0
-    memory_per_processor: NonNegativeFloat = 0.0
+    cpu_per_processor: Annotated[float, BeforeValidator(amount_of("cpu")), Field(gt=0)] = 1000.0
+    memory_per_processor: Annotated[float, BeforeValidator(amount_of("memory")), Field(ge=0)] = 0.0
 
 
 WorkloadSource = Annotated[Poisson | Burst | Diurnal | CsvTrace | OpenbTrace | SwfTrace, Field(discriminator="kind")]
