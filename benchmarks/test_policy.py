@@ -155,7 +155,7 @@ def build_cluster(n_nodes: int, n_resources: int, seed: int = 20240611) -> Clust
         caps["disk"] = shapes[:, 2]
     names = RESOURCES[n_resources]
     cap = np.stack([caps[r] for r in names])  # (R, N) int64
-    nodes = NodeMatrix.from_capacities({r: caps[r].tolist() for r in names}, seed=seed)
+    nodes = NodeMatrix.from_capacities({r: caps[r].tolist() for r in names})
 
     # Each node runs 0..MAX_TASKS equal tasks using a random share (up to 95%) of each resource,
     # rounded to 100 millicores, 64 MiB, 1000 milli-GPU and 1024 MiB of disk.

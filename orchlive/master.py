@@ -34,7 +34,15 @@ from orchlive.cache import ClusterCache, read_cache
 from orchlive.election import Election
 from orchlive.models import Task
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
-from orchsim.scheduling import DEFAULTS, FILTERS, NodeMatrix, could_ever_fit, explain_never, schedule_pass
+from orchsim.scheduling import (
+    DEFAULTS,
+    FILTERS,
+    NodeMatrix,
+    PreparedPolicy,
+    could_ever_fit,
+    explain_never,
+    schedule_pass,
+)
 from orchsim.scheduling.queueing import random_streams
 
 __all__ = ["Master"]
@@ -95,7 +103,9 @@ class Master:
         self.set_aside: set[str] = set()
         self._shape: tuple[Any, ...] = ()
         self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
-        self.rng = random_streams(seed)[0]  # the simulator's policy stream for the same seed
+        # The policy, prepared once and kept across passes with its state (the generator,
+        # the simulator's policy stream for the same seed; round robin's cursor).
+        self.prepared = PreparedPolicy(policy, filters=self.filters, rng=random_streams(seed)[0], params=self.params)
         self.cache = ClusterCache()
         self.wake = asyncio.Event()
         self.matrix: NodeMatrix | None = None
@@ -146,16 +156,12 @@ class Master:
             ),
         )
         if self.matrix is None or shape != self._matrix_shape:
-            previous = self.matrix
             matrix = NodeMatrix(names)
             nodes = shape[1]
             if nodes:
                 caps = np.array([c for _, c in nodes], dtype=np.float64).T
                 labels = [cache.nodes[nid].labels for nid, _ in nodes]
                 matrix.add_nodes([nid for nid, _ in nodes], caps, labels=labels)
-            if previous is not None and previous.last_placed >= 0:
-                last = previous.ids[previous.last_placed]
-                matrix.last_placed = matrix.ids.index(last) if last in matrix.ids else -1
             self.matrix, self._matrix_shape = matrix, shape
         matrix = self.matrix
         alloc = matrix.allocated
@@ -207,7 +213,7 @@ class Master:
         result = schedule_pass(
             matrix,
             queue,
-            self.policy,
+            self.prepared,
             request_of=request_of,
             place=place,
             discipline=self.queue,
@@ -216,9 +222,6 @@ class Master:
             never_fits=never_fits,
             new=new,
             explain=True,
-            rng=self.rng,
-            filters=self.filters,
-            params=self.params,
         )
         self.tried = (self.tried & tasks.keys()) | set(new)
         self.set_aside |= set(result.never)

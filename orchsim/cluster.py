@@ -26,9 +26,9 @@ class InitialCluster:
 
     devices: tuple[str, ...] = ()  # resources backed by devices (NodeMatrix.track_devices)
 
-    def matrix(self, resources: tuple[str, ...], seed: int) -> NodeMatrix:
+    def matrix(self, resources: tuple[str, ...]) -> NodeMatrix:
         """A fresh matrix of these nodes (one per policy run)."""
-        nodes = NodeMatrix(resources, seed=seed)
+        nodes = NodeMatrix(resources)
         nodes.add_nodes(self.ids, self.capacity, labels=self.labels)
         for kind in self.devices:
             nodes.track_devices(kind)

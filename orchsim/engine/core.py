@@ -59,7 +59,7 @@ class Simulation:
         self.w = workload
         self.cfg = config
         self.env = simpy.Environment()
-        self.nodes: NodeMatrix = cluster.matrix(workload.resources, seed=0)
+        self.nodes: NodeMatrix = cluster.matrix(workload.resources)
         self.policy_rng, self.event_rng = random_streams(config.seed)
         self.progress = progress
         self.tasks = TaskColumns(len(workload))

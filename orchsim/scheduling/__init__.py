@@ -27,9 +27,9 @@ from orchsim.scheduling.filters import (
 )
 from orchsim.scheduling.matrix import CapacityError, NodeMatrix, UnknownResourceError
 from orchsim.scheduling.policies import utilisation_after
-from orchsim.scheduling.queueing import DEFAULTS, QUEUE_DISCIPLINES, PassResult, schedule_pass
+from orchsim.scheduling.queueing import DEFAULTS, QUEUE_DISCIPLINES, PassResult, SchedulingPass, schedule_pass
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec, Scorer, UnknownPolicyError, policy
-from orchsim.scheduling.select import Decision, PolicyError, select
+from orchsim.scheduling.select import Decision, PolicyError, PreparedPolicy, decide, select
 
 __all__ = [
     "DEFAULTS",
@@ -45,12 +45,15 @@ __all__ = [
     "PolicyError",
     "PolicyRegistry",
     "PolicySpec",
+    "PreparedPolicy",
+    "SchedulingPass",
     "Scorer",
     "TaskInfo",
     "UnknownFilterError",
     "UnknownPolicyError",
     "UnknownResourceError",
     "could_ever_fit",
+    "decide",
     "explain_never",
     "feasible",
     "filter",

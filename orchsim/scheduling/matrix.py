@@ -17,7 +17,6 @@ clear error rather than as silent corruption.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -43,10 +42,6 @@ class NodeMatrix:
     Attributes:
         resources: Resource names, in row order (e.g. ``("cpu", "memory")``).
         ids: Node ids, in column order.
-        last_placed: Index of the node that received the most recent allocation, or -1.
-            The ``round_robin`` policy starts its search after it; ``allocate`` moves it.
-        rng: Default random generator for policies that need one, seeded at construction
-            so that an un-seeded call is still reproducible.
 
     Array properties (views, valid until the next node is added or removed):
         capacity, allocated, free: float64, shape ``(R, N)``.
@@ -56,7 +51,7 @@ class NodeMatrix:
         schedulable: bool ``(N,)``, False for down, draining or cordoned nodes.
     """
 
-    def __init__(self, resources: Sequence[str], *, seed: int = 0) -> None:
+    def __init__(self, resources: Sequence[str]) -> None:
         names = tuple(str(r) for r in resources)
         if not names:
             raise ValueError("a NodeMatrix needs at least one resource")
@@ -66,8 +61,6 @@ class NodeMatrix:
         self._row: dict[str, int] = {r: i for i, r in enumerate(names)}
         self.ids: list[str] = []
         self._index: dict[str, int] = {}
-        self.last_placed: int = -1
-        self.rng: np.random.Generator = np.random.default_rng(seed)
         self._n = 0
         # Labels as integer codes, so that a node_selector is one comparison per key.
         self._labels = NodeLabels(_MIN_BUFFER)
@@ -85,7 +78,6 @@ class NodeMatrix:
         *,
         ids: Sequence[str] | None = None,
         labels: Sequence[Mapping[str, str]] | None = None,
-        seed: int = 0,
     ) -> NodeMatrix:
         """Build a matrix from one capacity list per resource.
 
@@ -94,13 +86,12 @@ class NodeMatrix:
                 has one entry per node.
             ids: Node ids; default ``node-0``, ``node-1``, ...
             labels: One label mapping per node.
-            seed: Seed of the matrix's default random generator.
         """
         lengths = {len(v) for v in capacities.values()}
         if len(lengths) > 1:
             raise ValueError(f"capacity lists differ in length: { {k: len(v) for k, v in capacities.items()} }")
         n = lengths.pop() if lengths else 0
-        nodes = cls(list(capacities), seed=seed)
+        nodes = cls(list(capacities))
         node_ids = list(ids) if ids is not None else [f"node-{i}" for i in range(n)]
         if len(node_ids) != n:
             raise ValueError(f"{len(node_ids)} ids given for {n} nodes")
@@ -354,7 +345,6 @@ class NodeMatrix:
         self._labels.keep(keep)
         self.ids = [self.ids[i] for i in keep]
         self._index = {nid: i for i, nid in enumerate(self.ids)}
-        self.last_placed = int(mapping[self.last_placed]) if self.last_placed >= 0 else -1
         for devices in self.devices.values():
             devices.remove_nodes(np.flatnonzero(drop))
         self._n = m
@@ -411,7 +401,6 @@ class NodeMatrix:
         alloc += vec
         col -= vec
         self._tasks[node] += 1
-        self.last_placed = int(node)
         return taken
 
     def release(self, node: int, request: Mapping[str, float] | np.ndarray, devices: Assignment | None = None) -> None:
@@ -458,7 +447,6 @@ class NodeMatrix:
                 alloc[r, node] += amount
                 free[r, node] -= amount
         self._tasks[node] += 1
-        self.last_placed = node
 
     def release_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``release`` of a request that ``allocate_unchecked`` placed on ``node``, unchecked.
@@ -488,9 +476,7 @@ class NodeMatrix:
         other._sched[: self._n] = self.schedulable
         other._labels = self._labels.copy(self._n)
         other._labels.resize(other._cap.shape[1], self._n)
-        other.last_placed = self.last_placed
         other.devices = {kind: devices.copy() for kind, devices in self.devices.items()}
-        other.rng = copy.deepcopy(self.rng)
         return other
 
     def __repr__(self) -> str:

@@ -94,19 +94,21 @@ def _weighted_mean_utilisation(
 
 
 @policy("round_robin", order_dependent=True, vetoes=False)
-def round_robin(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
-    """Round robin: the first feasible node after the one chosen last, wrapping around.
+def round_robin(nodes: NodeMatrix, request: np.ndarray, *, last: int = -1) -> np.ndarray:
+    """Round robin: the first feasible node after the one this policy chose last, wrapping around.
 
     The Go orchestrator's ``RoundRobinScheduler``: a cursor over the node list. The
-    cursor is ``nodes.last_placed``, moved by ``NodeMatrix.allocate`` (the owner). Score
-    is minus the forward distance from the cursor, so argmax over feasible nodes is the
-    next feasible one.
+    cursor is policy state, so it lives with the policy's owner, not in the matrix:
+    ``select`` passes ``last``, the node the ``PreparedPolicy`` (or ``SchedulingPass``)
+    placed on last, -1 before the first placement or when that node has left. A bare
+    ``select`` call is one decision and starts at node 0. Score is minus the forward
+    distance from the cursor, so argmax over feasible nodes is the next feasible one.
     """
     n = nodes.n_nodes
     if n == 0:
         return np.zeros(0)
     # -((i - start) mod n) without an integer modulo: start - i, minus n before the cursor.
-    start = nodes.last_placed + 1
+    start = last + 1
     score = np.arange(start, start - n, -1, dtype=np.float64)
     score[:start] -= n
     return score

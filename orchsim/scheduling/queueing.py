@@ -222,6 +222,7 @@ class SchedulingPass:
             if known and self._shortcut:
                 node: int | None = gained
                 devices = choose_devices(nodes, request, prepared, gained) if nodes.devices else NO_DEVICES  # type: ignore[arg-type]
+                prepared.last = nodes.ids[gained]  # type: ignore[index]  # as decide would have
             else:
                 decision = decide(nodes, request, prepared, selector, explain=explain)
                 node, devices = decision.node, decision.devices
@@ -254,7 +255,7 @@ def backfill_order(queue: Iterable[T], window: int, new: Iterable[T]) -> list[T]
 def schedule_pass(
     nodes: NodeMatrix,
     queue: Iterable[T],
-    policy: str | Callable[..., np.ndarray],
+    policy: str | Callable[..., np.ndarray] | PreparedPolicy,
     *,
     request_of: Callable[[T], np.ndarray],
     place: Callable[[T, int, Assignment], None],
@@ -277,7 +278,8 @@ def schedule_pass(
         nodes: The cluster. Read here; changed only by ``place``.
         queue: Task keys in queue order (any hashable: an index, an id). Read lazily:
             the owner changes its queue only after the pass returns.
-        policy: A registered policy name or a scorer.
+        policy: A registered policy name or a scorer, or a ``PreparedPolicy`` an owner
+            keeps across passes (with the policy's state: round robin's cursor).
         request_of: A task's float64 ``(R,)`` request vector.
         place: Applies a placement ``(task, node, devices)``; must allocate the task on
             ``nodes`` (with ``devices``, the decision's ``{kind: indices}``, empty when the

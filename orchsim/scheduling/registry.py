@@ -41,6 +41,10 @@ class UnknownPolicyError(KeyError):
         return str(self.args[0])
 
 
+# Keywords select fills in itself: never a user's parameter.
+_INJECTED = ("rng", "feasible", "last")
+
+
 @dataclass(frozen=True)
 class PolicySpec:
     """What the registry knows about a scorer.
@@ -51,9 +55,12 @@ class PolicySpec:
         uses_rng: The scorer takes an ``rng`` keyword (a ``numpy.random.Generator``).
         uses_feasible: The scorer takes a ``feasible`` keyword: the bool ``(N,)`` mask
             ``select`` computed, for policies that rank among feasible nodes only.
+        uses_last: The scorer takes a ``last`` keyword: the index of the node this policy
+            placed on last (-1: none, or it left), remembered by the ``PreparedPolicy``
+            that owns the policy's decisions (round robin's cursor).
         order_dependent: Scores depend on node order (round robin, first fit), so
             permuting nodes does not simply permute scores.
-        params: Names of the tunable keyword parameters (besides ``rng`` and ``feasible``).
+        params: Names of the tunable keyword parameters (besides ``rng``, ``feasible``, ``last``).
         summary: First line of its docstring.
         vetoes: The scorer may score a node ``-inf`` to refuse it. The default for a
             user's policy; a policy registered with ``vetoes=False`` promises finite
@@ -72,6 +79,7 @@ class PolicySpec:
     summary: str
     vetoes: bool = True
     choose_devices: Callable[..., tuple[int, ...]] | None = None
+    uses_last: bool = False
 
     @property
     def skippable(self) -> bool:
@@ -139,8 +147,9 @@ class PolicyRegistry(Mapping[str, Scorer]):
             scorer=scorer,  # type: ignore[arg-type]
             uses_rng="rng" in keyword,
             uses_feasible="feasible" in keyword,
+            uses_last="last" in keyword,
             order_dependent=order_dependent,
-            params=tuple(k for k in keyword if k not in ("rng", "feasible")),
+            params=tuple(k for k in keyword if k not in _INJECTED),
             summary=doc.splitlines()[0] if doc else "",
             vetoes=vetoes,
             choose_devices=choose_devices,

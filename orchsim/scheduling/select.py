@@ -119,10 +119,14 @@ class PreparedPolicy:
         spec: The policy's registry entry.
         params: Its parameters (checked against what the scorer takes).
         filters: Filters beyond the built-ins, resolved.
-        rng: Generator for policies that draw; None: the matrix's own ``nodes.rng``.
+        rng: The generator of policies that draw random numbers, owned by whoever owns
+            this object (the simulator's policy stream, the master's). None: one of its
+            own, seeded with 0, so an owner that passes none is still reproducible.
+        last: Id of the node this policy placed on last (round robin's cursor), moved by
+            every decision that finds a node; None before the first.
     """
 
-    __slots__ = ("filters", "params", "rng", "spec")
+    __slots__ = ("_rng", "filters", "last", "params", "spec")
 
     def __init__(
         self,
@@ -138,7 +142,32 @@ class PreparedPolicy:
         if self.params and (problem := self.spec.unknown_params(self.params)):
             raise TypeError(f"policy {self.spec.name!r} has {problem}")
         self.filters = _active(filters)
-        self.rng = rng
+        self._rng = rng
+        self.last: str | None = None
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """The policy's generator; its own (seeded with 0) made on first use when none was given.
+
+        Lazily: a seeded generator costs tens of microseconds, more than a whole decision,
+        and a bare ``select`` with a policy that never draws should not pay for one.
+        """
+        if self._rng is None:
+            self._rng = np.random.default_rng(0)
+        return self._rng
+
+    def last_index(self, nodes: NodeMatrix) -> int:
+        """Column of the node placed on last in ``nodes``, -1 if none or if it has left.
+
+        Kept as an id, so the cursor survives the owner rebuilding its matrix (the live
+        master does when nodes join) and nodes leaving.
+        """
+        if self.last is None:
+            return -1
+        try:
+            return nodes.index_of(self.last)
+        except KeyError:
+            return -1
 
 
 def select(
@@ -161,7 +190,10 @@ def select(
         request: ``{"cpu": 500, "memory": 256}`` or a float64 ``(R,)`` vector from
             ``nodes.request_vector``; missing resources mean 0.
         policy: A registered name or a scorer function.
-        rng: Generator for policies that draw random numbers; default ``nodes.rng``.
+        rng: Generator for policies that draw random numbers (``random``, ``hybrid``).
+            The caller owns it; None: a fresh one seeded with 0, so the call is
+            reproducible, and a loop of calls without one draws the same numbers each
+            time (keep a generator, or a ``PreparedPolicy``, across decisions).
         node_selector: Labels the node must carry (``{"zone": "a"}``).
         registry: Where names are looked up (default: the global ``POLICIES``).
         explain: Count rejections per filter when nothing fits (a second pass over
@@ -194,12 +226,14 @@ def select(
 def _scores(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, bad: np.ndarray) -> np.ndarray:
     """The policy's float64 ``(N,)`` scores, its contract checked (shape; dtype coerced)."""
     spec, params = prepared.spec, prepared.params
-    if spec.uses_rng or spec.uses_feasible:
+    if spec.uses_rng or spec.uses_feasible or spec.uses_last:
         params = dict(params)
         if spec.uses_rng:
-            params["rng"] = prepared.rng if prepared.rng is not None else nodes.rng
+            params["rng"] = prepared.rng
         if spec.uses_feasible:
             params["feasible"] = ~bad
+        if spec.uses_last:
+            params["last"] = prepared.last_index(nodes)
     scores = spec.scorer(nodes, req, **params)
     if not isinstance(scores, np.ndarray) or scores.dtype != np.float64:
         # A bool or int array would turn the -inf mask below into True or overflow.
@@ -238,6 +272,7 @@ def decide(
     if n_fit == 1 and not explain and spec.skippable:
         best = int(bad.argmin())  # the one node left: scores cannot change the answer
         devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
+        prepared.last = nodes.ids[best]
         return Decision(best, nodes.ids[best], None, spec.name, n, 1, {}, devices=devices)
     scores = _scores(nodes, req, prepared, bad)
     if len(rejected):
@@ -251,6 +286,7 @@ def decide(
     if score == -np.inf:
         return Decision(None, None, None, spec.name, n, n_fit, {}, vetoed=True)
     devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
+    prepared.last = nodes.ids[best]
     return Decision(best, nodes.ids[best], score, spec.name, n, n_fit, {}, devices=devices)
 
 
@@ -264,5 +300,5 @@ def choose_devices(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy,
     if spec.choose_devices is None:
         return node_devices.choose(nodes, req, node)
     params = dict(prepared.params)
-    params["rng"] = prepared.rng if prepared.rng is not None else nodes.rng
+    params["rng"] = prepared.rng
     return node_devices.choose(nodes, req, node, spec.choose_devices, **params)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchsim.scheduling import POLICIES, NodeMatrix, select
+from orchsim.scheduling import POLICIES, NodeMatrix, PreparedPolicy, decide
 from orchsim.scheduling.queueing import random_streams
 
 pytestmark = pytest.mark.live
@@ -32,11 +32,13 @@ def simulated_nodes(policy: str) -> list[str]:
         {"cpu": [WORKERS[n][0] for n in names], "memory": [WORKERS[n][1] for n in names], "gpu": [0] * len(names)},
         ids=names,
     )
-    rng = random_streams(SEED)[0]  # the master's policy stream for its --seed
+    # One prepared policy for all the decisions, as the master keeps one: its generator is the
+    # master's policy stream for its --seed, and it carries round robin's cursor.
+    prepared = PreparedPolicy(policy, rng=random_streams(SEED)[0])
     chosen = []
     for cpu, memory in REQUESTS:
         request = {"cpu": cpu, "memory": memory, "gpu": 0}
-        decision = select(nodes, request, policy, rng=rng)
+        decision = decide(nodes, request, prepared)
         assert decision.node is not None
         nodes.allocate(decision.node, request)
         chosen.append(decision.node_id)

@@ -150,4 +150,3 @@ def test_unchecked_allocation_matches_the_checked_one(capacities: list[int], ste
             unchecked.release_unchecked(node, vec.tolist())
         for name in ("allocated", "free", "tasks"):
             np.testing.assert_allclose(getattr(unchecked, name), getattr(checked, name), rtol=0, atol=1e-9)
-        assert unchecked.last_placed == checked.last_placed

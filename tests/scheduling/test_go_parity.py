@@ -7,7 +7,7 @@ after every placement, both must pick the same node every time. (bin_packing use
 arithmetic, so even ties that only rounding decides go the same way.)
 
 Assumption (the Go source is not in this repository): the round-robin cursor starts before node 0
-(the first placement goes to node 0) and moves to the node chosen, like ``NodeMatrix.last_placed``.
+(the first placement goes to node 0) and moves to the node chosen, like ``PreparedPolicy.last``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from orchsim.scheduling import NodeMatrix, select
+from orchsim.scheduling import NodeMatrix, PreparedPolicy, decide, select
 
 N_CLUSTERS = 200
 PLACEMENTS = 50
@@ -148,8 +148,9 @@ def run(policy: str, scenario: Scenario, *, follow_go: bool = False) -> tuple[li
     for i, cpu, mem in scenario.preload:
         go.place(i, cpu, mem)
         nodes.allocate(i, {"cpu": cpu, "memory": mem})
-    # preloading moved both cursors the same way; start the run from a fresh cursor on both sides
-    go.last_index = nodes.last_placed = -1
+    # start the run from a fresh cursor on both sides (the prepared policy's is fresh)
+    go.last_index = -1
+    prepared = PreparedPolicy(policy)
     choices: list[int | None] = []
     mismatches: list[Mismatch] = []
     for step, ((cpu, mem), toggle) in enumerate(zip(scenario.requests, scenario.toggles, strict=True)):
@@ -157,7 +158,7 @@ def run(policy: str, scenario: Scenario, *, follow_go: bool = False) -> tuple[li
             go.nodes[toggle].ready = not go.nodes[toggle].ready
             nodes.set_schedulable(toggle, go.nodes[toggle].ready)
         expected = REFERENCES[policy](go, cpu, mem)
-        got = select(nodes, {"cpu": cpu, "memory": mem}, policy).node
+        got = decide(nodes, {"cpu": cpu, "memory": mem}, prepared).node
         choices.append(expected)
         if got != expected:
             tie = (
@@ -173,6 +174,7 @@ def run(policy: str, scenario: Scenario, *, follow_go: bool = False) -> tuple[li
         if expected is not None:
             go.place(expected, cpu, mem)
             nodes.allocate(expected, {"cpu": cpu, "memory": mem})
+            prepared.last = nodes.ids[expected]  # follow_go may have placed elsewhere than decided
     return choices, mismatches
 
 

@@ -9,7 +9,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from orchsim.scheduling import POLICIES, NodeMatrix, UnknownResourceError, feasible, select, utilisation_after
+from orchsim.scheduling import (
+    POLICIES,
+    NodeMatrix,
+    PreparedPolicy,
+    UnknownResourceError,
+    decide,
+    feasible,
+    select,
+    utilisation_after,
+)
 
 BUILTINS = {
     "round_robin",
@@ -38,13 +47,15 @@ def scores_of(
     rng: np.random.Generator | None = None,
     **params: Any,
 ) -> np.ndarray:
-    """Call a registered scorer directly, handing it ``rng``/``feasible`` the way ``select`` does."""
+    """Call a registered scorer directly, handing it ``rng``/``feasible``/``last`` the way ``select`` does."""
     spec = POLICIES.spec(name)
     req = nodes.request_vector(request)
     if spec.uses_rng:
         params["rng"] = rng if rng is not None else np.random.default_rng(0)
     if spec.uses_feasible:
         params["feasible"] = feasible(nodes, req)
+    if spec.uses_last:
+        params.setdefault("last", -1)
     return spec.scorer(nodes, req, **params)
 
 
@@ -55,7 +66,6 @@ def cluster_a() -> NodeMatrix:
     0      4000     1000       8192     0          1
     1      8000     2000       16384    8192       2
     2      2000     0          4096     1024       1
-    last_placed = 0 (node 0 was allocated last)
     """
     nodes = NodeMatrix.from_capacities({"cpu": [4000, 8000, 2000], "memory": [8192, 16384, 4096]})
     nodes.allocate(1, {"cpu": 1000, "memory": 4096})
@@ -74,8 +84,9 @@ REQ_A = {"cpu": 1000, "memory": 2048}
 # REQ_A fits all three.
 
 TABLE_A: dict[str, tuple[list[float], int]] = {
-    # cursor after node 0: forward distance (i - 1) % 3 = [2, 0, 1], score = -distance
-    "round_robin": ([-2.0, 0.0, -1.0], 1),
+    # a bare select remembers no placement: cursor -1, forward distance i, score = -distance
+    # (the cursor moving is tested below, with a PreparedPolicy)
+    "round_robin": ([0.0, -1.0, -2.0], 0),
     # 0.7 * cpu_util + 0.3 * mem_util:
     #   node 0: 0.7*0.5   + 0.3*0.25  = 0.35   + 0.075  = 0.425
     #   node 1: 0.7*0.375 + 0.3*0.625 = 0.2625 + 0.1875 = 0.45
@@ -381,11 +392,19 @@ def test_utilisation_after_by_name_and_row() -> None:
 
 
 # ---------------------------------------------------------------------------- round robin
-def place_sequence(nodes: NodeMatrix, request: dict[str, float], name: str, count: int, **kw: Any) -> list:
-    """Select and allocate ``count`` times; the chosen node indices (None stops the sequence)."""
+def place_sequence(
+    nodes: NodeMatrix, request: dict[str, float], policy: str | PreparedPolicy, count: int, **kw: Any
+) -> list:
+    """Decide and allocate ``count`` times with one prepared policy (its state kept); the chosen indices.
+
+    None stops the sequence.
+    """
+    prepared = (
+        policy if isinstance(policy, PreparedPolicy) else PreparedPolicy(policy, rng=kw.pop("rng", None), params=kw)
+    )
     chosen = []
     for _ in range(count):
-        d = select(nodes, request, name, **kw)
+        d = decide(nodes, request, prepared)
         chosen.append(d.node)
         if d.node is None:
             break
@@ -405,40 +424,50 @@ def test_round_robin_skips_infeasible_nodes() -> None:
     assert place_sequence(nodes, {"cpu": 10}, "round_robin", 7) == [0, 2, 4, 0, 2, 4, 0]
 
 
-def test_round_robin_cursor_follows_allocate_and_wraps() -> None:
+def test_round_robin_cursor_is_the_node_this_policy_chose_last_and_wraps() -> None:
     nodes = NodeMatrix.from_capacities({"cpu": [1000] * 4, "memory": [1000] * 4})
-    # cursor -1: distance i - 0 -> scores [0, -1, -2, -3]
+    # no placement yet: cursor -1, distance i -> scores [0, -1, -2, -3]
     assert scores_of("round_robin", nodes, {}).tolist() == [0.0, -1.0, -2.0, -3.0]
-    nodes.allocate(1, {"cpu": 1})  # any allocation (by any policy) moves the cursor to 1
-    # distance (i - 2) % 4 = [2, 3, 0, 1]
-    assert scores_of("round_robin", nodes, {}).tolist() == [-2.0, -3.0, 0.0, -1.0]
-    assert select(nodes, {"cpu": 1}, "round_robin").node == 2
-    nodes.allocate(3, {"cpu": 1})  # cursor on the last node: wrap to 0
-    assert select(nodes, {"cpu": 1}, "round_robin").node == 0
+    # cursor on node 1: distance (i - 2) % 4 = [2, 3, 0, 1]
+    assert scores_of("round_robin", nodes, {}, last=1).tolist() == [-2.0, -3.0, 0.0, -1.0]
+    prepared = PreparedPolicy("round_robin")
+    prepared.last = "node-1"
+    assert decide(nodes, {"cpu": 1}, prepared).node == 2
+    assert prepared.last == "node-2"  # the decision moved the cursor
+    prepared.last = "node-3"  # cursor on the last node: wrap to 0
+    assert decide(nodes, {"cpu": 1}, prepared).node == 0
+    # another owner's allocations do not move it: the cursor is this policy's, not the matrix's
     nodes.allocate(3, {"cpu": 1})
+    assert decide(nodes, {"cpu": 1}, prepared).node == 1
+    prepared.last = "node-3"
     nodes.set_schedulable(0, False)
     nodes.set_schedulable(1, False)
-    assert select(nodes, {"cpu": 1}, "round_robin").node == 2  # wraps past 0 and 1
+    assert decide(nodes, {"cpu": 1}, prepared).node == 2  # wraps past 0 and 1
     # the only feasible node is the cursor's own node: it is reached last, after a full turn
-    nodes.allocate(2, {"cpu": 1})
     nodes.set_schedulable(3, False)
-    assert select(nodes, {"cpu": 1}, "round_robin").node == 2
+    assert decide(nodes, {"cpu": 1}, prepared).node == 2
+    # and with explain off the scorer is skipped (one node fits), the cursor still moves
+    prepared.last = "node-0"
+    assert decide(nodes, {"cpu": 1}, prepared, explain=False).score is None
+    assert prepared.last == "node-2"
 
 
 def test_order_dependent_policies_after_nodes_leave_and_join() -> None:
     nodes = NodeMatrix.from_capacities({"cpu": [1000] * 5, "memory": [1000] * 5})
-    assert place_sequence(nodes, {"cpu": 1}, "round_robin", 3) == [0, 1, 2]
+    prepared = PreparedPolicy("round_robin")
+    assert place_sequence(nodes, {"cpu": 1}, prepared, 3) == [0, 1, 2]
     assert select(nodes, {"cpu": 1}, "first_fit").node == 0
-    # remove old nodes 0 and 2: old 1, 3, 4 become 0, 1, 2; the cursor (old 2) was removed -> -1
+    # remove old nodes 0 and 2: old 1, 3, 4 become 0, 1, 2; the cursor (node-2) was removed -> -1
     nodes.remove_nodes([0, 2])
+    assert prepared.last_index(nodes) == -1
     assert scores_of("first_fit", nodes, {}).tolist() == [0.0, -1.0, -2.0]
-    assert scores_of("round_robin", nodes, {}).tolist() == [0.0, -1.0, -2.0]
-    assert select(nodes, {"cpu": 1}, "round_robin").node_id == "node-1"
-    nodes.allocate(2, {"cpu": 1})  # cursor on the last node
+    assert scores_of("round_robin", nodes, {}, last=prepared.last_index(nodes)).tolist() == [0.0, -1.0, -2.0]
+    assert decide(nodes, {"cpu": 1}, prepared).node_id == "node-1"
+    prepared.last = "node-4"  # the cursor on the last node (now index 2)
     nodes.add_node("new", {"cpu": 1000, "memory": 1000})
     # 4 nodes, cursor 2: distance (i - 3) % 4 = [1, 2, 3, 0] -> the new node is next
-    assert scores_of("round_robin", nodes, {}).tolist() == [-1.0, -2.0, -3.0, 0.0]
-    assert select(nodes, {"cpu": 1}, "round_robin").node_id == "new"
+    assert scores_of("round_robin", nodes, {}, last=prepared.last_index(nodes)).tolist() == [-1.0, -2.0, -3.0, 0.0]
+    assert decide(nodes, {"cpu": 1}, prepared).node_id == "new"
 
 
 # ---------------------------------------------------------------------------- first fit / random

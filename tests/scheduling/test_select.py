@@ -14,7 +14,9 @@ from orchsim.scheduling import (
     NodeMatrix,
     PolicyError,
     PolicyRegistry,
+    PreparedPolicy,
     UnknownPolicyError,
+    decide,
     policy,
     rejections,
     select,
@@ -301,7 +303,7 @@ def test_user_policy_with_parameters_rng_and_feasible() -> None:
         assert seen["rng"] is rng
         np.testing.assert_array_equal(seen["feasible"], [True, False, True])
         assert select(nodes, {"cpu": 1}, "test_param_policy").node == 0  # bonus 0: tie -> 0
-        assert seen["rng"] is nodes.rng  # the default generator
+        assert isinstance(seen["rng"], np.random.Generator) and seen["rng"] is not rng  # a fresh default
     finally:
         POLICIES.unregister("test_param_policy")
 
@@ -436,22 +438,23 @@ def test_random_with_the_same_seed_is_reproducible() -> None:
     assert len(set(seq1)) > 1
 
 
-def test_random_defaults_to_the_matrix_generator() -> None:
-    nodes = NodeMatrix.from_capacities({"cpu": [1000] * 8, "memory": [1000] * 8}, seed=5)
-    twin = NodeMatrix.from_capacities({"cpu": [1000] * 8, "memory": [1000] * 8}, seed=5)
-    state = nodes.rng.bit_generator.state
-    default = [select(nodes, {"cpu": 1}, "random").node for _ in range(30)]
-    assert nodes.rng.bit_generator.state != state  # the matrix's generator was used and advanced
-    explicit_rng = np.random.default_rng(5)  # what the matrix was seeded with
-    explicit = [select(twin, {"cpu": 1}, "random", rng=explicit_rng).node for _ in range(30)]
-    assert default == explicit
-    # an explicit rng leaves the matrix's generator alone
-    state = twin.rng.bit_generator.state
-    select(twin, {"cpu": 1}, "random", rng=np.random.default_rng(0))
-    assert twin.rng.bit_generator.state == state
-    # a different seed gives a different (default) sequence
-    other = NodeMatrix.from_capacities({"cpu": [1000] * 8, "memory": [1000] * 8}, seed=6)
-    assert [select(other, {"cpu": 1}, "random").node for _ in range(30)] != default
+def test_random_draws_from_its_owners_generator_and_a_bare_call_is_reproducible() -> None:
+    nodes = identical(8)
+    # a bare select owns no generator: each call draws from a fresh one seeded with 0
+    bare = [select(nodes, {"cpu": 1}, "random").node for _ in range(5)]
+    assert bare == [select(nodes, {"cpu": 1}, "random", rng=np.random.default_rng(0)).node] * 5
+    # a PreparedPolicy owns one (seeded 0 unless given) and advances it across decisions
+    prepared = PreparedPolicy("random")
+    kept = [decide(nodes, {"cpu": 1}, prepared).node for _ in range(30)]
+    rng = np.random.default_rng(0)
+    assert kept == [select(nodes, {"cpu": 1}, "random", rng=rng).node for _ in range(30)]
+    assert len(set(kept)) > 1
+    given = np.random.default_rng(6)
+    prepared = PreparedPolicy("random", rng=given)
+    assert prepared.rng is given
+    assert [decide(nodes, {"cpu": 1}, prepared).node for _ in range(30)] != kept
+    # the matrix carries no generator: its owners do
+    assert not hasattr(nodes, "rng")
 
 
 # ---------------------------------------------------------------------------- request forms / purity
@@ -478,5 +481,4 @@ def test_select_does_not_change_the_matrix(name: str) -> None:
     after = (nodes.capacity, nodes.allocated, nodes.free, nodes.tasks)
     for x, y in zip(before, after, strict=True):
         np.testing.assert_array_equal(x, y)
-    assert nodes.last_placed == 1
     np.testing.assert_array_equal(nodes.schedulable, [True, True, False])
