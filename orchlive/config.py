@@ -3,7 +3,9 @@
 =====================  ============================  ==========================================
 flag                   environment                   meaning (default)
 =====================  ============================  ==========================================
---etcd                 ORCH_ETCD                     etcd endpoint host:port (127.0.0.1:2379)
+--etcd                 ORCH_ETCD                     etcd endpoints host:port[,host:port...] of one etcd
+                                                     cluster: the first healthy one is used, the next on
+                                                     a connection loss (127.0.0.1:2379)
 --prefix               ORCH_PREFIX                   key prefix of this cluster (/orch)
 --host / --port        ORCH_HOST / ORCH_PORT         master API address (127.0.0.1:8080)
 --policy               ORCH_POLICY                   placement policy (bin_packing)
@@ -26,6 +28,14 @@ flag                   environment                   meaning (default)
 (none)                 ORCH_LOG_TAIL_BYTES           bytes of a task's output kept in etcd (65536; at most 1 MiB)
 (none)                 ORCH_API_TOKEN                bearer token every /api/v1 request needs (none: open)
 --protect-system       ORCH_PROTECT_SYSTEM           /health and /metrics need the token too (false)
+(none)                 ORCH_EVENTS_MAX_AGE           seconds events are kept, under an etcd lease (3600; 0: no
+                                                     age bound). Every process that writes events reads it
+(none)                 ORCH_EVENTS_MAX_COUNT         events kept at most, trimmed by the leader (100000; 0: none)
+(none)                 ORCH_RETENTION_INTERVAL       seconds between the leader's trims and compactions (300;
+                                                     0: neither)
+(none)                 ORCH_COMPACTION               the leader compacts etcd below the oldest event kept (true;
+                                                     false with several clusters on one etcd, or when the
+                                                     operator runs etcd's --auto-compaction-retention)
 =====================  ============================  ==========================================
 """
 
@@ -140,4 +150,9 @@ class Settings(BaseSettings):
     api_token: str | None = None
     protect_system: bool = False
     log_tail_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)
+    # The events window (orchlive.retention): at most a year, and no lease TTL etcd refuses.
+    events_max_age: float = Field(default=3600.0, ge=0, le=365 * 86400)
+    events_max_count: int = Field(default=100_000, ge=0)
+    retention_interval: float = Field(default=300.0, ge=0, le=86400)
+    compaction: bool = True
     master_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")

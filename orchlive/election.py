@@ -6,6 +6,10 @@ the lease expires within ``ttl`` seconds, the key vanishes, and a standby that w
 watching it campaigns and takes over. Leadership is an optimisation, not the safety
 net: every placement is a compare-and-swap transaction, so even two masters that both
 believe they lead (a paused process waking up late) can never assign a task twice.
+
+The leader also keeps the events window (``orchlive.retention.maintain``: trimming the
+events beyond the count bound, compacting etcd) for as long as it leads: one process
+does it, whichever master that is, and a standby takes it over with the leadership.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import logging
 
 from orchlive import transitions
+from orchlive.retention import maintaining
 from orchlive.store import Store, StoreUnavailableError
 
 __all__ = ["Election"]
@@ -42,16 +47,24 @@ class Election:
         return applied
 
     async def _hold(self) -> None:
-        """Keep the lease alive while leading; return when leadership is lost."""
+        """Keep the lease alive (and the events window) while leading; return when leadership is lost."""
         interval = max(self.ttl / 3, 0.2)
-        while True:
-            await asyncio.sleep(interval)
+        async with maintaining(self.store):
+            while await self._renewed():
+                await asyncio.sleep(interval)
+
+    async def _renewed(self) -> bool:
+        """Refresh the lease; False once we cannot prove we still lead (stand down: the CAS keeps us safe).
+
+        The lease lives in the etcd cluster, not in the member we talk to: with several
+        endpoints, a refresh that failed on a lost member is tried once more on the next.
+        """
+        for _ in range(2 if len(self.store.endpoints) > 1 else 1):
             try:
-                if await self.store.refresh_lease(self.lease_id) <= 0:
-                    return
+                return await self.store.refresh_lease(self.lease_id) > 0
             except StoreUnavailableError:
-                # We cannot prove we still lead: stand down at once (the CAS keeps us safe anyway).
-                return
+                continue
+        return False
 
     async def _wait_for_vacancy(self) -> None:
         """Return once no leader key exists (watching it, not polling)."""

@@ -22,6 +22,14 @@ the means (``Store``, ``Txn``); every write of orchlive is a named function of
 
 Watches resume from the last revision seen after any disconnect (etcd restart,
 network blip); the store hides the reconnection from its callers.
+
+A store may be given several endpoints of one etcd cluster (``"a:2379,b:2379,c:2379"``):
+it uses the first that answers a linearizable read (a member with a quorum), and when a
+call finds the connection lost (unreachable, timed out, no leader) it moves to the next
+healthy one. The call that saw the loss still fails (``StoreUnavailableError``: callers
+retry, and a transaction's outcome is never guessed); watches end on the old member and
+resume on the new one from their last revision. Events expire (``orchlive.retention``):
+they are written under the writer's current events lease.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +48,8 @@ import aetcd.utils
 
 from orchlive.event_ids import MAX_REVISION, PER_REVISION
 from orchlive.keys import Keys
+from orchlive.retention import EventLease, Retention
+from orchlive.store_connection import Connection
 from orchlive.store_types import Entry, StoreUnavailableError, WatchEvent, dumps, retrying
 
 __all__ = ["Entry", "Keys", "Store", "StoreUnavailableError", "Txn", "WatchEvent", "retrying"]
@@ -47,17 +57,16 @@ __all__ = ["Entry", "Keys", "Store", "StoreUnavailableError", "Txn", "WatchEvent
 log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def _unavailable() -> Iterator[None]:
-    """Turn any error of the etcd client into ``StoreUnavailableError``, the one error callers handle."""
-    try:
-        yield
-    except aetcd.exceptions.ClientError as err:
-        raise StoreUnavailableError(str(err)) from err
-
-
 def _b(text: str) -> bytes:
     return text.encode()
+
+
+@dataclass(frozen=True)
+class _EventPut:
+    """An event's put, given its lease when the transaction is sent."""
+
+    key: str
+    value: bytes
 
 
 @dataclass
@@ -107,12 +116,29 @@ class Txn:
             raise ValueError(f"a transaction records at most {PER_REVISION} events")
         body = {"type": kind, "object": obj, "timestamp": timestamp, "index": self._events}
         self._events += 1
-        return self.put_json(self.store.keys.new_event(), body)
+        self._ops.append(_EventPut(self.store.keys.new_event(), dumps(body)))
+        return self
 
     async def commit(self) -> tuple[bool, int]:
-        """Apply if every comparison holds; returns (applied, revision of the transaction)."""
-        with _unavailable():
-            ok, responses = await self.store.client.transaction(compare=self._compares, success=self._ops, failure=[])
+        """Apply if every comparison holds; returns (applied, revision of the transaction).
+
+        The events go under the writer's events lease (``orchlive.retention``); if etcd no
+        longer knows that lease (it expired while this process was paused), the
+        transaction was refused as a whole, so it is sent once more under a new lease.
+        """
+        await self.store.connect()
+        for attempt in (1, 2):
+            lease = await self.store.event_lease.current(self.store.grant_lease) if self._events else None
+            t = self.store.client.transactions
+            ops = [t.put(_b(op.key), op.value, lease=lease) if isinstance(op, _EventPut) else op for op in self._ops]
+            try:
+                with self.store.unavailable():
+                    ok, responses = await self.store.client.transaction(compare=self._compares, success=ops, failure=[])
+                break
+            except StoreUnavailableError as err:
+                if lease is None or attempt == 2 or "lease not found" not in str(err):
+                    raise
+                self.store.event_lease.forget(lease)
         revision = 0
         for response in responses:
             header = getattr(getattr(response, "response_put", None), "header", None)
@@ -122,26 +148,48 @@ class Txn:
 
 
 class Store:
-    """A connection to etcd plus the key layout; every method may raise StoreUnavailableError."""
+    """A connection to etcd (one endpoint of its cluster at a time) plus the key layout.
 
-    def __init__(self, endpoint: str = "127.0.0.1:2379", prefix: str = "/orch", timeout: float = 5.0) -> None:
-        host, _, port = endpoint.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"etcd endpoint must be host:port, got {endpoint!r}")
-        self.endpoint = endpoint
+    Every method may raise ``StoreUnavailableError``.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str] = "127.0.0.1:2379",
+        prefix: str = "/orch",
+        timeout: float = 5.0,
+        retention: Retention | None = None,
+    ) -> None:
         self.keys = Keys(prefix)
         self.timeout = timeout
-        options = {"grpc.max_receive_message_length": MAX_MESSAGE_BYTES}
-        self.client = aetcd.Client(host=host, port=int(port), timeout=timeout, options=options)
+        self.connection = Connection(endpoints, timeout=timeout, probe_key=self.keys.root())
+        self.endpoints = self.connection.endpoints
+        self.retention = retention or Retention.from_env()
+        self.event_lease = EventLease(self.retention)
         # Watches are created one at a time by this process (see ``_open_watch``).
         self._watch_lock = asyncio.Lock()
 
+    @property
+    def client(self) -> aetcd.Client:
+        """The etcd client of the endpoint in use (replaced on failover: look it up per call)."""
+        return self.connection.client
+
+    @property
+    def endpoint(self) -> str:
+        return self.connection.endpoint
+
     async def connect(self) -> None:
-        with _unavailable():
-            await self.client.connect()
+        await self.connection.connect()
+
+    def unavailable(self) -> contextlib.AbstractContextManager[None]:
+        """Turn the client's errors into ``StoreUnavailableError``, noting a lost connection."""
+        return self.connection.unavailable()
+
+    def note_failure(self, err: BaseException) -> None:
+        self.connection.note_failure(err)
 
     async def close(self) -> None:
-        await self.client.close()
+        await self.connection.close()
 
     async def __aenter__(self) -> Store:
         await self.connect()
@@ -152,7 +200,8 @@ class Store:
 
     # ------------------------------------------------------------------ reads and writes
     async def get(self, key: str) -> Entry | None:
-        with _unavailable():
+        await self.connect()
+        with self.unavailable():
             kv = await self.client.get(_b(key))
         if kv is None:
             return None
@@ -204,17 +253,43 @@ class Store:
                 start = _b(page[-1].key) + b"\x00"
 
     async def _range(self, request: Any) -> Any:
-        with _unavailable():
-            await self.client.connect()
-            try:
-                return await self.client.kvstub.Range(request, timeout=self.timeout, metadata=self.client.metadata)
-            except aetcd.rpc.AioRpcError as err:
-                if err.code() == aetcd.rpc.StatusCode.RESOURCE_EXHAUSTED:
-                    raise _ReplyTooLargeError from err
-                raise StoreUnavailableError(f"{err.code().name}: {err.details()}") from err
+        await self.connect()
+        try:
+            return await self.client.kvstub.Range(request, timeout=self.timeout, metadata=self.client.metadata)
+        except aetcd.rpc.AioRpcError as err:
+            if err.code() == aetcd.rpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise _ReplyTooLargeError from err
+            self.note_failure(err)
+            raise StoreUnavailableError(f"{err.code().name}: {err.details()}") from err
+
+    async def count(self, prefix: str) -> int:
+        """How many keys are under ``prefix`` (etcd counts them: nothing is sent back)."""
+        start = _b(prefix)
+        request = aetcd.rpc.RangeRequest(key=start, range_end=aetcd.utils.prefix_range_end(start), count_only=True)
+        return int((await self._range(request)).count)
+
+    async def oldest(self, prefix: str, n: int) -> list[Entry]:
+        """The ``n`` keys under ``prefix`` created first, oldest first, without values."""
+        start = _b(prefix)
+        request = _range_request(start, aetcd.utils.prefix_range_end(start), n, 0, True, True, 0)
+        reply = await self._range(request)
+        return [Entry(kv.key.decode(), b"", kv.mod_revision, kv.create_revision, kv.lease) for kv in reply.kvs]
+
+    async def compact(self, revision: int) -> bool:
+        """Compact etcd's history below ``revision`` (etcd-wide); False if it already was."""
+        await self.connect()
+        try:
+            with self.unavailable():
+                await self.client.compact(revision)
+        except StoreUnavailableError as err:
+            if "compacted" in str(err):
+                return False
+            raise
+        return True
 
     async def put(self, key: str, value: bytes, lease: int | None = None) -> int:
-        with _unavailable():
+        await self.connect()
+        with self.unavailable():
             result = await self.client.put(_b(key), value, lease=lease)
         return result.header.revision
 
@@ -228,18 +303,21 @@ class Store:
 
     # ------------------------------------------------------------------ leases
     async def grant_lease(self, ttl: int) -> int:
-        with _unavailable():
+        await self.connect()
+        with self.unavailable():
             lease = await self.client.lease(ttl)
         return int(lease.id)
 
     async def refresh_lease(self, lease_id: int) -> int:
         """Keep a lease alive; returns its remaining TTL in seconds (0: it has expired)."""
-        with _unavailable():
+        await self.connect()
+        with self.unavailable():
             reply = await self.client.refresh_lease(lease_id)
         return int(reply.TTL) if reply is not None else 0
 
     async def revoke_lease(self, lease_id: int) -> None:
-        with _unavailable():
+        await self.connect()
+        with self.unavailable():
             await self.client.revoke_lease(lease_id)
 
     # ------------------------------------------------------------------ watches
@@ -274,6 +352,7 @@ class Store:
                 if tell_compacted:
                     yield WatchEvent("compacted", "", b"", next_revision, 0)
             except (aetcd.exceptions.ClientError, ConnectionError, OSError) as err:
+                self.note_failure(err)
                 log.info("watch %s interrupted (%s); resuming from revision %d", prefix, err, next_revision)
             finally:
                 if watch is not None:
@@ -322,9 +401,6 @@ class Store:
             await self.client.connect()
 
 
-# The largest reply the client accepts (gRPC's default is 4 MiB): room for a page of
-# large records and for a fragmented watch reply, which may pass etcd's limit by one event.
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Keys per page of a range read: small enough that ordinary records never make a reply
 # large, large enough that a cluster of thousands of tasks loads in a few round trips.
 PAGE = 256

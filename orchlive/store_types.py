@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Entry", "StoreUnavailableError", "WatchEvent", "dumps", "retrying"]
+__all__ = ["Entry", "StoreUnavailableError", "WatchEvent", "dumps", "parse_endpoints", "retrying"]
 
 log = logging.getLogger("orchlive.store")
 T = TypeVar("T")
@@ -46,6 +46,24 @@ class WatchEvent:
     value: bytes
     mod_revision: int
     create_revision: int
+
+
+def parse_endpoints(endpoints: str | Sequence[str]) -> list[tuple[str, int]]:
+    """``"a:2379,b:2379"`` (``--etcd``, ``ORCH_ETCD``) or a list of ``host:port`` -> ``[("a", 2379), ...]``.
+
+    Raises:
+        ValueError: one line naming the endpoint that is not host:port, or an empty list.
+    """
+    items = endpoints.split(",") if isinstance(endpoints, str) else list(endpoints)
+    parsed = []
+    for item in filter(None, (part.strip() for part in items)):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"etcd endpoint must be host:port, got {item!r}")
+        parsed.append((host, int(port)))
+    if not parsed:
+        raise ValueError(f"no etcd endpoint given ({endpoints!r}); expected host:port[,host:port...]")
+    return parsed
 
 
 def dumps(value: Any) -> bytes:

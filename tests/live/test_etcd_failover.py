@@ -1,0 +1,97 @@
+"""Several etcd endpoints: the store uses the first healthy member and fails over when it dies.
+
+A real 3-member etcd cluster on loopback (``orchlive.etcd_cluster``); the member in use
+is killed by the PID the test started it with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchlive.etcd_cluster import EtcdCluster
+from orchlive.etcd_server import free_port
+from orchlive.store import Store, retrying
+
+from .harness import LiveCluster
+
+pytestmark = pytest.mark.live
+BODY = {"name": "f", "image": "alpine", "command": ["true"]}
+
+
+@pytest.fixture
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    if shutil.which("etcd") is None:
+        pytest.skip("no 'etcd' binary on PATH: install Debian's etcd-server (.ci/run does)")
+    cluster = EtcdCluster(3)
+    cluster.start()
+    yield cluster
+    cluster.cleanup()
+
+
+def test_a_dead_first_endpoint_is_skipped(etcd_cluster: EtcdCluster) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+
+    async def check() -> str:
+        async with Store(f"{dead},{etcd_cluster.endpoint}", "/skip") as store:
+            await store.put("/skip/k", b"v")
+            return store.endpoint
+
+    assert asyncio.run(check()) == etcd_cluster.members[0].endpoint
+
+
+def test_the_store_and_its_watch_survive_the_loss_of_their_member(etcd_cluster: EtcdCluster) -> None:
+    async def scenario() -> tuple[str, str, list[str]]:
+        async with Store(etcd_cluster.endpoint, "/fo") as store:
+            first = await store.put("/fo/k0", b"0")
+            seen: list[str] = []
+
+            async def watch() -> None:
+                async for change in store.watch("/fo/", first, retry_delay=0.1):
+                    seen.append(change.key)
+                    if len(seen) == 6:
+                        return
+
+            watcher = asyncio.create_task(watch())
+            await store.put("/fo/k1", b"1")
+            used = store.endpoint
+            etcd_cluster.kill(etcd_cluster.member_at(used))
+            for i in range(2, 6):
+                await retrying(lambda i=i: store.put(f"/fo/k{i}", b"x"), what="put", delay=0.1)
+            await asyncio.wait_for(watcher, timeout=30)
+            return used, store.endpoint, seen
+
+    before, after, seen = asyncio.run(scenario())
+    assert after != before
+    assert seen == [f"/fo/k{i}" for i in range(6)]  # every change once, in order, across the failover
+
+
+def test_the_master_keeps_scheduling_when_its_member_dies(etcd_cluster: EtcdCluster, tmp_path: Path) -> None:
+    cluster = LiveCluster(etcd_cluster, tmp_path, lease_ttl=3)  # type: ignore[arg-type]  # duck-typed: .endpoint
+    try:
+        cluster.start_master()
+        cluster.start_worker("w1")
+        done = {"COMPLETED"}
+        cluster.wait_for_state(cluster.submit(BODY)["id"], done)
+        used = _endpoint_in_use(tmp_path / f"master-{cluster.port}.log")
+        etcd_cluster.kill(etcd_cluster.member_at(used))
+        ids = [cluster.submit(BODY)["id"] for _ in range(5)]
+        for task_id in ids:
+            cluster.wait_for_state(task_id, done, timeout=60)
+        assert _endpoint_in_use(tmp_path / f"master-{cluster.port}.log") != used
+        assert cluster.http.get("/health").status_code == 200
+        created = [e["object"]["id"] for e in cluster.events(0) if e["type"] == "task.created"]
+        assert created[-5:] == ids
+    finally:
+        cluster.stop()
+
+
+def _endpoint_in_use(log: Path) -> str:
+    found = re.findall(r"etcd: using endpoint (\S+)", log.read_text())
+    assert found, f"the master logged no endpoint in {log}"
+    return found[-1]
