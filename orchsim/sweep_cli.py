@@ -20,6 +20,7 @@ import argparse
 import math
 import re
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from orchsim.plugins import add_plugin_argument, load_plugins
 from orchsim.scenario import load_scenario
 from orchsim.sweep import SweepError, check_baseline, sweep_replications
 from orchsim.sweep_executor import BACKENDS, ExecutorSpec
-from orchsim.sweep_tables import print_intervals, print_paired
+from orchsim.sweep_tables import print_intervals, print_paired, terminal_width
 from orchsim.table_files import write_table
 
 __all__ = ["main"]
@@ -214,6 +215,12 @@ def _sweep(args: argparse.Namespace) -> _Outcome:
     return _Outcome(raw, table, paired, out, args.format)
 
 
+def _say(*lines: str) -> None:
+    """Print notes under a table, each wrapped to the terminal's width like the tables."""
+    for line in lines:
+        print(textwrap.fill(line, width=terminal_width(), break_on_hyphens=False) if line else "")
+
+
 def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -> None:
     raw, table, paired = outcome.raw, outcome.table, outcome.paired
     metrics = [c.removesuffix("_mean") for c in table.columns if c.endswith("_mean")]
@@ -221,25 +228,21 @@ def _print_outcome(outcome: _Outcome, baseline: str | None, confidence: float) -
     level = _level(confidence)
     seeds_used = ", ".join(map(str, raw.seed.unique()))
     if raw.seed.nunique() > 1:
-        print(f"mean ± half-width of the {level} Student-t interval over seeds {seeds_used}")
+        _say(f"mean ± half-width of the {level} Student-t interval over seeds {seeds_used}")
     else:
-        print(f"one seed ({seeds_used}): no interval")
+        _say(f"one seed ({seeds_used}): no interval")
     if clipped:
-        print(
-            "mean [low, high]: interval clipped at 0 (and 1 for shares), the metric's natural bound; "
-            "sweep.csv keeps the raw t interval"
-        )
+        _say("mean [low, high]: interval clipped at 0 (and 1 for shares), its natural bound;")
+        _say("sweep.csv keeps the raw t interval")
     written = f"sweep.{outcome.format}, sweep_replications.{outcome.format}"
     if paired is not None:
-        print(f"\npaired differences: policy minus {baseline}, seed by seed on the same tasks")
+        _say("", f"paired differences: policy minus {baseline}, seed by seed on the same tasks")
         print_paired(paired, metrics)
         if raw.seed.nunique() > 1:
-            print(
-                f"mean difference ± half-width of the {level} Student-t interval over the per-seed differences "
-                "(not clipped); * the interval excludes 0"
-            )
+            _say(f"mean difference ± half-width of the {level} Student-t interval over the per-seed")
+            _say("differences (not clipped); * the interval excludes 0")
         else:
-            print("one seed: the difference of that run, no interval")
+            _say("one seed: the difference of that run, no interval")
         written += f", sweep_paired.{outcome.format}"
     print(f"wrote {outcome.out}/{written}")
 
