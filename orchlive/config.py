@@ -23,6 +23,8 @@ flag                   environment                   meaning (default)
 --resource             ORCH_RESOURCES                worker resources NAME=AMOUNT, e.g. gpu=4000 (repeatable;
                                                      comma-separated in the variable; wins over --cpu/--memory)
 --labels               ORCH_LABELS                   worker labels, k=v,k=v
+--devices              ORCH_DEVICES                  worker devices KIND=COUNT, e.g. gpu=8 (1000 milli units each;
+                                                     default: gpu from --resource gpu=N000, else nvidia-smi's)
 --network              ORCH_NETWORK                  docker runtime network mode: none | host (none)
 --data-dir             ORCH_DATA_DIR                 worker scratch space for task output
 (none)                 ORCH_LOG_TAIL_BYTES           bytes of a task's output kept in etcd (65536; at most 1 MiB)
@@ -146,6 +148,7 @@ class Settings(BaseSettings):
     memory: int | None = Field(default=None, ge=0)
     resources: str = ""
     labels: str = ""
+    devices: str = ""
     data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "orchlive")
     api_token: str | None = None
     protect_system: bool = False
