@@ -16,12 +16,21 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_describes_etcd_master_and_scalable_workers() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"etcd", "master", "worker"}
+    assert {name for name, service in services.items() if "profiles" not in service} == {"etcd", "master", "worker"}
     worker = services["worker"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in worker["volumes"]
     assert "container_name" not in worker, "a fixed name would prevent --scale worker=3"
     assert worker["command"][:3] == ["worker", "--runtime", "docker"]
     assert services["master"]["ports"] == ["127.0.0.1:8080:8080"]
+
+
+def test_compose_file_has_optional_dask_services_for_sweeps() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    scheduler, worker = services["dask-scheduler"], services["dask-worker"]
+    assert scheduler["profiles"] == worker["profiles"] == ["dask"]  # `docker compose up` alone leaves them out
+    assert scheduler["ports"] == ["127.0.0.1:8786:8786"]
+    assert worker["command"][:2] == ["worker", "tcp://dask-scheduler:8786"] and "container_name" not in worker
+    assert (ROOT / scheduler["build"]["dockerfile"]).is_file()
 
 
 def test_docker_compose_config_accepts_the_file() -> None:
