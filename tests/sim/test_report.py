@@ -108,9 +108,11 @@ def expected_figures(results: list[Results]) -> list[str]:
 
 def test_one_valid_png_per_expected_figure(page: str, results: list[Results]) -> None:
     expected = expected_figures(results)
-    # tiny: cpu, memory; tiny_failures: cpu, memory, gpu; each + wait CDF, queue, nodes in use
-    assert len(expected) == (2 + 3) + (3 + 3)
-    assert {"utilisation_gpu", "wait_cdf", "queue", "nodes_used"} <= set(expected)
+    # Each: nodes in use, stranded and utilisation of cpu and memory, wait CDF, queue; tiny_failures'
+    # nodes have GPUs, but no task asks for one: no flat-0 GPU figures (issue 18).
+    assert len(expected) == (1 + 2 * 2 + 2) * 2
+    assert {"stranded_cpu", "utilisation_memory", "wait_cdf", "queue", "nodes_used"} <= set(expected)
+    assert "utilisation_gpu" not in expected
     images = IMG.findall(page)
     assert [slug for _, _, slug in images] == expected
     assert page.count("<img ") == len(expected)
@@ -487,3 +489,23 @@ def test_cli_negative_seed_exits_2_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == "error: scenarios/burst.yaml: seed: Input should be greater than or equal to 0 (got -1)\n"
     assert not (tmp_path / "results").exists()
+
+
+def test_cli_shows_progress_while_the_runs_go(
+    paired_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    real = run_module.run
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(capsys.readouterr().err)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "run", spy)
+    assert main([str(paired_file), "--seeds", "2", "--out", str(tmp_path)]) == 0
+    assert "report: 0/2 runs, 1 at a time" in seen[0]  # drawn before the first run ends
+    assert "report: 1/2 runs" in seen[1] and "ETA" in seen[1]
+    captured = capsys.readouterr()
+    assert "report: 2/2 runs" in captured.err and captured.out.strip() == str(tmp_path / "report.html")
+    assert main([str(paired_file), "--seeds", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -20,6 +20,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from orchsim import sweep_dask
+from orchsim.report import write_report
 from orchsim.scenario import parse_scenario
 from orchsim.sweep import ExecutorSpec, sweep_replications
 from orchsim.sweep_cli import main
@@ -80,6 +81,15 @@ def test_an_unreachable_scheduler_is_one_line(
     assert (
         err.startswith("error: --scheduler tcp://127.0.0.1:1: cannot reach a Dask scheduler") and err.count("\n") == 1
     )
+
+
+def test_report_runs_its_replications_on_the_cluster(tmp_path: Path, cluster: LocalCluster) -> None:
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    on_dask = ExecutorSpec("dask", scheduler=cluster.scheduler_address)
+    page = write_report([tmp_path / "tiny.yaml"], tmp_path, seeds=[1, 2], baseline="spread", executor=on_dask)
+    text = page.read_text()
+    assert "seeds 1, 2 · 200 tasks" in text and "Paired differences against spread" in text
+    assert "Drawn from seed 1, the first of the seeds." in text
 
 
 def _busy_worker_pid(client: Client, deadline: float) -> int:
