@@ -29,6 +29,7 @@ from orchsim.scheduling.matrix import CapacityError, NodeMatrix, UnknownResource
 from orchsim.scheduling.policies import utilisation_after
 from orchsim.scheduling.queueing import DEFAULTS, QUEUE_DISCIPLINES, PassResult, SchedulingPass, schedule_pass
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec, Scorer, UnknownPolicyError, policy
+from orchsim.scheduling.sampling import Sampling, parse_sampling
 from orchsim.scheduling.select import Decision, PolicyError, PreparedPolicy, decide, select
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "PolicyRegistry",
     "PolicySpec",
     "PreparedPolicy",
+    "Sampling",
     "SchedulingPass",
     "Scorer",
     "TaskInfo",
@@ -59,6 +61,7 @@ __all__ = [
     "filter",
     "fits_node",
     "fits_resources",
+    "parse_sampling",
     "policy",
     "rejections",
     "schedule_pass",

@@ -241,6 +241,15 @@ class DeviceSet:
             self._alloc_buffers(max(_MIN_BUFFER, self._free.shape[1] // 2), self._free.shape[0])
         return mapping
 
+    def take(self, columns: slice | np.ndarray, n: int) -> DeviceSet:
+        """The devices of ``n`` of the nodes (a slice: views; indices: copies), for a ``NodeSubset``."""
+        other = DeviceSet.__new__(DeviceSet)
+        other.kind, other.unit, other._n, other._d = self.kind, self.unit, n, self._d
+        other._free, other._classes = self._free[:, columns], self._classes[:, columns]
+        for name in _PER_NODE:
+            setattr(other, name, getattr(self, name)[columns])
+        return other
+
     def copy(self) -> DeviceSet:
         """A deep copy (a snapshot the caller may change freely)."""
         other = DeviceSet(self.kind, self.unit)

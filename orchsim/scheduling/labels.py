@@ -77,6 +77,17 @@ class NodeLabels:
         for codes in self._codes.values():
             codes[:m] = codes[kept]
 
+    def take(self, columns: slice | np.ndarray) -> NodeLabels:
+        """The labels of some nodes (a slice: views; indices: copies), for a ``NodeSubset``.
+
+        The vocabularies are shared, not copied: a subset is read, never labelled.
+        """
+        other = NodeLabels(0)
+        other._vocab = self._vocab
+        other._codes = {key: codes[columns] for key, codes in self._codes.items()}
+        other._size = len(next(iter(other._codes.values()))) if other._codes else 0
+        return other
+
     def copy(self, n: int) -> NodeLabels:
         other = NodeLabels(self._size)
         other._vocab = {k: dict(v) for k, v in self._vocab.items()}

@@ -201,6 +201,10 @@ class NodeMatrix:
     def has_resource(self, resource: str) -> bool:
         return resource in self._row
 
+    def id_of(self, node: int) -> str:
+        """The id of column ``node`` (a subset answers without listing all its ids)."""
+        return self.ids[node]
+
     def index_of(self, node_id: str) -> int:
         """Column index of a node id (KeyError if absent)."""
         try:

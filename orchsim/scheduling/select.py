@@ -17,6 +17,8 @@ from orchsim.scheduling.filters import FILTERS, ActiveFilters, TaskInfo, infeasi
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
+from orchsim.scheduling.sampling import Sampling, parse_sampling, scan
+from orchsim.scheduling.subset import NodeSubset
 
 __all__ = ["Decision", "PolicyError", "PreparedPolicy", "choose_devices", "decide", "select"]
 
@@ -124,9 +126,12 @@ class PreparedPolicy:
             own, seeded with 0, so an owner that passes none is still reproducible.
         last: Id of the node this policy placed on last (round robin's cursor), moved by
             every decision that finds a node; None before the first.
+        sampling: Node sampling (``orchsim.scheduling.sampling``), None: every node.
+        sample_start: Where the next rotating sampling scan starts (kube's
+            ``nextStartNodeIndex``).
     """
 
-    __slots__ = ("_rng", "filters", "last", "params", "spec")
+    __slots__ = ("_rng", "filters", "last", "params", "sample_start", "sampling", "spec")
 
     def __init__(
         self,
@@ -136,8 +141,11 @@ class PreparedPolicy:
         filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None = None,
         rng: np.random.Generator | None = None,
         params: Mapping[str, Any] | None = None,
+        sample: str | Mapping[str, Any] | Sampling | None = None,
     ) -> None:
         self.spec = _resolve(policy, registry)
+        self.sampling = parse_sampling(sample)
+        self.sample_start = 0
         self.params = dict(params or {})
         if self.params and (problem := self.spec.unknown_params(self.params)):
             raise TypeError(f"policy {self.spec.name!r} has {problem}")
@@ -181,6 +189,7 @@ def select(
     explain: bool = True,
     filters: ActiveFilters | Mapping[str, Mapping[str, Any]] | None = None,
     task: TaskInfo | None = None,
+    sample: str | Mapping[str, Any] | None = None,
     **params: Any,
 ) -> Decision:
     """Choose a node for ``request``: feasibility mask, then the policy's scores, then argmax.
@@ -205,6 +214,9 @@ def select(
             with ``default=True`` always run.
         task: What filters may know of the task (its labels; its node selector,
             which then replaces ``node_selector``).
+        sample: Node sampling: ``"all"`` (default), ``{"percentage": p}`` (kube-scheduler),
+            ``{"candidates": k}`` or ``"log2"`` (Nomad); see ``orchsim.scheduling.sampling``.
+            A bare call starts its scan at node 0 (rotating) or at a node drawn from ``rng``.
         **params: Policy parameters, e.g. ``weights={"cpu": 0.5, "memory": 0.5}``.
 
     Returns:
@@ -219,7 +231,7 @@ def select(
         TypeError: a parameter the policy does not take.
         PolicyError: the scorer returned a wrong shape or NaN for a feasible node.
     """
-    prepared = PreparedPolicy(policy, registry=registry, filters=filters, rng=rng, params=params)
+    prepared = PreparedPolicy(policy, registry=registry, filters=filters, rng=rng, params=params, sample=sample)
     return decide(nodes, request, prepared, node_selector, task=task, explain=explain)
 
 
@@ -253,14 +265,74 @@ def decide(
     explain: bool = True,
 ) -> Decision:
     """``select`` with a policy prepared once (see ``PreparedPolicy``); the same decision."""
-    spec = prepared.spec
     if isinstance(request, np.ndarray) and request.dtype == np.float64 and request.shape == (len(nodes.resources),):
         req = request  # the hot path: a vector from request_vector or a workload row, trusted as given
     else:
         req = nodes.request_vector(request)
+    if prepared.sampling is not None:
+        sampled = _decide_sampled(nodes, req, prepared, node_selector, task, explain)
+        if sampled is not None:
+            return sampled
+    return _decide_all(nodes, req, prepared, node_selector, task, explain)
+
+
+def _decide_sampled(
+    nodes: NodeMatrix,
+    req: np.ndarray,
+    prepared: PreparedPolicy,
+    node_selector: Mapping[str, str] | None,
+    task: TaskInfo | None,
+    explain: bool,
+) -> Decision | None:
+    """The decision among the feasible nodes a sampling scan finds; None: decide among all.
+
+    None when the sample would be every node, or when the scan found no feasible node
+    (it examined them all): the full decision then counts the rejections.
+    """
+    n = nodes.n_nodes
+    sampling = prepared.sampling
+    wanted = sampling.wanted(n)  # type: ignore[union-attr]
+    if wanted >= n:
+        return None
+    start = int(prepared.rng.integers(n)) if sampling.start == "random" else prepared.sample_start % n  # type: ignore[union-attr]
+    extra = prepared.filters
+
+    def feasible_in(window: NodeMatrix) -> np.ndarray:
+        return ~infeasible(window, req, node_selector, extra=extra, task=task)
+
+    found, examined = scan(nodes, start, wanted, feasible_in)
+    prepared.sample_start = (start + examined) % n
+    if not len(found):
+        return None
+    first, last = int(found[0]), int(found[-1])
+    if last >= first and last - first < 4 * len(found) + 64:
+        # Found close together (the usual case): decide on that window (views), the rest masked.
+        sub = NodeSubset(nodes, slice(first, last + 1))
+        bad = np.ones(last + 1 - first, dtype=bool)
+        bad[found - first] = False
+    else:
+        sub, bad = NodeSubset(nodes, found), np.zeros(len(found), dtype=bool)
+    d = _decide_all(sub, req, prepared, node_selector, task, explain, bad)
+    node = sub.parent_index(d.node) if d.node is not None else None
+    return Decision(node, d.node_id, d.score, d.policy, n, d.feasible, d.rejected, d.vetoed, d.devices)
+
+
+def _decide_all(
+    nodes: NodeMatrix,
+    req: np.ndarray,
+    prepared: PreparedPolicy,
+    node_selector: Mapping[str, str] | None,
+    task: TaskInfo | None,
+    explain: bool,
+    bad: np.ndarray | None = None,
+) -> Decision:
+    """Filters over every node of ``nodes`` (unless ``bad`` says which fail), scores, argmax."""
+    spec = prepared.spec
     n = nodes.n_nodes
     extra = prepared.filters
-    if extra or task is not None:
+    if bad is not None:
+        pass  # the sampling scan has filtered already
+    elif extra or task is not None:
         bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
     else:  # the common case, without the keyword plumbing (this runs on every decision)
         bad = infeasible(nodes, req, node_selector)
@@ -272,8 +344,8 @@ def decide(
     if n_fit == 1 and not explain and spec.skippable:
         best = int(bad.argmin())  # the one node left: scores cannot change the answer
         devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
-        prepared.last = nodes.ids[best]
-        return Decision(best, nodes.ids[best], None, spec.name, n, 1, {}, devices=devices)
+        prepared.last = node_id = nodes.id_of(best)
+        return Decision(best, node_id, None, spec.name, n, 1, {}, devices=devices)
     scores = _scores(nodes, req, prepared, bad)
     if len(rejected):
         # Copy, never write into the scorer's array: it may be a view of its own state.
@@ -282,12 +354,12 @@ def decide(
     best = int(scores.argmax())
     score = float(scores[best])
     if score != score:  # NaN: argmax returns the first NaN, so one check covers every node
-        raise PolicyError(f"policy {spec.name!r} scored node {nodes.ids[best]!r} NaN")
+        raise PolicyError(f"policy {spec.name!r} scored node {nodes.id_of(best)!r} NaN")
     if score == -np.inf:
         return Decision(None, None, None, spec.name, n, n_fit, {}, vetoed=True)
     devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
-    prepared.last = nodes.ids[best]
-    return Decision(best, nodes.ids[best], score, spec.name, n, n_fit, {}, devices=devices)
+    prepared.last = node_id = nodes.id_of(best)
+    return Decision(best, node_id, score, spec.name, n, n_fit, {}, devices=devices)
 
 
 def choose_devices(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, node: int) -> Assignment:

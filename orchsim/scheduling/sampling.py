@@ -1,0 +1,125 @@
+"""Node sampling: score only some feasible nodes, as kube-scheduler and Nomad do on large clusters.
+
+Two published rules, as a policy option (``select(..., sample=...)``, ``PreparedPolicy``):
+
+* ``{"percentage": p}`` (kube-scheduler's ``percentageOfNodesToScore``,
+  ``pkg/scheduler/schedule_one.go``: ``numFeasibleNodesToFind`` and
+  ``findNodesThatPassFilters``). Filtering stops once ``max(N * p / 100, 100)``
+  feasible nodes are found (every node when ``N < 100`` or ``p >= 100``); ``p = 0`` or
+  ``{"percentage": "adaptive"}`` is kube's default ``max(50 - N / 125, 5)`` percent. The
+  scan starts where the previous decision's stopped (``nextStartNodeIndex``, advanced
+  by the nodes examined), so successive decisions rotate over the cluster.
+* ``{"candidates": k}`` or ``"log2"`` (Nomad's ``LimitIterator``, ``scheduler/stack.go``:
+  ``max(2, ceil(log2 N))`` for service jobs). The first ``k`` feasible nodes found are
+  scored. Nomad shuffles the node list once per evaluation; here the scan starts at a
+  random node each decision (``start: random``, the default for candidates), drawn from
+  the policy's generator, and goes on in node order. Nomad's score-threshold skipping
+  (``maxSkip``) is not modelled.
+
+``"all"`` (or None) scores every feasible node: the default, and today's behaviour.
+Which nodes are examined is pure arithmetic on the matrix (``scan``); choosing among
+them is the ordinary decision on a ``NodeSubset`` of the ones found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from orchsim.scheduling.matrix import NodeMatrix
+from orchsim.scheduling.subset import NodeSubset
+
+__all__ = ["KUBE_MIN_FEASIBLE", "Sampling", "parse_sampling", "scan"]
+
+KUBE_MIN_FEASIBLE = 100  # kube-scheduler's minFeasibleNodesToFind
+KUBE_MIN_PERCENTAGE = 5  # minFeasibleNodesPercentageToFind
+KUBE_BASE_PERCENTAGE = 50  # the adaptive default's starting percentage
+NOMAD_MIN_CANDIDATES = 2  # Nomad's limit before the log2 rule raises it
+_FIRST_WINDOW = 64  # nodes examined at least per window of the scan
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How many feasible nodes a decision looks for, and where its scan starts.
+
+    Attributes:
+        percentage: kube's rule, in percent of the nodes; 0: kube's adaptive default.
+        candidates: Nomad's rule, the number of feasible nodes; 0: ``max(2, ceil(log2 N))``.
+        start: ``rotating`` (where the last scan stopped) or ``random`` (a node drawn
+            from the policy's generator).
+    """
+
+    percentage: float | None = None
+    candidates: int | None = None
+    start: str = "rotating"
+
+    def wanted(self, n: int) -> int:
+        """Feasible nodes to find among ``n`` (``n``: all of them)."""
+        if self.percentage is not None:
+            if n < KUBE_MIN_FEASIBLE or self.percentage >= 100:
+                return n
+            percentage = self.percentage or max(KUBE_BASE_PERCENTAGE - n // 125, KUBE_MIN_PERCENTAGE)
+            return max(int(n * percentage / 100), KUBE_MIN_FEASIBLE)
+        k = self.candidates or max(NOMAD_MIN_CANDIDATES, math.ceil(math.log2(max(n, 1))))
+        return min(k, n)
+
+
+def parse_sampling(spec: str | Mapping[str, Any] | Sampling | None) -> Sampling | None:
+    """``"all"``/None -> None; ``"log2"``, ``{"candidates": k}``, ``{"percentage": p}`` -> a Sampling.
+
+    Raises:
+        ValueError: anything else, with what is accepted.
+    """
+    if spec is None or spec == "all" or isinstance(spec, Sampling):
+        return spec if isinstance(spec, Sampling) else None
+    if spec == "log2":
+        return Sampling(candidates=0, start="random")
+    if not isinstance(spec, Mapping) or len(set(spec) - {"start"}) != 1:
+        raise ValueError(f'sample: use "all", "log2", {{candidates: k}} or {{percentage: p}}, got {spec!r}')
+    start = spec.get("start")
+    if start not in (None, "rotating", "random"):
+        raise ValueError(f"sample.start: rotating or random, got {start!r}")
+    if "percentage" in spec:
+        p = spec["percentage"]
+        p = 0 if p == "adaptive" else p
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 100:
+            raise ValueError(f'sample.percentage: a number in [0, 100] or "adaptive", got {p!r}')
+        return Sampling(percentage=float(p), start=start or "rotating")
+    if "candidates" in spec:
+        k = spec["candidates"]
+        k = 0 if k == "log2" else k
+        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+            raise ValueError(f'sample.candidates: a whole number >= 1 or "log2", got {k!r}')
+        return Sampling(candidates=k, start=start or "random")
+    raise ValueError(f"sample: unknown key {next(iter(spec))!r}; use candidates or percentage")
+
+
+def scan(
+    nodes: NodeMatrix, start: int, wanted: int, feasible_in: Callable[[NodeMatrix], np.ndarray]
+) -> tuple[np.ndarray, int]:
+    """The first ``wanted`` feasible nodes from ``start`` on, wrapping; and how many were examined.
+
+    ``feasible_in(window)`` is the bool mask of the filters on a ``NodeSubset``. Windows
+    grow geometrically (views of the parent's arrays: no copies), and the count examined
+    stops at the last node taken, as kube's sequential count would.
+    """
+    n = nodes.n_nodes
+    found: list[np.ndarray] = []
+    got, pos, size = 0, 0, max(_FIRST_WINDOW, 2 * wanted)
+    while pos < n and got < wanted:
+        lo = (start + pos) % n
+        hi = min(lo + size, n, lo + (n - pos))
+        hits = np.flatnonzero(feasible_in(NodeSubset(nodes, slice(lo, hi))))
+        need = wanted - got
+        if len(hits) >= need:
+            found.append(hits[:need] + lo)
+            return np.concatenate(found), pos + int(hits[need - 1]) + 1
+        found.append(hits + lo)
+        got += len(hits)
+        pos += hi - lo
+        size *= 2
+    return (np.concatenate(found) if found else np.zeros(0, dtype=np.int64)), pos
