@@ -26,17 +26,37 @@ def free_port() -> int:
 class EtcdServer:
     """One etcd member on loopback; restartable on the same ports and data (for outage tests)."""
 
-    def __init__(self, binary: str | None = None, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        binary: str | None = None,
+        data_dir: Path | None = None,
+        *,
+        client_port: int | None = None,
+        die_with_parent: bool = False,
+    ) -> None:
+        """A server not yet started.
+
+        Args:
+            binary: the etcd program (default: ``etcd`` on PATH).
+            data_dir: where etcd keeps its data and log (default: a temporary directory,
+                removed by ``cleanup``).
+            client_port: the port clients use (default: a free one).
+            die_with_parent: etcd gets SIGTERM when this process dies, even by SIGKILL
+                (util-linux's ``setpriv``): ``orchlive dev`` asks for it so that no etcd
+                outlives it holding its port.
+        """
         found = binary or shutil.which("etcd")
         if found is None:
             raise FileNotFoundError("no 'etcd' binary on PATH (Debian: apt-get install etcd-server)")
         self.binary = found
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="orch-etcd-"))
-        self.client_port = free_port()
+        self.client_port = client_port or free_port()
         self.peer_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "etcd.log"
+        setpriv = shutil.which("setpriv") if die_with_parent else None
+        self._wrapper = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
     @property
     def endpoint(self) -> str:
@@ -45,9 +65,11 @@ class EtcdServer:
     def start(self, timeout: float = 20.0) -> None:
         client = f"http://127.0.0.1:{self.client_port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.process = subprocess.Popen(
             [
+                *self._wrapper,
                 self.binary,
                 "--name",
                 "orch",

@@ -12,7 +12,8 @@ from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
 from orchlive.api.deps import StoreDep
-from orchlive.models import Task, TaskCreate, TaskPublic, TaskState, now
+from orchlive.models import NodeRecord, Task, TaskCreate, TaskPublic, TaskState, now
+from orchlive.store import Store
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 MAX_OFFSET = 10**9
@@ -23,9 +24,31 @@ def _not_found(task_id: str) -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=f"task {task_id} not found")
 
 
+async def _check_runnable(body: TaskCreate, store: Store) -> None:
+    """Refuse a task without a command when every registered worker runs processes (422 naming ``command``).
+
+    A container has its image's default command; a process has none, so such a task
+    could only fail once placed. With no worker registered yet, or any docker worker,
+    the task may still run and is accepted. Node records say their worker's runtime.
+    """
+    if body.command:
+        return
+    runtimes: set[str] = set()
+    async for page, _ in store.scan(store.keys.nodes()):
+        runtimes.update(NodeRecord.model_validate_json(entry.value).runtime for entry in page)
+    if runtimes and runtimes <= {"process"}:
+        message = "a command is required: every worker of this cluster runs processes, which have no default command"
+        error = {"type": "missing", "loc": ["body", "command"], "msg": message, "input": body.command}
+        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[error])
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_task(body: TaskCreate, store: StoreDep) -> TaskPublic:
-    """Submit a task; it starts PENDING and the master places it. The answer names its env, without values."""
+    """Submit a task; it starts PENDING and the master places it. The answer names its env, without values.
+
+    A task without a command is refused (422) when every registered worker runs processes.
+    """
+    await _check_runnable(body, store)
     return TaskPublic.of(await transitions.create_task(store, Task(**body.model_dump(), creation_time=now())))
 
 

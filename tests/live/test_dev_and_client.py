@@ -48,8 +48,8 @@ def test_dev_cluster_runs_tasks_and_stops_cleanly_on_ctrl_c(etcd) -> None:  # ty
         assert sorted(n["id"] for n in nodes) == ["w1", "w2"]
         assert all(n["capacity"] == {"cpu": 4000, "memory": 8192, "gpu": 2000} for n in nodes), nodes
 
-        flags = ["--master", url, "--name", "hi", "--cpu", "200", "--resource", "gpu=500"]
-        submitted = orchlive("submit", *flags, "--", "echo", "hi there", env=env)
+        flags = ["--master", url, "--name", "hi", "--image", "alpine", "--cpu", "200", "--resource", "gpu=500"]
+        submitted = orchlive("submit", *flags, "-o", "json", "--", "echo", "hi there", env=env)
         assert submitted.returncode == 0, submitted.stderr
         task = json.loads(submitted.stdout)
         assert task["resources"] == {"cpu": 200, "memory": 64, "gpu": 500}
@@ -60,9 +60,15 @@ def test_dev_cluster_runs_tasks_and_stops_cleanly_on_ctrl_c(etcd) -> None:  # ty
                 break
             time.sleep(0.2)
         assert state == "COMPLETED"
-        listed = orchlive("tasks", "--master", url, env=env)
+        listed = orchlive("tasks", "--master", url, "-o", "json", env=env)
         assert listed.returncode == 0 and json.loads(listed.stdout)[0]["id"] == task["id"]
-        assert {n["id"] for n in json.loads(orchlive("nodes", "--master", url, env=env).stdout)} == {"w1", "w2"}
+        nodes_json = orchlive("nodes", "--master", url, "-o", "json", env=env).stdout
+        assert {n["id"] for n in json.loads(nodes_json)} == {"w1", "w2"}
+        # The banner says how to point a client at this port, and the client then needs nothing else.
+        output_so_far = dev.stdout.readline() if dev.stdout else ""
+        assert output_so_far.startswith(f"orchlive dev: master {url},"), output_so_far
+        table = orchlive("tasks", env=env | {"ORCH_MASTER": url})
+        assert table.returncode == 0 and table.stdout.split("\n")[1].split()[:3] == [task["id"], "hi", "COMPLETED"]
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=40)

@@ -1,0 +1,132 @@
+"""``python -m orchlive master`` and ``python -m orchlive worker``: the two long-running processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+from orchlive.cli.flags import (
+    common_flags,
+    filter_config,
+    parsed_resources,
+    policy_config,
+    policy_flags,
+    resource_flags,
+    resources_of,
+)
+from orchlive.cli.usage import UsageError
+from orchlive.config import Settings, machine_capacity, parse_labels
+
+__all__ = ["add_server_parsers", "run_master", "run_worker"]
+
+
+def add_server_parsers(sub: Any, settings: Settings) -> None:
+    """The ``master`` and ``worker`` subcommands, on the subparsers ``sub``."""
+    master = sub.add_parser("master", help="API server and scheduling loop")
+    common_flags(master, settings)
+    master.add_argument("--host", default=settings.host)
+    master.add_argument("--port", type=int, default=settings.port)
+    policy_flags(master, settings)
+    master.add_argument("--seed", type=int, default=settings.seed)
+    master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
+    protect = "/health and /metrics need the token (ORCH_PROTECT_SYSTEM)"
+    master.add_argument("--protect-system", action="store_true", default=settings.protect_system, help=protect)
+
+    worker = sub.add_parser("worker", help="run tasks on this machine")
+    common_flags(worker, settings)
+    worker.add_argument("--name", default=settings.name, help="node id (default: the host name)")
+    worker.add_argument("--runtime", default=settings.runtime, choices=["process", "docker"])
+    resource_flags(worker, None, None, "offer this much")
+    worker.add_argument("--labels", default=settings.labels, help="k=v,k=v")
+    worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
+    worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
+    worker.add_argument("--data-dir", type=Path, default=settings.data_dir)
+
+
+def run_master(args: argparse.Namespace, settings: Settings) -> int:
+    """Check the policy flags, then serve the API and run the scheduling loop until stopped."""
+    import uvicorn
+
+    from orchlive.api import create_app
+    from orchlive.master import Master
+    from orchlive.store import Store
+
+    params = policy_config(args)
+    filters = filter_config(args)
+    store = Store(args.etcd, args.prefix)
+    master = Master(
+        store,
+        args.policy,
+        seed=args.seed,
+        params=params,
+        queue=args.queue,
+        backfill_window=args.backfill_window,
+        filters=filters,
+        candidate=settings.master_id,
+        leader_ttl=args.leader_ttl,
+    )
+    app = create_app(store, master, api_token=settings.api_token, protect_system=args.protect_system)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _worker_capacity(args: argparse.Namespace, settings: Settings) -> dict[str, int | float]:
+    """This machine's cpu and memory, then ORCH_CPU/ORCH_MEMORY, ORCH_RESOURCES, and the flags, in that order."""
+    cpu, memory = machine_capacity()
+    base: dict[str, int | float] = {
+        "cpu": settings.cpu if settings.cpu is not None else cpu,
+        "memory": settings.memory if settings.memory is not None else memory,
+    }
+    return resources_of(args, base | parsed_resources("ORCH_RESOURCES", settings.resources))
+
+
+def run_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Register this machine's capacity and run the tasks assigned to it until SIGINT or SIGTERM."""
+    from orchlive.models import Resources
+    from orchlive.runtime import TaskStartError, make_runtime
+    from orchlive.store import Store
+    from orchlive.worker import Worker
+
+    try:
+        labels = parse_labels(args.labels)
+    except ValueError as err:
+        raise UsageError(f"--labels: {err}") from None
+    capacity = Resources.model_validate(_worker_capacity(args, settings))
+    try:
+        options = {"node_id": args.name, "network": args.network} if args.runtime == "docker" else {}
+        runtime = make_runtime(args.runtime, **options)
+    except (TaskStartError, ValueError) as err:
+        raise UsageError(f"--runtime {args.runtime}: {err}") from None
+    worker = Worker(
+        Store(args.etcd, args.prefix),
+        runtime,
+        node_id=args.name,
+        capacity=capacity,
+        labels=labels,
+        lease_ttl=args.lease_ttl,
+        data_dir=args.data_dir / args.name,
+        address=socket.gethostname(),
+        log_tail_bytes=settings.log_tail_bytes,
+    )
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        running = asyncio.create_task(worker.run())
+        waiting = asyncio.create_task(stop.wait())
+        await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await running
+        await worker.shutdown()
+        await runtime.close()
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,144 @@
+"""The client subcommands: ``tasks``, ``nodes``, ``submit``, ``logs``, ``describe``, ``events``, ``delete``, ``drain``.
+
+Each takes ``--master URL`` after the subcommand as well as before it (``python -m orchlive
+--master URL tasks``); without either, ``ORCH_MASTER``, else the local default. Listing
+commands take ``-o table|wide|json|yaml`` as kubectl does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from orchlive.cli.flags import resource_flags, resources_of
+from orchlive.client.http import Api
+from orchlive.client.output import dump
+from orchlive.client.views import describe_node, describe_task, event_line, node_table, task_table
+
+__all__ = ["CLIENT_COMMANDS", "add_client_parsers", "run_client"]
+
+CLIENT_COMMANDS = ("submit", "tasks", "nodes", "logs", "describe", "events", "delete", "drain")
+TERMINAL = ("COMPLETED", "FAILED")
+# The recorded events arrive at once; this long without one ends a listing (not a follow).
+QUIET_SECONDS = 1.5
+
+
+def _client_parser(sub: Any, name: str, help_text: str, formats: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    # SUPPRESS: given here it wins, absent it leaves the value given before the subcommand.
+    parser.add_argument("--master", default=argparse.SUPPRESS, help="the master's URL (ORCH_MASTER)")
+    if formats:
+        parser.add_argument("-o", "--output", choices=formats, default=formats[0], help="output format")
+    return parser
+
+
+def add_client_parsers(sub: Any) -> None:
+    """Every client subcommand, on the subparsers ``sub``."""
+    submit = _client_parser(sub, "submit", "submit a task; prints its id", ("id", "json", "yaml"))
+    submit.add_argument("--name", required=True)
+    submit.add_argument("--image", default=None, help="container image (docker workers)")
+    resource_flags(submit, "100", "64", "the task asks for")
+    submit.add_argument("--timeout", type=float, help="seconds before the worker kills it")
+    submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
+    for name in ("tasks", "nodes"):
+        _client_parser(sub, name, f"list {name}", ("table", "wide", "json", "yaml"))
+    logs = _client_parser(sub, "logs", "a task's output (kept when it ends)")
+    logs.add_argument("id")
+    logs.add_argument("-f", "--follow", action="store_true", help="wait until the task ends")
+    describe = _client_parser(sub, "describe", "one task or node, with its events")
+    describe.add_argument("kind", choices=["task", "node"])
+    describe.add_argument("id")
+    events = _client_parser(sub, "events", "the recorded events, one per line", ("table", "json", "yaml"))
+    events.add_argument("-f", "--follow", action="store_true", help="keep following new events")
+    events.add_argument("--since", type=int, default=0, metavar="ID", help="only events after this event id")
+    delete = _client_parser(sub, "delete", "delete a task (a running one is stopped)")
+    delete.add_argument("id")
+    drain = _client_parser(sub, "drain", "cordon a node: no new tasks")
+    drain.add_argument("id")
+    drain.add_argument("--evict", action="store_true", help="also send its tasks elsewhere")
+
+
+def _submit(api: Api, args: argparse.Namespace) -> str:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    body: dict[str, Any] = {"name": args.name, "command": command, "resources": resources_of(args)}
+    if args.image is not None:
+        body["image"] = args.image
+    if args.timeout is not None:
+        body["timeout"] = args.timeout
+    task = api.call("POST", "/api/v1/tasks", json=body).json()
+    return task["id"] if args.output == "id" else dump(task, args.output)
+
+
+def _listing(api: Api, args: argparse.Namespace) -> str:
+    items = api.get(f"/api/v1/{args.command}")
+    if args.output in ("json", "yaml"):
+        return dump(items, args.output)
+    view = task_table if args.command == "tasks" else node_table
+    return view(items, wide=args.output == "wide")
+
+
+def _logs(api: Api, args: argparse.Namespace) -> str:
+    task = api.get(f"/api/v1/tasks/{args.id}")
+    while args.follow and task["state"] not in TERMINAL:
+        time.sleep(0.5)
+        task = api.get(f"/api/v1/tasks/{args.id}")
+    if task["state"] not in TERMINAL:
+        print(f"logs: task {args.id} is {task['state']}: its output is kept when it ends (-f waits)", file=sys.stderr)
+    return api.call("GET", f"/api/v1/tasks/{args.id}/logs").text.rstrip("\n")
+
+
+def _describe(api: Api, args: argparse.Namespace) -> str:
+    path = "tasks" if args.kind == "task" else "nodes"
+    item = api.get(f"/api/v1/{path}/{args.id}")
+    events = [
+        e
+        for e in api.events(since=0, quiet=QUIET_SECONDS)
+        if e.get("type", "").startswith(f"{args.kind}.") and (e.get("object") or {}).get("id") == args.id
+    ]
+    return describe_task(item, events) if args.kind == "task" else describe_node(item, events)
+
+
+def _events(api: Api, args: argparse.Namespace) -> str:
+    for event in api.events(since=args.since, quiet=None if args.follow else QUIET_SECONDS):
+        if args.output == "json":
+            line = json.dumps(event)  # one object per line (JSON Lines)
+        elif args.output == "yaml":
+            line = "---\n" + dump(event, "yaml")
+        else:
+            line = event_line(event)
+        print(line, flush=True)
+    return ""
+
+
+def _delete(api: Api, args: argparse.Namespace) -> str:
+    api.call("DELETE", f"/api/v1/tasks/{args.id}")
+    return f"task/{args.id} deleted"
+
+
+def _drain(api: Api, args: argparse.Namespace) -> str:
+    node = api.call("POST", f"/api/v1/nodes/{args.id}/drain", params={"evict": str(args.evict).lower()}).json()
+    return f"node/{node['id']} drained ({node['state']}{', tasks evicted' if args.evict else ''})"
+
+
+_RUN = {
+    "submit": _submit,
+    "tasks": _listing,
+    "nodes": _listing,
+    "logs": _logs,
+    "describe": _describe,
+    "events": _events,
+    "delete": _delete,
+    "drain": _drain,
+}
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """Run one client subcommand; what it shows goes to stdout, a failure is a ``UsageError``."""
+    with Api(args.master, args.command) as api:
+        text = _RUN[args.command](api, args)
+    if text:
+        print(text)
+    return 0

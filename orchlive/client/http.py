@@ -1,0 +1,106 @@
+"""The client's HTTP calls: one ``Api`` per command, every failure one line naming what went wrong.
+
+A 422 from the API is rendered as ``submit: resources.cpu: Input should be ...`` (the
+field path without FastAPI's ``body``/``query`` prefix, then the message), never as
+raw JSON; an unreachable master names the address tried and how to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from orchlive.cli.usage import UsageError
+
+__all__ = ["Api", "error_line"]
+
+_WHERE = ("body", "query", "path", "header")
+
+
+def _field_error(error: dict[str, Any]) -> str:
+    """``resources.cpu: Input should be ...`` from one FastAPI/pydantic error entry."""
+    loc = [str(part) for part in error.get("loc", [])]
+    if loc and loc[0] in _WHERE:
+        loc = loc[1:]
+    message = str(error.get("msg", "invalid"))
+    return f"{'.'.join(loc)}: {message}" if loc else message
+
+
+def error_line(response: httpx.Response) -> str:
+    """One line for an error answer: the field paths and messages of a 422, else its ``detail``."""
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    if isinstance(detail, list) and detail:
+        line = "; ".join(_field_error(e) if isinstance(e, dict) else str(e) for e in detail)
+    elif isinstance(detail, str):
+        line = detail
+    else:
+        line = f"HTTP {response.status_code}: {response.text.strip()[:200] or response.reason_phrase}"
+    if response.status_code == 401:
+        line += " (set ORCH_API_TOKEN)"
+    return line.replace("\n", " ")
+
+
+class Api:
+    """The master's REST API for one client command (``command`` prefixes every error line)."""
+
+    def __init__(self, master: str, command: str) -> None:
+        token = os.environ.get("ORCH_API_TOKEN")
+        self.master = master.rstrip("/")
+        self.command = command
+        self.http = httpx.Client(
+            base_url=self.master, timeout=10.0, headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def _unreachable(self, err: httpx.HTTPError) -> UsageError:
+        return UsageError(f"cannot reach the master at {self.master} ({err}); set ORCH_MASTER or --master")
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; an error answer or no answer becomes a ``UsageError`` of one line."""
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as err:
+            raise self._unreachable(err) from None
+        if response.status_code >= 400:
+            raise UsageError(f"{self.command}: {error_line(response)}")
+        return response
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.call("GET", path, params=params or None).json()
+
+    def events(self, since: int | None = None, quiet: float | None = None) -> Iterator[dict[str, Any]]:
+        """The event stream, one event dict at a time.
+
+        Args:
+            since: replay the recorded events after this id first (0: from the start).
+            quiet: stop once no event came for this many seconds (the replay of what is
+                recorded arrives at once, so this lists the history and returns); None
+                follows for ever.
+        """
+        params = {} if since is None else {"since": str(since)}
+        timeout = httpx.Timeout(10.0, read=quiet)
+        try:
+            with self.http.stream("GET", "/api/v1/events", params=params, timeout=timeout) as stream:
+                if stream.status_code >= 400:
+                    stream.read()
+                    raise UsageError(f"{self.command}: {error_line(stream)}")
+                for line in stream.iter_lines():
+                    if line.startswith("data:"):
+                        yield json.loads(line[5:].strip())
+        except httpx.ReadTimeout:
+            if quiet is None:
+                raise self._unreachable(httpx.ReadTimeout("no answer")) from None
+        except httpx.HTTPError as err:
+            raise self._unreachable(err) from None

@@ -1,0 +1,64 @@
+"""The client's views and error lines on fixed inputs (no cluster): exact text, worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+
+from orchlive.client.http import error_line
+from orchlive.client.output import age, table
+from orchlive.client.views import event_line, node_table, task_table
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def test_a_table_aligns_columns_three_spaces_apart_without_trailing_spaces() -> None:
+    text = table(["ID", "NAME"], [["a", "long-name"], ["bbbb", ""]])
+    assert text.splitlines() == ["ID     NAME", "a      long-name", "bbbb   <none>"]
+
+
+def test_ages_read_as_kubectl_writes_them() -> None:
+    ages = [age(f"2026-01-01T{t}Z", NOW) for t in ("11:59:18", "11:55:00", "09:00:00", "12:00:05")]
+    assert ages == ["42s", "5m", "3h", "0s"]
+    assert age("2025-12-30T12:00:00+00:00", NOW) == "2d" and age(None, NOW) == "<none>"
+
+
+def test_task_and_node_tables() -> None:
+    task = {"id": "ab12", "name": "x", "state": "PENDING", "node_id": None, "exit_code": None}
+    task |= {"creation_time": "2026-01-01T11:59:00Z", "resources": {"cpu": 500}, "reason": "0/1 nodes fit"}
+    assert task_table([task], now=NOW).splitlines() == [
+        "ID     NAME   STATE     NODE     EXIT     AGE",
+        "ab12   x      PENDING   <none>   <none>   1m",
+    ]
+    wide = task_table([task], wide=True, now=NOW).splitlines()[1]
+    assert wide.endswith("cpu=500     0          0/1 nodes fit   <none>")
+    node = {"id": "w1", "state": "READY", "tasks": ["ab12"], "last_heartbeat": "2026-01-01T11:59:59Z"}
+    node |= {"capacity": {"cpu": 4000, "gpu": 2000}, "allocated": {"cpu": 500, "gpu": 0.5}}
+    assert node_table([node], now=NOW).splitlines() == [
+        "NAME   STATE   TASKS   CPU(m)     GPU(m)     HEARTBEAT",
+        "w1     READY   1       500/4000   0.5/2000   1s",
+    ]
+
+
+def test_one_line_per_event_time_type_object_reason() -> None:
+    event = {"id": 7000, "type": "task.assigned", "timestamp": "2026-01-01T10:00:00.123+00:00"}
+    event["object"] = {"id": "ab12", "node_id": "w1"}
+    assert event_line(event) == "2026-01-01T10:00:00Z  task.assigned     task/ab12               on w1"
+    lost = {"type": "node.lost", "timestamp": "2026-01-01T10:00:01Z", "object": {"id": "w2", "state": "NOT_READY"}}
+    assert event_line(lost) == "2026-01-01T10:00:01Z  node.lost         node/w2                 NOT_READY"
+    failed = {"type": "task.failed", "timestamp": "2026-01-01T10:00:02Z", "object": {"id": "c", "reason": "OOMKilled"}}
+    assert event_line(failed).endswith("task/c                  OOMKilled")
+
+
+def test_error_lines_name_the_field_and_never_dump_json() -> None:
+    detail = [
+        {"type": "greater_than_equal", "loc": ["body", "resources", "cpu"], "msg": "Input should be >= 0"},
+        {"type": "missing", "loc": ["body", "name"], "msg": "Field required"},
+    ]
+    response = httpx.Response(422, json={"detail": detail})
+    assert error_line(response) == "resources.cpu: Input should be >= 0; name: Field required"
+    assert error_line(httpx.Response(404, json={"detail": "task x not found"})) == "task x not found"
+    unauthorized = httpx.Response(401, json={"detail": "missing or wrong bearer token"})
+    assert error_line(unauthorized) == "missing or wrong bearer token (set ORCH_API_TOKEN)"
+    assert error_line(httpx.Response(502, text="<html>\nbad gateway</html>")) == "HTTP 502: <html> bad gateway</html>"
