@@ -31,6 +31,7 @@ _COMPACT = {
     "mean_wait": "wait\nmean",
     "p95_wait": "wait\np95",
 }
+_SHORT_NAMES = {"memory": "mem"}  # in the compact headers, where every column counts
 _COMPACT_TITLE = "wait in s (started tasks); util, stranded in % of live capacity; nodes: mean"
 
 
@@ -122,8 +123,9 @@ def _compact(rows: list[dict[str, Any]], results: Results) -> tuple[list[str], l
     asked = [r for i, r in enumerate(results.workload.resources) if demand.size and demand[:, i].any()]
     asked = asked or list(results.workload.resources)
     busiest = max(asked, key=lambda r: sum(row[f"mean_util_{r}"] for row in rows))
-    columns = dict(_COMPACT) | {f"mean_util_{r}": f"util\n{r}" for r in asked}
-    columns |= {"mean_nodes_used": "nodes\nused", f"mean_stranded_{busiest}": f"stranded\n{busiest}"}
+    short = {r: _SHORT_NAMES.get(r, r) for r in asked}
+    columns = dict(_COMPACT) | {f"mean_util_{r}": f"util\n{short[r]}" for r in asked}
+    columns |= {"mean_nodes_used": "nodes\nused", f"mean_stranded_{busiest}": f"stranded\n{short[busiest]}"}
 
     def cell(name: str, value: Any) -> str:
         share = name.startswith(("mean_util_", "mean_stranded_"))

@@ -173,7 +173,9 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), header_style="bold")
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True, padding=(0, 1), header_style="bold"
+    )
     for header in headers:
         table.add_column(header, justify="left" if header in _LEFT else "right", no_wrap=True)
     for row in rows:

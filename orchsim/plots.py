@@ -7,6 +7,7 @@ change the matplotlib backend of whoever imported it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,23 +20,29 @@ if TYPE_CHECKING:
     from orchsim.run import Results
 
 __all__ = [
+    "demanded_resources",
+    "mark_failures",
     "plot_failure_cost",
     "plot_load_curve",
     "plot_nodes_used",
     "plot_queue",
     "plot_stranded",
+    "plot_stranded_over_time",
     "plot_utilisation",
     "plot_wait_cdf",
     "keep_overlaps_visible",
+    "standard_figures",
     "write_all",
 ]
 
 FIGSIZE = (8.0, 4.0)  # inches
+_FAILURE = "node failure"  # the gid of the lines that mark failures
+_FAILURE_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 0.9, "zorder": 0, "gid": _FAILURE}
 
 
 def keep_overlaps_visible(ax: plt.Axes) -> None:
     """Policies often coincide: draw earlier policies wider so every line stays visible."""
-    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_") and line.get_gid() != _FAILURE]
     if len(lines) < 2:
         return
     for i, line in enumerate(lines):
@@ -44,61 +51,136 @@ def keep_overlaps_visible(ax: plt.Axes) -> None:
         ax.legend()
 
 
-def plot_utilisation(timeseries: pd.DataFrame, resource: str = "cpu", ax: plt.Axes | None = None) -> plt.Axes:
-    """Allocated share of live capacity over time, per policy."""
-    ax = ax or plt.subplots(figsize=FIGSIZE)[1]
+def demanded_resources(resources: Sequence[str], demand: np.ndarray) -> list[str]:
+    """The resources some task asks for, in order: a resource nobody requests is 0 on every curve.
+
+    Args:
+        resources: The resource names, in the order of ``demand``'s columns.
+        demand: Requests, shape ``(tasks, resources)`` (``Workload.demand``).
+    """
+    if demand.size == 0:
+        return list(resources)
+    return [name for i, name in enumerate(resources) if np.any(demand[:, i] > 0)]
+
+
+def mark_failures(ax: plt.Axes, failures: pd.DataFrame | None) -> None:
+    """A dashed vertical line at each moment a node failed (``failed_at`` of ``Results.failures``)."""
+    if failures is None or failures.empty or "failed_at" not in failures:
+        return
+    for i, at in enumerate(np.unique(failures["failed_at"].to_numpy(dtype=float))):
+        ax.axvline(at, label=_FAILURE if i == 0 else "_failure", **_FAILURE_STYLE)
+
+
+def _over_time(
+    ax: plt.Axes, timeseries: pd.DataFrame, column: str, scale: float, failures: pd.DataFrame | None
+) -> None:
+    """One step line per policy of ``column`` (times ``scale``) against simulated time; failures marked."""
     for policy, rows in timeseries.groupby("policy", sort=False):
-        ax.step(rows["time"], 100 * rows[f"util_{resource}"], where="post", label=str(policy))
+        ax.step(rows["time"], scale * rows[column], where="post", label=str(policy))
+    mark_failures(ax, failures)
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel(f"{resource} allocated (% of live capacity)")
-    ax.set_title(f"{resource} utilisation over time")
-    ax.legend()
+    ax.set_ylim(bottom=0)
+    ax.margins(x=0)
+
+
+def _legend(ax: plt.Axes) -> None:
+    """Widen overlapping lines, and put the legend beside the axes, out of the curves' way."""
     keep_overlaps_visible(ax)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize="small")
+
+
+def plot_utilisation(
+    timeseries: pd.DataFrame, resource: str = "cpu", ax: plt.Axes | None = None, *, failures: pd.DataFrame | None = None
+) -> plt.Axes:
+    """Allocated share of live capacity over time, per policy; dashed: node failures."""
+    ax = ax or plt.subplots(figsize=FIGSIZE)[1]
+    _over_time(ax, timeseries, f"util_{resource}", 100, failures)
+    ax.set_ylabel(f"{resource} allocated (% of live)")
+    ax.set_title(f"{resource} utilisation over time")
+    _legend(ax)
+    return ax
+
+
+def plot_stranded_over_time(
+    timeseries: pd.DataFrame, resource: str = "cpu", ax: plt.Axes | None = None, *, failures: pd.DataFrame | None = None
+) -> plt.Axes:
+    """Free ``resource`` on nodes that run something, as a share of live capacity, over time, per policy.
+
+    Capacity left over on busy nodes is what packing saves: a node with nothing on it can
+    be handed back or given whole to a large task, a half-used one cannot.
+    """
+    ax = ax or plt.subplots(figsize=FIGSIZE)[1]
+    _over_time(ax, timeseries, f"stranded_{resource}", 100, failures)
+    ax.set_ylabel(f"free {resource} on busy nodes (% of live)")
+    ax.set_title(f"stranded {resource}: free on nodes that run tasks")
+    _legend(ax)
     return ax
 
 
 def plot_wait_cdf(tasks: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Empirical CDF of queue wait, per policy, over tasks that started."""
+    """Share of tasks that waited at most x seconds, per policy, on a symlog axis; never-started tasks at the right.
+
+    The share is of every task, started or not: a task that never started has an unknown
+    wait, longer than the run, so it is drawn as censored mass in a band at the right edge
+    (the curve climbs there to 1, the band is labelled with the share). Waits of 0 stay on
+    the axis: it is linear below 1 s and logarithmic above, so seconds and hours both show.
+    """
     ax = ax or plt.subplots(figsize=FIGSIZE)[1]
-    for policy, rows in tasks.groupby("policy", sort=False):
+    started = tasks["start_time"].notna()
+    longest = float(tasks.loc[started, "wait"].max()) if started.any() else 0.0
+    edge = max(2.0 * longest, 10.0)  # where the never-started band starts: clear of every wait
+    groups = list(tasks.groupby("policy", sort=False))
+    censored = any(rows["start_time"].isna().any() for _, rows in groups)
+    right = edge * 2.2 if censored else edge
+    for i, (policy, rows) in enumerate(groups):
         waits = np.sort(rows.loc[rows["start_time"].notna(), "wait"].to_numpy())
-        if len(waits):
-            ax.step(waits, np.arange(1, len(waits) + 1) / len(waits), where="post", label=str(policy))
-    ax.set_xlabel("wait before start (s)")
-    ax.set_ylabel("share of tasks")
-    ax.set_title("wait-time CDF")
-    ax.legend()
-    keep_overlaps_visible(ax)
+        share = np.arange(0, len(waits) + 1) / max(len(rows), 1)
+        never = 1 - share[-1]
+        # Each policy's censored mass is a bar of its own in the band, side by side.
+        at = edge * 1.1 * (right / edge / 1.2) ** ((i + 0.5) / len(groups)) if censored else edge
+        label = f"{policy} ({100 * never:.0f}% never started)" if censored else str(policy)
+        (line,) = ax.step(np.r_[0.0, waits, at], np.r_[share, share[-1]], where="post", label=label)
+        if never > 0:
+            ax.plot([at, at], [share[-1], 1.0], color=line.get_color(), linewidth=5, solid_capstyle="butt")
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+    if censored:
+        ax.axvspan(edge, right, color="0.92", zorder=0)
+        ax.text(np.sqrt(edge * right), 0.02, "never\nstarted", ha="center", va="bottom", fontsize="small")
+    ax.set_title("wait-time CDF" + (" (grey band: tasks that never started)" if censored else ""))
+    ax.set_xlim(-0.3, right)  # from below 0: the jump at 0 stays clear of the spine
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("wait before start (s, symlog: linear below 1 s)")
+    ax.set_ylabel("share of all tasks")
+    _legend(ax)
     return ax
 
 
-def plot_queue(timeseries: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
-    """Tasks waiting in the queue over time, per policy."""
+def plot_queue(
+    timeseries: pd.DataFrame, ax: plt.Axes | None = None, *, failures: pd.DataFrame | None = None
+) -> plt.Axes:
+    """Tasks waiting in the queue over time, per policy; dashed: node failures."""
     ax = ax or plt.subplots(figsize=FIGSIZE)[1]
-    for policy, rows in timeseries.groupby("policy", sort=False):
-        ax.step(rows["time"], rows["queue"], where="post", label=str(policy))
-    ax.set_xlabel("simulated time (s)")
+    _over_time(ax, timeseries, "queue", 1, failures)
     ax.set_ylabel("queued tasks")
     ax.set_title("queue length over time")
-    ax.legend()
-    keep_overlaps_visible(ax)
+    _legend(ax)
     return ax
 
 
-def plot_nodes_used(timeseries: pd.DataFrame, ax: plt.Axes | None = None) -> plt.Axes:
+def plot_nodes_used(
+    timeseries: pd.DataFrame, ax: plt.Axes | None = None, *, failures: pd.DataFrame | None = None
+) -> plt.Axes:
     """Nodes running at least one task over time, per policy (dotted: nodes up, when it changes)."""
     ax = ax or plt.subplots(figsize=FIGSIZE)[1]
-    for policy, rows in timeseries.groupby("policy", sort=False):
-        (line,) = ax.step(rows["time"], rows["nodes_used"], where="post", label=str(policy))
+    _over_time(ax, timeseries, "nodes_used", 1, failures)
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_") and line.get_gid() != _FAILURE]
+    for line, (_, rows) in zip(lines, timeseries.groupby("policy", sort=False), strict=False):
         if "nodes_up" in rows and rows["nodes_up"].nunique() > 1:
             ax.step(rows["time"], rows["nodes_up"], where="post", linestyle=":", linewidth=1, color=line.get_color())
-    ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("nodes in use (count)")
     ax.set_title("nodes in use over time")
-    ax.set_ylim(bottom=0)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    keep_overlaps_visible(ax)
+    _legend(ax)
     return ax
 
 
@@ -165,21 +247,37 @@ def plot_failure_cost(failures: pd.DataFrame, ax: plt.Axes | None = None) -> plt
     return ax
 
 
+def standard_figures(results: Results) -> list[tuple[str, Callable[[plt.Axes], object]]]:
+    """The figures of a run, as (file stem, draw on an ``Axes``), in the order a reader wants them.
+
+    Per resource some task requests: utilisation and stranded capacity over time; then
+    nodes in use (where packing and spreading part), the wait CDF and the queue. Node
+    failures are marked on every time axis.
+    """
+    timeseries, tasks, failures = results.timeseries, results.tasks, results.failures
+    resources = demanded_resources(results.workload.resources, results.workload.demand)
+    figures: list[tuple[str, Callable[[plt.Axes], object]]] = [
+        ("nodes_used", lambda ax: plot_nodes_used(timeseries, ax, failures=failures))
+    ]
+    for r in resources:
+        figures.append((f"stranded_{r}", lambda ax, r=r: plot_stranded_over_time(timeseries, r, ax, failures=failures)))
+    figures += [
+        (f"utilisation_{r}", lambda ax, r=r: plot_utilisation(timeseries, r, ax, failures=failures)) for r in resources
+    ]
+    figures.append(("wait_cdf", lambda ax: plot_wait_cdf(tasks, ax)))
+    figures.append(("queue", lambda ax: plot_queue(timeseries, ax, failures=failures)))
+    return figures
+
+
 def write_all(results: Results, out: Path) -> list[Path]:
-    """Write the standard figures as PNG files; returns their paths."""
-    figures = [("wait_cdf.png", lambda ax: plot_wait_cdf(results.tasks, ax))]
-    figures.append(("queue.png", lambda ax: plot_queue(results.timeseries, ax)))
-    for resource in results.workload.resources:
-        figures.append(
-            (f"utilisation_{resource}.png", lambda ax, r=resource: plot_utilisation(results.timeseries, r, ax))
-        )
+    """Write the standard figures (``standard_figures``) as PNG files; returns their paths."""
     paths = []
-    for name, draw in figures:
+    for stem, draw in standard_figures(results):
         # A bare Figure, not pyplot: no backend, no display, nothing left open, and the
         # caller's (a notebook's) backend is left alone.
         fig = Figure(figsize=FIGSIZE, layout="constrained")
         draw(fig.add_subplot())
-        path = out / name
+        path = out / f"{stem}.png"
         fig.savefig(path, dpi=100)
         paths.append(path)
     return paths

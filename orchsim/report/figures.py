@@ -49,45 +49,65 @@ def png_data_uri(draw: Callable[[plt.Axes], object]) -> tuple[str, int, int]:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"), width, height
 
 
+def _texts(slug: str, name: str, lines: str, censored: bool) -> tuple[str, str, str]:
+    """A figure's title, caption and alt text, from its slug (``stranded_gpu``, ``wait_cdf``, ...).
+
+    ``censored``: some task never started, and the wait CDF shows them at its right edge.
+    """
+    kind, _, resource = slug.partition("_")
+    failures = "; dashed: node failures"
+    if kind == "utilisation":
+        return (
+            f"{resource} utilisation",
+            f"allocated {resource} as a share of the live nodes' capacity (%) against simulated time (s){failures}",
+            f"{name}: {resource} utilisation (% of live capacity) over simulated time (s), {lines}",
+        )
+    if kind == "stranded":
+        return (
+            f"stranded {resource}",
+            f"free {resource} on nodes that run at least one task, as a share of live capacity (%), against "
+            f"simulated time (s): what packing leaves whole{failures}",
+            f"{name}: free {resource} on busy nodes (% of live capacity) over simulated time (s), {lines}",
+        )
+    texts = {
+        "nodes_used": (
+            "nodes in use",
+            "nodes running at least one task against simulated time (s); dotted: nodes up, where that changes"
+            + failures,
+            f"{name}: nodes running at least one task over simulated time (s), {lines}",
+        ),
+        "wait_cdf": (
+            "wait-time CDF",
+            "share of all tasks that waited at most x seconds (symlog axis: linear below 1 s)"
+            + (
+                "; tasks that never started stand as bars in the grey band at the right, their share in the legend"
+                if censored
+                else ""
+            ),
+            f"{name}: cumulative share of tasks against wait before start (s)"
+            + (", never-started tasks at the right, " if censored else ", ")
+            + lines,
+        ),
+        "queue": (
+            "queue length",
+            f"tasks waiting in the queue against simulated time (s){failures}",
+            f"{name}: queued tasks over simulated time (s), {lines}",
+        ),
+    }
+    return texts[slug]
+
+
 def figures(results: Results) -> list[Figure]:
-    """The figures of one run, in page order: utilisation per resource, wait CDF, queue, nodes used."""
+    """The figures of one run, in page order: ``plots.standard_figures``, with captions and alt texts.
+
+    The same figures as the command line's PNG files: nodes in use, then stranded capacity
+    and utilisation of each resource some task requests, the wait CDF and the queue.
+    """
     name = results.scenario.name
     lines = f"one line per policy ({', '.join(results.scenario.policies)})"
-    timeseries, tasks = results.timeseries, results.tasks
-    figures = [
-        Figure(
-            f"utilisation_{resource}",
-            f"{resource} utilisation",
-            f"allocated {resource} as a share of the live nodes' capacity (%) against simulated time (s)",
-            f"{name}: {resource} utilisation (% of live capacity) over simulated time (s), {lines}",
-            lambda ax, r=resource: plots.plot_utilisation(timeseries, r, ax),
-        )
-        for resource in results.workload.resources
-    ]
-    figures += [
-        Figure(
-            "wait_cdf",
-            "wait-time CDF",
-            "share of the started tasks that waited at most x seconds in the queue",
-            f"{name}: cumulative share of started tasks against wait before start (s), {lines}",
-            lambda ax: plots.plot_wait_cdf(tasks, ax),
-        ),
-        Figure(
-            "queue",
-            "queue length",
-            "tasks waiting in the queue against simulated time (s)",
-            f"{name}: queued tasks over simulated time (s), {lines}",
-            lambda ax: plots.plot_queue(timeseries, ax),
-        ),
-        Figure(
-            "nodes_used",
-            "nodes in use",
-            "nodes running at least one task against simulated time (s); dotted: nodes up, where that changes",
-            f"{name}: nodes running at least one task over simulated time (s), {lines}",
-            lambda ax: plots.plot_nodes_used(timeseries, ax),
-        ),
-    ]
-    return figures
+    censored = bool(results.tasks["start_time"].isna().any())
+    drawn = plots.standard_figures(results)
+    return [Figure(slug, *_texts(slug, name, lines, censored), draw) for slug, draw in drawn]
 
 
 def figure_slugs(results: Results) -> list[str]:

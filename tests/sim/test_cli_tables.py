@@ -22,7 +22,7 @@ from orchsim.cli import format_number
 from .conftest import ROOT, SCENARIOS
 
 POLICIES = ["bin_packing", "spread", "round_robin"]  # burst.yaml's
-COMPACT_HEADERS = ["policy", "done", "unplaced", "wait", "mean", "p95", "util", "cpu", "memory", "nodes", "used"]
+COMPACT_HEADERS = ["policy", "done", "unplaced", "wait", "mean", "p95", "util", "cpu", "mem", "nodes", "used"]
 
 
 def orchsim(*args: str, columns: int, cwd: Path) -> subprocess.CompletedProcess[str]:
