@@ -12,10 +12,15 @@ Nodes enter the matrix sorted by id, so a live cluster and a simulation of the s
 capacities number their nodes alike (placement parity). Its rows are every resource
 name in use: cpu, memory and gpu always, plus any other name a worker offers or a
 pending task asks for (a request for a resource no worker has then gets a row of zero
-capacity, and the reason "0/3 nodes fit: 3 insufficient disk"). The matrix persists
-across passes (it is rebuilt only when the nodes or the resource names change) so that
-``round_robin``'s cursor and the random policies' generator carry on from decision to
-decision.
+capacity, and the reason "0/3 nodes fit: 3 insufficient disk"). Device kinds the workers
+declare (``gpu``) are tracked per device (``orchlive.node_matrix``): a decision names the
+devices, and ``transitions.place`` writes them to the task and the node's ledger.
+``round_robin``'s cursor and the random policies' generator live in the ``PreparedPolicy``
+the master keeps for its lifetime (the simulator's policy stream for the same seed).
+
+A policy that needs its target workload (``fgd``: ``--policy-param workload=[...]``, a list of
+``{cpu, gpu, weight}`` shapes; the simulator learns it from its workload) places nothing on a
+cluster with GPUs until given one: the pending tasks say so.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ import numpy as np
 
 from orchlive import transitions
 from orchlive.cache import ClusterCache, read_cache
+from orchlive.devices import DeviceConflictError, check_amount
 from orchlive.election import Election
 from orchlive.models import Task
+from orchlive.node_matrix import MatrixBuilder
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchsim.scheduling import (
     DEFAULTS,
@@ -108,8 +115,8 @@ class Master:
         self.prepared = PreparedPolicy(policy, filters=self.filters, rng=random_streams(seed)[0], params=self.params)
         self.cache = ClusterCache()
         self.wake = asyncio.Event()
-        self.matrix: NodeMatrix | None = None
-        self._matrix_shape: tuple[tuple[str, ...], tuple[tuple[str, tuple[float, ...]], ...]] = ((), ())
+        self._matrices = MatrixBuilder()
+        self._blocked: dict[str, str] = {}  # pending tasks the pass skips, with the reason (``_unplaceable``)
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.decisions = 0
@@ -141,38 +148,14 @@ class Master:
                 self.wake.set()
 
     # ------------------------------------------------------------------ the matrix
-    def _node_matrix(self, pending: list[tuple[Task, int]]) -> NodeMatrix:
-        """The NodeMatrix for the current nodes and the resources in use.
+    @property
+    def matrix(self) -> NodeMatrix | None:
+        """The matrix of the last pass (None before the first, or after a lost compare-and-swap)."""
+        return self._matrices.matrix
 
-        Reuses the last matrix while the nodes, their capacities and the resource names are
-        unchanged; ``pending`` are the tasks about to be placed (their names need rows).
-        """
-        cache = self.cache
-        names = cache.resource_names(pending)
-        shape = (
-            names,
-            tuple(
-                (nid, tuple(node.capacity.get(name, 0) for name in names)) for nid, node in sorted(cache.nodes.items())
-            ),
-        )
-        if self.matrix is None or shape != self._matrix_shape:
-            matrix = NodeMatrix(names)
-            nodes = shape[1]
-            if nodes:
-                caps = np.array([c for _, c in nodes], dtype=np.float64).T
-                labels = [cache.nodes[nid].labels for nid, _ in nodes]
-                matrix.add_nodes([nid for nid, _ in nodes], caps, labels=labels)
-            self.matrix, self._matrix_shape = matrix, shape
-        matrix = self.matrix
-        alloc = matrix.allocated
-        free = matrix.free
-        for i, nid in enumerate(matrix.ids):
-            ledger = cache.ledger(nid)
-            alloc[:, i] = [ledger.allocated.get(name, 0) for name in names]
-            free[:, i] = matrix.capacity[:, i] - alloc[:, i]
-            matrix.tasks[i] = len(ledger.tasks)
-            matrix.set_schedulable(i, cache.schedulable(nid))
-        return matrix
+    def _node_matrix(self, pending: list[tuple[Task, int]]) -> NodeMatrix:
+        """The NodeMatrix for the current nodes, their devices and the resources in use (``node_matrix``)."""
+        return self._matrices.build(self.cache, pending)
 
     # ------------------------------------------------------------------ scheduling
     async def schedule_pass(self) -> int:
@@ -200,9 +183,9 @@ class Master:
             return tasks[tid][0].node_selector or None
 
         def place(tid: str, node: int, devices: Mapping[str, tuple[int, ...]]) -> None:
-            matrix.allocate(node, request_of(tid), devices)  # live nodes declare no devices yet: empty
+            matrix.allocate(node, request_of(tid), devices)  # the decision's devices ({} when none)
             task, revision = tasks[tid]
-            placements.append(transitions.Placement(task, revision, matrix.ids[node]))
+            placements.append(transitions.Placement(task, revision, matrix.ids[node], devices))
 
         def never_fits(tid: str) -> bool:
             return not could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
@@ -225,6 +208,8 @@ class Master:
         )
         self.tried = (self.tried & tasks.keys()) | set(new)
         self.set_aside |= set(result.never)
+        for tid, reason in self._blocked.items():
+            await self._note_unplaced(*tasks[tid], reason)
         for tid in result.never:
             reason = explain_never(matrix, request_of(tid), selector_of(tid), extra=self.filters)
             await self._note_unplaced(*tasks[tid], reason)
@@ -239,7 +224,28 @@ class Master:
         if shape != self._shape:
             self._shape, self.set_aside = shape, set()
         self.set_aside &= tasks.keys()
-        return [tid for tid in tasks if tid not in self.set_aside]
+        self._blocked = self._unplaceable(matrix, tasks)
+        return [tid for tid in tasks if tid not in self.set_aside and tid not in self._blocked]
+
+    def _unplaceable(self, matrix: NodeMatrix, tasks: dict[str, Any]) -> dict[str, str]:
+        """Tasks the core must not be asked about, with the reason they wait.
+
+        An amount of a tracked device kind that is neither a share of one device nor whole
+        devices (``gpu`` is checked at submission; a kind a worker declared later is not);
+        every task when the policy lacks the target workload it needs on a cluster with GPUs.
+        """
+        if "gpu" in matrix.devices and "workload" in self.prepared.spec.params and "workload" not in self.params:
+            shapes = "[{cpu: 1000, gpu: 500, weight: 1}]"
+            why = f"policy {self.policy} needs its target workload with GPUs: --policy-param 'workload={shapes}'"
+            return dict.fromkeys(tasks, why)
+        blocked = {}
+        for tid, (task, _) in tasks.items():
+            for kind in matrix.devices:
+                try:
+                    check_amount(kind, task.resources.get(kind, 0))
+                except ValueError as err:
+                    blocked[tid] = str(err)
+        return blocked
 
     async def _commit_all(self, placements: list[transitions.Placement], began: float) -> int:
         """Commit the pass's placements in batches (``batches``); returns how many were placed."""
@@ -252,7 +258,11 @@ class Master:
         return placed
 
     async def _commit(self, batch: list[transitions.Placement], began: float) -> bool:
-        placed = await transitions.place(self.store, batch, self.cache.ledgers)
+        try:
+            placed = await transitions.place(self.store, batch, self.cache.ledgers)
+        except DeviceConflictError as err:  # decided on other devices than the ledgers': re-read them
+            log.error("placement refused by a ledger (%s); re-reading", err)
+            placed = transitions.Placed(False, 0, [], {})
         elapsed = time.perf_counter() - began
         for _ in batch:
             self._observe(elapsed / len(batch))
@@ -261,7 +271,7 @@ class Master:
             # rebuild the matrix from the truth, and try again on the next pass.
             for p in batch:
                 await self._refresh(p.task.id, p.node_id)
-            self.matrix = None
+            self._matrices.reset()
             self.wake.set()
             return False
         # Mirror our own write at once (the watch confirms it later) so the next decisions see it.
@@ -331,7 +341,7 @@ class Master:
                     if not leading:
                         # Just took over: start from etcd's truth, not from what a standby saw.
                         await self.load()
-                        self.matrix = None
+                        self._matrices.reset()
                         leading = True
                     await self.handle_lost_nodes()
                     await self.schedule_pass()

@@ -23,6 +23,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field, field_validator
 
+from orchlive import devices as dev
+from orchlive.devices import DeviceUse, Grant
 from orchlive.limits import Command, Env, Image, Name, Selector, Timeout, check_amounts
 from orchlive.resources import RESOURCE_NAME_PATTERN, STANDARD_RESOURCES, Resources, resource_order
 from orchsim.scheduling.queueing import DEFAULTS
@@ -89,7 +91,7 @@ class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    image: Image
+    image: Image | None = None
     command: Command = []
     env: Env = {}
     resources: Resources = Resources()
@@ -101,6 +103,7 @@ class TaskCreate(BaseModel):
     @classmethod
     def _bounded(cls, resources: Resources) -> Resources:
         check_amounts(resources)
+        dev.check_amount(dev.GPU, resources.get(dev.GPU, 0))  # a share of one GPU or whole GPUs
         return resources
 
 
@@ -114,7 +117,7 @@ class Task(TaskCreate):
     model_config = ConfigDict(extra="ignore")
 
     name: str
-    image: str
+    image: str | None = None
     command: list[str] = []
     env: dict[str, str] = {}
     timeout: float | None = None
@@ -135,6 +138,9 @@ class Task(TaskCreate):
     exit_code: int | None = None
     attempts: int = 0
     reason: str | None = None
+    # The devices of its placement, {kind: indices on node_id}: set by the master with
+    # ASSIGNED, cleared when the task goes back to PENDING, kept once it has ended.
+    devices: dict[str, list[int]] = {}
 
 
 class TaskPublic(BaseModel):
@@ -149,7 +155,7 @@ class TaskPublic(BaseModel):
 
     id: str
     name: str
-    image: str
+    image: str | None = None
     command: list[str] = []
     env_names: list[str] = []
     resources: Resources = Resources()
@@ -164,6 +170,7 @@ class TaskPublic(BaseModel):
     exit_code: int | None = None
     attempts: int = 0
     reason: str | None = None
+    devices: dict[str, list[int]] = {}
 
     @classmethod
     def of(cls, task: Task) -> TaskPublic:
@@ -210,6 +217,7 @@ class NodeRecord(BaseModel):
     address: str = ""
     runtime: str = "process"
     capacity: Resources
+    devices: dict[str, int] = {}  # devices per kind (``orchlive.devices``); capacity[kind] is count x 1000
     labels: dict[str, str] = {}
     registered_time: datetime = Field(default_factory=now)
     last_heartbeat: datetime | None = None
@@ -220,11 +228,13 @@ class NodePublic(NodeRecord):
     """A node as served (API, events, metrics): the record and what its heartbeat and ledger say.
 
     ``capacity``, ``allocated`` and ``free`` name the same resources: every one the worker offers.
+    ``device_use`` shows each device (per kind): its capacity, what is used and by which tasks.
     """
 
     state: NodeState = NodeState.READY
     allocated: Resources = Resources()
     tasks: list[str] = []
+    device_use: dict[str, list[DeviceUse]] = {}
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -253,7 +263,13 @@ def node_public(record: NodeRecord, ledger: Ledger, *, alive: bool, heartbeat: d
     """
     state = NodeState.NOT_READY if not alive else NodeState.DRAINING if record.cordoned else NodeState.READY
     fields = dict(record) | {"last_heartbeat": heartbeat or record.last_heartbeat}
-    return NodePublic(**fields, state=state, allocated=ledger.on(record.capacity), tasks=list(ledger.tasks))
+    return NodePublic(
+        **fields,
+        state=state,
+        allocated=ledger.on(record.capacity),
+        tasks=list(ledger.tasks),
+        device_use=dev.device_use(record.devices, ledger.devices),
+    )
 
 
 # Float amounts (any resource but cpu and memory may be fractional) are summed and later
@@ -263,14 +279,17 @@ _DRIFT = 1e-9
 
 @dataclass
 class Ledger:
-    """What is allocated on one node: an amount per resource name and the task ids holding them.
+    """What is allocated on one node: an amount per resource name, the task ids holding them, their devices.
 
-    Stored as ``{"allocated": {"cpu": 500, "memory": 256, "gpu": 1000}, "tasks": [...]}``;
-    the fixed ``{"cpu", "memory", "gpu", "tasks"}`` layout of earlier versions still loads.
+    Stored as ``{"allocated": {"cpu": 500, "memory": 256, "gpu": 1000}, "tasks": [...],
+    "devices": {"gpu": {"<task>": {"ids": [2], "share": 500}}}}`` (``devices`` only when a
+    task holds some); the fixed ``{"cpu", "memory", "gpu", "tasks"}`` layout of earlier
+    versions still loads. ``add`` refuses devices past their capacity (``DeviceConflictError``).
     """
 
     allocated: dict[str, int | float] = field(default_factory=dict)
     tasks: list[str] = field(default_factory=list)
+    devices: dict[str, dict[str, Grant]] = field(default_factory=dict)  # kind -> task id -> grant
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Ledger:
@@ -278,17 +297,38 @@ class Ledger:
             amounts = dict(data["allocated"])
         else:  # written before resources had names: every key but "tasks" is an amount
             amounts = {name: amount for name, amount in data.items() if name != "tasks"}
-        return cls(amounts, list(data.get("tasks", [])))
+        grants = {
+            kind: {task_id: Grant.from_json(grant) for task_id, grant in held.items()}
+            for kind, held in dict(data.get("devices", {})).items()
+        }
+        return cls(amounts, list(data.get("tasks", [])), grants)
 
     def to_json(self) -> dict[str, Any]:
-        return {"allocated": dict(self.allocated), "tasks": list(self.tasks)}
+        body: dict[str, Any] = {"allocated": dict(self.allocated), "tasks": list(self.tasks)}
+        if self.devices:
+            body["devices"] = {
+                kind: {task_id: grant.to_json() for task_id, grant in held.items()}
+                for kind, held in self.devices.items()
+            }
+        return body
 
     def copy(self) -> Ledger:
-        return Ledger(dict(self.allocated), list(self.tasks))
+        return Ledger(dict(self.allocated), list(self.tasks), {kind: dict(h) for kind, h in self.devices.items()})
 
     def add(self, task: Task) -> None:
+        """Count ``task``'s request (and its devices) on this node; nothing changes if a device cannot hold it.
+
+        Raises:
+            DeviceConflictError: a device would hold more than its capacity, or the task's
+                devices do not match its request.
+        """
         if task.id in self.tasks:
             return
+        grants = {kind: dev.grant_for(kind, task.resources.get(kind, 0), ids) for kind, ids in task.devices.items()}
+        for kind, grant in grants.items():
+            dev.check_grant(kind, self.devices.get(kind, {}), grant)
+        for kind, grant in grants.items():
+            self.devices.setdefault(kind, {})[task.id] = grant
         for name, amount in task.resources.items():
             if amount:
                 self.allocated[name] = self.allocated.get(name, 0) + amount
@@ -301,6 +341,10 @@ class Ledger:
             if amount:
                 left = self.allocated.get(name, 0) - amount
                 self.allocated[name] = 0 if abs(left) < _DRIFT else left
+        for kind in list(self.devices):
+            self.devices[kind].pop(task.id, None)
+            if not self.devices[kind]:
+                del self.devices[kind]
         self.tasks.remove(task.id)
 
     def on(self, capacity: Resources) -> Resources:

@@ -12,6 +12,9 @@
 * A worker whose lease expired while it was cut off first stops every task whose
   inbox key is gone, then registers again (fencing: the Go orchestrator let the old
   copy run on beside the new one).
+* Devices (``orchlive.devices``): the worker declares them in its record (``devices``,
+  its ``gpu`` capacity derived as GPUs x 1000) and gives a task the ones the master
+  assigned (``ORCH_DEVICES``, ``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from orchlive import devices as dev
 from orchlive import transitions
 from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
@@ -61,12 +67,21 @@ class Worker:
         data_dir: Path,
         address: str = "",
         log_tail_bytes: int = LOG_TAIL_BYTES,
+        devices: Mapping[str, int] | None = None,
     ) -> None:
+        """``devices``: per kind (``--devices gpu=8``); None: ``ORCH_DEVICES``, else ``devices.declare``'s rule.
+
+        Raises:
+            ValueError: one line, for malformed or contradictory devices (``declare``).
+        """
+        if devices is None and os.environ.get("ORCH_DEVICES", "").strip():
+            devices = dev.parse_devices(os.environ["ORCH_DEVICES"])
+        amounts, self.devices = dev.declare(capacity, devices)
         self.store = store
         self.keys = store.keys
         self.runtime = runtime
         self.node_id = node_id
-        self.capacity = capacity
+        self.capacity = Resources.model_validate(amounts)
         self.labels = labels or {}
         self.lease_ttl = lease_ttl
         self.data_dir = data_dir
@@ -90,6 +105,7 @@ class Worker:
             address=self.address,
             runtime=self.runtime.name,
             capacity=self.capacity,
+            devices=self.devices,
             labels=self.labels,
         )
         revision = await transitions.register_node(self.store, record, self.lease_id)
@@ -182,6 +198,11 @@ class Worker:
             reason = f"request exceeds this worker's capacity ({never})"
             await transitions.requeue(self.store, task_id, self.node_id, reason)
             return
+        try:
+            grants = self._grants(task)
+        except ValueError as err:
+            await transitions.requeue(self.store, task_id, self.node_id, f"devices not on this worker: {err}")
+            return
         spec = TaskSpec(
             task_id=task.id,
             attempt=task.attempts,
@@ -192,6 +213,8 @@ class Worker:
             cpu_millis=task.resources.cpu,
             memory_mib=task.resources.memory,
             log_path=self._log_path(task),
+            devices=grants,
+            node_has_gpus=self.devices.get(dev.GPU, 0) > 0,
         )
         # Start first, then report RUNNING: once anyone can see RUNNING, the process exists
         # (and, with the process runtime, is already bound to die with this worker).
@@ -200,10 +223,7 @@ class Worker:
         except Exception as err:  # whatever the reason, the task fails with it and frees its resources
             reason = str(err) if isinstance(err, TaskStartError) else f"cannot start: {type(err).__name__}: {err}"
             log.warning("task %s could not start: %s", task_id, reason)
-            if await transitions.start(self.store, task_id, self.node_id, task.attempts) is not None:
-                await transitions.finish(
-                    self.store, task_id, self.node_id, task.attempts, exit_code=None, reason=reason
-                )
+            await self._fail_to_start(task, reason)
             return
         started = await transitions.start(self.store, task_id, self.node_id, task.attempts)
         if started is None:
@@ -230,6 +250,17 @@ class Worker:
         if could_ever_fit(shape, request, np.ones(1, dtype=bool)):
             return None
         return explain_never(shape, request)
+
+    def _grants(self, task: Task) -> dict[str, dev.Grant]:
+        """The task's devices as grants, each checked against this worker's devices (ValueError if absent)."""
+        grants = {}
+        for kind, ids in task.devices.items():
+            grant = dev.grant_for(kind, task.resources.get(kind, 0), ids)
+            missing = [i for i in grant.ids if not 0 <= i < self.devices.get(kind, 0)]
+            if missing:
+                raise ValueError(f"{kind} {missing} (it has {self.devices.get(kind, 0)})")
+            grants[kind] = grant
+        return grants
 
     def _log_path(self, task: Task) -> Path:
         return self.data_dir / "logs" / f"{task.id}-{task.attempts}.log"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from orchlive.devices import Grant, environment
 
 __all__ = ["Handle", "Runtime", "TaskSpec", "TaskStartError", "task_environment"]
 
@@ -20,31 +23,39 @@ class TaskSpec:
     Attributes:
         task_id: The task's id (containers and process groups are labelled with it).
         attempt: The placement number, so a rerun never collides with a previous run.
-        image: Container image (ignored by the process runtime, as by Nomad's raw_exec).
+        image: Container image (ignored by the process runtime, as by Nomad's raw_exec;
+            the docker runtime fails a task without one).
         command: Program and arguments.
         env: The task's environment variables (the runtime adds ``task_environment``'s).
         cpu_millis: CPU limit in millicores (enforced by the docker runtime).
         memory_mib: Memory limit in MiB (enforced by the docker runtime).
         log_path: Where the task's combined stdout and stderr go.
+        devices: The devices the master assigned, per kind (``orchlive.devices.Grant``).
+        node_has_gpus: The node has GPUs: a task without any must not see them.
     """
 
     task_id: str
     attempt: int
-    image: str
+    image: str | None
     command: list[str]
     env: dict[str, str] = field(default_factory=dict)
     cpu_millis: int = 0
     memory_mib: int = 0
     log_path: Path = Path("/dev/null")
+    devices: Mapping[str, Grant] = field(default_factory=dict)
+    node_has_gpus: bool = False
 
 
 def task_environment(spec: TaskSpec) -> dict[str, str]:
-    """A task's whole environment: what it declares, and ``ORCH_TASK_ID`` and ``ORCH_ATTEMPT``.
+    """A task's whole environment: what it declares, ``ORCH_TASK_ID``, ``ORCH_ATTEMPT`` and its devices.
 
     Nothing of the worker's own environment: it may hold credentials the task must not see.
-    (Submissions cannot declare ``ORCH_*`` names, so these two are always orchlive's.)
+    (Submissions cannot declare ``ORCH_*`` names, so these are always orchlive's.) Devices:
+    ``ORCH_DEVICES`` and ``CUDA_VISIBLE_DEVICES`` (``orchlive.devices.environment``); the
+    task's own ``CUDA_VISIBLE_DEVICES``, if it sets one, is replaced on a node with GPUs.
     """
-    return {**spec.env, "ORCH_TASK_ID": spec.task_id, "ORCH_ATTEMPT": str(spec.attempt)}
+    devices = environment(spec.devices, node_has_gpus=spec.node_has_gpus)
+    return {**spec.env, "ORCH_TASK_ID": spec.task_id, "ORCH_ATTEMPT": str(spec.attempt), **devices}
 
 
 class Handle(Protocol):

@@ -4,7 +4,14 @@ The only module that imports the docker SDK. Containers carry labels that tie th
 their task, placement and node (``orch.task``, ``orch.attempt``, ``orch.node``), so a
 restarted worker can find them again: it adopts those still wanted and removes the
 rest. An image is pulled only if it is not already present; a missing image that
-cannot be pulled fails the task with that reason instead of leaving it stuck.
+cannot be pulled fails the task with that reason instead of leaving it stuck, as does a
+task without an image (a process worker's task, placed here).
+
+GPUs: on a node with real GPUs (``gpus=True``, or detected by ``nvidia-smi``) a task's
+assigned GPUs are requested by id (``DeviceRequest(device_ids=[...], capabilities=[["gpu"]])``,
+what ``docker run --gpus '"device=0,1"'`` sends); the container then sees only those,
+numbered from 0, so ``CUDA_VISIBLE_DEVICES`` (host indices) is left out and ``ORCH_DEVICES``
+keeps the host's. Without real GPUs the variables are set as the process runtime sets them.
 """
 
 from __future__ import annotations
@@ -15,7 +22,9 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker.types import DeviceRequest
 
+from orchlive.devices import GPU, detect_devices
 from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environment
 
 __all__ = ["DockerHandle", "DockerRuntime"]
@@ -67,11 +76,12 @@ class DockerRuntime:
 
     name = "docker"
 
-    def __init__(self, node_id: str = "", network: str = "none", client: Any = None) -> None:
+    def __init__(self, node_id: str = "", network: str = "none", client: Any = None, gpus: bool | None = None) -> None:
         if network not in ("none", "host"):
             raise ValueError(f"docker network mode must be 'none' or 'host', got {network!r}")
         self.node_id = node_id
         self.network = network
+        self.gpus = bool(detect_devices().get(GPU)) if gpus is None else gpus  # real GPUs to request
         try:
             self.client = client or docker.from_env()
             self.client.ping()
@@ -89,11 +99,22 @@ class DockerRuntime:
         except docker.errors.DockerException as err:
             raise TaskStartError(f"image {image!r} is not present and could not be pulled: {err}") from err
 
+    def _gpu_options(self, spec: TaskSpec, env: dict[str, str]) -> dict[str, Any]:
+        """The device request for the task's GPUs on a node with real ones (and the env without host indices)."""
+        grant = spec.devices.get(GPU)
+        if not self.gpus or grant is None:
+            return {"environment": env}
+        env = {k: v for k, v in env.items() if k != "CUDA_VISIBLE_DEVICES"}
+        ids = [str(i) for i in grant.ids]
+        return {"environment": env, "device_requests": [DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]}
+
     async def start(self, spec: TaskSpec) -> Handle:
+        if not spec.image:
+            raise TaskStartError("the docker runtime needs an image; this task has none")
         await self._ensure_image(spec.image)
         options: dict[str, Any] = {
             "command": spec.command or None,
-            "environment": task_environment(spec),
+            **self._gpu_options(spec, task_environment(spec)),
             "labels": {LABEL_TASK: spec.task_id, LABEL_ATTEMPT: str(spec.attempt), LABEL_NODE: self.node_id},
             "name": f"orch-{self.node_id}-{spec.task_id}-{spec.attempt}",
             "network_mode": self.network,

@@ -61,7 +61,7 @@ def record_size(task: Task) -> int:
     JSON escapes non-ASCII text (up to 6 bytes a character), so text counts 6 bytes a
     character, plus a fixed allowance for the fixed fields. Cheap enough for every placement.
     """
-    texts = [task.name, task.image, task.reason or "", *task.command, *task.env, *task.env.values()]
+    texts = [task.name, task.image or "", task.reason or "", *task.command, *task.env, *task.env.values()]
     texts += [*task.node_selector, *task.node_selector.values()]
     return 1024 + 64 * len(task.resources) + sum(6 * len(t) + 4 for t in texts)
 

@@ -5,8 +5,8 @@ Events carry a task as the API serves it (``TaskPublic``: env names, never value
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from orchlive.models import Ledger, Task, TaskState, now, task_public_json
 from orchlive.store import Store
@@ -43,11 +43,15 @@ async def create_task(store: Store, task: Task) -> Task:
 
 @dataclass(frozen=True)
 class Placement:
-    """One decision of the master: put ``task`` (read at ``revision``) on ``node_id``."""
+    """One decision of the master: put ``task`` (read at ``revision``) on ``node_id``, on ``devices``.
+
+    ``devices`` is the decision's ``{kind: device indices}`` (empty when the task needs none).
+    """
 
     task: Task
     revision: int
     node_id: str
+    devices: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,16 +71,21 @@ async def place(store: Store, placements: list[Placement], ledgers: dict[str, tu
     0 for a node without one). The transaction applies only if no task and no touched
     ledger moved since, and every target node is still alive. Batching turns a burst of
     submissions into a few round trips to etcd instead of one per task. The reason a task
-    waited is cleared.
+    waited is cleared. The devices chosen are stored on the task and, as grants, in the
+    ledger, under the same compare: two masters can never both take the same share of a device.
+
+    Raises:
+        DeviceConflictError: a placement's devices cannot hold it on the ledger given (a
+            decision made on other devices than the ledger's; nothing is written).
     """
     keys = store.keys
     txn = store.txn()
     new_ledgers: dict[str, Ledger] = {}
     assigned_tasks: list[Task] = []
     for p in placements:
-        assigned = p.task.model_copy(
-            update={"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1, "reason": None}
-        )
+        update = {"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1, "reason": None}
+        devices = {kind: [int(i) for i in ids] for kind, ids in p.devices.items()}
+        assigned = p.task.model_copy(update=update | {"devices": devices})
         if p.node_id not in new_ledgers:
             ledger, ledger_revision = ledgers.get(p.node_id, (Ledger(), 0))
             new_ledgers[p.node_id] = ledger.copy()
@@ -189,7 +198,7 @@ async def requeue(store: Store, task_id: str, node_id: str, reason: str, *, coun
         # ``attempts`` keeps counting placements either way: it is also the fencing token
         # that tells a worker's late report from the current placement's.
         pending = task.model_copy(
-            update={"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason}
+            update={"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason, "devices": {}}
         )
         return pending, "task.rescheduled"
 
