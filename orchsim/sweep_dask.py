@@ -59,10 +59,26 @@ class _DaskBackend:
 
 
 def _connect(distributed: Any, address: str) -> Any:
+    """A client of the scheduler at ``address``, once the scheduler and the workers can import orchsim.
+
+    The scheduler unpickles every job (so needs orchsim too), and a worker without it fails
+    every job: checked before the first job with ``exec`` (a builtin, so the check itself
+    unpickles anywhere) rather than learnt from a deserialization traceback.
+    """
     try:
-        return distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, ValueError, TypeError) as err:
         raise SweepError(f"--scheduler {address}: cannot reach a Dask scheduler there ({err})") from None
+    for where, check in (("scheduler", client.run_on_scheduler), ("workers", client.run)):
+        try:
+            check(exec, "import orchsim.sweep_jobs")
+        except ImportError as err:
+            client.close()
+            raise SweepError(
+                f"--scheduler {address}: the Dask {where} cannot import orchsim ({err}); install "
+                "'orchsim[cluster]' on every machine of the cluster, the same version as here"
+            ) from None
+    return client
 
 
 @contextmanager
