@@ -262,13 +262,6 @@ class DevCluster:
         if self.work_dir is not None and not (self.keep or self.failed):
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def pids(self) -> list[int]:
-        """The PIDs of every process this cluster runs now (etcd, master, workers)."""
-        found = [child.pid for child in self.children.values()]
-        if self.etcd is not None and self.etcd.process is not None:
-            found.insert(0, self.etcd.process.pid)
-        return found
-
     def __enter__(self) -> DevCluster:
         try:
             self.start()
