@@ -313,6 +313,9 @@ def sweep(
     progress: bool = False,
     warmup: float | None = None,
     until: float | None = None,
+    executor: str | ExecutorSpec = "processes",
+    scheduler: str | None = None,
+    store: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run ``scenario`` over policies x parameter values x seeds; one row per (value, policy).
 
@@ -332,6 +335,9 @@ def sweep(
         progress: Show a progress bar over the runs.
         warmup: Override ``metrics.warmup`` (seconds left out at the start).
         until: Override ``metrics.until`` (end of the measurement window, seconds).
+        executor: ``processes``, ``dask`` or an ``ExecutorSpec`` (see ``sweep_replications``).
+        scheduler: ``dask``: the scheduler's address; default a local cluster.
+        store: A folder keeping each job's result as it ends; a rerun runs only what is missing.
 
     Returns:
         ``<parameter>``, ``policy``, ``replications``, and ``<metric>_mean``,
@@ -356,5 +362,8 @@ def sweep(
         progress=progress,
         warmup=warmup,
         until=until,
+        executor=executor,
+        scheduler=scheduler,
+        store=store,
     )
     return summarize(raw, metrics=metrics, confidence=confidence)

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchsim.intervals import ReplicationError as SweepError
-from orchsim.sweep_jobs import Job, Summaries, read_inputs, run_job, timed
+from orchsim.sweep_jobs import read_inputs, run_job, timed
 from orchsim.sweep_progress import Progress
 from orchsim.sweep_store import JobStore
 
-__all__ = ["BACKENDS", "Backend", "ExecutorSpec", "InlineExecutor", "Job", "execute", "register_executor", "run_jobs"]
+__all__ = ["BACKENDS", "Backend", "ExecutorSpec", "InlineExecutor", "register_executor", "run_jobs"]
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,7 @@ class InlineExecutor(Executor):
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # handed to the caller through the future, as a pool does
-            if not isinstance(err, Exception):
-                raise
+        except Exception as err:  # handed to the caller through the future, as a pool does
             future.set_exception(err)
         return future
 
@@ -214,9 +212,3 @@ def run_jobs(
             finally:
                 progress.close()
     return [results[i] for i in range(len(jobs))]
-
-
-def execute(jobs: list[Job], processes: int | None, progress: bool) -> list[Summaries]:
-    """Run sweep ``jobs`` in a process pool (this process for one); the call of earlier versions."""
-    bar = Progress(len(jobs), enabled=progress)
-    return run_jobs(jobs, ExecutorSpec(workers=processes), progress=bar)
