@@ -128,15 +128,17 @@ class DevCluster:
         return [f"w{i}" for i in range(1, self.workers + 1)]
 
     # ------------------------------------------------------------------ start
-    def check_ports(self) -> None:
-        """Refuse a port something already listens on, before anything starts."""
+    def check(self) -> None:
+        """Refuse a port something already listens on, or a missing etcd, before anything starts."""
+        if shutil.which("etcd") is None:
+            raise DevError("no 'etcd' program on PATH (Debian: apt-get install etcd-server)")
         for flag, port in (("--port", self.port), ("--etcd-port", self.etcd_port)):
             if port is not None and port_in_use(port):
                 raise DevError(f"{flag} {port}: 127.0.0.1:{port} is already in use; choose another port")
 
     def start(self) -> None:
-        """Check the ports, then start etcd, the master and the workers and wait until all are ready."""
-        self.check_ports()
+        """Check the ports and etcd, then start etcd, the master and the workers and wait until all are ready."""
+        self.check()
         self.work_dir = Path(tempfile.mkdtemp(prefix="orch-dev-"))
         self.etcd = EtcdServer(data_dir=self.work_dir / "etcd", client_port=self.etcd_port, die_with_parent=True)
         try:

@@ -98,7 +98,7 @@ def run_dev(args: argparse.Namespace) -> int:
         keep=args.keep,
     )
     try:
-        cluster.check_ports()
+        cluster.check()
     except DevError as err:
         raise UsageError(str(err)) from None
     for sig in STOP_SIGNALS:

@@ -186,3 +186,20 @@ def test_keep_and_a_chosen_etcd_port(dev_factory) -> None:  # type: ignore[no-un
     assert dev.stop(signal.SIGTERM) == 0
     (kept,) = dev.work.iterdir()
     assert {"master.log", "w1.log"} <= {p.name for p in kept.iterdir()}
+
+
+def test_no_etcd_program_is_one_line(tmp_path: Path) -> None:
+    bin_dir = Path(sys.executable).parent
+    if (bin_dir / "etcd").exists():
+        pytest.skip("etcd sits beside python here")
+    env = dev_env(tmp_path) | {"PATH": str(bin_dir)}
+    result = subprocess.run(
+        [sys.executable, "-m", "orchlive", "dev", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: no 'etcd' program on PATH (Debian: apt-get install etcd-server)\n"
+    assert list(tmp_path.iterdir()) == []
