@@ -101,7 +101,8 @@ def test_bad_input_gets_422_naming_the_field_and_writes_nothing(cluster_factory)
     cluster.start_master()
     cases = [
         ({"image": "alpine"}, "name"),
-        ({"name": "x"}, "image"),
+        ({"name": "x", "image": ""}, "image"),  # optional (process tasks need none), never empty
+        ({"name": "x", "resources": {"gpu": 1500}}, "resources"),  # half a GPU or whole GPUs, not 1.5
         ({"name": "x", "image": "alpine", "resources": {"cpu": -1}}, "cpu"),
         ({"name": "x", "image": "alpine", "resources": {"memory": 1.5}}, "memory"),
     ]
