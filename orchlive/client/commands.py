@@ -14,9 +14,11 @@ import time
 from typing import Any
 
 from orchlive.cli.flags import resource_flags, resources_of
+from orchlive.cli.usage import UsageError
 from orchlive.client.http import Api
 from orchlive.client.output import dump
 from orchlive.client.views import describe_node, describe_task, event_line, node_table, task_table
+from orchlive.config import parse_labels
 
 __all__ = ["CLIENT_COMMANDS", "add_client_parsers", "run_client"]
 
@@ -42,9 +44,13 @@ def add_client_parsers(sub: Any) -> None:
     submit.add_argument("--image", default=None, help="container image (docker workers)")
     resource_flags(submit, "100", "64", "the task asks for")
     submit.add_argument("--timeout", type=float, help="seconds before the worker kills it")
+    submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="(repeatable)")
+    submit.add_argument("--node-selector", default="", metavar="k=v,k=v", help="only nodes with these labels")
+    submit.add_argument("--max-attempts", type=int, help="placements before it fails for good")
     submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
-    for name in ("tasks", "nodes"):
-        _client_parser(sub, name, f"list {name}", ("table", "wide", "json", "yaml"))
+    tasks = _client_parser(sub, "tasks", "list tasks", ("table", "wide", "json", "yaml"))
+    tasks.add_argument("--state", type=str.upper, help="only tasks in this state (PENDING, RUNNING...)")
+    _client_parser(sub, "nodes", "list nodes", ("table", "wide", "json", "yaml"))
     logs = _client_parser(sub, "logs", "a task's output (kept when it ends)")
     logs.add_argument("id")
     logs.add_argument("-f", "--follow", action="store_true", help="wait until the task ends")
@@ -68,12 +74,30 @@ def _submit(api: Api, args: argparse.Namespace) -> str:
         body["image"] = args.image
     if args.timeout is not None:
         body["timeout"] = args.timeout
+    if args.max_attempts is not None:
+        body["max_attempts"] = args.max_attempts
+    try:
+        body["env"] = dict(_pair("--env", item) for item in args.env)
+    except ValueError as err:
+        raise UsageError(f"submit: {err}") from None
+    try:
+        body["node_selector"] = parse_labels(args.node_selector)
+    except ValueError as err:
+        raise UsageError(f"submit: --node-selector: {err}") from None
     task = api.call("POST", "/api/v1/tasks", json=body).json()
     return task["id"] if args.output == "id" else dump(task, args.output)
 
 
+def _pair(flag: str, item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name:
+        raise ValueError(f"{flag} {item!r}: expected NAME=VALUE")
+    return name, value
+
+
 def _listing(api: Api, args: argparse.Namespace) -> str:
-    items = api.get(f"/api/v1/{args.command}")
+    state = getattr(args, "state", None)
+    items = api.get(f"/api/v1/{args.command}", **({"state": state} if state else {}))
     if args.output in ("json", "yaml"):
         return dump(items, args.output)
     view = task_table if args.command == "tasks" else node_table

@@ -49,6 +49,12 @@ def test_tasks_and_nodes_print_aligned_tables_and_every_format(cluster_factory, 
     task_id = out.strip()
     assert re.fullmatch(r"[0-9a-f]{16}", task_id), out
     cluster.wait_for_state(task_id, {"COMPLETED"})
+    more = ["--env", "G=1", "--node-selector", "zone=b", "--max-attempts", "2", "-o", "json", "--", "true"]
+    waiting = json.loads(run("--master", cluster.url, "submit", "--name", "picky", *more)[1])
+    assert (waiting["env_names"], waiting["node_selector"], waiting["max_attempts"]) == (["G"], {"zone": "b"}, 2)
+    pending = run("--master", cluster.url, "tasks", "--state", "pending")[1].splitlines()
+    assert [line.split()[:3] for line in pending[1:]] == [[waiting["id"], "picky", "PENDING"]]
+    assert run("--master", cluster.url, "delete", waiting["id"])[0] == 0
 
     status, out, _ = run("tasks", "--master", cluster.url)
     header, row = out.splitlines()
@@ -90,6 +96,9 @@ def test_errors_are_one_line_naming_the_field(cluster_factory, run) -> None:  # 
     status, out, err = run("--master", url, "submit", "--image", "a", "--name", "x", "--timeout", "-5", "--", "true")
     assert (status, out) == (2, "")
     assert err == "error: submit: timeout: Input should be greater than 0\n"
+    assert run("--master", url, "submit", "--name", "x", "--env", "X", "--", "t")[2] == (
+        "error: submit: --env 'X': expected NAME=VALUE\n"
+    )
     # A 422 on a nested field, as the API answers it, rendered by the client's one function.
     body = {"name": "x", "image": "a", "command": ["t"], "resources": {"cpu": -1}}
     bad = httpx.post(f"{url}/api/v1/tasks", json=body)
