@@ -9,12 +9,15 @@ ran (a remote Dask worker too) and ``slots`` is the executor's current paralleli
 that join a Dask cluster mid-sweep count from then on).
 
 On a terminal it is a live ``rich`` bar (erased when done); elsewhere (a CI log, ``nohup``)
-one line at the start, after the first job, at most every ``every`` seconds, and at the end.
+one line ``delay`` seconds after the start (so a mistake found by the first job, such as a bad
+trace line, still ends the command with its one error line), after the first job, at most
+every ``every`` seconds, and at the end.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -39,6 +42,7 @@ class Progress:
         stream: Where to draw (default stderr).
         clock: Seconds now (replaced in tests).
         every: Seconds between lines when the stream is not a terminal.
+        delay: Seconds before the first line when the stream is not a terminal (0: at once).
     """
 
     def __init__(
@@ -51,10 +55,14 @@ class Progress:
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
         every: float = 5.0,
+        delay: float = 1.0,
     ) -> None:
         self.total, self.done, self.desc, self.enabled = total, done, desc, enabled
         self.stream = stream if stream is not None else sys.stderr
-        self.clock, self.every = clock, every
+        self.clock, self.every, self.delay = clock, every, delay
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
         self.durations: list[float] = []
         self.slots = 1
         self._started = self._last_line = 0.0
@@ -104,8 +112,12 @@ class Progress:
             first = f"{self._eta_text()}" + (f" ({self.kept} kept)" if self.kept else "")
             self._task = self._live.add_task(self.desc, total=self.total, completed=self.done, eta=first)
             self._live.start()
-        else:
+        elif self.delay <= 0:
             self._print()
+        else:
+            self._timer = threading.Timer(self.delay, self._print)
+            self._timer.daemon = True
+            self._timer.start()
 
     def advance(self, seconds: float, slots: int | None = None) -> None:
         """One more job done, which took ``seconds`` where it ran; ``slots`` the parallelism now."""
@@ -121,11 +133,22 @@ class Progress:
             self._print()
 
     def _print(self) -> None:
-        self._last_line = self.clock()
-        print(self.line(), file=self.stream, flush=True)
+        with self._lock:
+            if self._closed:
+                return
+            if self._timer is not None:
+                self._timer.cancel()  # the first line is due now anyway
+                self._timer = None
+            self._last_line = self.clock()
+            print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
-        """Erase the live bar (the lines of a non-terminal stream stay)."""
+        """Erase the live bar (the lines of a non-terminal stream stay); no line is printed after this."""
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         if self._live is not None:
             self._live.stop()
             self._live = None

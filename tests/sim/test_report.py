@@ -29,6 +29,7 @@ from orchsim.run import Results, run
 from orchsim.scenario import parse_scenario
 
 from .conftest import PAIRED_YAML, ROOT
+from .test_sweep_resume import wait_for
 
 run_module = importlib.import_module("orchsim.run")  # the module: `orchsim.run` is the function
 
@@ -498,7 +499,8 @@ def test_cli_shows_progress_while_the_runs_go(
     real = run_module.run
 
     def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
-        seen.append(capsys.readouterr().err)
+        # The first run waits until the progress line is out (a timer prints it), or gives up.
+        seen.append(wait_for(capsys, "report: 0/2 runs") if not seen else capsys.readouterr().err)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(run_module, "run", spy)

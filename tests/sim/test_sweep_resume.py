@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,17 @@ def test_a_shipped_trace_is_read_from_a_local_copy_where_the_path_does_not_exist
 
 
 # --------------------------------------------------------------------- progress (issue 18)
+def wait_for(capsys: pytest.CaptureFixture[str], text: str) -> str:
+    """Stderr once ``text`` is in it (the progress line comes from a timer thread), up to 30 s."""
+    seen = ""
+    for _ in range(600):
+        seen += capsys.readouterr().err
+        if text in seen:
+            break
+        time.sleep(0.05)
+    return seen
+
+
 def test_the_progress_line_shows_before_the_first_job_ends(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -150,7 +162,8 @@ def test_the_progress_line_shows_before_the_first_job_ends(
     real = run_module.run
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(capsys.readouterr().err)
+        # The first job waits here until the line is out, or gives up: shown before any job ended.
+        seen.append(wait_for(capsys, "sweep: 0/2 runs") if not seen else capsys.readouterr().err)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(run_module, "run", spy)
@@ -161,10 +174,21 @@ def test_the_progress_line_shows_before_the_first_job_ends(
     assert "sweep: 2/2 runs" in capsys.readouterr().err
 
 
+def test_a_job_failing_at_once_leaves_only_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "jobs.csv").write_text("submit_time,duration,cpu,memory\n0,5,500,256\n1,ten,500,256\n")
+    yaml_text = TINY_YAML.split("workload:")[0] + "workload:\n  - {kind: trace, path: jobs.csv}\n"
+    (tmp_path / "traced.yaml").write_text(yaml_text)
+    assert main([str(tmp_path / "traced.yaml"), "--seeds", "1,", "--processes", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "jobs.csv line 3" in err, err
+
+
 def test_the_eta_is_remaining_jobs_times_mean_job_seconds_over_the_slots() -> None:
     now = [100.0]
     stream = io.StringIO()
-    bar = Progress(10, done=2, stream=stream, clock=lambda: now[0], every=1e9)
+    bar = Progress(10, done=2, stream=stream, clock=lambda: now[0], every=1e9, delay=0)
     bar.start(slots=2)
     assert bar.eta() is None and "2/10 runs (2 kept from an earlier run), 2 at a time" in stream.getvalue()
     now[0] += 30.0
