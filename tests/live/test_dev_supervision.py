@@ -8,6 +8,7 @@ directory so that what ``dev`` leaves behind can be seen.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,7 +47,12 @@ def cmdline(pid: int) -> str:
 
 
 def alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Whether ``pid`` still runs (a zombie waiting for a reaper that is not ours counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def worker_pid(dev_pid: int, name: str) -> int | None:
@@ -203,3 +209,13 @@ def test_no_etcd_program_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr == "error: no 'etcd' program on PATH (Debian: apt-get install etcd-server)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv")
+def test_even_kill_9_of_dev_takes_its_children_down(dev_factory) -> None:  # type: ignore[no-untyped-def]
+    dev = dev_factory("--workers", "1")
+    pids = children_of(dev.process.pid)
+    assert len(pids) == 3  # etcd, master, w1
+    dev.process.kill()  # no handler runs: the children's parent-death signal does the work
+    dev.process.wait(timeout=10)
+    wait_until(lambda: not any(alive(p) for p in pids), 20, "the children to exit")
