@@ -168,28 +168,30 @@ def test_a_killed_worker_is_restarted_then_given_up(dev_factory) -> None:  # typ
     assert worker_pid(dev.process.pid, "w1") is None and worker_pid(dev.process.pid, "w2") is not None
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_signal_stops_every_child_and_removes_the_directory(dev_factory, sig: int) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_stops_every_child_and_removes_the_directory(dev_factory) -> None:  # type: ignore[no-untyped-def]
     dev = dev_factory("--workers", "2")
     pids = children_of(dev.process.pid)
     names = " ".join(cmdline(p) for p in pids)
     assert len(pids) == 4 and "etcd" in names and " master " in names, names  # etcd, master, w1, w2
     assert len(list(dev.work.iterdir())) == 1  # the working directory, while it runs
-    assert dev.stop(sig) == 0, dev.err.read_text()
+    assert dev.stop(signal.SIGTERM) == 0, dev.err.read_text()
     assert [p for p in pids if alive(p)] == []
     assert list(dev.work.iterdir()) == []
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{dev.url}/health", timeout=2)
 
 
-def test_keep_and_a_chosen_etcd_port(dev_factory) -> None:  # type: ignore[no-untyped-def]
+def test_sighup_with_keep_and_a_chosen_etcd_port(dev_factory) -> None:  # type: ignore[no-untyped-def]
     etcd_port = free_port()
     dev = dev_factory("--workers", "1", "--etcd-port", str(etcd_port), "--keep")
     banner = dev.out.read_text()
     assert f"etcd 127.0.0.1:{etcd_port}" in banner
     assert f"export ORCH_MASTER=http://127.0.0.1:{dev.port}" in banner.splitlines()[3]
     assert httpx.get(f"http://127.0.0.1:{etcd_port}/health", timeout=5).status_code == 200
-    assert dev.stop(signal.SIGTERM) == 0
+    pids = children_of(dev.process.pid)
+    assert len(pids) == 3
+    assert dev.stop(signal.SIGHUP) == 0  # a closed terminal stops it as Ctrl-C does
+    assert [p for p in pids if alive(p)] == []
     (kept,) = dev.work.iterdir()
     assert {"master.log", "w1.log"} <= {p.name for p in kept.iterdir()}
 
