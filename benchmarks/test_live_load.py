@@ -1,0 +1,262 @@
+"""Live cluster under load (group ``live_load``; not in CI's quick group): issue 13's load numbers.
+
+* **Placements per second** for 2,000 tasks posted by 16 concurrent clients (httpx async)
+  to a live master with 3 process workers (tasks run ``true``), as a ratio to the raw
+  compare-and-swap rate of the same aetcd client (``Store``) in the same run. Target
+  ratio >= 0.3.
+* **Master CPU per task** (user + system time of the master process, from
+  ``/proc/PID/stat``, from the first post to the last placement) at 1,000 and at 4,000
+  tasks. Target: flat (ratio 4,000 / 1,000 near 1).
+
+Placements are counted by a watch on the events prefix from this process (``task.assigned``),
+so waiting for them costs the master nothing. ``ORCH_BENCH_PROFILE=DIR`` runs each master
+under cProfile and prints where its time goes (the profile slows it down: read the ratio
+from a run without it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from orchlive.etcd_server import EtcdServer
+from orchlive.store import Store
+from tests.live.harness import LiveCluster
+
+CLIENTS = 16
+WORKERS = 3
+TICKS = os.sysconf("SC_CLK_TCK")
+BODY = {"name": "load", "image": "alpine", "command": ["true"], "resources": {"cpu": 100, "memory": 64}}
+
+
+@pytest.fixture(scope="module")
+def etcd() -> Iterator[EtcdServer]:
+    if shutil.which("etcd") is None:
+        pytest.skip("no 'etcd' binary on PATH: install Debian's etcd-server")
+    server = EtcdServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+class _LoadCluster(LiveCluster):
+    """A cluster whose master may run under cProfile (``ORCH_BENCH_PROFILE``)."""
+
+    def __init__(self, etcd: EtcdServer, work_dir: Path, profile: Path | None) -> None:
+        super().__init__(etcd, work_dir, policy="spread", lease_ttl=5)
+        self.profile = profile
+
+    def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        if args[0] != "master" or self.profile is None:
+            return super()._spawn(args, log_name, env)
+        log = open(self.work_dir / log_name, "ab")  # noqa: SIM115 - the child keeps it
+        command = [sys.executable, "-c", _PROFILED, str(self.profile), "--log-level", "INFO", *args]
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self._env() | (env or {}))
+        log.close()
+        return child
+
+
+# ``python -m cProfile`` writes nothing here: uvicorn re-raises SIGTERM after its shutdown,
+# so the process dies by the signal. A handler that exits lets the profile be written.
+_PROFILED = """
+import cProfile, runpy, signal, sys
+def leave(*_):
+    raise SystemExit(0)
+signal.signal(signal.SIGTERM, leave)
+path, sys.argv = sys.argv[1], ["orchlive", *sys.argv[2:]]
+profile = cProfile.Profile()
+profile.enable()
+try:
+    runpy.run_module("orchlive", run_name="__main__")
+finally:
+    profile.disable()
+    profile.dump_stats(path)
+"""
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """User + system CPU seconds of process ``pid`` so far (/proc/PID/stat fields 14, 15; 16, 17 add
+    its reaped children: a worker's tasks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(f) for f in fields[11 : 15 if children else 13]) / TICKS
+
+
+def _cpu_by_process(cluster: LiveCluster) -> dict[str, float]:
+    """CPU seconds so far of everything on the machine that the run involves."""
+    assert cluster.master is not None and cluster.etcd.process is not None
+    return {
+        "master": cpu_seconds(cluster.master.pid),
+        "workers_and_tasks": sum(cpu_seconds(w.pid, children=True) for w in cluster.workers.values()),
+        "etcd": cpu_seconds(cluster.etcd.process.pid),
+        "clients": time.process_time(),
+    }
+
+
+def raw_cas_rate(endpoint: str, n: int = 2000) -> float:
+    """Sequential compare-and-swap transactions per second on one key, with the master's client."""
+
+    async def measure() -> float:
+        async with Store(endpoint, "/bench-load-raw") as store:
+            key = "/bench-load-raw/k"
+            revision = await store.put(key, b"0")
+            began = time.perf_counter()
+            for i in range(n):
+                applied, revision = await store.txn().expect_revision(key, revision).put(key, str(i).encode()).commit()
+                assert applied
+            return n / (time.perf_counter() - began)
+
+    return asyncio.run(measure())
+
+
+async def _watch_events(store: Store, start: int, assigned: int, seen: dict[str, list[float]]) -> None:
+    """Note when each event arrives (by type) until ``assigned`` tasks have been placed."""
+    async for change in store.watch(store.keys.events(), start):
+        if change.kind == "put":
+            seen.setdefault(json.loads(change.value)["type"], []).append(time.perf_counter())
+            if len(seen.get("task.assigned", ())) == assigned:
+                return
+
+
+async def _post(cluster: LiveCluster, tasks: int) -> list[float]:
+    """Post ``tasks`` tasks from 16 concurrent clients; the latency of each post, seconds."""
+    posted: list[float] = []
+    async with httpx.AsyncClient(base_url=cluster.url, timeout=60) as http:
+        gate = asyncio.Semaphore(CLIENTS)
+
+        async def post() -> None:
+            async with gate:
+                sent = time.perf_counter()
+                assert (await http.post("/api/v1/tasks", json=BODY)).status_code == 201
+                posted.append(time.perf_counter() - sent)
+
+        await asyncio.gather(*(post() for _ in range(tasks)))
+    return posted
+
+
+async def _post_and_place(cluster: LiveCluster, tasks: int) -> dict[str, Any]:
+    """With the workers up, post ``tasks`` tasks; return once every one is placed, with the timings."""
+    for i in range(1, WORKERS + 1):
+        cluster.start_worker(f"w{i}", cpu=1_000_000, memory=1_000_000)
+    async with Store(cluster.etcd.endpoint, cluster.prefix) as store:
+        seen: dict[str, list[float]] = {}
+        watcher = asyncio.create_task(_watch_events(store, await store.revision() + 1, tasks, seen))
+        cpu_before, began = _cpu_by_process(cluster), time.perf_counter()
+        posted = await _post(cluster, tasks)
+        submitted = time.perf_counter()
+        await asyncio.wait_for(watcher, timeout=900)
+        used = {name: seconds - cpu_before[name] for name, seconds in _cpu_by_process(cluster).items()}
+    wall = seen["task.assigned"][-1] - began
+    return {
+        "tasks": tasks,
+        "placements_per_second": tasks / wall,
+        "submit_seconds": submitted - began,
+        "place_seconds": wall,
+        "post_p50_s": float(np.percentile(posted, 50)),
+        "post_p99_s": float(np.percentile(posted, 99)),
+        "master_cpu_seconds": used["master"],
+        "master_cpu_ms_per_task": 1000 * used["master"] / tasks,
+        # Where the machine's cores went while placing (cores busy on average, by process).
+        **{f"cores_{name}": seconds / wall for name, seconds in used.items()},
+    }
+
+
+async def _place_backlog(cluster: LiveCluster, tasks: int) -> dict[str, Any]:
+    """Post ``tasks`` tasks with no worker up, then start one: the scheduler alone, without the API."""
+    posted = await _post(cluster, tasks)
+    async with Store(cluster.etcd.endpoint, cluster.prefix) as store:
+        seen: dict[str, list[float]] = {}
+        watcher = asyncio.create_task(_watch_events(store, await store.revision() + 1, tasks, seen))
+        cluster.start_worker("w1", cpu=1_000_000, memory=1_000_000, wait=False)
+        assert cluster.master is not None
+        cpu_before = cpu_seconds(cluster.master.pid)
+        await asyncio.wait_for(watcher, timeout=900)
+        cpu = cpu_seconds(cluster.master.pid) - cpu_before
+    wall = seen["task.assigned"][-1] - seen["node.joined"][0]
+    return {
+        "tasks": tasks,
+        "backlog_placements_per_second": tasks / wall,
+        "backlog_master_cpu_ms_per_task": 1000 * cpu / tasks,
+        "post_p50_s": float(np.percentile(posted, 50)),
+    }
+
+
+def _run(etcd: EtcdServer, work: Path, tasks: int, measure: Callable[..., Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    """A fresh master on its own prefix, loaded with ``tasks`` tasks by ``measure(cluster, tasks)``."""
+    profile_dir = os.environ.get("ORCH_BENCH_PROFILE")
+    profile = Path(profile_dir) / f"master-{measure.__name__}-{tasks}.prof" if profile_dir else None
+    work.mkdir(parents=True, exist_ok=True)
+    cluster = _LoadCluster(etcd, work, profile)
+    try:
+        cluster.start_master()
+        return asyncio.run(measure(cluster, tasks))
+    finally:
+        cluster.stop()
+        if profile is not None and profile.exists():
+            print(f"\nmaster profile, {tasks} tasks ({profile}):")
+            pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(30)
+
+
+@pytest.mark.benchmark(group="live_load")
+def test_placements_per_second_beside_raw_cas(benchmark, etcd: EtcdServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    baseline = raw_cas_rate(etcd.endpoint)
+    result = benchmark.pedantic(lambda: _run(etcd, tmp_path / "load", 2000, _post_and_place), rounds=1, iterations=1)
+    # Where the time goes: the same 2,000 tasks placed from a backlog, without the API in the way.
+    backlog = _run(etcd, tmp_path / "backlog", 2000, _place_backlog)
+    ratio = result["placements_per_second"] / baseline
+    benchmark.extra_info.update(
+        result
+        | {
+            "clients": CLIENTS,
+            "workers": WORKERS,
+            "baseline_cas_per_second": baseline,
+            "ratio": ratio,
+            "target_ratio": 0.3,
+            "backlog_placements_per_second": backlog["backlog_placements_per_second"],
+            "backlog_ratio": backlog["backlog_placements_per_second"] / baseline,
+            "backlog_master_cpu_ms_per_task": backlog["backlog_master_cpu_ms_per_task"],
+        }
+    )
+    print(
+        f"\nlive load: {result['placements_per_second']:.1f} placements/s for 2,000 tasks from {CLIENTS} clients; "
+        f"raw CAS {baseline:.0f}/s; ratio {ratio:.3f} (target 0.3); master CPU "
+        f"{result['master_cpu_ms_per_task']:.2f} ms/task; the last post returned after "
+        f"{result['submit_seconds']:.1f} s, the last placement after {result['place_seconds']:.1f} s. "
+        f"From a backlog (no API): {backlog['backlog_placements_per_second']:.0f} placements/s "
+        f"(ratio {backlog['backlog_placements_per_second'] / baseline:.3f}), "
+        f"{backlog['backlog_master_cpu_ms_per_task']:.2f} ms of master CPU per task"
+    )
+
+
+@pytest.mark.benchmark(group="live_load")
+def test_master_cpu_per_task_from_1000_to_4000(benchmark, etcd: EtcdServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    small = _run(etcd, tmp_path / "n1000", 1000, _post_and_place)
+    large = benchmark.pedantic(lambda: _run(etcd, tmp_path / "n4000", 4000, _post_and_place), rounds=1, iterations=1)
+    growth = large["master_cpu_ms_per_task"] / small["master_cpu_ms_per_task"]
+    benchmark.extra_info.update(
+        {
+            "cpu_ms_per_task_1000": small["master_cpu_ms_per_task"],
+            "cpu_ms_per_task_4000": large["master_cpu_ms_per_task"],
+            "placements_per_second_1000": small["placements_per_second"],
+            "placements_per_second_4000": large["placements_per_second"],
+            "growth_4000_over_1000": growth,
+            "ratio": 1 / growth,  # higher is better: 1.0 is flat
+        }
+    )
+    print(
+        f"\nmaster CPU per task: {small['master_cpu_ms_per_task']:.2f} ms at 1,000 tasks, "
+        f"{large['master_cpu_ms_per_task']:.2f} ms at 4,000 ({growth:.2f}x); placements/s "
+        f"{small['placements_per_second']:.1f} and {large['placements_per_second']:.1f}"
+    )
