@@ -119,9 +119,9 @@ def _compact(rows: list[dict[str, Any]], results: Results) -> tuple[list[str], l
     is 0 for every policy), and stranded capacity for the busiest of them: the one
     whose free leftovers on busy nodes decide what else fits.
     """
-    demand = results.workload.demand
-    asked = [r for i, r in enumerate(results.workload.resources) if demand.size and demand[:, i].any()]
-    asked = asked or list(results.workload.resources)
+    # plots.requested_resources's rule, not imported from there: that would load matplotlib.
+    demand, resources = results.workload.demand, results.workload.resources
+    asked = [r for i, r in enumerate(resources) if demand.size and demand[:, i].any()] or list(resources)
     busiest = max(asked, key=lambda r: sum(row[f"mean_util_{r}"] for row in rows))
     short = {r: _SHORT_NAMES.get(r, r) for r in asked}
     columns = dict(_COMPACT) | {f"mean_util_{r}": f"util\n{short[r]}" for r in asked}

@@ -7,7 +7,7 @@ change the matplotlib backend of whoever imported it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,10 +18,11 @@ from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
     from orchsim.run import Results
+    from orchsim.workload import Workload
 
 __all__ = [
-    "demanded_resources",
     "mark_failures",
+    "requested_resources",
     "plot_failure_cost",
     "plot_load_curve",
     "plot_nodes_used",
@@ -51,16 +52,16 @@ def keep_overlaps_visible(ax: plt.Axes) -> None:
         ax.legend()
 
 
-def demanded_resources(resources: Sequence[str], demand: np.ndarray) -> list[str]:
-    """The resources some task asks for, in order: a resource nobody requests is 0 on every curve.
+def requested_resources(workload: Workload) -> list[str]:
+    """The resources some task asks for, in order (all of them if there are no tasks).
 
-    Args:
-        resources: The resource names, in the order of ``demand``'s columns.
-        demand: Requests, shape ``(tasks, resources)`` (``Workload.demand``).
+    A resource nobody requests has utilisation 0 under every policy: a figure of it would
+    be a flat line at 0, so none is drawn.
     """
+    demand = workload.demand
     if demand.size == 0:
-        return list(resources)
-    return [name for i, name in enumerate(resources) if np.any(demand[:, i] > 0)]
+        return list(workload.resources)
+    return [name for i, name in enumerate(workload.resources) if np.any(demand[:, i] > 0)]
 
 
 def mark_failures(ax: plt.Axes, failures: pd.DataFrame | None) -> None:
@@ -255,7 +256,7 @@ def standard_figures(results: Results) -> list[tuple[str, Callable[[plt.Axes], o
     failures are marked on every time axis.
     """
     timeseries, tasks, failures = results.timeseries, results.tasks, results.failures
-    resources = demanded_resources(results.workload.resources, results.workload.demand)
+    resources = requested_resources(results.workload)
     figures: list[tuple[str, Callable[[plt.Axes], object]]] = [
         ("nodes_used", lambda ax: plot_nodes_used(timeseries, ax, failures=failures))
     ]
