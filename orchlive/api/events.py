@@ -6,9 +6,11 @@ id is the etcd revision that recorded it and its index within that transaction
 (``orchlive.event_ids``): unique, ordered, and ``Last-Event-ID: N`` (or ``?since=N``)
 resumes with exactly the events after N, from etcd's history, on any master of the
 cluster. The resume point is checked before it reaches the etcd client: a malformed one,
-or one later than any event recorded, is a 422. If etcd has compacted the history the
-resume point needs, the stream begins with an ``events.expired`` event saying from which
-id it carries on, instead of silently skipping what was lost.
+or one later than any event recorded, is a 422. Events are kept for a window
+(``orchlive.retention``: an hour or 100,000 events by default), and the leader compacts
+etcd's history below the oldest event kept; a resume point older than that finds its
+history compacted, and the stream begins with an ``events.expired`` event saying from
+which id it carries on, instead of silently skipping what was lost.
 """
 
 from __future__ import annotations

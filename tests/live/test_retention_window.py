@@ -59,6 +59,23 @@ def test_events_expire_by_age_under_a_shared_lease_with_no_master_running(etcd: 
     assert left == 0, f"events still there after {waited:.1f} s"
 
 
+def test_a_lease_etcd_no_longer_knows_is_replaced(etcd: EtcdServer) -> None:
+    """The writer's events lease revoked (as if it had expired while the process was paused)."""
+    window = Retention(max_age=60, max_count=0, interval=0)
+
+    async def scenario() -> tuple[int, int, int]:
+        async with Store(etcd.endpoint, f"/gone-{time.monotonic_ns()}", retention=window) as store:
+            await _record_events(store, 1)
+            first = (await store.range(store.keys.events()))[0][0].lease
+            await store.revoke_lease(first)  # its event goes with it
+            await _record_events(store, 1)
+            events = (await store.range(store.keys.events()))[0]
+            return first, len(events), events[0].lease
+
+    first, count, second = asyncio.run(scenario())
+    assert count == 1 and second not in (0, first)
+
+
 def test_the_count_is_trimmed_and_etcd_compacted_below_the_oldest_event_kept(private_etcd: EtcdServer) -> None:
     window = Retention(max_age=0, max_count=5, interval=1)
 
