@@ -167,3 +167,13 @@ def test_the_command_line_runs_a_scenario_in_kubernetes_units(tmp_path: Path) ->
         bad.stderr == "error: bad.yaml: workload.0.resources.memory: '256MB' has an unknown unit 'MB' (256Mi?): "
         "use m, Ki, Mi, Gi, Ti (or k, M, G, T)\n"
     )
+
+
+def test_the_readme_example_parses_as_it_says() -> None:
+    readme = (ROOT / "README.md").read_text()
+    after = readme[readme.index("Suffixes: `m`") :]
+    block = after[after.index("```yaml\n") + len("```yaml\n") : after.index("```\n", after.index("```yaml"))]
+    s = parse_scenario({"version": 1, "name": "readme", **yaml.safe_load(block)}, source="README.md")
+    assert s.cluster.nodes[0].capacity == {"cpu": 16000, "memory": 65536, "gpu": 4000}
+    memory = s.workload[0].resources["memory"]
+    assert (s.workload[0].resources["cpu"].value, memory.low, memory.high) == (500, 128, 2048)
