@@ -7,10 +7,13 @@ Compaction is etcd-wide, so the tests that compact have an etcd of their own.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from orchlive.etcd_server import EtcdServer
@@ -129,8 +132,19 @@ def test_a_resume_point_older_than_the_window_gets_an_expired_event(private_etcd
         assert notice["requested_after"] == first and notice["reason"] == "resume point expired"
         assert notice["resumes_at"] > first
         assert [e["object"]["id"] for e in resumed[1:]][-4:] == created[-4:]
+        assert _first_by_header(cluster, first)["type"] == "events.expired"  # Last-Event-ID: the same
         # Within the window, a resume is exact and needs no notice.
         within = cluster.events(ids[-3])
         assert [e["object"]["id"] for e in within] == created[-2:]
     finally:
         cluster.stop()
+
+
+def _first_by_header(cluster: LiveCluster, after: int) -> dict[str, Any]:
+    """The first event of a stream resumed with the ``Last-Event-ID`` header, as a browser would."""
+    headers = {"Last-Event-ID": str(after)}
+    with httpx.stream("GET", f"{cluster.url}/api/v1/events", headers=headers, timeout=10) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                return json.loads(line[5:])
+    raise AssertionError("the stream ended without an event")
