@@ -43,6 +43,8 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     worker.add_argument("--runtime", default=settings.runtime, choices=["process", "docker"])
     resource_flags(worker, None, None, "offer this much")
     worker.add_argument("--labels", default=settings.labels, help="k=v,k=v")
+    devices = "devices, e.g. gpu=8 (ORCH_DEVICES; default: a gpu capacity as whole GPUs, else nvidia-smi's)"
+    worker.add_argument("--devices", default=settings.devices, metavar="KIND=COUNT,...", help=devices)
     worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
     worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
     worker.add_argument("--data-dir", type=Path, default=settings.data_dir)
@@ -85,6 +87,16 @@ def _worker_capacity(args: argparse.Namespace, settings: Settings) -> dict[str, 
     return resources_of(args, base | parsed_resources("ORCH_RESOURCES", settings.resources))
 
 
+def _worker_devices(args: argparse.Namespace) -> dict[str, int] | None:
+    """``--devices`` (``ORCH_DEVICES``); None when not given: the worker's own rule (``orchlive.devices.declare``)."""
+    from orchlive.devices import parse_devices
+
+    try:
+        return parse_devices(args.devices) if args.devices.strip() else None
+    except ValueError as err:
+        raise UsageError(f"--devices: {err}") from None
+
+
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Register this machine's capacity and run the tasks assigned to it until SIGINT or SIGTERM."""
     from orchlive.models import Resources
@@ -102,17 +114,21 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         runtime = make_runtime(args.runtime, **options)
     except (TaskStartError, ValueError) as err:
         raise UsageError(f"--runtime {args.runtime}: {err}") from None
-    worker = Worker(
-        Store(args.etcd, args.prefix),
-        runtime,
-        node_id=args.name,
-        capacity=capacity,
-        labels=labels,
-        lease_ttl=args.lease_ttl,
-        data_dir=args.data_dir / args.name,
-        address=socket.gethostname(),
-        log_tail_bytes=settings.log_tail_bytes,
-    )
+    try:
+        worker = Worker(
+            Store(args.etcd, args.prefix),
+            runtime,
+            node_id=args.name,
+            capacity=capacity,
+            labels=labels,
+            lease_ttl=args.lease_ttl,
+            data_dir=args.data_dir / args.name,
+            address=socket.gethostname(),
+            log_tail_bytes=settings.log_tail_bytes,
+            devices=_worker_devices(args),
+        )
+    except ValueError as err:  # devices contradicting the capacity, a gpu capacity not whole GPUs
+        raise UsageError(str(err)) from None
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()

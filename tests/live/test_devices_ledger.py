@@ -9,7 +9,9 @@ the ledger refuses the other once re-read.
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -219,3 +221,32 @@ async def _racing_placements(endpoint: str, prefix: str) -> None:
 @pytest.mark.live
 def test_two_masters_racing_for_one_gpu_never_oversubscribe_it(etcd) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(_racing_placements(etcd.endpoint, f"/devices-{uuid.uuid4().hex[:8]}"))
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--devices", "gpu=x"], "error: --devices: 'gpu=x' is not KIND=COUNT"),
+        (["--devices", "gpu=4", "--resource", "gpu=2000"], "error: gpu=2000 contradicts devices gpu=4"),
+        (["--resource", "gpu=2500"], "error: gpu=2500: gpu capacity is whole GPUs"),
+    ],
+)
+def test_bad_worker_devices_exit_2_with_one_line(args: list[str], line: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")} | {"ORCH_ETCD": "127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-m", "orchlive", "worker", *args], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(line), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.live
+def test_the_devices_flag_declares_the_worker_gpus(cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    cluster = cluster_factory()
+    cluster.start_master()
+    flags = ["--cpu", "2000", "--memory", "1024", "--lease-ttl", "2", "--data-dir", str(cluster.work_dir)]
+    cluster.workers["w9"] = cluster._spawn(["worker", "--name", "w9", "--devices", "gpu=2", *flags], "w9.log")
+    cluster.wait_until(lambda: cluster.node_state("w9") == "READY", timeout=20, what="w9 READY")
+    node = cluster.nodes()["w9"]
+    assert (node["devices"], node["capacity"]["gpu"], len(node["device_use"]["gpu"])) == ({"gpu": 2}, 2000, 2)

@@ -1,6 +1,6 @@
 """Issue 11, live: GPUs as devices on real workers, placed as the simulator places them.
 
-Two process workers of 4 GPUs each (``ORCH_DEVICES=gpu=4``) receive fractional and
+Two process workers of 4 GPUs each (``ORCH_DEVICES=gpu=4``; ``--resource gpu=4000``) receive fractional and
 whole-GPU tasks, one at a time. For each policy the test checks that
 
 * the master's decisions (node and GPU indices, from ``GET /api/v1/tasks/{id}``) are the ones
@@ -112,8 +112,9 @@ def _task_env(log: str) -> dict[str, str]:
 def test_gpu_tasks_get_the_devices_the_simulator_picks(policy: str, cluster_factory, etcd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cluster = cluster_factory(policy=policy, seed=SEED)
     cluster.start_master(extra=_policy_flags(policy))
-    for name, (cpu, memory) in WORKERS.items():
-        cluster.start_worker(name, cpu=cpu, memory=memory, env={"ORCH_DEVICES": "gpu=4"})
+    # Two ways to say 4 GPUs: ORCH_DEVICES, and a gpu capacity (read as whole GPUs, as the simulator does).
+    cluster.start_worker("w1", cpu=WORKERS["w1"][0], memory=WORKERS["w1"][1], env={"ORCH_DEVICES": "gpu=4"})
+    cluster.start_worker("w2", cpu=WORKERS["w2"][0], memory=WORKERS["w2"][1], resources={"gpu": 4000})
     nodes = cluster.nodes()
     assert {n: nodes[n]["devices"] for n in WORKERS} == {"w1": {"gpu": 4}, "w2": {"gpu": 4}}
     assert nodes["w1"]["capacity"]["gpu"] == 4000  # derived: 4 GPUs x 1000 milli-GPU
