@@ -247,3 +247,26 @@ def test_negative_values_are_values_not_flags(tmp_path: Path, capsys: pytest.Cap
     assert main(args) == 2  # the scenario's own check, not argparse's "expected one argument"
     err = capsys.readouterr().err
     assert "workload.0.count: Input should be greater than or equal to 1 (parameter workload.0.count = -1)" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--executor", "dask"], "error: --executor dask needs dask.distributed, which is not installed: "),
+        (["--executor", "ray"], "error: --executor: unknown 'ray'; choose one of processes, dask"),
+        (["--scheduler", "tcp://127.0.0.1:8786"], "error: --scheduler: only with --executor dask"),
+    ],
+)
+def test_executor_mistakes_are_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if orchsim[cluster] were not installed
+    (tmp_path / "tiny.yaml").write_text(TINY_YAML)
+    assert main([str(tmp_path / "tiny.yaml"), "--seeds", "1,", "--out", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(expected) and err.count("\n") == 1, err
+    assert not (tmp_path / "out").exists()
