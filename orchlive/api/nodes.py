@@ -26,7 +26,10 @@ def _not_found(node_id: str) -> HTTPException:
 
 @router.get("")
 async def list_nodes(store: StoreDep) -> list[NodePublic]:
-    """Every worker that ever registered: capacity, allocated and free per resource; ``[]`` when none."""
+    """Every worker that ever registered: capacity, allocated and free per resource; ``[]`` when none.
+
+    ``device_use`` shows each device (each GPU): its capacity, the share used and the tasks holding it.
+    """
     return list((await read_nodes(store)).values())
 
 
