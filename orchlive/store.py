@@ -9,7 +9,8 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
     PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there;
                                    deleting it tells the worker to stop the task (fencing, drain, delete)
     PREFIX/events/<uuid>           Event JSON {type, object, timestamp, index}; the event id is the
-                                   key's create revision and its index in the transaction (``event_ids``)
+                                   key's create revision and its index in the transaction (``event_ids``);
+                                   under the writer's events lease, so it expires (``retention``)
     PREFIX/logs/<task>             the tail of the task's output
     PREFIX/leader                  the scheduling leader's id, under its lease
 
