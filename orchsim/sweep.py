@@ -177,14 +177,14 @@ def _jobs(
     seeds: list[int],
     names: list[str],
 ) -> list[Job]:
-    """One job per (value, seed), value-major; keyed by content, input paths made absolute."""
-    base = scenario_hash(data, scenario.base_dir)
+    """One job per (value, seed), value-major; keyed by content, paths made absolute (workers' cwd differs)."""
+    base, folder = scenario_hash(data, scenario.base_dir), str(scenario.base_dir.resolve())
     jobs = []
     for value, variant in variants:
-        data, inputs = absolute_inputs(variant, scenario.base_dir)
+        job_data, inputs = absolute_inputs(variant, scenario.base_dir)
         for seed in seeds:
             key = job_key(base, parameter, value, seed, tuple(names))
-            jobs.append(Job(data, scenario.source, str(scenario.base_dir), tuple(names), seed, key, inputs))
+            jobs.append(Job(job_data, scenario.source, folder, tuple(names), seed, key, inputs))
     return jobs
 
 

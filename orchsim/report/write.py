@@ -88,7 +88,7 @@ def _jobs(plans: list[tuple[Scenario, list[int]]], policies: Sequence[str] | Non
         data, inputs = absolute_inputs(scenario.model_dump(mode="json"), scenario.base_dir)
         given = tuple(policies) if policies else None
         for k, seed in enumerate(chosen):
-            about = (scenario.source, str(scenario.base_dir), tuple(scenario.policies), seed)
+            about = (scenario.source, str(scenario.base_dir.resolve()), tuple(scenario.policies), seed)
             jobs.append(
                 ReportJob(
                     data, *about, inputs=inputs, given_policies=given, warmup=window[0], until=window[1], whole=k == 0
