@@ -183,8 +183,8 @@ class Master:
             return tasks[tid][0].node_selector or None
 
         def place(tid: str, node: int, devices: Mapping[str, tuple[int, ...]]) -> None:
-            matrix.allocate(node, request_of(tid), devices)  # the decision's devices ({} when none)
             task, revision = tasks[tid]
+            self._matrices.allocate(node, task, request_of(tid), devices)  # with the decision's devices
             placements.append(transitions.Placement(task, revision, matrix.ids[node], devices))
 
         def never_fits(tid: str) -> bool:

@@ -9,18 +9,24 @@ rebuilt from the node's ledger (its grants) on every pass, through ``DeviceSet.a
 so the core's per-device caches are exactly what the same allocations give in the simulator.
 
 The matrix itself is reused while the nodes, their capacities and the resource names are
-unchanged; the allocations are refreshed from the ledgers on every pass.
+unchanged; the scalar allocations are refreshed from the ledgers on every pass, the devices
+only where a ledger's grants differ from what the matrix holds (``held``): the pass's own
+placements are recorded there (``allocate``), so a committed pass costs nothing to replay,
+and a lost compare-and-swap resets everything. Replaying every grant on every pass would
+cost ~0.2 s at 1,000 nodes x 8 GPUs.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from orchlive import devices as dev
 from orchlive.cache import ClusterCache
+from orchlive.devices import Grant
 from orchlive.models import Task
 from orchsim.scheduling import CapacityError, NodeMatrix
 from orchsim.scheduling.devices import DeviceNeed, DeviceSet
@@ -36,10 +42,20 @@ class MatrixBuilder:
     def __init__(self) -> None:
         self.matrix: NodeMatrix | None = None
         self._shape: tuple[Any, ...] = ()
+        self.held: dict[str, dict[str, dict[str, Grant]]] = {}  # kind -> node -> task -> grant on the matrix
 
     def reset(self) -> None:
         """Forget the matrix: the next ``build`` starts afresh (after a lost compare-and-swap)."""
         self.matrix = None
+
+    def allocate(self, node: int, task: Task, request: np.ndarray, devices: Mapping[str, tuple[int, ...]]) -> None:
+        """A placement of the pass on the matrix, its devices recorded as the grants the ledger will hold."""
+        assert self.matrix is not None
+        self.matrix.allocate(node, request, devices)
+        nid = self.matrix.ids[node]
+        for kind, ids in devices.items():
+            grant = dev.grant_for(kind, task.resources.get(kind, 0), ids)
+            self.held.setdefault(kind, {}).setdefault(nid, {})[task.id] = grant
 
     def build(self, cache: ClusterCache, pending: list[tuple[Task, int]]) -> NodeMatrix:
         """The matrix of the cache's nodes, their allocations and devices; ``pending`` names need rows."""
@@ -60,11 +76,13 @@ class MatrixBuilder:
             if ids:
                 labels = [cache.nodes[nid].labels for nid in ids]
                 matrix.add_nodes(ids, np.array(caps, dtype=np.float64).T, labels=labels)
-            self.matrix, self._shape = matrix, shape
+            for kind in kinds:
+                matrix.devices[kind] = DeviceSet.from_counts([counts[nid].get(kind, 0) for nid in ids], kind)
+            self.matrix, self._shape, self.held = matrix, shape, {kind: {} for kind in kinds}
         matrix = self.matrix
         self._refresh(matrix, cache, names)
         for kind in kinds:
-            matrix.devices[kind] = self._devices(matrix, cache, kind, [counts[nid].get(kind, 0) for nid in ids])
+            self._sync_devices(matrix, cache, kind)
         return matrix
 
     @staticmethod
@@ -78,20 +96,27 @@ class MatrixBuilder:
             matrix.tasks[i] = len(ledger.tasks)
             matrix.set_schedulable(i, cache.schedulable(nid))
 
-    @staticmethod
-    def _devices(matrix: NodeMatrix, cache: ClusterCache, kind: str, counts: list[int]) -> DeviceSet:
-        """The ``kind`` devices of every node, each grant of its ledger taken as the simulator takes it.
+    def _sync_devices(self, matrix: NodeMatrix, cache: ClusterCache, kind: str) -> None:
+        """Bring each node's ``kind`` devices to its ledger's grants: release what left, take what came.
 
         A ledger whose grants its node's devices cannot hold (a worker that came back with
-        fewer devices) leaves that node out of this pass, with a log line.
+        fewer devices) leaves that node out of this pass, with a log line, and the next
+        build starts afresh.
         """
-        devices = DeviceSet.from_counts(counts, kind, dev.DEVICE_UNIT)
+        devices, held = matrix.devices[kind], self.held[kind]
         for i, nid in enumerate(matrix.ids):
-            held = cache.ledger(nid).devices.get(kind, {})
+            new, old = cache.ledger(nid).devices.get(kind, {}), held.get(nid, {})
+            if new == old:
+                continue
             try:
-                for grant in held.values():
-                    devices.allocate(i, DeviceNeed(grant.share, len(grant.ids)), grant.ids)
+                for task_id, grant in old.items():
+                    if new.get(task_id) != grant:
+                        devices.release(i, DeviceNeed(grant.share, len(grant.ids)), grant.ids)
+                for task_id, grant in new.items():
+                    if old.get(task_id) != grant:
+                        devices.allocate(i, DeviceNeed(grant.share, len(grant.ids)), grant.ids)
             except CapacityError as err:
                 log.error("node %s: its ledger's %s grants exceed its devices (%s); skipping it", nid, kind, err)
                 matrix.set_schedulable(i, False)
-        return devices
+                self.matrix = None  # held no longer says what the matrix holds
+            held[nid] = dict(new)

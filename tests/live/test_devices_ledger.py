@@ -250,3 +250,37 @@ def test_the_devices_flag_declares_the_worker_gpus(cluster_factory) -> None:  # 
     cluster.wait_until(lambda: cluster.node_state("w9") == "READY", timeout=20, what="w9 READY")
     node = cluster.nodes()["w9"]
     assert (node["devices"], node["capacity"]["gpu"], len(node["device_use"]["gpu"])) == ({"gpu": 2}, 2000, 2)
+
+
+def test_the_matrix_follows_ledger_changes_as_a_fresh_build_would() -> None:
+    cache = ClusterCache()
+    for nid in ("w1", "w2"):
+        capacity = Resources.model_validate({"cpu": 8000, "gpu": 2000})
+        cache.nodes[nid] = NodeRecord(id=nid, capacity=capacity, devices={"gpu": 2})
+    cache.alive = dict.fromkeys(cache.nodes)
+    a, b, c = gpu_task(300, [0]), gpu_task(1000, [1]), gpu_task(600, [0])
+    first = Ledger()
+    first.add(a)
+    first.add(b)
+    cache.ledgers["w1"] = (first, 3)
+    builder = MatrixBuilder()
+    builder.build(cache, [])
+    # The pass places c on w2 (recorded as held), then the ledgers move on: a left w1, c reached w2.
+    request = builder.matrix.request_vector({"cpu": 100, "gpu": 600})  # type: ignore[union-attr]
+    builder.allocate(1, c.model_copy(update={"devices": {}}), request, {"gpu": (0,)})
+    second = first.copy()
+    second.remove(a)
+    placed = Ledger()
+    placed.add(c)
+    cache.ledgers["w1"], cache.ledgers["w2"] = (second, 4), (placed, 4)
+    again = builder.build(cache, []).devices["gpu"]
+    fresh = MatrixBuilder().build(cache, []).devices["gpu"]
+    np.testing.assert_allclose(again.free, fresh.free)
+    np.testing.assert_allclose(again.free, [[1000, 0], [400, 1000]])
+    assert again.classes.tolist() == fresh.classes.tolist()
+    # A ledger its node's devices cannot hold: that node is skipped, the next build starts afresh.
+    broken = Ledger()
+    broken.add(gpu_task(1000, [5]))
+    cache.ledgers["w2"] = (broken, 5)
+    matrix = builder.build(cache, [])
+    assert matrix.schedulable.tolist() == [True, False] and builder.matrix is None
