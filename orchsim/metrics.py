@@ -85,7 +85,7 @@ def tasks_columns(records: RunRecords, workload: Workload) -> dict[str, np.ndarr
     }
     for i, name in enumerate(workload.resources):
         columns[name] = workload.demand[:, i]
-    return columns
+    return columns | records.task_extras  # priority, preemption, gang, DAG columns when in use
 
 
 def _devices_column(records: RunRecords, n: int) -> np.ndarray:
@@ -115,7 +115,7 @@ def summary_row(records: RunRecords, workload: Workload) -> dict[str, float | in
     row["fragmentation"] = float(frag[_sample_window(records, windowed)].mean()) if len(frag) else 0.0
     row["decisions"] = records.decisions
     row["wall_seconds"] = records.wall_seconds
-    return row
+    return row | records.summary_extras  # preemption and DAG keys when in use
 
 
 def _task_rows(records: RunRecords, workload: Workload, windowed: bool) -> dict[str, float | int]:

@@ -38,6 +38,7 @@ from orchsim.scenario_workload import (
     Uniform,
     WorkloadSource,
     _TraceSource,
+    check_dependencies,
 )
 from orchsim.scheduling import POLICIES, PolicySpec, UnknownPolicyError
 from orchsim.scheduling.queueing import DEFAULTS
@@ -87,6 +88,8 @@ class Scheduler(_Strict):
     Attributes:
         backfill_window: How many queued tasks a backfill pass looks at.
         max_attempts: Placements per task before it is marked failed (node failures).
+        preemption: A task that fits nowhere may evict tasks of lower priority from one
+            node (kube-scheduler's DefaultPreemption rules; ``orchsim.scheduling.preemption``).
         filters: Filters beyond the built-in ones (schedulable, node selector, resources),
             by name with their parameters: ``{max_tasks_per_node: {limit: 8}}``; a
             plugin may register more (``orchsim.scheduling.filter``).
@@ -95,6 +98,7 @@ class Scheduler(_Strict):
     queue: Literal["fifo", "backfill"] = DEFAULTS.queue  # type: ignore[assignment]
     backfill_window: int = Field(default=DEFAULTS.backfill_window, ge=1)
     max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1)
+    preemption: bool = False
     filters: dict[str, dict[str, Any]] = {}
 
     @field_validator("filters", mode="before")
@@ -231,6 +235,11 @@ class Scenario(_Strict):
         """A path from the file, relative to the scenario's own folder."""
         p = Path(path)
         return p if p.is_absolute() else self.base_dir / p
+
+    @model_validator(mode="after")
+    def _acyclic(self) -> Scenario:
+        check_dependencies(self.workload)  # names resolve, counts match, no cycle
+        return self
 
     @model_validator(mode="after")
     def _paths_exist(self) -> Scenario:

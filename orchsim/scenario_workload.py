@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, model_validator
 
+from orchsim.scheduling.dependencies import CycleError, topological_order
 from orchsim.schema_base import (
     STRICT,
     Amount,
@@ -36,6 +37,7 @@ __all__ = [
     "SwfTrace",
     "Uniform",
     "WorkloadSource",
+    "check_dependencies",
 ]
 
 
@@ -188,14 +190,45 @@ class Cluster(_Strict):
 
 
 # --------------------------------------------------------------------- workload
+# A task's priority: an integer (may be negative) or a distribution of non-negative values (rounded).
+Priority = int | DistributionSpec
+
+
 class _Source(_Strict):
     node_selector: dict[str, str] = {}
+    # Higher goes first in the queue and, with ``scheduler.preemption``, may evict lower ones.
+    priority: Priority = 0
 
 
 class _Synthetic(_Source):
+    """A generated source; ``name``, ``replicas`` and ``after`` make gangs and DAGs of its tasks.
+
+    Attributes:
+        name: How other entries refer to this one in ``after``.
+        replicas: Each task is a gang of this many replicas, each asking ``resources``:
+            all placed at once or none (at least ``min_replicas``, default all of them).
+        after: Names of entries this one depends on: the i-th task of this entry waits
+            for the i-th task of each of them (a DAG per job ``i``; counts must match).
+        on: ``success``: a parent must complete; ``completion``: any end will do.
+        if_parent_fails: With ``on: success``, a task whose parent failed (or was
+            skipped, or can never run) ``fail``s or is ``skip``ped; either way it never runs.
+    """
+
     count: int = Field(ge=1)
     resources: Requests
     duration: Distribution
+    name: str | None = Field(default=None, min_length=1)
+    replicas: int = Field(default=1, ge=1)
+    min_replicas: int | None = Field(default=None, ge=1)
+    after: list[str] = []
+    on: Literal["success", "completion"] = "success"
+    if_parent_fails: Literal["fail", "skip"] = "fail"
+
+    @model_validator(mode="after")
+    def _gang_sizes(self) -> _Synthetic:
+        if self.min_replicas is not None and self.min_replicas > self.replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must be at most replicas ({self.replicas})")
+        return self
 
 
 class Poisson(_Synthetic):
@@ -267,6 +300,40 @@ class SwfTrace(_TraceSource):
     kind: Literal["swf"]
     cpu_per_processor: Annotated[float, BeforeValidator(amount_of("cpu")), Field(gt=0)] = 1000.0
     memory_per_processor: Annotated[float, BeforeValidator(amount_of("memory")), Field(ge=0)] = 0.0
+
+
+def check_dependencies(workload: list[Any]) -> None:
+    """Every ``after`` names an entry of the same count, and the entries form no cycle.
+
+    Raises:
+        ValueError: one line naming ``workload.<i>.after`` and the problem.
+    """
+    names: dict[str, int] = {}
+    for i, source in enumerate(workload):
+        name = getattr(source, "name", None)
+        if name is not None:
+            if name in names:
+                raise ValueError(f"workload.{i}.name: {name!r} is also the name of workload.{names[name]}")
+            names[name] = i
+    parents: list[list[int]] = []
+    for i, source in enumerate(workload):
+        mine = []
+        for parent in getattr(source, "after", []):
+            if parent not in names:
+                raise ValueError(f"workload.{i}.after: no workload entry is named {parent!r}")
+            j = names[parent]
+            if workload[j].count != source.count:
+                raise ValueError(
+                    f"workload.{i}.after: {parent!r} has {workload[j].count} tasks, this entry {source.count} "
+                    "(the i-th task of each waits for the i-th of its parents)"
+                )
+            mine.append(j)
+        parents.append(mine)
+    try:
+        topological_order(parents)
+    except CycleError as err:
+        cycle = " -> ".join(getattr(workload[k], "name", None) or str(k) for k in err.cycle)
+        raise ValueError(f"workload.{err.cycle[0]}.after: a cycle of dependencies: {cycle}") from None
 
 
 WorkloadSource = Annotated[Poisson | Burst | Diurnal | CsvTrace | OpenbTrace | SwfTrace, Field(discriminator="kind")]

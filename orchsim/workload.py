@@ -19,7 +19,24 @@ import numpy as np
 from orchsim import scenario as sc
 from orchsim import traces
 
-__all__ = ["Workload", "build_workload", "draw", "evenly_spaced"]
+__all__ = ["Dependencies", "Workload", "build_workload", "draw", "evenly_spaced"]
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """The DAGs of a workload (``after`` in its entries), indexed by task like ``Workload``.
+
+    Attributes:
+        parents: Per task, the tasks it waits for (indices, sorted).
+        on_success: bool ``(T,)``: waits for its parents to complete (else: to end at all).
+        skip: bool ``(T,)``: a failed parent skips it (else: fails it).
+        dag: int64 ``(T,)``: the DAG (job) a task belongs to, -1 for tasks in none.
+    """
+
+    parents: list[tuple[int, ...]]
+    on_success: np.ndarray
+    skip: np.ndarray
+    dag: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,10 @@ class Workload:
         selectors: The distinct node selectors used.
         source: int16 ``(T,)``, index of the workload entry that made the task.
         skipped: Trace records dropped while loading (see ``orchsim.traces``).
+        priority: int64 ``(T,)``, or None when every task has priority 0.
+        gang: int32 ``(T, 2)``: replicas and min_replicas per task, or None (no gangs);
+            ``demand`` is per replica.
+        dependencies: The DAGs, or None when no entry has ``after``.
     """
 
     resources: tuple[str, ...]
@@ -45,6 +66,9 @@ class Workload:
     selectors: list[dict[str, str]] = field(default_factory=list)
     source: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     skipped: int = 0
+    priority: np.ndarray | None = None
+    gang: np.ndarray | None = None
+    dependencies: Dependencies | None = None
 
     def __len__(self) -> int:
         return len(self.submit_time)
@@ -102,6 +126,7 @@ class _Part:
     selector: dict[str, str]
     skipped: int = 0
     task_selectors: np.ndarray | None = None  # per task (dicts), merged over ``selector``
+    priority: np.ndarray | None = None  # int64 per task; drawn last, so no other draw moves
 
 
 def evenly_spaced(n: int, fraction: float) -> np.ndarray:
@@ -236,6 +261,7 @@ def build_workload(
         else:
             part = _trace(source, scenario, rng, capacity_totals or {})
         _check_demand(part, resources, scenario, i)
+        part.priority = _priorities(source.priority, len(part.submit), rng)
         parts.append(part)
 
     selectors = _SelectorCodes()
@@ -262,7 +288,15 @@ def build_workload(
         selectors=selectors.selectors,
         source=np.concatenate(source_ix)[order],
         skipped=sum(p.skipped for p in parts),
+        **task_structure(scenario.workload, [p.priority for p in parts], order),  # type: ignore[arg-type]
     )
+
+
+def _priorities(spec: int | sc.DistributionSpec, n: int, rng: np.random.Generator) -> np.ndarray | None:
+    """Each task's priority (whole numbers); None for the default 0, drawing nothing."""
+    if isinstance(spec, int):
+        return None if spec == 0 else np.full(n, spec, dtype=np.int64)
+    return np.rint(draw(spec, n, rng)).astype(np.int64)
 
 
 def _check_demand(part: _Part, resources: tuple[str, ...], scenario: sc.Scenario, i: int) -> None:
@@ -303,3 +337,69 @@ class _SelectorCodes:
         if part.task_selectors is None:
             return np.full(n, self.code(part.selector), dtype=np.int32)
         return np.array([self.code({**part.selector, **own}) for own in part.task_selectors], dtype=np.int32)
+
+
+def task_structure(
+    entries: list[sc.WorkloadSource], priorities: list[np.ndarray | None], order: np.ndarray
+) -> dict[str, object]:
+    """Priority, gangs and DAGs of the merged tasks (``Workload`` fields), in sorted order.
+
+    ``order`` sorts the concatenated entries' tasks; the i-th task of an entry with
+    ``after`` waits for the i-th task of each parent entry.
+    """
+    counts = [len(p) if p is not None else _count(e) for e, p in zip(entries, priorities, strict=True)]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    out: dict[str, object] = {}
+    if any(p is not None for p in priorities):
+        out["priority"] = np.concatenate(
+            [np.zeros(n, np.int64) if p is None else p for p, n in zip(priorities, counts, strict=True)]
+        )[order]
+    sizes = [(getattr(e, "replicas", 1), getattr(e, "min_replicas", None)) for e in entries]
+    if any(replicas > 1 for replicas, _ in sizes):
+        gang = np.concatenate([np.tile([r, m or r], (n, 1)) for (r, m), n in zip(sizes, counts, strict=True)]).astype(
+            np.int32
+        )
+        out["gang"] = np.ascontiguousarray(gang[order])
+    if any(getattr(e, "after", None) for e in entries):
+        out["dependencies"] = _dependencies(entries, counts, offsets, order)
+    return out
+
+
+def _count(entry: sc.WorkloadSource) -> int:
+    return int(getattr(entry, "count", 0))
+
+
+def _dependencies(
+    entries: list[sc.WorkloadSource], counts: list[int], offsets: np.ndarray, order: np.ndarray
+) -> Dependencies:
+    """Parents per task (sorted indices), the waiting rules, and one DAG id per job of linked entries."""
+    names = {e.name: i for i, e in enumerate(entries) if getattr(e, "name", None)}
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))  # unsorted index -> sorted index
+    total = int(offsets[-1])
+    parents: list[tuple[int, ...]] = [()] * total
+    on_success, skip = np.ones(total, bool), np.zeros(total, bool)
+    component = list(range(len(entries)))  # linked entries share the smallest index among them
+
+    def root(i: int) -> int:
+        while component[i] != i:
+            i = component[i]
+        return i
+
+    for i, entry in enumerate(entries):
+        after = [names[name] for name in getattr(entry, "after", [])]
+        for j in after:
+            a, b = root(i), root(j)
+            component[max(a, b)] = min(a, b)
+        on_success[offsets[i] : offsets[i + 1]] = getattr(entry, "on", "success") == "success"
+        skip[offsets[i] : offsets[i + 1]] = getattr(entry, "if_parent_fails", "fail") == "skip"
+        for k in range(counts[i]):
+            parents[offsets[i] + k] = tuple(sorted(int(position[offsets[j] + k]) for j in after))
+    linked = {root(i) for i, e in enumerate(entries) if getattr(e, "after", None)}
+    roots = sorted(linked)
+    dag = np.full(total, -1, dtype=np.int64)
+    for i in range(len(entries)):
+        if root(i) in linked:
+            dag[offsets[i] : offsets[i + 1]] = roots.index(root(i)) * max(counts) + np.arange(counts[i])
+    sorted_parents = [parents[o] for o in order.tolist()]
+    return Dependencies(sorted_parents, on_success[order], skip[order], dag[order])

@@ -33,13 +33,14 @@ from simpy.events import Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
-from orchsim.engine import autoscaler, node_events
+from orchsim.engine import autoscaler, node_events, wrapup
 from orchsim.engine.accounting import Accounting
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import cluster_sample, series_names
-from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, could_ever_fit, explain_never, select
+from orchsim.engine.task_structure import TaskStructure, needs_structure
+from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, could_ever_fit, explain_never
 from orchsim.scheduling.fragmentation import typical_workload
-from orchsim.scheduling.node_devices import Assignment, format_assignment
+from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
 from orchsim.workload import Workload
 
@@ -72,6 +73,11 @@ class Simulation:
         self._typical = np.median(workload.demand, axis=0) if len(workload) else np.zeros(len(workload.resources))
         self._filters = FILTERS.active(config.filters)  # resolved once, used on every decision
         self._params = self._policy_params(config)
+        # Priorities, preemption, gangs, dependencies: None (and no cost) when none is used.
+        self.ext = TaskStructure(self, config.preemption) if needs_structure(workload, config.preemption) else None
+        extensions = self.ext.extensions() if self.ext is not None else None
+        # A fifo pass settles a prefix of the queue, unless priorities reorder it.
+        self._prefix = config.queue == "fifo" and (extensions is None or extensions.priority_of is None)
         self.scheduler = SchedulingPass(
             config.policy,
             request_of=self._demand_rows.__getitem__,
@@ -83,6 +89,7 @@ class Simulation:
             rng=self.policy_rng,
             filters=self._filters,
             params=self._params,
+            extensions=extensions,
         )
 
     def _policy_params(self, config: EngineConfig) -> dict[str, Any]:
@@ -109,7 +116,7 @@ class Simulation:
             raise ValueError("workload demand must be finite and >= 0")
         self._fit_checked = [False] * len(workload)  # "could it ever fit?" asked once per task
         # ... and answered once per (request, selector) until nodes join or leave for good.
-        self._never_cache: dict[tuple[bytes, int], bool] = {}
+        self._never_cache: dict[tuple[bytes, int, Any], bool] = {}
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
         self._durations = workload.duration.tolist()
@@ -145,7 +152,7 @@ class Simulation:
         """Integrate queue length and running count up to now (call before changing them)."""
         self.acct.advance(self.env.now, len(self.queue), self.running)
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         """One more task placed for the first time, or rejected: the progress bar moves."""
         self._progressed += 1
         if self.progress is not None and self._progressed - self._reported >= 1000:
@@ -155,6 +162,8 @@ class Simulation:
     def finish(self, task: int, status: int) -> None:
         self.tasks.status[task] = status
         self.done += 1
+        if self.ext is not None:
+            self.ext.ended(task, status)  # its children may go, fail or be skipped
 
     def never_fits_changed(self) -> None:
         """Nodes joined or left for good: "could it ever fit?" must be asked again."""
@@ -170,7 +179,8 @@ class Simulation:
         if self._fit_checked[task]:
             return False
         self._fit_checked[task] = True
-        key = (self._demand_rows[task].tobytes(), self._selector_of[task])
+        gang = self.ext.gang_size(task) if self.ext is not None else None
+        key = (self._demand_rows[task].tobytes(), self._selector_of[task], gang)
         never = self._never_cache.get(key)
         if never is None:
             never = self._never_cache[key] = self._never_fits(task)
@@ -179,7 +189,9 @@ class Simulation:
     def _never_fits(self, task: int) -> bool:
         """True if no node that exists or may return could hold ``task`` even when empty."""
         demand = self._demand_rows[task]
-        if could_ever_fit(self.nodes, demand, ~self.removed, self._selector(task), extra=self._filters):
+        if could_ever_fit(self.nodes, demand, ~self.removed, self._selector(task), extra=self._filters) and (
+            self.ext is None or self.ext.gang_could_fit(task)
+        ):
             return False
         # New nodes may still arrive: the autoscaler's shape or a pending scale-out.
         future = [e.capacity for e in self.cfg.events if isinstance(e, sc.ScaleOut) and e.at > self.env.now]
@@ -192,6 +204,11 @@ class Simulation:
         return True
 
     def _start(self, task: int, node: int, devices: Assignment) -> None:
+        self.occupy(task, node, devices)
+        self.begin(task, node)
+
+    def occupy(self, task: int, node: int, devices: Assignment) -> None:
+        """Allocate (one replica of) ``task`` on ``node``."""
         self.nodes.allocate_unchecked(node, self._demand_rows[task].tolist(), devices)
         if devices:
             self.devices[task] = devices
@@ -201,12 +218,15 @@ class Simulation:
             self.nodes_in_use += 1
             if self.nodes_in_use > self.peak_nodes_used:
                 self.peak_nodes_used = self.nodes_in_use
+
+    def begin(self, task: int, node: int) -> None:
+        """``task``, allocated, starts running now; its completion is scheduled."""
         tasks = self.tasks
         tasks.status[task] = Status.RUNNING
         tasks.start[task] = self.env.now
         tasks.node[task] = node
         if self.progress is not None and not tasks.attempts[task]:
-            self._tick()
+            self.tick()
         tasks.attempts[task] += 1
         self.running += 1
         duration = self._durations[task]
@@ -219,18 +239,29 @@ class Simulation:
         done.callbacks.append(self._on_complete)
 
     def stop(self, task: int) -> int:
-        """Take ``task`` off its node; returns the node."""
-        node = int(self.tasks.node[task])
-        self.nodes.release_unchecked(node, self._demand_rows[task].tolist(), self.devices.get(task))
+        """Take ``task`` off its node (every replica of a gang); returns the (first) node."""
         self.running -= 1
         if self._durations[task] == math.inf:
             self.forever -= 1
+        if self.ext is not None and task in self.ext.runs:
+            return self.ext.release_gang(task)
+        node = int(self.tasks.node[task])
+        self.vacate(task, node, self._demand_rows[task].tolist(), self.devices.get(task))
+        return node
+
+    def vacate(self, task: int, node: int, request: list[float], devices: Assignment | None) -> None:
+        """Release (one replica of) ``task`` on ``node``."""
+        self.nodes.release_unchecked(node, request, devices)
         on_node = self.running_on[node]
         on_node.discard(task)
         if not on_node:
             self.nodes_in_use -= 1
             self.idle_since[node] = self.env.now
-        return node
+
+    def held_demand(self, task: int) -> np.ndarray:
+        """What a run of ``task`` holds: its request, times the replicas of a gang."""
+        demand = self.w.demand[task]
+        return demand if self.ext is None else self.ext.held_demand(task, demand)
 
     def enqueue(self, task: int, front: bool = False) -> None:
         self.tasks.enqueued_at[task] = self.env.now
@@ -247,12 +278,14 @@ class Simulation:
         memory of tasks without room stays valid; a change that may free room on many
         nodes calls ``self.scheduler.forget()`` first.
         """
+        if self.ext is not None and self.ext.released:
+            new = (*new, *self.ext.take_released())
         if not self.queue:
             return
         result = self.scheduler.run(self.nodes, self.queue, gained=gained, new=new)
         self.decisions += result.decisions
         done = result.placed + result.never
-        if self.cfg.queue == "fifo":
+        if self._prefix:
             for _ in done:  # a fifo pass settles a prefix of the queue
                 self.queue.popleft()
         else:
@@ -263,6 +296,8 @@ class Simulation:
             wait[task] += now - enqueued_at[task]
         for task in result.never:
             self._reject(task)
+        if result.preempted:
+            self.ext.requeue_victims()  # type: ignore[union-attr]
 
     def _reject(self, task: int) -> None:
         """``task`` can never run here: unschedulable, with the reason."""
@@ -275,7 +310,7 @@ class Simulation:
         )
         self.finish(task, Status.UNSCHEDULABLE)
         if not self.tasks.attempts[task]:
-            self._tick()
+            self.tick()
 
     # ------------------------------------------------------------------ task events
     def _schedule_arrival(self) -> None:
@@ -292,8 +327,9 @@ class Simulation:
         submit, now, i = self._submit, self.env.now, self._next_arrival
         n = len(submit)
         while i < n and submit[i] <= now:
-            self.enqueue(i)
-            self.drain_queue(new=(i,))
+            if self.ext is None or self.ext.arrives(i):
+                self.enqueue(i)
+                self.drain_queue(new=(i,))
             i += 1
         self._next_arrival = i
         self._schedule_arrival()
@@ -352,28 +388,6 @@ class Simulation:
         for name, value in cluster_sample(self.nodes, self.dead, self.acct.cap_total, self._typical).items():
             s[name].append(value)
 
-    def _pending_reasons(self) -> None:
-        """Why each task still queued at the end never ran: once per task, not per decision."""
-        n = self.nodes.n_nodes
-        for position, task in enumerate(self.queue):
-            decision = select(
-                self.nodes,
-                self._demand_rows[task],
-                self.cfg.policy,
-                rng=np.random.default_rng(0),  # the run's own stream is left untouched
-                node_selector=self._selector(task),
-                filters=self._filters,
-                **self._params,
-            )
-            if decision.node is None:
-                reason = decision.reason
-            else:
-                reason = (
-                    f"fits on {decision.feasible}/{n} nodes at the end, but waited behind "
-                    f"{position} task(s) in the {self.cfg.queue} queue"
-                )
-            self.reasons[task] = reason if np.isnan(self.tasks.start[task]) else f"lost with its node; then {reason}"
-
     # ------------------------------------------------------------------ run
     def run(self) -> RunRecords:
         """Simulate to the end (every task terminal, or nothing left that could change)."""
@@ -394,37 +408,9 @@ class Simulation:
         if self.progress is not None:
             # Tasks never placed count as handled now: the run is over for them too.
             self.progress(len(self.w) - self._reported)
-        self._pending_reasons()
+        wrapup.pending_reasons(self)
         # Tasks still queued at the end stay "pending" and their wait runs to the end (the
         # last state change: the horizon, not a sampler tick after it).
         for task in self.queue:
             self.tasks.wait[task] += self.acct.last_t - self.tasks.enqueued_at[task]
-        return self._records(time.perf_counter() - began)
-
-    def _records(self, wall_seconds: float) -> RunRecords:
-        acct, tasks, resources = self.acct, self.tasks, self.w.resources
-        acct.capacity_changing(acct.last_t)
-        integrals = {f"used_{r}": float(v) for r, v in zip(resources, acct.used(tasks, self.w.demand), strict=True)}
-        integrals |= {f"capacity_{r}": float(v) for r, v in zip(resources, acct.capacity, strict=True)}
-        integrals |= {"queue": acct.queue, "running": acct.running, "nodes_up": acct.nodes_up_time}
-        return RunRecords(
-            policy=self.cfg.policy,
-            node_ids=list(self.nodes.ids),
-            start_time=tasks.start,
-            end_time=tasks.end,
-            node=tasks.node,
-            status=tasks.status,
-            attempts=tasks.attempts,
-            wait=tasks.wait,
-            samples={k: np.asarray(v, dtype=np.float64) for k, v in self._samples.items()},
-            integrals=integrals,
-            horizon=float(acct.last_t),
-            peak_nodes_used=self.peak_nodes_used,
-            rescheduled=self.rescheduled,
-            wall_seconds=wall_seconds,
-            decisions=self.decisions,
-            failures=list(self.failure_log),
-            reasons=dict(self.reasons),
-            window=acct.window(),
-            devices={task: format_assignment(picked) for task, picked in self.devices.items()},
-        )
+        return wrapup.records(self, time.perf_counter() - began)

@@ -100,7 +100,7 @@ def _give_up_tasks(sim: Simulation, node: int) -> bool:
     tasks = sim.tasks
     sim.failure_log.append((failed_at, sim.env.now, sim.nodes.ids[node], len(lost)))
     for task in lost:
-        sim.acct.lose_run(sim.w.demand[task], float(tasks.start[task]), failed_at)
+        sim.acct.lose_run(sim.held_demand(task), float(tasks.start[task]), failed_at)
         sim.stop(task)
         tasks.epoch[task] += 1
         sim.rescheduled += 1

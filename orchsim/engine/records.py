@@ -27,7 +27,8 @@ class Status:
     COMPLETED = 2
     FAILED = 3
     UNSCHEDULABLE = 4
-    NAMES = ("pending", "running", "completed", "failed", "unschedulable")
+    SKIPPED = 5  # never ran: a parent it needed did not complete (``if_parent_fails: skip``)
+    NAMES = ("pending", "running", "completed", "failed", "unschedulable", "skipped")
 
 
 class NodeState:
@@ -50,6 +51,7 @@ class EngineConfig:
     queue: str = "fifo"
     backfill_window: int = 100
     max_attempts: int = 5
+    preemption: bool = False  # a task that fits nowhere may evict lower-priority ones
     heartbeat_interval: float = 5.0
     failure_timeout: float = 15.0
     events: tuple[Any, ...] = ()
@@ -113,3 +115,9 @@ class RunRecords:
     window: tuple[float, float] = (0.0, math.inf)
     # Devices of each task's last run that took any, as text ("0;3"; see format_assignment).
     devices: dict[int, str] = field(default_factory=dict)
+    # Columns and summary keys of the features a run uses (priority, preemption, gangs,
+    # dependencies; see engine.task_structure), appended to the tables; empty otherwise.
+    task_extras: dict[str, np.ndarray] = field(default_factory=dict)
+    summary_extras: dict[str, float | int] = field(default_factory=dict)
+    # One row per DAG (dag, submit, end, makespan, critical_path, slack), or None without DAGs.
+    dags: dict[str, np.ndarray] | None = None

@@ -17,6 +17,10 @@ Queue disciplines (``QUEUE_DISCIPLINES``):
   window bounds how many waiting ones each pass retries; EASY backfilling adds a
   reservation).
 
+With ``PassExtensions`` (``pass_extensions.py``), the queue is tried by priority, a task
+that fits nowhere may preempt lower-priority ones, and gangs are placed all at once or
+not at all; without them the pass is the plain loop below, at no extra cost.
+
 Under both, a task that does not fit now and never could (the owner's ``never_fits``) is
 set aside and reported in ``never``: an impossible task must not block a queue forever.
 
@@ -38,11 +42,13 @@ import numpy as np
 from orchsim.scheduling.filters import ActiveFilters, fits_node
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
-from orchsim.scheduling.select import PreparedPolicy, choose_devices, decide
+from orchsim.scheduling.pass_extensions import PassExtensions
+from orchsim.scheduling.select import Decision, PreparedPolicy, choose_devices, decide
 
 __all__ = [
     "DEFAULTS",
     "QUEUE_DISCIPLINES",
+    "PassExtensions",
     "PassResult",
     "SchedulingDefaults",
     "SchedulingPass",
@@ -94,11 +100,13 @@ class PassResult:
         blocked: ``fifo``: the pass stopped at a task that does not fit now.
         decisions: Tasks decided on: ``select`` calls, and remembered tasks placed on the
             one node that gained room (``SchedulingPass``).
+        preempted: ``(victim, preemptor, node)`` for every task evicted (``PassExtensions``),
+            in order; the owner re-queues the victims after the pass.
     """
 
     # A plain slotted class, not a dataclass with factories: the simulator runs a pass per
     # arrival, and its construction cost is paid a million times in a large run.
-    __slots__ = ("blocked", "decisions", "never", "placed", "waiting")
+    __slots__ = ("blocked", "decisions", "never", "placed", "preempted", "waiting")
 
     def __init__(self) -> None:
         self.placed: list[Any] = []
@@ -106,6 +114,7 @@ class PassResult:
         self.waiting: dict[Any, str] = {}
         self.blocked = False
         self.decisions = 0
+        self.preempted: list[tuple[Any, Any, int]] = []
 
     def __repr__(self) -> str:
         return (
@@ -139,6 +148,7 @@ class SchedulingPass:
     __slots__ = (
         "_blocked",
         "_explain",
+        "_extensions",
         "_fifo",
         "_never_fits",
         "_place",
@@ -163,6 +173,7 @@ class SchedulingPass:
         rng: np.random.Generator | None = None,
         filters: ActiveFilters = (),
         params: Mapping[str, Any] | None = None,
+        extensions: PassExtensions | None = None,
     ) -> None:
         if discipline not in QUEUE_DISCIPLINES:
             raise ValueError(f"queue discipline {discipline!r}: use one of {', '.join(QUEUE_DISCIPLINES)}")
@@ -180,6 +191,7 @@ class SchedulingPass:
         self._never_fits = never_fits
         self._explain = explain
         self._shortcut = not explain and self._policy.spec.skippable
+        self._extensions = extensions
         # Tasks the last run found no room for, and the runs since then only ever gained
         # room where ``gained`` said. With ``explain`` every task is tried (and explained).
         self._blocked: set[Any] = set()
@@ -197,13 +209,17 @@ class SchedulingPass:
         beyond the window; ``fifo`` ignores it).
         """
         fifo, prepared, explain, filters = self._fifo, self._policy, self._explain, self._policy.filters
-        request_of, selector_of, place = self._request_of, self._selector_of, self._place
+        request_of, selector_of, place, extensions = self._request_of, self._selector_of, self._place, self._extensions
         was_blocked, blocked = self._blocked, set()
         self._blocked = blocked  # only tasks this run looks at stay remembered
         result = PassResult()
         # Iterated lazily, not copied (a fifo pass over a long queue usually stops at its head):
         # the owner must not change its queue during the pass, only after it.
         tasks: Iterable[Any] = queue if fifo else backfill_order(queue, self._window, new)
+        if extensions is not None:
+            tasks = extensions.order(queue)
+            tasks = tasks if fifo else backfill_order(tasks, self._window, extensions.order(new))
+            was_blocked = extensions.memory(was_blocked)
         for task in tasks:
             known = task in was_blocked
             if known and gained is None:
@@ -219,8 +235,14 @@ class SchedulingPass:
                     return result
                 continue
             result.decisions += 1
-            if known and self._shortcut:
-                node: int | None = gained
+            if extensions is not None:
+                decision = extensions.decide(nodes, task, request, selector, prepared, explain, place, result.preempted)
+                if decision.node is not None:
+                    result.placed.append(task)
+                    continue
+                node = None  # type: ignore[assignment]
+            elif known and self._shortcut:
+                node = gained
                 devices = choose_devices(nodes, request, prepared, gained) if nodes.devices else NO_DEVICES  # type: ignore[arg-type]
                 prepared.last = nodes.ids[gained]  # type: ignore[index]  # as decide would have
             else:
@@ -229,18 +251,23 @@ class SchedulingPass:
             if node is not None:
                 place(task, node, devices)
                 result.placed.append(task)
-                continue
-            if self._never_fits is not None and self._never_fits(task):
-                result.never.append(task)
-                continue
-            if explain:
-                result.waiting[task] = decision.reason
-            else:
-                blocked.add(task)
-            if fifo:
-                result.blocked = True
+            elif self._left_waiting(task, decision, blocked, result):
                 return result
         return result
+
+    def _left_waiting(self, task: Any, decision: Decision, blocked: set[Any], result: PassResult) -> bool:
+        """Record a task that found no room (set aside, explained or remembered); True: the pass stops."""
+        if self._never_fits is not None and self._never_fits(task):
+            result.never.append(task)
+            return False
+        if self._explain:
+            result.waiting[task] = decision.reason
+        else:
+            blocked.add(task)
+        if self._fifo:
+            result.blocked = True
+            return True
+        return False
 
 
 def backfill_order(queue: Iterable[T], window: int, new: Iterable[T]) -> list[T]:
@@ -268,6 +295,7 @@ def schedule_pass(
     rng: np.random.Generator | None = None,
     filters: ActiveFilters = (),
     params: Mapping[str, Any] | None = None,
+    extensions: PassExtensions | None = None,
 ) -> PassResult:
     """Try the queued tasks in order under ``discipline``; place those that fit.
 
@@ -298,6 +326,7 @@ def schedule_pass(
         rng: Random generator for policies that draw (``random``, ``hybrid``).
         filters: Filters beyond the built-ins (``FILTERS.active(...)``, resolved once).
         params: Policy parameters.
+        extensions: Priorities, preemption and gangs (``PassExtensions``); None: none of them.
 
     Returns:
         The placements in order, the tasks set aside as never fitting, the reasons of the
@@ -319,5 +348,6 @@ def schedule_pass(
         rng=rng,
         filters=filters,
         params=params,
+        extensions=extensions,
     )
     return scheduler.run(nodes, queue, new=new)

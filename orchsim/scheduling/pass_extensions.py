@@ -1,0 +1,156 @@
+"""What the scheduling pass does beyond one task at a time: priorities, preemption, gangs.
+
+An owner that uses none of these passes no ``PassExtensions`` and the pass runs its
+plain loop: nothing here costs anything on the common path. With extensions:
+
+* ``priority_of``: the queue is tried highest priority first, then in queue (arrival)
+  order among equals (a stable sort), under both disciplines.
+* ``running_of`` + ``evict``: preemption. A task that fits nowhere asks
+  ``preemption.choose_victims`` for one node and its lower-priority victims; the pass
+  calls ``evict(victims, node)``, which must release them on the matrix before returning
+  (the owner stops them and re-queues them after the pass, from ``PassResult.preempted``),
+  and decides again. The pass's memory of tasks without room is not used: an eviction
+  or a new low-priority task may make room anywhere.
+* ``gang_of`` + ``place_gang``: a task with ``(replicas, min_replicas)`` is placed by
+  ``gangs.place_gang`` all at once (``place_gang(task, placements)``) or not at all. A
+  gang never preempts (its victims would have to be chosen over several nodes at once).
+
+The same object serves the live master: it builds ``RunningTasks`` from its ledgers in
+``running_of`` and turns ``evict`` into the etcd transitions that stop the victims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from orchsim.scheduling.filters import TaskInfo
+from orchsim.scheduling.gangs import Gang, place_gang
+from orchsim.scheduling.matrix import NodeMatrix
+from orchsim.scheduling.node_devices import Assignment
+from orchsim.scheduling.preemption import RunningTasks, choose_victims
+from orchsim.scheduling.select import Decision, PreparedPolicy, decide
+
+__all__ = ["GangDecision", "PassExtensions"]
+
+
+class GangDecision(Decision):
+    """A gang's outcome: placed on its first replica's node, or why it waits."""
+
+    __slots__ = ("why",)
+
+    def __init__(self, node: int | None, nodes: NodeMatrix, policy: str, why: str) -> None:
+        super().__init__(node, None if node is None else nodes.ids[node], None, policy, nodes.n_nodes, 0, {})
+        self.why = why
+
+    @property
+    def reason(self) -> str:
+        return self.why
+
+
+@dataclass(frozen=True)
+class PassExtensions:
+    """Callbacks the owner gives the pass for priorities, preemption and gangs (each optional).
+
+    Attributes:
+        priority_of: A task's integer priority (higher goes first); None: all equal.
+        running_of: The running tasks preemption may evict (``RunningTasks``); None: no preemption.
+        evict: ``(victims, node)``: stop the victims on ``node`` and release them on the
+            matrix before returning.
+        gang_of: A task's ``(replicas, min_replicas)``, or None for a single task.
+        place_gang: ``(task, [(node, devices), ...])``: allocate every replica.
+    """
+
+    priority_of: Callable[[Any], int] | None = None
+    running_of: Callable[[], RunningTasks] | None = None
+    evict: Callable[[list[Any], int], None] | None = None
+    gang_of: Callable[[Any], Gang | None] | None = None
+    place_gang: Callable[[Any, list[tuple[int, Assignment]]], None] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.running_of is None) != (self.evict is None):
+            raise ValueError("preemption needs both running_of and evict")
+        if self.running_of is not None and self.priority_of is None:
+            raise ValueError("preemption needs priority_of")
+        if (self.gang_of is None) != (self.place_gang is None):
+            raise ValueError("gangs need both gang_of and place_gang")
+
+    def order(self, tasks: Iterable[Any]) -> list[Any]:
+        """``tasks`` highest priority first, in their given order among equals."""
+        priority_of = self.priority_of
+        if priority_of is None:
+            return list(tasks)
+        return sorted(tasks, key=lambda task: -priority_of(task))
+
+    def memory(self, blocked: set[Any]) -> set[Any]:
+        """The tasks the pass may skip as still without room (none while preemption is on)."""
+        return set() if self.running_of is not None else blocked
+
+    def decide(
+        self,
+        nodes: NodeMatrix,
+        task: Any,
+        request: np.ndarray,
+        selector: Mapping[str, str] | None,
+        prepared: PreparedPolicy,
+        explain: bool,
+        place: Callable[[Any, int, Assignment], None],
+        preempted: list[tuple[Any, Any, int]],
+    ) -> Decision:
+        """Decide ``task`` (a gang, or one task that may preempt) and place it if it can go."""
+        gang = self.gang_of(task) if self.gang_of is not None else None
+        if gang is not None:
+            return self._gang(nodes, task, request, selector, prepared, gang)
+        decision = decide(nodes, request, prepared, selector, explain=explain)
+        if decision.node is None and self.running_of is not None:
+            decision = self._preempt(nodes, task, request, selector, prepared, explain, preempted) or decision
+        if decision.node is not None:
+            place(task, decision.node, decision.devices)
+        return decision
+
+    def _gang(
+        self,
+        nodes: NodeMatrix,
+        task: Any,
+        request: np.ndarray,
+        selector: Mapping[str, str] | None,
+        prepared: PreparedPolicy,
+        gang: Gang,
+    ) -> Decision:
+        placements = place_gang(nodes, request, gang, prepared, selector)
+        name = prepared.spec.name
+        if not placements:
+            replicas, least = gang
+            return GangDecision(None, nodes, name, f"gang of {replicas}: fewer than {least} replicas fit at once")
+        self.place_gang(task, placements)  # type: ignore[misc]
+        return GangDecision(placements[0][0], nodes, name, f"gang of {len(placements)} placed by {name}")
+
+    def _preempt(
+        self,
+        nodes: NodeMatrix,
+        task: Any,
+        request: np.ndarray,
+        selector: Mapping[str, str] | None,
+        prepared: PreparedPolicy,
+        explain: bool,
+        preempted: list[tuple[Any, Any, int]],
+    ) -> Decision | None:
+        """Evict the victims ``choose_victims`` names and decide again; None when there are none."""
+        candidates = nodes.schedulable.copy()
+        if selector:
+            candidates &= nodes.label_mask(selector)
+        info = TaskInfo(node_selector=selector)
+        for spec, params in prepared.filters:
+            if spec.static:  # filters that depend on load are checked by the decision after eviction
+                candidates &= spec.check(nodes, request, info, **params)
+        running = self.running_of()  # type: ignore[misc]
+        choice = choose_victims(nodes.free, request, self.priority_of(task), running, candidates)  # type: ignore[misc]
+        if choice is None:
+            return None
+        victims = [running.task[i] for i in choice.victims.tolist()]
+        self.evict(victims, choice.node)  # type: ignore[misc]
+        preempted.extend((victim, task, choice.node) for victim in victims)
+        return decide(nodes, request, prepared, selector, explain=explain)

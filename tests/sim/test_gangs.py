@@ -1,0 +1,88 @@
+"""Gangs in the simulator: all replicas at once or none, and no deadlock between gangs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchsim import run
+from orchsim.scenario import ScenarioError, parse_scenario
+
+
+def scenario(workload: list[dict[str, Any]], nodes: int = 4, queue: str = "fifo", policies: Any = None) -> Any:
+    return parse_scenario(
+        {
+            "version": 1,
+            "name": "gangs",
+            "policies": policies or ["bin_packing"],
+            "scheduler": {"queue": queue},
+            "cluster": {"nodes": [{"count": nodes, "capacity": {"cpu": 2000, "memory": 4096}}]},
+            "workload": workload,
+        }
+    )
+
+
+def gang(at: float, replicas: int, duration: float = 10, cpu: int = 2000, **extra: Any) -> dict[str, Any]:
+    return {
+        "kind": "burst",
+        "at": at,
+        "count": 1,
+        "resources": {"cpu": cpu, "memory": 512},
+        "duration": duration,
+        "replicas": replicas,
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("queue", ["fifo", "backfill"])
+def test_two_gangs_that_exceed_the_cluster_run_one_after_the_other(queue: str) -> None:
+    # 4 nodes of 2000 cpu; two gangs of 3 whole-node replicas at t=0 need 6 nodes together.
+    # Neither may hold part of the cluster: the first takes 3 nodes, the second waits with
+    # nothing held and takes 3 nodes when the first ends at 10. Both complete: no deadlock.
+    results = run(scenario([gang(0, 3), gang(0, 3)], queue=queue))
+    tasks = results.tasks
+    assert (tasks.status == "completed").all()
+    assert sorted(tasks.start_time) == pytest.approx([0.0, 10.0])
+    assert (tasks.replicas == 3).all()
+    # cpu-seconds: 2 gangs x 3 replicas x 2000 x 10 s over 4 x 2000 x 20 s of capacity = 0.75.
+    assert results.summary.mean_util_cpu.iloc[0] == pytest.approx(0.75)
+
+
+def test_a_waiting_gang_holds_nothing_a_single_task_can_use() -> None:
+    # Gang A (3 nodes) runs 0-10; gang B (3 nodes) waits. A single whole-node task arriving
+    # at t=1 finds the fourth node free (B holds no part of it) and starts at once under backfill.
+    single = {"kind": "burst", "at": 1, "count": 1, "resources": {"cpu": 2000, "memory": 512}, "duration": 5}
+    tasks = run(scenario([gang(0, 3), gang(0, 3), single], queue="backfill")).tasks
+    assert tasks.start_time.tolist() == pytest.approx([0.0, 10.0, 1.0])
+
+
+def test_replicas_are_spread_by_the_policy_and_fit_each_node() -> None:
+    # 4 replicas of 1000 cpu on 4 nodes of 2000: bin packing puts two per node, spread one per node;
+    # either way the node count in use shows it.
+    w = [gang(0, 4, cpu=1000)]
+    summary = run(scenario(w, policies=["bin_packing", "spread"])).summary.set_index("policy")
+    assert summary.peak_nodes_used["bin_packing"] == 2
+    assert summary.peak_nodes_used["spread"] == 4
+
+
+def test_min_replicas_takes_what_fits_at_or_above_the_minimum() -> None:
+    # One node busy until 50: 3 free nodes. A gang of 4 (min 2) starts at once with 3 replicas;
+    # a gang of 4 (min 4) would have waited until 50.
+    busy = gang(0, 1, duration=50)
+    elastic = run(scenario([busy, gang(1, 4, min_replicas=2)])).tasks
+    assert elastic.start_time.tolist() == pytest.approx([0.0, 1.0])
+    assert elastic.replicas.tolist() == [1, 3]
+    strict = run(scenario([busy, gang(1, 4)])).tasks
+    assert strict.start_time.tolist() == pytest.approx([0.0, 50.0])
+
+
+def test_a_gang_larger_than_the_cluster_is_unschedulable_and_does_not_block() -> None:
+    tasks = run(scenario([gang(0, 5), gang(1, 2)])).tasks
+    assert tasks.status.tolist() == ["unschedulable", "completed"]
+    assert tasks.start_time.iloc[1] == pytest.approx(1.0)
+
+
+def test_min_replicas_above_replicas_is_one_line_naming_the_field() -> None:
+    with pytest.raises(ScenarioError, match=r"workload\.0.*min_replicas \(5\) must be at most replicas \(3\)"):
+        scenario([gang(0, 3, min_replicas=5)])

@@ -1,0 +1,127 @@
+"""Priorities and preemption in the simulator: queue order, who is evicted, the lost work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from orchsim import run
+from orchsim.scenario import ScenarioError, parse_scenario
+
+from .conftest import SCENARIOS
+
+
+def scenario(workload: list[dict[str, Any]], nodes: int = 1, **scheduler: Any) -> Any:
+    return parse_scenario(
+        {
+            "version": 1,
+            "name": "prio",
+            "policies": ["bin_packing"],
+            "scheduler": scheduler,
+            "cluster": {"nodes": [{"count": nodes, "capacity": {"cpu": 2000, "memory": 4096}}]},
+            "workload": workload,
+        }
+    )
+
+
+def burst(at: float, duration: float, priority: int, count: int = 1, cpu: int = 1000) -> dict[str, Any]:
+    return {
+        "kind": "burst",
+        "at": at,
+        "count": count,
+        "resources": {"cpu": cpu, "memory": 256},
+        "duration": duration,
+        "priority": priority,
+    }
+
+
+def priority_yaml(preemption: bool) -> Any:
+    data = yaml.safe_load((SCENARIOS / "priority.yaml").read_text())
+    data["scheduler"]["preemption"] = preemption
+    return parse_scenario(data, base_dir=SCENARIOS)
+
+
+def test_high_priority_tasks_preempt_and_start_at_once() -> None:
+    results = run(SCENARIOS / "priority.yaml")
+    tasks, summary = results.tasks, results.summary
+    high, low = tasks[tasks.priority == 100], tasks[tasks.priority == 0]
+    assert len(high) == 40 and len(low) == 64  # two policies
+    assert high.wait.max() == pytest.approx(0.0, abs=1e-9)  # every urgent task started on arrival
+    assert (high.preempted == 0).all() and (high.lost_work_s == 0).all()
+    assert (tasks.status == "completed").all()
+    for policy, rows in tasks.groupby("policy"):
+        row = summary[summary.policy == policy].iloc[0]
+        assert row.preempted == rows.preempted.sum() > 0
+        assert row.lost_work_s == pytest.approx(rows.lost_work_s.sum())
+        # An evicted task returns to the queue and its next placement is one more attempt.
+        assert (rows.attempts == rows.preempted + 1).all()
+
+
+def test_lost_work_is_used_capacity_that_no_completion_accounts_for() -> None:
+    # Every task completes, so cpu-seconds allocated = completed runs + evicted runs:
+    # sum(cpu * duration) + sum(cpu * lost_work) must equal the exact integral the engine keeps.
+    results = run(SCENARIOS / "priority.yaml", policies=["bin_packing"])
+    tasks, row = results.tasks, results.summary.iloc[0]
+    completed = (tasks.cpu * (tasks.end_time - tasks.start_time)).sum()
+    lost = (tasks.cpu * tasks.lost_work_s).sum()
+    assert lost > 0
+    used = row.mean_util_cpu * 4 * 4000 * results.records[0].horizon
+    assert used == pytest.approx(completed + lost, rel=1e-9)
+
+
+def test_without_preemption_the_urgent_tasks_wait() -> None:
+    results = run(priority_yaml(preemption=False), policies=["bin_packing"])
+    tasks = results.tasks
+    assert "preempted" not in tasks.columns and "preempted" not in results.summary.columns
+    high = tasks[tasks.priority == 100]
+    assert high.wait.mean() > 10  # they wait for batch tasks to end...
+    assert (tasks.attempts == 1).all()
+
+
+def test_the_queue_orders_by_priority_then_arrival() -> None:
+    # One node of 2000 cpu, a 2000 task running until 100. Queued: low (t=1), high (t=2), mid (t=3).
+    # When it ends, fifo by priority: high first, then mid, then low (each takes the whole node).
+    s = scenario(
+        [burst(0, 100, 0, cpu=2000), burst(1, 10, 0, cpu=2000), burst(2, 10, 9, cpu=2000), burst(3, 10, 5, cpu=2000)]
+    )
+    tasks = run(s).tasks.set_index("submit_time")
+    assert tasks.start_time[2.0] == pytest.approx(100)
+    assert tasks.start_time[3.0] == pytest.approx(110)
+    assert tasks.start_time[1.0] == pytest.approx(120)
+
+
+def test_preemption_evicts_strictly_lower_priority_only() -> None:
+    # Node of 2000 cpu full with two 1000 tasks: priority 5 (t=0) and 1 (t=0).
+    # At t=10 a priority-5 task of 1000 arrives: only the priority-1 task may go (5 is not lower).
+    s = scenario([burst(0, 100, 5), burst(0, 100, 1), burst(10, 20, 5)], preemption=True)
+    by_priority = run(s).tasks
+    victim = by_priority[(by_priority.priority == 1)].iloc[0]
+    assert victim.preempted == 1 and victim.lost_work_s == pytest.approx(10.0)
+    # It comes back when the preemptor ends (t=30) and runs its full 100 s again.
+    assert victim.start_time == pytest.approx(30.0) and victim.end_time == pytest.approx(130.0)
+    assert victim.wait == pytest.approx(20.0)
+    assert len(by_priority) == 3
+    same = by_priority[(by_priority.priority == 5)]
+    assert (same.preempted == 0).all()
+    assert same.start_time.tolist() == pytest.approx([0.0, 10.0])
+
+
+def test_equal_priorities_never_preempt() -> None:
+    s = scenario([burst(0, 100, 3, count=2), burst(10, 20, 3)], preemption=True)
+    tasks = run(s).tasks
+    assert tasks.preempted.sum() == 0
+    assert tasks.start_time.iloc[2] == pytest.approx(100.0)
+
+
+def test_priority_as_a_distribution_is_drawn_per_task() -> None:
+    s = scenario([{**burst(0, 1, 0, count=200), "priority": {"dist": "choice", "values": [0, 1, 2]}}], nodes=4)
+    priorities = run(s).tasks.priority
+    assert set(np.unique(priorities)) == {0, 1, 2}
+
+
+def test_a_bad_priority_is_one_line_naming_the_field() -> None:
+    with pytest.raises(ScenarioError, match=r"workload\.0.*priority"):
+        scenario([{**burst(0, 1, 0), "priority": "urgent"}])
