@@ -86,3 +86,26 @@ def test_a_gang_larger_than_the_cluster_is_unschedulable_and_does_not_block() ->
 def test_min_replicas_above_replicas_is_one_line_naming_the_field() -> None:
     with pytest.raises(ScenarioError, match=r"workload\.0.*min_replicas \(5\) must be at most replicas \(3\)"):
         scenario([gang(0, 3, min_replicas=5)])
+
+
+def test_a_gang_lost_with_one_node_is_released_everywhere_and_runs_again() -> None:
+    # 4 nodes; a gang of 4 whole-node replicas (at least 3) runs 0-100 on all of them. One node
+    # dies at 10 (detected at 25 with the default heartbeat 5 and timeout 15): the whole gang is
+    # given up, every replica released, and it runs again with 3 replicas on the nodes left, 25-125.
+    s = scenario([gang(0, 4, duration=100, min_replicas=3)])
+    s = s.model_copy(update={"events": [parse_event({"at": 10, "kind": "node_failure", "count": 1})]})
+    results = run(s)
+    tasks = results.tasks
+    assert tasks.status.tolist() == ["completed"] and tasks.attempts.tolist() == [2]
+    assert tasks.start_time.iloc[0] == pytest.approx(25.0)
+    assert tasks.end_time.iloc[0] == pytest.approx(125.0)
+    assert results.summary.rescheduled.iloc[0] == 1 and tasks.replicas.tolist() == [3]
+    # cpu-seconds used: 4 x 2000 x 10 (lost run, until the node died) + 3 x 2000 x 100.
+    capacity = 4 * 2000 * 10 + 3 * 2000 * 115  # the dead node's capacity ends when it dies
+    assert results.summary.mean_util_cpu.iloc[0] == pytest.approx((80_000 + 600_000) / capacity)
+
+
+def parse_event(data: dict[str, Any]) -> Any:
+    from orchsim.scenario import ClusterEvent
+
+    return ClusterEvent.KINDS[data["kind"]].model_validate(data)

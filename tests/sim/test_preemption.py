@@ -125,3 +125,11 @@ def test_priority_as_a_distribution_is_drawn_per_task() -> None:
 def test_a_bad_priority_is_one_line_naming_the_field() -> None:
     with pytest.raises(ScenarioError, match=r"workload\.0.*priority"):
         scenario([{**burst(0, 1, 0), "priority": "urgent"}])
+
+
+def test_under_backfill_too_the_urgent_tasks_preempt_and_start_at_once() -> None:
+    data = yaml.safe_load((SCENARIOS / "priority.yaml").read_text())
+    data["scheduler"]["queue"] = "backfill"
+    tasks = run(parse_scenario(data, base_dir=SCENARIOS), policies=["spread"]).tasks
+    assert tasks[tasks.priority == 100].wait.max() == pytest.approx(0.0, abs=1e-9)
+    assert tasks.preempted.sum() > 0 and (tasks.status == "completed").all()
