@@ -295,9 +295,15 @@ class OpenbTrace(_TraceSource):
 
 
 class SwfTrace(_TraceSource):
-    """Standard Workload Format log; each processor becomes ``cpu_per_processor`` millicores."""
+    """Standard Workload Format log; each processor becomes ``cpu_per_processor`` millicores.
+
+    ``gangs: true`` makes each job a gang of one replica per processor (``cpu_per_processor``
+    and ``memory_per_processor`` each), all placed at once: on a cluster of one node per
+    processor, a job takes that many nodes together, as on the logged machine.
+    """
 
     kind: Literal["swf"]
+    gangs: bool = False
     cpu_per_processor: Annotated[float, BeforeValidator(amount_of("cpu")), Field(gt=0)] = 1000.0
     memory_per_processor: Annotated[float, BeforeValidator(amount_of("memory")), Field(ge=0)] = 0.0
 

@@ -127,6 +127,7 @@ class _Part:
     skipped: int = 0
     task_selectors: np.ndarray | None = None  # per task (dicts), merged over ``selector``
     priority: np.ndarray | None = None  # int64 per task; drawn last, so no other draw moves
+    gang: np.ndarray | None = None  # int32 (n, 2): replicas and min_replicas per task; None: single tasks
 
 
 def evenly_spaced(n: int, fraction: float) -> np.ndarray:
@@ -262,6 +263,7 @@ def build_workload(
             part = _trace(source, scenario, rng, capacity_totals or {})
         _check_demand(part, resources, scenario, i)
         part.priority = _priorities(source.priority, len(part.submit), rng)
+        part.gang = _gangs(source, part)
         parts.append(part)
 
     selectors = _SelectorCodes()
@@ -288,7 +290,7 @@ def build_workload(
         selectors=selectors.selectors,
         source=np.concatenate(source_ix)[order],
         skipped=sum(p.skipped for p in parts),
-        **task_structure(scenario.workload, [p.priority for p in parts], order),  # type: ignore[arg-type]
+        **task_structure(scenario.workload, parts, order),  # type: ignore[arg-type]
     )
 
 
@@ -339,34 +341,45 @@ class _SelectorCodes:
         return np.array([self.code({**part.selector, **own}) for own in part.task_selectors], dtype=np.int32)
 
 
-def task_structure(
-    entries: list[sc.WorkloadSource], priorities: list[np.ndarray | None], order: np.ndarray
-) -> dict[str, object]:
+def _gangs(source: sc.WorkloadSource, part: _Part) -> np.ndarray | None:
+    """Replicas and min_replicas per task: an entry's ``replicas``, or an SWF job's processors (``gangs``)."""
+    n = len(part.submit)
+    if isinstance(source, sc.SwfTrace):
+        if not source.gangs:
+            return None
+        # The loader gave each job processors x cpu_per_processor: one replica per processor.
+        replicas = np.rint(part.demand["cpu"] / source.cpu_per_processor).astype(np.int32)
+        part.demand = {
+            "cpu": np.full(n, np.rint(source.cpu_per_processor)),
+            "memory": np.full(n, np.rint(source.memory_per_processor)),
+        }
+        return np.column_stack([replicas, replicas]).astype(np.int32)
+    replicas = getattr(source, "replicas", 1)
+    if replicas == 1:
+        return None
+    least = getattr(source, "min_replicas", None) or replicas
+    return np.tile(np.array([replicas, least], dtype=np.int32), (n, 1))
+
+
+def task_structure(entries: list[sc.WorkloadSource], parts: list[_Part], order: np.ndarray) -> dict[str, object]:
     """Priority, gangs and DAGs of the merged tasks (``Workload`` fields), in sorted order.
 
-    ``order`` sorts the concatenated entries' tasks; the i-th task of an entry with
+    ``order`` sorts the concatenated parts' tasks; the i-th task of an entry with
     ``after`` waits for the i-th task of each parent entry.
     """
-    counts = [len(p) if p is not None else _count(e) for e, p in zip(entries, priorities, strict=True)]
+    counts = [len(p.submit) for p in parts]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     out: dict[str, object] = {}
-    if any(p is not None for p in priorities):
+    if any(p.priority is not None for p in parts):
         out["priority"] = np.concatenate(
-            [np.zeros(n, np.int64) if p is None else p for p, n in zip(priorities, counts, strict=True)]
+            [np.zeros(len(p.submit), np.int64) if p.priority is None else p.priority for p in parts]
         )[order]
-    sizes = [(getattr(e, "replicas", 1), getattr(e, "min_replicas", None)) for e in entries]
-    if any(replicas > 1 for replicas, _ in sizes):
-        gang = np.concatenate([np.tile([r, m or r], (n, 1)) for (r, m), n in zip(sizes, counts, strict=True)]).astype(
-            np.int32
-        )
+    if any(p.gang is not None for p in parts):
+        gang = np.concatenate([np.ones((len(p.submit), 2), np.int32) if p.gang is None else p.gang for p in parts])
         out["gang"] = np.ascontiguousarray(gang[order])
     if any(getattr(e, "after", None) for e in entries):
         out["dependencies"] = _dependencies(entries, counts, offsets, order)
     return out
-
-
-def _count(entry: sc.WorkloadSource) -> int:
-    return int(getattr(entry, "count", 0))
 
 
 def _dependencies(

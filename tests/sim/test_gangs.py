@@ -109,3 +109,32 @@ def parse_event(data: dict[str, Any]) -> Any:
     from orchsim.scenario import ClusterEvent
 
     return ClusterEvent.KINDS[data["kind"]].model_validate(data)
+
+
+def swf_line(job: int, submit: int, run: int, processors: int) -> str:
+    return " ".join(map(str, [job, submit, -1, run, processors, -1, -1, -1] + [-1] * 10))
+
+
+def test_swf_jobs_become_gangs_over_one_node_per_processor(tmp_path: Any) -> None:
+    # A 4-processor machine as 4 nodes of 1000. Job 1 (3 processors) runs 0-10, job 2 (2) submits
+    # at 1: as a gang it needs 2 whole nodes and only 1 is free, so it waits until 10; job 3 (1)
+    # submits at 2 and fits the free node at once under backfill.
+    log = tmp_path / "log.swf"
+    log.write_text("\n".join([swf_line(1, 0, 10, 3), swf_line(2, 1, 5, 2), swf_line(3, 2, 5, 1)]) + "\n")
+    s = parse_scenario(
+        {
+            "version": 1,
+            "name": "swf",
+            "policies": ["spread"],
+            "scheduler": {"queue": "backfill"},
+            "cluster": {"nodes": [{"count": 4, "capacity": {"cpu": 1000, "memory": 0}}]},
+            "workload": [{"kind": "swf", "path": str(log), "gangs": True}],
+        }
+    )
+    tasks = run(s).tasks
+    assert tasks.replicas.tolist() == [3, 2, 1]
+    assert tasks.cpu.tolist() == [1000.0, 1000.0, 1000.0]  # per replica: one processor
+    assert tasks.start_time.tolist() == pytest.approx([0.0, 10.0, 2.0])
+    # Without gangs the same log is three single tasks of 3000, 2000 and 1000 cpu: none fits a node.
+    single = run(s.model_copy(update={"workload": [s.workload[0].model_copy(update={"gangs": False})]})).tasks
+    assert (single.status == "unschedulable").sum() == 2
