@@ -133,3 +133,12 @@ def test_under_backfill_too_the_urgent_tasks_preempt_and_start_at_once() -> None
     tasks = run(parse_scenario(data, base_dir=SCENARIOS), policies=["spread"]).tasks
     assert tasks[tasks.priority == 100].wait.max() == pytest.approx(0.0, abs=1e-9)
     assert tasks.preempted.sum() > 0 and (tasks.status == "completed").all()
+
+
+def test_a_trace_beside_a_prioritised_entry_keeps_its_tasks_at_priority_0(tmp_path: Any) -> None:
+    # 3 trace tasks (no priority) and 2 synthetic ones at priority 7: the columns line up per task.
+    trace = tmp_path / "jobs.csv"
+    trace.write_text("submit_time,duration,cpu,memory\n0,5,100,10\n1,5,100,10\n2,5,100,10\n")
+    s = scenario([{"kind": "trace", "path": str(trace)}, burst(0.5, 5, 7, count=2)], nodes=2)
+    tasks = run(s).tasks.sort_values("submit_time")
+    assert tasks.priority.tolist() == [0, 7, 7, 0, 0]
