@@ -83,7 +83,10 @@ class _Strict(BaseModel):
 
 
 class Scheduler(_Strict):
-    """Queueing: ``fifo`` (head of line waits) or ``backfill`` (a later task that fits may pass).
+    """Queueing: ``fifo`` (head of line waits), ``backfill`` (a later task that fits may pass), ``easy``.
+
+    ``easy`` is EASY backfilling: a later task may pass only if it does not delay the first
+    waiting one.
 
     Attributes:
         backfill_window: How many queued tasks a backfill pass looks at.
@@ -95,7 +98,7 @@ class Scheduler(_Strict):
             plugin may register more (``orchsim.scheduling.filter``).
     """
 
-    queue: Literal["fifo", "backfill"] = DEFAULTS.queue  # type: ignore[assignment]
+    queue: Literal["fifo", "backfill", "easy"] = DEFAULTS.queue  # type: ignore[assignment]
     backfill_window: int = Field(default=DEFAULTS.backfill_window, ge=1)
     max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1)
     preemption: bool = False

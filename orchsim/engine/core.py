@@ -37,7 +37,7 @@ from orchsim.engine import autoscaler, node_events, wrapup
 from orchsim.engine.accounting import Accounting
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import cluster_sample, series_names
-from orchsim.engine.task_structure import TaskStructure, needs_structure
+from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
 from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, could_ever_fit, explain_never
 from orchsim.scheduling.fragmentation import typical_workload
 from orchsim.scheduling.node_devices import Assignment
@@ -90,6 +90,7 @@ class Simulation:
             filters=self._filters,
             params=self._params,
             extensions=extensions,
+            easy=easy_hooks(self) if config.queue == "easy" else None,
         )
 
     def _policy_params(self, config: EngineConfig) -> dict[str, Any]:

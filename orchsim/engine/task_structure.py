@@ -27,6 +27,7 @@ import numpy as np
 
 from orchsim.engine.records import Status
 from orchsim.scheduling.dependencies import critical_path
+from orchsim.scheduling.easy import EasyHooks
 from orchsim.scheduling.gangs import gang_could_ever_fit
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.pass_extensions import PassExtensions
@@ -36,7 +37,7 @@ from orchsim.workload import Workload
 if TYPE_CHECKING:
     from orchsim.engine.core import Simulation
 
-__all__ = ["TaskStructure", "needs_structure"]
+__all__ = ["TaskStructure", "easy_hooks", "needs_structure"]
 
 
 def needs_structure(workload: Workload, preemption: bool) -> bool:
@@ -261,3 +262,17 @@ class TaskStructure:
         table["makespan"] = table["end"] - table["submit"]
         table["slack"] = table["makespan"] - table["critical_path"]
         return {"dag": ids, **table}
+
+
+def easy_hooks(sim: Simulation) -> EasyHooks:
+    """The expected ends EASY backfilling needs: the tasks' true durations (exact estimates)."""
+
+    def running() -> list[tuple[float, np.ndarray, list[tuple[int, Assignment]]]]:
+        tasks, durations, runs = sim.tasks, sim.w.duration, sim.ext.runs if sim.ext is not None else {}
+        out = []
+        for task in sorted({t for on_node in sim.running_on for t in on_node}):
+            replicas = runs.get(task) or [(int(tasks.node[task]), sim.devices.get(task, {}))]
+            out.append((float(tasks.start[task] + durations[task]), sim.w.demand[task], replicas))
+        return out
+
+    return EasyHooks(now=lambda: float(sim.env.now), duration_of=sim.w.duration.__getitem__, running=running)

@@ -19,11 +19,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from orchsim.scheduling.filters import ActiveFilters, infeasible
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.select import PreparedPolicy, decide
 
-__all__ = ["Gang", "gang_could_ever_fit", "place_gang"]
+__all__ = ["Gang", "gang_could_ever_fit", "gang_fits", "place_gang"]
 
 Gang = tuple[int, int]  # (replicas, min_replicas)
 
@@ -79,3 +80,27 @@ def gang_could_ever_fit(capacity: np.ndarray, request: np.ndarray, min_replicas:
         return bool(candidates.any())
     per_node = np.floor(capacity[asked] / request[asked, None]).min(axis=0)
     return float(per_node[candidates].sum()) >= min_replicas
+
+
+def gang_fits(
+    nodes: NodeMatrix,
+    request: np.ndarray,
+    min_replicas: int,
+    node_selector: Mapping[str, str] | None = None,
+    filters: ActiveFilters = (),
+) -> bool:
+    """Do ``min_replicas`` replicas fit on ``nodes`` now, by the filters alone (first fit, no policy)?
+
+    Whole replicas per node are counted on a copy, one node at a time, so a reservation
+    can ask "does the gang fit by then" without touching the policy's state.
+    """
+    trial = nodes.copy()
+    vector = request.tolist()
+    placed = 0
+    while placed < min_replicas:
+        bad = infeasible(trial, request, node_selector, extra=filters)
+        if bad.all():
+            return False
+        trial.allocate_unchecked(int(np.argmin(bad)), vector)
+        placed += 1
+    return True

@@ -14,8 +14,10 @@ Queue disciplines (``QUEUE_DISCIPLINES``):
   every task the owner names as ``new`` (never tried yet) beyond them; a later task
   that fits may start before an earlier one that does not (greedy backfill, as
   Kubernetes and Nomad schedulers behave: a new task is tried when it arrives, and the
-  window bounds how many waiting ones each pass retries; EASY backfilling adds a
-  reservation).
+  window bounds how many waiting ones each pass retries).
+* ``easy``: EASY backfilling (``easy.py``): the first task that does not fit gets a
+  reservation at the earliest time the owner's expected ends make room for it, and a
+  later task may start only if it does not delay that reservation. Needs ``EasyHooks``.
 
 With ``PassExtensions`` (``pass_extensions.py``), the queue is tried by priority, a task
 that fits nowhere may preempt lower-priority ones, and gangs are placed all at once or
@@ -39,7 +41,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from orchsim.scheduling.easy import EasyHooks, easy_run
 from orchsim.scheduling.filters import ActiveFilters, fits_node
+from orchsim.scheduling.gangs import Gang
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
 from orchsim.scheduling.pass_extensions import PassExtensions
@@ -48,6 +52,7 @@ from orchsim.scheduling.select import Decision, PreparedPolicy, choose_devices, 
 __all__ = [
     "DEFAULTS",
     "QUEUE_DISCIPLINES",
+    "EasyHooks",
     "PassExtensions",
     "PassResult",
     "SchedulingDefaults",
@@ -58,7 +63,7 @@ __all__ = [
 
 T = TypeVar("T", bound=Hashable)
 
-QUEUE_DISCIPLINES = ("fifo", "backfill")
+QUEUE_DISCIPLINES = ("fifo", "backfill", "easy")
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class SchedulingPass:
 
     __slots__ = (
         "_blocked",
+        "_easy",
         "_explain",
         "_extensions",
         "_fifo",
@@ -174,9 +180,14 @@ class SchedulingPass:
         filters: ActiveFilters = (),
         params: Mapping[str, Any] | None = None,
         extensions: PassExtensions | None = None,
+        easy: EasyHooks | None = None,
     ) -> None:
         if discipline not in QUEUE_DISCIPLINES:
             raise ValueError(f"queue discipline {discipline!r}: use one of {', '.join(QUEUE_DISCIPLINES)}")
+        if (discipline == "easy") != (easy is not None):
+            raise ValueError("the easy discipline needs EasyHooks (expected ends), and only it takes them")
+        if easy is not None and extensions is not None and extensions.running_of is not None:
+            raise ValueError("preemption is not combined with the easy discipline")
         if window < 1:
             raise ValueError(f"backfill window must be at least 1, got {window}")
         if isinstance(policy, PreparedPolicy):
@@ -192,6 +203,7 @@ class SchedulingPass:
         self._explain = explain
         self._shortcut = not explain and self._policy.spec.skippable
         self._extensions = extensions
+        self._easy = easy
         # Tasks the last run found no room for, and the runs since then only ever gained
         # room where ``gained`` said. With ``explain`` every task is tried (and explained).
         self._blocked: set[Any] = set()
@@ -208,13 +220,14 @@ class SchedulingPass:
         ``new``: tasks in the queue never tried before (``backfill`` tries them even
         beyond the window; ``fifo`` ignores it).
         """
+        if self._easy is not None:
+            return self._run_easy(nodes, queue)
         fifo, prepared, explain, filters = self._fifo, self._policy, self._explain, self._policy.filters
         request_of, selector_of, place, extensions = self._request_of, self._selector_of, self._place, self._extensions
         was_blocked, blocked = self._blocked, set()
         self._blocked = blocked  # only tasks this run looks at stay remembered
         result = PassResult()
-        # Iterated lazily, not copied (a fifo pass over a long queue usually stops at its head):
-        # the owner must not change its queue during the pass, only after it.
+        # Iterated lazily (a fifo pass usually stops at its head): the owner changes its queue only after.
         tasks: Iterable[Any] = queue if fifo else backfill_order(queue, self._window, new)
         if extensions is not None:
             tasks = extensions.order(queue)
@@ -254,6 +267,41 @@ class SchedulingPass:
             elif self._left_waiting(task, decision, blocked, result):
                 return result
         return result
+
+    def _run_easy(self, nodes: NodeMatrix, queue: Iterable[Any]) -> PassResult:
+        """An ``easy`` pass over the first ``window`` tasks (by priority when there are priorities)."""
+        ordered = queue if self._extensions is None else self._extensions.order(queue)
+        return easy_run(self, nodes, islice(ordered, self._window), self._easy)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ for easy.py
+    @property
+    def policy(self) -> PreparedPolicy:
+        """The policy this pass decides with (its state included)."""
+        return self._policy
+
+    def request_of(self, task: Any) -> np.ndarray:
+        """``task``'s request vector (per replica for a gang)."""
+        return self._request_of(task)
+
+    def selector_of_task(self, task: Any) -> Mapping[str, str] | None:
+        """``task``'s node selector, or None."""
+        return self._selector_of(task) if self._selector_of is not None else None
+
+    def gang_of(self, task: Any) -> Gang | None:
+        """``task``'s ``(replicas, min_replicas)``, or None for a single task."""
+        extensions = self._extensions
+        return extensions.gang_of(task) if extensions is not None and extensions.gang_of is not None else None
+
+    def commit(self, task: Any, replicas: list[tuple[int, Assignment]]) -> None:
+        """Hand a placement to the owner: one node for a task, every replica for a gang."""
+        if self.gang_of(task) is not None:
+            self._extensions.place_gang(task, replicas)  # type: ignore[union-attr,misc]
+        else:
+            self._place(task, *replicas[0])
+
+    def never_fits_task(self, task: Any) -> bool:
+        """The owner's never-fits verdict for a task that does not fit now."""
+        return self._never_fits is not None and self._never_fits(task)
 
     def _left_waiting(self, task: Any, decision: Decision, blocked: set[Any], result: PassResult) -> bool:
         """Record a task that found no room (set aside, explained or remembered); True: the pass stops."""
@@ -296,6 +344,7 @@ def schedule_pass(
     filters: ActiveFilters = (),
     params: Mapping[str, Any] | None = None,
     extensions: PassExtensions | None = None,
+    easy: EasyHooks | None = None,
 ) -> PassResult:
     """Try the queued tasks in order under ``discipline``; place those that fit.
 
@@ -313,7 +362,7 @@ def schedule_pass(
             ``nodes`` (with ``devices``, the decision's ``{kind: indices}``, empty when the
             task needs none) before returning.
         discipline: ``fifo`` or ``backfill``.
-        window: ``backfill``: how many queued tasks a pass looks at.
+        window: ``backfill`` and ``easy``: how many queued tasks a pass looks at.
         selector_of: A task's node selector (labels), or None.
         never_fits: True for a task that no node could ever hold; such a task is set
             aside (``never``) instead of waiting or blocking. The owner decides what "ever"
@@ -327,6 +376,7 @@ def schedule_pass(
         filters: Filters beyond the built-ins (``FILTERS.active(...)``, resolved once).
         params: Policy parameters.
         extensions: Priorities, preemption and gangs (``PassExtensions``); None: none of them.
+        easy: Expected ends for the ``easy`` discipline (``EasyHooks``), which needs them.
 
     Returns:
         The placements in order, the tasks set aside as never fitting, the reasons of the
@@ -349,5 +399,6 @@ def schedule_pass(
         filters=filters,
         params=params,
         extensions=extensions,
+        easy=easy,
     )
     return scheduler.run(nodes, queue, new=new)

@@ -1,0 +1,83 @@
+"""EASY backfilling in the simulator: a later task may pass only if it does not delay the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchsim import run
+from orchsim.scenario import parse_scenario
+
+
+def job(at: float, cpu: int, duration: float) -> dict[str, Any]:
+    return {"kind": "burst", "at": at, "count": 1, "resources": {"cpu": cpu}, "duration": duration}
+
+
+# One node of 4000. A (3000) runs 0-100; B (4000, the head from t=1) can start when A ends;
+# C (1000, 200 s) at t=2 fits now but would still run at 100 and delay B; D (1000, 50 s) at t=3
+# ends at 53, before B's reservation.
+WORKLOAD = [job(0, 3000, 100), job(1, 4000, 50), job(2, 1000, 200), job(3, 1000, 50)]
+
+
+def starts(queue: str, workload: list[dict[str, Any]] = WORKLOAD) -> list[float]:
+    s = parse_scenario(
+        {
+            "version": 1,
+            "name": "easy",
+            "policies": ["first_fit"],
+            "scheduler": {"queue": queue},
+            "cluster": {"nodes": [{"count": 1, "capacity": {"cpu": 4000, "memory": 0}}]},
+            "workload": workload,
+        }
+    )
+    return run(s).tasks.start_time.tolist()
+
+
+@pytest.mark.parametrize(
+    ("queue", "expected"),
+    [
+        # fifo: B waits for A (100), C and D wait behind B (150).
+        ("fifo", [0.0, 100.0, 150.0, 150.0]),
+        # greedy backfill: C passes at 2 and delays B until C ends at 202; D starts when A ends.
+        ("backfill", [0.0, 202.0, 2.0, 100.0]),
+        # EASY: B keeps its reservation at 100; D (ends at 53) passes, C (ends at 202) does not.
+        ("easy", [0.0, 100.0, 150.0, 3.0]),
+    ],
+)
+def test_easy_protects_the_head_and_backfills_what_ends_before_it(queue: str, expected: list[float]) -> None:
+    assert starts(queue) == pytest.approx(expected)
+
+
+def test_a_task_may_pass_on_room_the_head_will_not_need() -> None:
+    # Same, but B asks 2000: at 100 there are 4000 free, so C (1000 until 202) leaves B room: it
+    # starts at 2 under EASY too, and B still starts at 100; D then has no room until 100.
+    workload = [job(0, 3000, 100), job(1, 2000, 50), job(2, 1000, 200), job(3, 1000, 50)]
+    assert starts("easy", workload) == pytest.approx([0.0, 100.0, 2.0, 100.0])
+
+
+def swf_line(job_id: int, submit: int, run_time: int, processors: int) -> str:
+    return " ".join(map(str, [job_id, submit, -1, run_time, processors, -1, -1, -1] + [-1] * 10))
+
+
+def test_easy_with_swf_gangs_on_one_node_per_processor(tmp_path: Path) -> None:
+    # 4 processors as 4 nodes. Job 1 (2 procs) 0-100; job 2 (4 procs) at 1 waits for 100;
+    # job 3 (2 procs, 10 s) at 2 ends at 12: passes; job 4 (1 proc, 500 s) at 3 would hold a
+    # node at 100: it must wait for job 2 (100-110) and starts at 110.
+    log = tmp_path / "log.swf"
+    lines = [swf_line(1, 0, 100, 2), swf_line(2, 1, 10, 4), swf_line(3, 2, 10, 2), swf_line(4, 3, 500, 1)]
+    log.write_text("\n".join(lines) + "\n")
+    s = parse_scenario(
+        {
+            "version": 1,
+            "name": "swf",
+            "policies": ["first_fit"],
+            "scheduler": {"queue": "easy"},
+            "cluster": {"nodes": [{"count": 4, "capacity": {"cpu": 1000, "memory": 0}}]},
+            "workload": [{"kind": "swf", "path": str(log), "gangs": True}],
+        }
+    )
+    tasks = run(s).tasks
+    assert tasks.start_time.tolist() == pytest.approx([0.0, 100.0, 2.0, 110.0])
+    assert (tasks.status == "completed").all()
