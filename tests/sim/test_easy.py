@@ -81,3 +81,36 @@ def test_easy_with_swf_gangs_on_one_node_per_processor(tmp_path: Path) -> None:
     tasks = run(s).tasks
     assert tasks.start_time.tolist() == pytest.approx([0.0, 100.0, 2.0, 110.0])
     assert (tasks.status == "completed").all()
+
+
+NASA = Path(__file__).resolve().parents[2] / "data" / "swf" / "NASA-iPSC-1993-3.1-cln.swf.gz"
+
+
+@pytest.mark.parametrize("queue", ["fifo", "backfill", "easy"])
+def test_gangs_over_one_node_per_processor_match_the_space_shared_partition(queue: str) -> None:
+    # The first 300 NASA jobs on 32 processors (crowded: most jobs wait): one partition of
+    # 32,000 millicores, or 32 nodes of 1000 with each job a gang of its processors. A job fits
+    # the partition exactly when as many nodes are free, so every start time must agree, under
+    # each discipline (EASY's reservation included); jobs above 32 processors never run in either.
+    def tasks(gangs: bool) -> Any:
+        nodes = (
+            {"count": 32, "capacity": {"cpu": 1000, "memory": 0}}
+            if gangs
+            else {"count": 1, "capacity": {"cpu": 32000, "memory": 0}}
+        )
+        s = parse_scenario(
+            {
+                "version": 1,
+                "name": "nasa32",
+                "policies": ["first_fit"],
+                "scheduler": {"queue": queue},
+                "cluster": {"nodes": [nodes]},
+                "workload": [{"kind": "swf", "path": str(NASA), "limit": 300, "gangs": gangs}],
+            }
+        )
+        return run(s).tasks
+
+    partition, gangs = tasks(False), tasks(True)
+    assert (partition.wait > 0).sum() > 100
+    assert partition.status.tolist() == gangs.status.tolist()
+    assert partition.start_time.fillna(-1).to_numpy() == pytest.approx(gangs.start_time.fillna(-1).to_numpy())
