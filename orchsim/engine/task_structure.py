@@ -229,12 +229,13 @@ class TaskStructure:
         return columns
 
     def summary(self) -> dict[str, float | int]:
-        """Extra summary keys (only those in use): evictions, lost work, per-DAG makespan and slack."""
+        """Extra summary keys (only those in use): evictions, lost work, skipped tasks, per-DAG makespan and slack."""
         row: dict[str, float | int] = {}
         if self.preemption:
             row["preempted"] = int(self.preempted.sum())
             row["lost_work_s"] = float(self.lost_work.sum())
         if self.deps is not None:
+            row["tasks_skipped"] = int((self.sim.tasks.status == Status.SKIPPED).sum())
             dags = self.dag_table()
             done = ~np.isnan(dags["makespan"])
             row["dags_completed"] = int(done.sum())

@@ -72,7 +72,9 @@ def test_a_failing_parent_fails_or_skips_every_descendant(verdict: str) -> None:
     assert np.isnan(tasks.start_time.iloc[1:]).all()  # they never ran
     assert "parent task 0 ended failed" in tasks.reason.iloc[1]
     assert f"parent task 1 ended {expected}" in tasks.reason.iloc[2]
-    assert results.summary.dags_completed.iloc[0] == 0
+    row = results.summary.iloc[0]
+    assert row.dags_completed == 0
+    assert row.tasks_skipped == (2 if verdict == "skip" else 0) and row.tasks_failed == (1 if verdict == "skip" else 3)
 
 
 def test_on_completion_a_child_runs_after_a_failed_parent() -> None:
