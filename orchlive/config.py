@@ -14,6 +14,7 @@ flag                   environment                   meaning (default)
 --queue                ORCH_QUEUE                    queue discipline: fifo | backfill (fifo, as the simulator)
 --backfill-window      ORCH_BACKFILL_WINDOW          tasks a backfill pass looks at (100)
 --filters              ORCH_FILTERS                  extra filters, JSON or YAML ({max_tasks_per_node: {limit: 8}})
+--sample               ORCH_SAMPLE                   node sampling: all | log2 | {candidates: k} | {percentage: p} (all)
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
 --leader-ttl           ORCH_LEADER_TTL               master leadership lease, seconds (5)
@@ -138,6 +139,7 @@ class Settings(BaseSettings):
     queue: str = "fifo"  # orchsim.scheduling.DEFAULTS.queue: the simulator's default too
     backfill_window: int = Field(default=100, ge=1)
     filters: str = ""
+    sample: str = "all"
     seed: int = 0
     lease_ttl: int = Field(default=5, ge=1)
     leader_ttl: int = Field(default=5, ge=1)

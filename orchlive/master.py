@@ -95,6 +95,7 @@ class Master:
         queue: str = DEFAULTS.queue,
         backfill_window: int = DEFAULTS.backfill_window,
         filters: dict[str, dict[str, Any]] | None = None,
+        sample: str | dict[str, Any] | None = None,
         candidate: str = "master",
         leader_ttl: int = 5,
     ) -> None:
@@ -112,7 +113,9 @@ class Master:
         self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
         # The policy, prepared once and kept across passes with its state (the generator,
         # the simulator's policy stream for the same seed; round robin's cursor).
-        self.prepared = PreparedPolicy(policy, filters=self.filters, rng=random_streams(seed)[0], params=self.params)
+        self.prepared = PreparedPolicy(
+            policy, filters=self.filters, rng=random_streams(seed)[0], params=self.params, sample=sample
+        )
         self.cache = ClusterCache()
         self.wake = asyncio.Event()
         self._matrices = MatrixBuilder()

@@ -135,6 +135,7 @@ def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
         backfill_window=scenario.scheduler.backfill_window,
         max_attempts=scenario.scheduler.max_attempts,
         preemption=scenario.scheduler.preemption,
+        sampling=scenario.scheduler.sampling,
         filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
         heartbeat_interval=scenario.cluster.heartbeat_interval,
         failure_timeout=scenario.cluster.failure_timeout,

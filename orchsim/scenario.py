@@ -93,6 +93,9 @@ class Scheduler(_Strict):
         max_attempts: Placements per task before it is marked failed (node failures).
         preemption: A task that fits nowhere may evict tasks of lower priority from one
             node (kube-scheduler's DefaultPreemption rules; ``orchsim.scheduling.preemption``).
+        sampling: Node sampling on large clusters: ``all`` (default), ``log2`` or
+            ``{candidates: k}`` (Nomad), ``{percentage: p}`` or ``{percentage: adaptive}``
+            (kube-scheduler's ``percentageOfNodesToScore``); ``orchsim.scheduling.sampling``.
         filters: Filters beyond the built-in ones (schedulable, node selector, resources),
             by name with their parameters: ``{max_tasks_per_node: {limit: 8}}``; a
             plugin may register more (``orchsim.scheduling.filter``).
@@ -102,7 +105,16 @@ class Scheduler(_Strict):
     backfill_window: int = Field(default=DEFAULTS.backfill_window, ge=1)
     max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1)
     preemption: bool = False
+    sampling: str | dict[str, Any] | None = None
     filters: dict[str, dict[str, Any]] = {}
+
+    @field_validator("sampling")
+    @classmethod
+    def _valid_sampling(cls, value: Any) -> Any:
+        from orchsim.scheduling import parse_sampling
+
+        parse_sampling(value)  # raises ValueError with what is accepted
+        return None if value == "all" else value
 
     @field_validator("filters", mode="before")
     @classmethod

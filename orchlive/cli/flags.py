@@ -71,6 +71,13 @@ def policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
         metavar="JSON|YAML|@FILE",
         help="filters beyond the built-ins, with parameters: '{max_tasks_per_node: {limit: 8}}' (ORCH_FILTERS)",
     )
+    parser.add_argument(
+        "--sample",
+        default=settings.sample,
+        metavar="all|log2|YAML",
+        help="node sampling, as scheduler.sampling in scenario files: all, log2, '{candidates: 8}', "
+        "'{percentage: 10}' (ORCH_SAMPLE; all)",
+    )
 
 
 def resource_flags(parser: argparse.ArgumentParser, cpu: str | None, memory: str | None, what: str) -> None:
@@ -129,6 +136,25 @@ def filter_config(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     except (UnknownFilterError, TypeError, AttributeError, ValueError) as err:
         raise UsageError(f"--filters: {err}") from None
     return filters
+
+
+def sample_config(args: argparse.Namespace) -> str | dict[str, object] | None:
+    """The ``--sample`` rule, checked (``orchsim.scheduling.sampling``); None: every node.
+
+    Raises:
+        UsageError: naming the flag, for text that is not a sampling rule.
+    """
+    import yaml
+
+    from orchsim.scheduling import parse_sampling
+
+    text = args.sample.strip()
+    try:
+        spec = yaml.safe_load(text) if text.startswith("{") else (text or "all")
+        parse_sampling(spec)
+    except (yaml.YAMLError, ValueError) as err:
+        raise UsageError(f"--sample: {str(err).splitlines()[0]}") from None
+    return None if spec == "all" else spec
 
 
 def policy_config(args: argparse.Namespace) -> dict[str, object]:

@@ -18,6 +18,7 @@ from orchlive.cli.flags import (
     policy_flags,
     resource_flags,
     resources_of,
+    sample_config,
 )
 from orchlive.cli.usage import UsageError
 from orchlive.config import Settings, machine_capacity, parse_labels
@@ -48,6 +49,9 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
     worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
     worker.add_argument("--data-dir", type=Path, default=settings.data_dir)
+    metrics = "serve Prometheus /metrics on this port (default 0: off; see orchlive.worker_metrics)"
+    worker.add_argument("--metrics-port", type=int, default=0, metavar="PORT", help=metrics)
+    worker.add_argument("--metrics-host", default="127.0.0.1", help="address of /metrics (default: %(default)s)")
 
 
 def run_master(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,6 +64,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
 
     params = policy_config(args)
     filters = filter_config(args)
+    sample = sample_config(args)
     store = Store(args.etcd, args.prefix)
     master = Master(
         store,
@@ -69,6 +74,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
         queue=args.queue,
         backfill_window=args.backfill_window,
         filters=filters,
+        sample=sample,
         candidate=settings.master_id,
         leader_ttl=args.leader_ttl,
     )
@@ -131,6 +137,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(str(err)) from None
 
     async def serve() -> None:
+        metrics = await _metrics_server(worker, args.metrics_host, args.metrics_port)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -143,6 +150,26 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             await running
         await worker.shutdown()
         await runtime.close()
+        if metrics is not None:
+            metrics.close()
 
     asyncio.run(serve())
     return 0
+
+
+async def _metrics_server(worker: Any, host: str, port: int) -> asyncio.Server | None:
+    """The worker's ``/metrics`` server, started before anything else; None with ``--metrics-port 0``.
+
+    Raises:
+        UsageError: one line, when the address cannot be bound (a busy port, a foreign host).
+    """
+    from orchlive.worker_metrics import start_metrics_server
+
+    if port == 0:
+        return None
+    if not 0 < port < 65536:
+        raise UsageError(f"--metrics-port: {port} is not a port (1..65535, or 0 for none)")
+    try:
+        return await start_metrics_server(worker, host, port)
+    except OSError as err:
+        raise UsageError(f"--metrics-port {port}: cannot listen on {host}:{port} ({err.strerror or err})") from None

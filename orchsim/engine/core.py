@@ -38,7 +38,7 @@ from orchsim.engine.accounting import Accounting
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import cluster_sample, series_names
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
-from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, could_ever_fit, explain_never
+from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, could_ever_fit, explain_never
 from orchsim.scheduling.fragmentation import typical_workload
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
@@ -78,17 +78,18 @@ class Simulation:
         extensions = self.ext.extensions() if self.ext is not None else None
         # A fifo pass settles a prefix of the queue, unless priorities reorder it.
         self._prefix = config.queue == "fifo" and (extensions is None or extensions.priority_of is None)
+        # The policy with its state (generator, cursor, sampling scan) for the whole run.
+        policy = PreparedPolicy(
+            config.policy, filters=self._filters, rng=self.policy_rng, params=self._params, sample=config.sampling
+        )
         self.scheduler = SchedulingPass(
-            config.policy,
+            policy,
             request_of=self._demand_rows.__getitem__,
             place=self._start,
             discipline=config.queue,
             window=config.backfill_window,
             selector_of=self._selector if workload.selectors else None,
             never_fits=self._never_fits_once,
-            rng=self.policy_rng,
-            filters=self._filters,
-            params=self._params,
             extensions=extensions,
             easy=easy_hooks(self) if config.queue == "easy" else None,
         )
