@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from orchlive.etcd_server import EtcdServer
+from orchlive.etcd_server import EtcdServer, free_port
 
 __all__ = ["DevCluster", "DevError", "port_in_use"]
 
@@ -75,6 +75,8 @@ class DevCluster:
         resources: every worker's other resources, e.g. ``{"gpu": 4000}``.
         master_args: more master flags, passed through (``--plugin``, ``--policy-params``).
         max_restarts: restarts allowed per worker before the cluster runs on without it.
+        metrics_port: the first worker's ``/metrics`` port, the next ones count up from it
+            (default: free ports); ``metrics_ports`` says which each worker got.
         keep: leave the working directory (logs, etcd data) behind.
         report: where supervision news goes (a worker restarted or given up); stderr.
     """
@@ -93,6 +95,7 @@ class DevCluster:
         lease_ttl: int = 5,
         master_args: list[str] | None = None,
         max_restarts: int = 3,
+        metrics_port: int | None = None,
         keep: bool = False,
         report: Callable[[str], None] | None = None,
     ) -> None:
@@ -107,6 +110,11 @@ class DevCluster:
         self.lease_ttl = lease_ttl
         self.master_args = list(master_args or [])
         self.max_restarts = max_restarts
+        # A worker keeps its /metrics port across restarts, so that a scrape config stays right.
+        self.metrics_ports = {
+            name: (metrics_port + i if metrics_port is not None else free_port())
+            for i, name in enumerate(self.worker_names())
+        }
         self.keep = keep
         self.report = report or (lambda line: print(f"orchlive dev: {line}", file=sys.stderr, flush=True))
         self.work_dir: Path | None = None
@@ -132,7 +140,8 @@ class DevCluster:
         """Refuse a port something already listens on, or a missing etcd, before anything starts."""
         if shutil.which("etcd") is None:
             raise DevError("no 'etcd' program on PATH (Debian: apt-get install etcd-server)")
-        for flag, port in (("--port", self.port), ("--etcd-port", self.etcd_port)):
+        metrics = [("--metrics-port", port) for port in self.metrics_ports.values()]
+        for flag, port in (("--port", self.port), ("--etcd-port", self.etcd_port), *metrics):
             if port is not None and port_in_use(port):
                 raise DevError(f"{flag} {port}: 127.0.0.1:{port} is already in use; choose another port")
 
@@ -167,6 +176,8 @@ class DevCluster:
             str(self.lease_ttl),
             "--data-dir",
             str(self.work_dir),
+            "--metrics-port",
+            str(self.metrics_ports[name]),
             *(f"--resource={resource}={amount}" for resource, amount in self.resources.items()),
         ]
 

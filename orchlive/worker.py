@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +96,14 @@ class Worker:
         self.orphans: dict[tuple[str, int], Handle] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.registered = asyncio.Event()
+        # When the lease was last granted or renewed (time.monotonic): /metrics' heartbeat age.
+        self.renewed_at = time.monotonic()
 
     # ------------------------------------------------------------------ registration
     async def register(self) -> int:
         """Write the node record and the alive key under a fresh lease; returns the revision."""
         self.lease_id = await self.store.grant_lease(self.lease_ttl)
+        self.renewed_at = time.monotonic()
         record = NodeRecord(
             id=self.node_id,
             address=self.address,
@@ -126,6 +130,7 @@ class Worker:
                     await self.register()
                     await self.reconcile()
                 else:
+                    self.renewed_at = time.monotonic()
                     await transitions.beat(self.store, self.node_id, self.lease_id)
             except StoreUnavailableError as err:
                 log.info("heartbeat: etcd unavailable (%s)", err)

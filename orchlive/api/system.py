@@ -9,7 +9,8 @@ from fastapi.responses import PlainTextResponse
 
 from orchlive.api.deps import MasterDep
 from orchlive.master import LATENCY_BUCKETS, Master
-from orchlive.models import NodeState, Resources, TaskState
+from orchlive.metrics_text import CONTENT_TYPE, Sample, family, sample
+from orchlive.models import NodePublic, NodeState, TaskState
 
 router = APIRouter(tags=["system"])
 
@@ -23,47 +24,52 @@ async def health(master: MasterDep) -> dict[str, object]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(master: MasterDep) -> str:
-    """Tasks by state, nodes by state, every node's resources, and the scheduling-latency histogram."""
+async def metrics(master: MasterDep) -> PlainTextResponse:
+    """Tasks by state, nodes by state, every node's resources and devices, and the scheduling-latency histogram."""
     cache = master.cache
     tasks = Counter(t.state for t, _ in cache.tasks.values())
-    nodes = Counter(cache.node_view(n).state for n in cache.nodes)
-    lines = ["# HELP orch_tasks Tasks by state.", "# TYPE orch_tasks gauge"]
-    lines += [f'orch_tasks{{state="{s.value}"}} {tasks.get(s, 0)}' for s in TaskState]
-    lines += ["# HELP orch_nodes Nodes by state.", "# TYPE orch_nodes gauge"]
-    lines += [f'orch_nodes{{state="{s.value}"}} {nodes.get(s, 0)}' for s in NodeState]
-    lines += _node_resources(master)
-    lines += [
-        "# HELP orch_scheduling_seconds Time to decide and commit one placement.",
-        "# TYPE orch_scheduling_seconds histogram",
-    ]
+    views = [cache.node_view(n) for n in sorted(cache.nodes)]
+    nodes = Counter(view.state for view in views)
+    lines = family("orch_tasks", "gauge", "Tasks by state.", [({"state": t.value}, tasks[t]) for t in TaskState])
+    lines += family("orch_nodes", "gauge", "Nodes by state.", [({"state": n.value}, nodes[n]) for n in NodeState])
+    lines += _node_resources(views)
+    lines += family(
+        "orch_node_device_used_ratio",
+        "gauge",
+        "Share of one device (0 to 1) its node's ledger gives to tasks.",
+        [
+            ({"node": node.id, "kind": kind, "device": str(d.index)}, d.used / d.capacity if d.capacity else 0.0)
+            for node in views
+            for kind, rows in sorted(node.device_use.items())
+            for d in rows
+        ],
+    )
+    lines += _latency(master)
+    return PlainTextResponse("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
+
+
+def _latency(master: Master) -> list[str]:
+    """``orch_scheduling_seconds``: the histogram of decide-and-commit times; its count is the placements made."""
+    name = "orch_scheduling_seconds"
+    lines = family(name, "histogram", "Time to decide and commit one placement.", [])
     cumulative = 0
     for bound, count in zip(LATENCY_BUCKETS, master.latency_counts, strict=False):
         cumulative += count
-        lines.append(f'orch_scheduling_seconds_bucket{{le="{bound}"}} {cumulative}')
-    lines.append(f'orch_scheduling_seconds_bucket{{le="+Inf"}} {master.decisions}')
-    lines.append(f"orch_scheduling_seconds_sum {master.latency_sum}")
-    lines.append(f"orch_scheduling_seconds_count {master.decisions}")
-    return "\n".join(lines) + "\n"
-
-
-def _node_resources(master: Master) -> list[str]:
-    """``orch_node_{capacity,allocated,free}{node, resource}``: every resource of every node."""
-    views = [master.cache.node_view(n) for n in sorted(master.cache.nodes)]
-    lines: list[str] = []
-    units = "cpu in millicores, memory in MiB, gpu in milli-GPU"
-    for metric, what in (("capacity", "offers"), ("allocated", "has allocated"), ("free", "has free")):
-        lines += [
-            f"# HELP orch_node_{metric} Amount of a resource the node {what} ({units}).",
-            f"# TYPE orch_node_{metric} gauge",
-        ]
-        for node in views:
-            amounts: Resources = getattr(node, metric)
-            for name, amount in amounts.items():
-                lines.append(f'orch_node_{metric}{{node="{_label(node.id)}",resource="{name}"}} {amount}')
+        lines.append(sample(f"{name}_bucket", {"le": str(bound)}, cumulative))
+    lines.append(sample(f"{name}_bucket", {"le": "+Inf"}, master.decisions))
+    lines += [sample(f"{name}_sum", {}, master.latency_sum), sample(f"{name}_count", {}, master.decisions)]
     return lines
 
 
-def _label(value: str) -> str:
-    """A Prometheus label value, escaped (a node id is whatever its worker was named)."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _node_resources(views: list[NodePublic]) -> list[str]:
+    """``orch_node_{capacity,allocated,free}{node, resource}``: every resource of every node."""
+    lines: list[str] = []
+    units = "cpu in millicores, memory in MiB, gpu in milli-GPU"
+    for metric, what in (("capacity", "offers"), ("allocated", "has allocated"), ("free", "has free")):
+        samples: list[Sample] = [
+            ({"node": node.id, "resource": name}, amount)
+            for node in views
+            for name, amount in getattr(node, metric).items()
+        ]
+        lines += family(f"orch_node_{metric}", "gauge", f"Amount of a resource the node {what} ({units}).", samples)
+    return lines

@@ -11,6 +11,7 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -34,6 +35,8 @@ def add_dev_parser(sub: Any, settings: Settings) -> None:
     dev.add_argument(
         "--max-restarts", type=int, default=3, metavar="N", help="restarts per dead worker (default: %(default)s)"
     )
+    metrics = "the first worker's Prometheus /metrics port, the others count up (default: free ports)"
+    dev.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help=metrics)
     policy_flags(dev, settings)
     resource_flags(dev, "4000", "8192", "every worker offers this much")
 
@@ -53,9 +56,15 @@ def _master_args(args: argparse.Namespace, params: dict[str, object], filters: d
     return extra
 
 
-def banner(url: str, etcd: str, workers: int, work_dir: Path | None, keep: bool) -> str:
-    """What ``dev`` prints once ready: where everything is and the exact commands to point a client at it."""
+def banner(
+    url: str, etcd: str, workers: int, work_dir: Path | None, keep: bool, metrics_ports: Sequence[int] = ()
+) -> str:
+    """What ``dev`` prints once ready: where everything is and the exact commands to point a client at it.
+
+    ``metrics_ports``: the workers' ``/metrics`` ports, printed as Prometheus scrape targets.
+    """
     kept = "kept at the end" if keep else "removed at the end; --keep keeps them"
+    targets = ", ".join([url.removeprefix("http://"), *(f"127.0.0.1:{port}" for port in metrics_ports)])
     return "\n".join(
         [
             f"orchlive dev: master {url}, etcd {etcd}, {workers} process workers (w1..w{workers})",
@@ -64,6 +73,7 @@ def banner(url: str, etcd: str, workers: int, work_dir: Path | None, keep: bool)
             f"    export ORCH_MASTER={url}",
             "    python -m orchlive nodes",
             "    python -m orchlive submit --name hello -- echo hello world",
+            f"Prometheus scrape targets (/metrics): {targets}",
             "Ctrl-C (or SIGTERM, SIGHUP) stops everything it started.",
         ]
     )
@@ -95,6 +105,7 @@ def run_dev(args: argparse.Namespace) -> int:
         resources=resources,
         master_args=_master_args(args, params, filters),
         max_restarts=args.max_restarts,
+        metrics_port=args.metrics_port,
         keep=args.keep,
     )
     try:
@@ -105,7 +116,9 @@ def run_dev(args: argparse.Namespace) -> int:
         signal.signal(sig, _interrupt)
     try:
         with cluster:
-            print(banner(cluster.url, cluster.etcd_endpoint, args.workers, cluster.work_dir, args.keep), flush=True)
+            ports = list(cluster.metrics_ports.values())
+            ready = banner(cluster.url, cluster.etcd_endpoint, args.workers, cluster.work_dir, args.keep, ports)
+            print(ready, flush=True)
             cluster.wait()
     except DevError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

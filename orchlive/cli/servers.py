@@ -136,25 +136,27 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as err:  # devices contradicting the capacity, a gpu capacity not whole GPUs
         raise UsageError(str(err)) from None
 
-    async def serve() -> None:
-        metrics = await _metrics_server(worker, args.metrics_host, args.metrics_port)
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        running = asyncio.create_task(worker.run())
-        waiting = asyncio.create_task(stop.wait())
-        await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        running.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await running
-        await worker.shutdown()
-        await runtime.close()
-        if metrics is not None:
-            metrics.close()
-
-    asyncio.run(serve())
+    asyncio.run(_serve_worker(worker, runtime, args))
     return 0
+
+
+async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> None:
+    """Run ``worker`` (and its ``/metrics``, if asked) until SIGINT or SIGTERM, then leave cleanly."""
+    metrics = await _metrics_server(worker, args.metrics_host, args.metrics_port)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running = asyncio.create_task(worker.run())
+    waiting = asyncio.create_task(stop.wait())
+    await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await running
+    await worker.shutdown()
+    await runtime.close()
+    if metrics is not None:
+        metrics.close()
 
 
 async def _metrics_server(worker: Any, host: str, port: int) -> asyncio.Server | None:
