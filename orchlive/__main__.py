@@ -27,7 +27,7 @@ __all__ = ["main"]
 def _parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m orchlive", description="The live orchestrator.")
     parser.add_argument("--log-level", default="INFO")
-    default_master = os.environ.get("ORCH_MASTER") or f"http://{settings.host}:{settings.port}"
+    default_master = settings.master or f"http://{settings.host}:{settings.port}"
     parser.add_argument("--master", default=default_master, help="the master's URL, for the client (ORCH_MASTER)")
     sub = parser.add_subparsers(dest="command", required=True)
     add_server_parsers(sub, settings)

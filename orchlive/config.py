@@ -29,6 +29,8 @@ flag                   environment                   meaning (default)
 --network              ORCH_NETWORK                  docker runtime network mode: none | host (none)
 --data-dir             ORCH_DATA_DIR                 worker scratch space for task output
 (none)                 ORCH_LOG_TAIL_BYTES           bytes of a task's output kept in etcd (65536; at most 1 MiB)
+--master               ORCH_MASTER                   the master's URL, for the client commands
+                                                     (http://ORCH_HOST:ORCH_PORT)
 (none)                 ORCH_API_TOKEN                bearer token every /api/v1 request needs (none: open)
 --protect-system       ORCH_PROTECT_SYSTEM           /health and /metrics need the token too (false)
 (none)                 ORCH_EVENTS_MAX_AGE           seconds events are kept, under an etcd lease (3600; 0: no
@@ -152,6 +154,7 @@ class Settings(BaseSettings):
     labels: str = ""
     devices: str = ""
     data_dir: Path = Field(default_factory=lambda: Path(tempfile.gettempdir()) / "orchlive")
+    master: str | None = None  # the client's default --master; None: http://host:port
     api_token: str | None = None
     protect_system: bool = False
     log_tail_bytes: int = Field(default=64 * 1024, ge=0, le=1024 * 1024)

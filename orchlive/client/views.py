@@ -151,8 +151,27 @@ def describe_task(task: Json, events: Sequence[Json], now: datetime | None = Non
     return "\n".join([*lines, *_events_section(events)])
 
 
+def _devices_section(device_use: dict[str, list[Json]]) -> list[str]:
+    """``Devices:`` one row per device (per kind): used and free milli units, and which tasks hold what."""
+    rows = [
+        [
+            kind,
+            str(d["index"]),
+            _amount(d.get("used")),
+            _amount(d.get("free")),
+            ",".join(f"{task}={_amount(share)}" for task, share in d.get("tasks", {}).items()),
+        ]
+        for kind, devices in device_use.items()
+        for d in devices
+    ]
+    if not rows:
+        return ["Devices:    <none>"]
+    lines = table(["KIND", "DEVICE", "USED", "FREE", "TASKS"], rows).splitlines()
+    return ["Devices:", *("  " + line for line in lines)]
+
+
 def describe_node(node: Json, events: Sequence[Json], now: datetime | None = None) -> str:
-    """A node's fields, its resources (capacity, allocated, free) and its events."""
+    """A node's fields, its resources (capacity, allocated, free), its devices (``device_use``) and its events."""
     labels = ",".join(f"{k}={v}" for k, v in node.get("labels", {}).items())
     lines = _fields(
         [
@@ -169,4 +188,5 @@ def describe_node(node: Json, events: Sequence[Json], now: datetime | None = Non
     capacity, allocated, free = node.get("capacity", {}), node.get("allocated", {}), node.get("free", {})
     rows = [[n, _amount(capacity[n]), _amount(allocated.get(n)), _amount(free.get(n))] for n in capacity]
     resources = table(["RESOURCE", "CAPACITY", "ALLOCATED", "FREE"], rows).splitlines()
-    return "\n".join([*lines, "Resources:", *("  " + line for line in resources), *_events_section(events)])
+    devices = _devices_section(node.get("device_use") or {})
+    return "\n".join([*lines, "Resources:", *("  " + line for line in resources), *devices, *_events_section(events)])

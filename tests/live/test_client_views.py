@@ -8,7 +8,7 @@ import httpx
 
 from orchlive.client.http import error_line
 from orchlive.client.output import age, table
-from orchlive.client.views import event_line, node_table, task_table
+from orchlive.client.views import describe_node, event_line, node_table, task_table
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -62,3 +62,34 @@ def test_error_lines_name_the_field_and_never_dump_json() -> None:
     unauthorized = httpx.Response(401, json={"detail": "missing or wrong bearer token"})
     assert error_line(unauthorized) == "missing or wrong bearer token (set ORCH_API_TOKEN)"
     assert error_line(httpx.Response(502, text="<html>\nbad gateway</html>")) == "HTTP 502: <html> bad gateway</html>"
+
+
+def test_describe_node_shows_each_device_and_who_holds_it() -> None:
+    node = {"id": "w1", "state": "READY", "capacity": {"cpu": 4000, "gpu": 2000}, "allocated": {"gpu": 1500}}
+    node["device_use"] = {
+        "gpu": [
+            {"index": 0, "capacity": 1000, "used": 1000, "free": 0, "tasks": {"big": 1000}},
+            {"index": 1, "capacity": 1000, "used": 500, "free": 500, "tasks": {"a": 250, "b": 250}},
+        ]
+    }
+    text = describe_node(node, [], now=NOW)
+    assert text.split("Devices:\n", 1)[1].splitlines() == [
+        "  KIND   DEVICE   USED   FREE   TASKS",
+        "  gpu    0        1000   0      big=1000",
+        "  gpu    1        500    500    a=250,b=250",
+        "Events:     <none>",
+    ]
+    assert "Devices:    <none>" in describe_node({"id": "w2", "state": "READY"}, [], now=NOW)
+
+
+def test_orch_master_is_read_by_the_settings_object(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from orchlive.__main__ import _parser
+    from orchlive.config import Settings
+
+    monkeypatch.setenv("ORCH_MASTER", "http://10.0.0.5:9000")
+    settings = Settings()
+    assert settings.master == "http://10.0.0.5:9000"
+    assert _parser(settings).parse_args(["tasks"]).master == "http://10.0.0.5:9000"
+    monkeypatch.delenv("ORCH_MASTER")
+    monkeypatch.setenv("ORCH_PORT", "20080")
+    assert _parser(Settings()).parse_args(["tasks"]).master == "http://127.0.0.1:20080"
