@@ -111,7 +111,7 @@ class Results:
 
 
 def _sample_interval(scenario: Scenario, workload: Workload) -> float:
-    """Seconds between time-series samples: the scenario's, or about 1,000 over the run."""
+    """Seconds between time-series samples: the scenario's, or ``metrics.samples`` over the expected run."""
     import numpy as np
 
     if scenario.metrics.sample_interval is not None:
@@ -120,7 +120,7 @@ def _sample_interval(scenario: Scenario, workload: Workload) -> float:
         return 1.0
     finite = workload.duration[np.isfinite(workload.duration)]
     span = float(workload.submit_time.max()) + (float(finite.mean()) if len(finite) else 0.0)
-    return max(span / 1000.0, 1e-3)
+    return max(span / scenario.metrics.samples, 1e-3)
 
 
 def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
@@ -142,6 +142,7 @@ def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
         events=tuple(scenario.events),
         autoscaler=scenario.autoscaler,
         sample_interval=interval,
+        max_samples=scenario.metrics.samples,
         warmup=scenario.metrics.warmup,
         until=scenario.metrics.until,
     )

@@ -155,7 +155,10 @@ class Metrics(_Strict):
     """What is measured, and over which window of simulated time.
 
     Attributes:
-        sample_interval: Seconds between time-series samples; default: about 1000 samples per run.
+        sample_interval: Seconds between time-series samples; default: ``samples`` over the
+            run's expected length (last arrival plus a mean duration).
+        samples: Time-series samples kept at most, however long the run really lasts: past
+            it, every other one is dropped and the interval doubles (default 1000).
         warmup: Seconds of simulated time discarded at the start (the empty system filling
             up): tasks submitted before it are left out of the wait statistics, and the
             time integrals (utilisation, queue, running tasks, nodes up) start there.
@@ -166,6 +169,7 @@ class Metrics(_Strict):
     """
 
     sample_interval: PositiveFloat | None = None
+    samples: int = Field(default=1000, ge=2)
     warmup: NonNegativeFloat = 0.0
     until: PositiveFloat | None = None
 

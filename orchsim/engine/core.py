@@ -372,13 +372,25 @@ class Simulation:
         return self.done + self.forever == len(self.w) or self._stuck()
 
     def _sampler(self, ended: simpy.Event) -> Iterator[Any]:
-        """Sample every ``sample_interval``; at the first tick that finds the run over, end it."""
+        """Sample every ``sample_interval``; at the first tick that finds the run over, end it.
+
+        At most ``max_samples`` are kept whatever the run's real length (a queue that drains
+        long after the last arrival, a tail of long tasks): past it, every other sample is
+        dropped and the interval doubles, so the kept ones stay evenly spaced and span the
+        whole run, tail included.
+        """
+        interval = self.cfg.sample_interval
         while True:
             self._sample()
             if self.finished():
                 ended.succeed()
                 return
-            yield self.env.timeout(self.cfg.sample_interval)
+            if len(self._samples["time"]) > self.cfg.max_samples:
+                keep = slice((len(self._samples["time"]) - 1) % 2, None, 2)  # the newest stays
+                for values in self._samples.values():
+                    values[:] = values[keep]
+                interval *= 2
+            yield self.env.timeout(interval)
 
     def _sample(self) -> None:
         s = self._samples

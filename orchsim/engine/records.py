@@ -58,6 +58,7 @@ class EngineConfig:
     events: tuple[Any, ...] = ()
     autoscaler: sc.Autoscaler | None = None
     sample_interval: float = 10.0
+    max_samples: int = 1000  # time-series samples kept at most (thinned evenly past it)
     filters: dict[str, dict[str, Any]] = field(default_factory=dict)  # beyond the built-ins, with params
     warmup: float = 0.0  # start of the measurement window (simulated seconds)
     until: float | None = None  # its end; None: the end of the run
