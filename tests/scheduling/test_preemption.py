@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchsim.scheduling.preemption import PRIORITY_OFFSET, RunningTasks, choose_victims
 
@@ -200,3 +202,43 @@ def test_the_pass_evicts_through_its_owner_then_places() -> None:
     )
     assert result.preempted == [("low", "high", 0)]
     assert placed == [("high", 0)] and result.placed == ["high"]
+
+
+Case4 = tuple[np.ndarray, np.ndarray, int, RunningTasks]  # free, request, priority, running
+
+
+@st.composite
+def preemption_cases(draw: st.DrawFn) -> Case4:
+    n_nodes, n_resources = draw(st.integers(1, 4)), draw(st.integers(1, 2))
+    n_tasks = draw(st.integers(0, 10))
+    amounts = st.integers(0, 4).map(lambda k: k * 500.0)
+    free = np.array([[draw(amounts) for _ in range(n_nodes)] for _ in range(n_resources)])
+    request = np.array([draw(amounts) for _ in range(n_resources)])
+    running = RunningTasks(
+        task=list(range(n_tasks)),
+        node=np.array([draw(st.integers(0, n_nodes - 1)) for _ in range(n_tasks)], dtype=np.int64),
+        priority=np.array([draw(st.integers(-2, 3)) for _ in range(n_tasks)], dtype=np.int64),
+        demand=np.array([[draw(amounts) for _ in range(n_resources)] for _ in range(n_tasks)]).reshape(
+            n_tasks, n_resources
+        ),
+        start=np.array([draw(st.integers(0, 5)) for _ in range(n_tasks)], dtype=np.float64),
+    )
+    return free, request, draw(st.integers(-1, 4)), running
+
+
+@given(preemption_cases())
+@settings(max_examples=200, deadline=None)
+def test_victims_make_room_are_lower_and_none_could_stay(case: Case4) -> None:
+    free, request, priority, running = case
+    got = choose_victims(free, request, priority, running, np.ones(free.shape[1], bool))
+    if got is None:
+        return
+    victims = got.victims
+    assert len(victims) and np.all(running.priority[victims] < priority)
+    assert np.all(running.node[victims] == got.node)
+    room = free[:, got.node] + running.demand[victims].sum(axis=0)
+    assert np.all(room >= request)  # evicting them makes room
+    # Minimal in kube's sense: none of them could be given back. Room only shrinks as tasks are
+    # reprieved, so a victim that did not fit back when its turn came does not fit back at the end.
+    for victim in victims.tolist():
+        assert not np.all(room - running.demand[victim] >= request)
