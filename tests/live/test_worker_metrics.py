@@ -151,3 +151,24 @@ def test_a_busy_metrics_port_is_one_line() -> None:
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --metrics-port {port}: cannot listen"), done.stderr
+
+
+def test_dev_gives_each_worker_a_metrics_port_and_refuses_a_busy_one() -> None:
+    from orchlive.dev import DevCluster
+
+    assert DevCluster(workers=3, metrics_port=9101).metrics_ports == {"w1": 9101, "w2": 9102, "w3": 9103}
+    free = DevCluster(workers=2).metrics_ports
+    assert len(set(free.values())) == 2 and all(0 < p < 65536 for p in free.values())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        dev = ["dev", "--workers", "1", "--port", str(free_port()), "--metrics-port", str(port)]
+        done = subprocess.run(
+            [sys.executable, "-m", "orchlive", *dev],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert done.returncode == 2
+    assert done.stderr == f"error: --metrics-port {port}: 127.0.0.1:{port} is already in use; choose another port\n"
