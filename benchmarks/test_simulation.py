@@ -156,3 +156,72 @@ def test_one_million_tasks_on_ten_thousand_nodes(benchmark) -> None:  # type: ig
     benchmark.extra_info.update(result | {"targets": "wall < 60 s, peak RSS < 2048 MiB"})
     print(f"\n1M tasks / 10k nodes: {result}")
     assert result["completed"] == 1_000_000
+
+
+WIDE_SERVERS, WIDE_TASKS = 1_000, 30_000  # rho = 0.8 again: 800 arrivals per second, mean service 1 s
+WIDE_RESOURCES = {"cpu": 1000, "memory": 4096, "gpu": 1000, "disk": 10_000}  # a task takes a whole node
+
+
+def wide_scenario(tasks: int = WIDE_TASKS) -> object:
+    """M/M/1000 as a cluster: 1,000 nodes of four resources, each task filling one node."""
+    return parse_scenario(
+        {
+            "version": 1,
+            "name": "mmc-wide-bench",
+            "seed": 1,
+            "policies": ["bin_packing"],
+            "cluster": {"devices": [], "nodes": [{"count": WIDE_SERVERS, "capacity": WIDE_RESOURCES}]},
+            "workload": [
+                {
+                    "kind": "poisson",
+                    "rate": 0.8 * WIDE_SERVERS * SERVICE_RATE,
+                    "count": tasks,
+                    "resources": WIDE_RESOURCES,
+                    "duration": {"dist": "exponential", "mean": 1 / SERVICE_RATE},
+                }
+            ],
+        }
+    )
+
+
+def run_ciw_wide() -> float:
+    import ciw
+
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=0.8 * WIDE_SERVERS * SERVICE_RATE)],
+        service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
+        number_of_servers=[WIDE_SERVERS],
+    )
+    ciw.seed(1)
+    simulation = ciw.Simulation(network)
+    began = time.perf_counter()
+    simulation.simulate_until_max_customers(WIDE_TASKS, method="Finish")
+    return time.perf_counter() - began
+
+
+@pytest.mark.benchmark(group="simulation")
+def test_mmc_1000_servers_four_resources_beside_ciw(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """Issue 14 target: on 1,000 servers with four resources, the engine >= 5x Ciw's tasks per second."""
+    ciw_rate = WIDE_TASKS / run_ciw_wide()
+    scenario = wide_scenario()
+
+    def engine_seconds() -> float:
+        return float(run(scenario).summary["wall_seconds"].iloc[0])
+
+    seconds = benchmark.pedantic(engine_seconds, rounds=2, iterations=1)
+    rate = WIDE_TASKS / seconds
+    ratio = rate / ciw_rate
+    benchmark.extra_info.update(
+        {
+            "servers": WIDE_SERVERS,
+            "resources": len(WIDE_RESOURCES),
+            "tasks": WIDE_TASKS,
+            "orchsim_tasks_per_second": rate,
+            "ciw_tasks_per_second": ciw_rate,
+            "baseline": "ciw",
+            "ratio": ratio,
+            "target_ratio": 5.0,
+            "meets_target": ratio >= 5.0,
+        }
+    )
+    print(f"\nM/M/1000 x 4 resources, {WIDE_TASKS} tasks: orchsim {rate:,.0f}/s, Ciw {ciw_rate:,.0f}/s (x{ratio:.2f})")
