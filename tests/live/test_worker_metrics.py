@@ -120,7 +120,9 @@ def test_worker_serves_metrics_and_the_master_shows_devices(cluster_factory) -> 
     assert 0 <= age < 30  # renewed while running (a lease of 2 s is renewed about every 0.7 s)
     assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
 
-    master = parse_metrics(cluster.http.get("/metrics").text)
+    master_text = cluster.http.get("/metrics").text
+    promtool_lint(master_text)  # the master's text too, histogram included
+    master = parse_metrics(master_text)
     held = [value(master, "orch_node_device_used_ratio", node="w1", kind="gpu", device=d) for d in ("0", "1")]
     assert held == shares  # the ledger's devices are the ones the worker gave the task
 
