@@ -15,6 +15,7 @@ flag                   environment                   meaning (default)
 --backfill-window      ORCH_BACKFILL_WINDOW          tasks a backfill pass looks at (100)
 --filters              ORCH_FILTERS                  extra filters, JSON or YAML ({max_tasks_per_node: {limit: 8}})
 --sample               ORCH_SAMPLE                   node sampling: all | log2 | {candidates: k} | {percentage: p} (all)
+--preemption           ORCH_PREEMPTION               a task that fits nowhere evicts lower-priority ones (false)
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
 --leader-ttl           ORCH_LEADER_TTL               master leadership lease, seconds (5)
@@ -142,6 +143,7 @@ class Settings(BaseSettings):
     backfill_window: int = Field(default=100, ge=1)
     filters: str = ""
     sample: str = "all"
+    preemption: bool = False  # scheduler.preemption in scenario files: opt-in, as there
     seed: int = 0
     lease_ttl: int = Field(default=5, ge=1)
     leader_ttl: int = Field(default=5, ge=1)
