@@ -20,6 +20,7 @@ from orchlive.cli.servers import add_server_parsers, run_master, run_worker
 from orchlive.cli.usage import UsageError
 from orchlive.client.commands import add_client_parsers, run_client
 from orchlive.config import Settings
+from orchlive.record import add_record_parser, run_record
 
 __all__ = ["main"]
 
@@ -33,6 +34,7 @@ def _parser(settings: Settings) -> argparse.ArgumentParser:
     add_server_parsers(sub, settings)
     add_dev_parser(sub, settings)
     add_client_parsers(sub)
+    add_record_parser(sub)
     return parser
 
 
@@ -49,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_worker(args, settings)
         if args.command == "dev":
             return run_dev(args)
+        if args.command == "record":
+            return run_record(args)
         return run_client(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -39,7 +39,7 @@ class ColumnsError(ValueError):
     """``--columns`` names a column the summary does not have."""
 
 
-_SUBCOMMANDS = {"sweep": "orchsim.sweep_cli", "report": "orchsim.report"}
+_SUBCOMMANDS = {"sweep": "orchsim.sweep_cli", "report": "orchsim.report", "replay": "orchsim.replay_cli"}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from orchsim import scenario as sc
+from orchsim.scenario_workload import NodeRecording
 from orchsim.scheduling import NodeMatrix
 from orchsim.workload import evenly_spaced
 
@@ -71,27 +72,33 @@ def stratified_sample(
     return np.sort(order[evenly_spaced(n, fraction)])
 
 
+def _load_trace_nodes(
+    group: sc.NodeTrace | NodeRecording, scenario: sc.Scenario
+) -> tuple[list[str], dict[str, np.ndarray], list[dict[str, str]]]:
+    """Ids, capacities and labels of a node trace (openb) or of a live cluster's recording."""
+    from orchsim import traces  # only scenarios with trace files need the loaders
+
+    if isinstance(group, NodeRecording):
+        return traces.load_orchlive_nodes(scenario.resolve(group.path))
+    ids, caps, labels = traces.load_openb_nodes(scenario.resolve(group.path))
+    keep = np.arange(len(ids))
+    if group.limit is not None:
+        keep = keep[: group.limit]
+    if group.sample is not None:
+        chosen = stratified_sample({k: v[keep] for k, v in caps.items()}, group.sample, [labels[i] for i in keep])
+        keep = keep[chosen]
+    if group.shuffle:
+        keep = keep[np.random.default_rng(np.random.SeedSequence([scenario.seed, 11])).permutation(len(keep))]
+    return [ids[i] for i in keep], {k: v[keep] for k, v in caps.items()}, [labels[i] for i in keep]
+
+
 def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluster]:
     """Resource names and the initial nodes of ``scenario``."""
-    loaded = []
-    for group in scenario.cluster.nodes:
-        if isinstance(group, sc.NodeTrace):
-            from orchsim import traces  # only scenarios with trace files need the loaders
-
-            ids, caps, labels = traces.load_openb_nodes(scenario.resolve(group.path))
-            keep = np.arange(len(ids))
-            if group.limit is not None:
-                keep = keep[: group.limit]
-            if group.sample is not None:
-                chosen = stratified_sample(
-                    {k: v[keep] for k, v in caps.items()}, group.sample, [labels[i] for i in keep]
-                )
-                keep = keep[chosen]
-            if group.shuffle:
-                keep = keep[np.random.default_rng(np.random.SeedSequence([scenario.seed, 11])).permutation(len(keep))]
-            ids, labels = [ids[i] for i in keep], [labels[i] for i in keep]
-            caps = {k: v[keep] for k, v in caps.items()}
-            loaded.append((ids, caps, labels))
+    loaded = [
+        _load_trace_nodes(group, scenario)
+        for group in scenario.cluster.nodes
+        if isinstance(group, sc.NodeTrace | NodeRecording)
+    ]
     resources = scenario_resources(scenario, {r for _, caps, _ in loaded for r in caps})
 
     ids: list[str] = []
@@ -99,7 +106,7 @@ def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluste
     labels: list[dict[str, str]] = []
     trace_iter = iter(loaded)
     for g, group in enumerate(scenario.cluster.nodes):
-        if isinstance(group, sc.NodeTrace):
+        if isinstance(group, sc.NodeTrace | NodeRecording):
             t_ids, caps, t_labels = next(trace_iter)
             ids.extend(t_ids)
             columns.append(np.array([caps.get(r, np.zeros(len(t_ids))) for r in resources], dtype=np.float64))

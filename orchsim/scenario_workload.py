@@ -30,9 +30,11 @@ __all__ = [
     "Exponential",
     "LogNormal",
     "NodeGroup",
+    "NodeRecording",
     "NodeSpec",
     "NodeTrace",
     "OpenbTrace",
+    "OrchliveRecording",
     "Poisson",
     "SwfTrace",
     "Uniform",
@@ -162,13 +164,29 @@ class NodeTrace(_Strict):
     shuffle: bool = False
 
 
+class NodeRecording(_Strict):
+    """The nodes of a live cluster's recording (``python -m orchlive record``): ``path`` is its folder.
+
+    Every recorded node is present from time 0 (its joined, lost and drained times are
+    not replayed yet), in sorted id order, as the live master numbers them.
+    """
+
+    kind: Literal["orchlive"]
+    path: str
+
+
 def _node_kind(value: Any) -> str:
     if isinstance(value, dict):
-        return "trace" if "trace" in value else "group"
-    return "trace" if isinstance(value, NodeTrace) else "group"
+        return "trace" if "trace" in value else "recording" if "kind" in value else "group"
+    return "trace" if isinstance(value, NodeTrace) else "recording" if isinstance(value, NodeRecording) else "group"
 
 
-NodeSpec = Annotated[Annotated[NodeGroup, Tag("group")] | Annotated[NodeTrace, Tag("trace")], Discriminator(_node_kind)]
+NodeSpec = Annotated[
+    Annotated[NodeGroup, Tag("group")]
+    | Annotated[NodeTrace, Tag("trace")]
+    | Annotated[NodeRecording, Tag("recording")],
+    Discriminator(_node_kind),
+]
 
 
 class Cluster(_Strict):
@@ -308,6 +326,21 @@ class SwfTrace(_TraceSource):
     memory_per_processor: Annotated[float, BeforeValidator(amount_of("memory")), Field(ge=0)] = 0.0
 
 
+class OrchliveRecording(_Source):
+    """The tasks of a live cluster's recording (``python -m orchlive record``): ``path`` is its folder.
+
+    Tasks arrive at their recorded submit times and run for their measured run time
+    (``orchsim.traces.orchlive``). The folder is checked when the workload is built: a
+    missing one is an error naming it.
+    """
+
+    kind: Literal["orchlive"]
+    path: str
+    limit: int | None = Field(default=None, ge=1)
+    time_scale: PositiveFloat = 1.0
+    sample: Annotated[float, Field(gt=0, le=1)] | None = None
+
+
 def check_dependencies(workload: list[Any]) -> None:
     """Every ``after`` names an entry of the same count, and the entries form no cycle.
 
@@ -342,4 +375,6 @@ def check_dependencies(workload: list[Any]) -> None:
         raise ValueError(f"workload.{err.cycle[0]}.after: a cycle of dependencies: {cycle}") from None
 
 
-WorkloadSource = Annotated[Poisson | Burst | Diurnal | CsvTrace | OpenbTrace | SwfTrace, Field(discriminator="kind")]
+WorkloadSource = Annotated[
+    Poisson | Burst | Diurnal | CsvTrace | OpenbTrace | SwfTrace | OrchliveRecording, Field(discriminator="kind")
+]

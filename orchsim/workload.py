@@ -18,6 +18,7 @@ import numpy as np
 
 from orchsim import scenario as sc
 from orchsim import traces
+from orchsim.scenario_workload import OrchliveRecording
 
 __all__ = ["Dependencies", "Workload", "build_workload", "draw", "evenly_spaced"]
 
@@ -207,7 +208,7 @@ def _trace_then_clones(gpu: np.ndarray, target: float, rng: np.random.Generator)
 
 
 def _trace(
-    source: sc.CsvTrace | sc.OpenbTrace | sc.SwfTrace,
+    source: sc.CsvTrace | sc.OpenbTrace | sc.SwfTrace | OrchliveRecording,
     scenario: sc.Scenario,
     rng: np.random.Generator,
     capacity_totals: dict[str, float],
@@ -215,6 +216,8 @@ def _trace(
     path = scenario.resolve(source.path)
     if isinstance(source, sc.CsvTrace):
         tasks = traces.load_csv_trace(path, rebase=source.rebase)
+    elif isinstance(source, OrchliveRecording):
+        tasks = traces.load_orchlive_tasks(path)[0]
     elif isinstance(source, sc.OpenbTrace):
         tasks = traces.load_openb_pods(path)
         if source.mode == "arrivals":

@@ -6,7 +6,9 @@ Three formats are read:
   the format a user writes by hand or exports from their own system;
 * the Alibaba ``openb`` pod and node lists (cluster-trace-gpu-v2023, used by the FGD
   paper, Weng et al., USENIX ATC 2023);
-* the Standard Workload Format (SWF) of the Parallel Workloads Archive, plain or gzipped.
+* the Standard Workload Format (SWF) of the Parallel Workloads Archive, plain or gzipped;
+* a recording of a live orchlive cluster (``python -m orchlive record``): a folder of
+  ``tasks.csv`` and ``nodes.csv``.
 
 Units are those of the simulator everywhere: times in seconds, cpu in millicores,
 memory in MiB, gpu in milli-GPU (1000 = one whole GPU). Tasks come back sorted by
@@ -17,23 +19,27 @@ the line as a text editor counts it (1-based, header, comment and blank lines in
 the column and what is wrong, so the CLI can print it as a single line. No SimPy, pandas
 or YAML here.
 
-One module per format (``plain_csv``, ``openb``, ``swf``); ``table`` is the CSV
+One module per format (``plain_csv``, ``openb``, ``swf``, ``orchlive``); ``table`` is the CSV
 machinery they share and ``tasks`` what they all return.
 """
 
 from __future__ import annotations
 
 from orchsim.traces.openb import MIN_POD_DURATION, load_openb_nodes, load_openb_pods
+from orchsim.traces.orchlive import RecordedTasks, load_orchlive_nodes, load_orchlive_tasks
 from orchsim.traces.plain_csv import load_csv_trace
 from orchsim.traces.swf import load_swf
 from orchsim.traces.tasks import TraceError, TraceTasks
 
 __all__ = [
     "MIN_POD_DURATION",
+    "RecordedTasks",
     "TraceError",
     "TraceTasks",
     "load_csv_trace",
     "load_openb_nodes",
     "load_openb_pods",
+    "load_orchlive_nodes",
+    "load_orchlive_tasks",
     "load_swf",
 ]

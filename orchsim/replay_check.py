@@ -1,0 +1,176 @@
+"""Recorded vs replayed: does the simulator, under the recorded policy, do what the live cluster did?
+
+Two checks:
+
+* placements: the share of the tasks the live cluster placed that the replay put on the
+  same node, leaving out those whose placement depended on timing, and every divergence
+  with its cause: another task arrived or ended between the task's submission and its
+  live placement (the simulator places at submission); the live cluster placed it more
+  than once (a node loss); it followed such a divergence while the cluster differed;
+  else "unexplained" (counted against the agreement);
+* waits (submission to first placement, seconds): the replayed mean against the recorded
+  mean and a percentile bootstrap interval of it. The simulator places in zero time while
+  the live master takes one pass (milliseconds to a few hundred), so the verdict allows
+  ``latency`` seconds beyond the interval; ``within`` says whether the replayed mean lies
+  inside the interval widened by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from orchsim.traces.orchlive import RecordedTasks
+
+__all__ = ["Divergence", "ReplayCheck", "bootstrap_mean", "compare_replay"]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """One task the replay put elsewhere than the live cluster did."""
+
+    task_id: str
+    recorded: str
+    replayed: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class ReplayCheck:
+    """Placement agreement and waits, recorded vs replayed (one policy's replay)."""
+
+    compared: int
+    agreed: int
+    timing: int
+    recorded_mean_wait: float
+    replayed_mean_wait: float
+    interval: tuple[float, float]
+    latency: float
+    divergences: list[Divergence] = field(default_factory=list)
+
+    @property
+    def agreement(self) -> float:
+        """Share of the tasks whose placement did not depend on timing that went to the same node."""
+        counted = self.compared - self.timing
+        return self.agreed / counted if counted else 1.0
+
+    @property
+    def within(self) -> bool:
+        """The replayed mean wait lies in the recorded mean's interval, widened by ``latency`` below and above."""
+        low, high = self.interval
+        return low - self.latency <= self.replayed_mean_wait <= high + self.latency
+
+    def lines(self) -> list[str]:
+        """The report as text lines: the two checks side by side, then every divergence."""
+        low, high = self.interval
+        out = [
+            f"placements: {self.agreed}/{self.compared - self.timing} on the same node ({100 * self.agreement:.1f}%; "
+            f"{self.timing} of the {self.compared} placed live left out: their placement depended on timing)",
+            f"mean wait (s): recorded {self.recorded_mean_wait:.3f} [95% bootstrap {low:.3f}, {high:.3f}], "
+            f"replayed {self.replayed_mean_wait:.3f}: {'within' if self.within else 'OUTSIDE'} "
+            f"(allowing {self.latency:g} s of scheduling latency)",
+        ]
+        out += [
+            f"  {d.task_id}: recorded {d.recorded}, replayed {d.replayed or '-'} ({d.cause})" for d in self.divergences
+        ]
+        return out
+
+
+def bootstrap_mean(
+    values: np.ndarray, *, confidence: float = 0.95, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (seeded, so reports are reproducible)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(resamples, values.size))].mean(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def _race(i: int, recorded: RecordedTasks, window: float) -> str | None:
+    """Why task ``i``'s live placement depended on timing, or None.
+
+    Between its submission and its live placement (widened by ``window`` seconds both
+    ways) another task arrived or ended: the live master saw a cluster the simulator, which
+    places at submission, did not.
+    """
+    low = recorded.submit[i] - window
+    high = recorded.submit[i] + np.nan_to_num(recorded.wait[i]) + window
+    for what, times in (("arrived", recorded.submit), ("ended", recorded.end)):
+        hits = np.flatnonzero((times >= low) & (times <= high))
+        hits = hits[hits != i]
+        if hits.size:
+            j = int(hits[0])
+            return f"timing: {recorded.task_id[j]} {what} {times[j] - recorded.submit[i]:+.3f} s from its submission"
+    return None
+
+
+def _causes(recorded: RecordedTasks, diverged: np.ndarray, window: float) -> dict[int, tuple[str, bool]]:
+    """Per diverging task: its cause, and whether that cause is timing (which the agreement leaves out).
+
+    A divergence follows from an earlier timing one when that task was still running live
+    at this one's submission: from then on the two clusters differ.
+    """
+    causes: dict[int, tuple[str, bool]] = {}
+    timing: list[int] = []
+    for i in diverged:
+        race = _race(int(i), recorded, window)
+        earlier = [k for k in timing if recorded.submit[k] <= recorded.submit[i] < recorded.end[k]]
+        if recorded.attempts[i] > 1:
+            cause = f"timing: placed {recorded.attempts[i]} times live (rescheduled)"
+        elif race is not None:
+            cause = race
+        elif earlier:
+            cause = f"timing: follows {recorded.task_id[earlier[0]]}, which diverged and was still running"
+        else:
+            causes[int(i)] = ("unexplained", False)
+            continue
+        causes[int(i)] = (cause, True)
+        timing.append(int(i))
+    return causes
+
+
+def compare_replay(
+    recorded: RecordedTasks,
+    replayed: Mapping[str, np.ndarray],
+    *,
+    race_window: float = 0.05,
+    latency: float = 0.25,
+) -> ReplayCheck:
+    """Compare a recording with one policy's replay of it.
+
+    Args:
+        recorded: What the live cluster did (``load_orchlive_tasks``), in workload order.
+        replayed: The replay's tasks table for one policy (``Results.table("tasks")``
+            rows of that policy): ``node`` and ``wait``, in the same order.
+        race_window: Seconds around a task's submission and live placement within which
+            another task's arrival or end makes its placement a matter of timing.
+        latency: Seconds of scheduling latency the wait verdict allows (see the module).
+    """
+    nodes = np.asarray(replayed["node"], dtype=object)
+    if len(nodes) != len(recorded.node):
+        raise ValueError(f"the replay has {len(nodes)} tasks, the recording {len(recorded.node)}")
+    placed = recorded.node != ""  # every task the live cluster placed is compared
+    same = placed & (recorded.node == nodes)
+    diverged = np.flatnonzero(placed & ~same)
+    causes = _causes(recorded, diverged, race_window)
+    divergences = [
+        Divergence(str(recorded.task_id[i]), str(recorded.node[i]), str(nodes[i]), causes[int(i)][0]) for i in diverged
+    ]
+    live_wait = recorded.wait[~np.isnan(recorded.wait)]
+    sim_wait = np.asarray(replayed["wait"], dtype=np.float64)
+    sim_wait = sim_wait[~np.isnan(sim_wait)]
+    return ReplayCheck(
+        compared=int(placed.sum()),
+        timing=sum(1 for _, is_timing in causes.values() if is_timing),
+        agreed=int(same.sum()),
+        recorded_mean_wait=float(live_wait.mean()) if live_wait.size else float("nan"),
+        replayed_mean_wait=float(sim_wait.mean()) if sim_wait.size else float("nan"),
+        interval=bootstrap_mean(live_wait),
+        latency=latency,
+        divergences=divergences,
+    )

@@ -1,0 +1,129 @@
+"""``python -m orchsim replay DIR [--policy NAME ...] [--out OUT]``: replay a live cluster's recording.
+
+``DIR`` is what ``python -m orchlive record`` wrote. The scenario built from it has the
+recorded nodes (``cluster.nodes: [{kind: orchlive, path: DIR}]``) and tasks (``workload:
+[{kind: orchlive, path: DIR}]``), and runs the recorded policy (with its recorded
+parameters) first, then every ``--policy``. After the policies' table comes the check of
+the recorded policy's replay against what the live cluster did (``orchsim.replay_check``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchsim.cli import fail, format_number, print_table, user_error
+
+__all__ = ["RecordingError", "main", "replay", "replay_scenario"]
+
+
+class RecordingError(ValueError):
+    """A recording's ``policy.json`` that is missing or malformed (the message names it)."""
+
+
+_SHOWN = ("policy", "tasks_completed", "mean_wait", "p95_wait", "mean_nodes_used")
+
+
+def _recorded_policy(directory: Path) -> tuple[str, dict[str, Any]]:
+    """The policy name and parameters of ``policy.json``; a missing or bad file is a ``RecordingError``."""
+    path = directory / "policy.json"
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RecordingError(f"{path}: file not found (is {directory} a recording?)") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise RecordingError(f"{path}: cannot be read as JSON ({err})") from None
+    policy = meta.get("policy") if isinstance(meta, dict) else None
+    if not isinstance(policy, str) or not policy:
+        raise RecordingError(f"{path}: field 'policy' must name the recorded policy")
+    params = meta.get("params") or {}
+    if not isinstance(params, dict):
+        raise RecordingError(f"{path}: field 'params' must be a mapping")
+    return policy, params
+
+
+def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed: int = 0) -> Any:
+    """The scenario that replays the recording in ``directory``: the recorded policy first, then ``policies``.
+
+    Raises:
+        RecordingError: ``policy.json`` is missing or malformed (one line naming it).
+        ScenarioError: a policy name or parameter the simulator does not know.
+    """
+    from orchsim.scenario import parse_scenario
+
+    folder = Path(directory)
+    recorded, params = _recorded_policy(folder)
+    names = list(dict.fromkeys([recorded, *policies]))
+    data = {
+        "version": 1,
+        "name": f"replay_{folder.resolve().name}".replace(" ", "_"),
+        "seed": seed,
+        "policies": names,
+        "policy_params": {recorded: params} if params else {},
+        "cluster": {"nodes": [{"kind": "orchlive", "path": "."}]},
+        "workload": [{"kind": "orchlive", "path": "."}],
+    }
+    return parse_scenario(data, source=str(folder / "policy.json"), base_dir=folder)
+
+
+def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int = 0) -> tuple[Any, Any]:
+    """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
+    from orchsim.replay_check import compare_replay
+    from orchsim.run import run
+    from orchsim.traces import load_orchlive_tasks
+
+    scenario = replay_scenario(directory, policies, seed=seed)
+    results = run(scenario)
+    _, recorded = load_orchlive_tasks(directory)
+    tasks = results.table("tasks")
+    mine = tasks["policy"] == scenario.policies[0]
+    check = compare_replay(recorded, {name: np.asarray(values)[mine] for name, values in tasks.items()})
+    return results, check
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchsim replay",
+        description="Replay a live cluster's recording (python -m orchlive record) under its policy and others.",
+    )
+    parser.add_argument("recording", type=Path, help="the recording's folder (tasks.csv, nodes.csv, policy.json)")
+    parser.add_argument("--policy", action="append", default=[], dest="policies", metavar="NAME", help="(repeatable)")
+    parser.add_argument("--out", type=Path, help="write tasks, summary and timeseries here")
+    parser.add_argument("--seed", type=int, default=0, help="the simulator's seed (random policies)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m orchsim replay``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if not args.recording.is_dir():
+        return fail(f"{args.recording}: not a folder (a recording is a folder of tasks.csv, nodes.csv, policy.json)")
+    try:
+        results, check = replay(args.recording, args.policies, seed=args.seed)
+        if args.out is not None:
+            results.write(args.out, plots=False)
+    except RecordingError as err:
+        return fail(str(err))
+    except Exception as err:  # a mistake is one line (user_error), a bug keeps its traceback
+        return user_error(err, out=args.out)
+    rows = [[format_number(row.get(c, "")) if c != "policy" else str(row[c]) for c in _SHOWN] for row in _rows(results)]
+    print_table(["policy", "done", "wait mean", "wait p95", "nodes"], rows, title="replay (wait in s)")
+    print(f"recorded policy {results.scenario.policies[0]}, replay vs the live cluster:")
+    for line in check.lines():
+        print(line)
+    return 0
+
+
+def _rows(results: Any) -> list[dict[str, Any]]:
+    """Summary rows with the mean number of nodes in use (from the time series)."""
+    series = results.table("timeseries")
+    rows = []
+    for row in results.summary_rows:
+        used = np.asarray(series["nodes_used"])[np.asarray(series["policy"]) == row["policy"]].astype(float)
+        rows.append({**row, "mean_nodes_used": float(used.mean()) if used.size else 0.0})
+    return rows

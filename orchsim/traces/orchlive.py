@@ -1,0 +1,197 @@
+"""A recording of a live orchlive cluster (``python -m orchlive record``): its tasks and nodes.
+
+The folder holds ``tasks.csv`` (one row per task attempt), ``nodes.csv`` (one row per
+node) and ``policy.json``; the README's "Recording a live cluster" section documents
+every column. Resource columns use openb's names and units (``cpu_milli``,
+``memory_mib``, ``gpu_milli``); any other column after the fixed ones is a resource of
+that name.
+
+What the simulator replays of a task: its submit time, its requests, and as duration the
+time its node was held by its last attempt that ran to an end (preferring a COMPLETED
+one): ``end_time - assigned_time``, i.e. the measured run time plus the worker's start-up,
+because a live node's resources are the task's from its assignment to its end, and the
+simulator's wait ends at placement (a recording without ``assigned_time`` uses
+``end_time - start_time``). The wait is for the simulator to produce. Tasks that never
+started are replayed with ``MIN_POD_DURATION`` and counted in ``clamped``; tasks that
+never started *and* never ended (still pending when recorded) are left out and counted in
+``skipped``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from orchsim.traces.openb import MIN_POD_DURATION
+from orchsim.traces.table import Table, parse_floats, read_table, text_column, trace_error
+from orchsim.traces.tasks import TraceTasks, sorted_tasks
+
+__all__ = ["RecordedTasks", "load_orchlive_nodes", "load_orchlive_tasks", "recorded_outcomes"]
+
+TASK_FIXED = (
+    "task_id",
+    "name",
+    "submit_time",
+    "node",
+    "devices",
+    "assigned_time",
+    "start_time",
+    "end_time",
+    "state",
+    "attempt",
+)
+TASK_TAIL = ("reason", "exit_code")
+NODE_FIXED = ("node_id", "labels", "devices", "joined", "lost", "drained")
+#: Recording column -> simulator resource name (openb's names, the simulator's units).
+COLUMN_RESOURCES = {"cpu_milli": "cpu", "memory_mib": "memory", "gpu_milli": "gpu"}
+
+
+@dataclass(frozen=True)
+class RecordedTasks:
+    """One entry per replayed task, in the order ``load_orchlive_tasks`` returns them.
+
+    Attributes:
+        task_id: Live task ids, object ``(T,)``.
+        node: Node of the attempt replayed (its last started one), ``""`` if none.
+        wait: Seconds from submission to the first placement, ``nan`` if never placed.
+        state: Final state of the replayed attempt (COMPLETED, FAILED, RESCHEDULED...).
+        attempts: Number of placements the task had.
+        submit: Submission, seconds from the first one.
+        end: End of the replayed attempt (seconds), ``nan`` if it did not end.
+    """
+
+    task_id: np.ndarray
+    node: np.ndarray
+    wait: np.ndarray
+    state: np.ndarray
+    attempts: np.ndarray
+    submit: np.ndarray
+    end: np.ndarray
+
+
+def _optional(table: Table, column: str) -> np.ndarray:
+    """A column of times where empty cells are ``nan``; other bad cells are an error naming the line."""
+    cells = [c.strip() or "nan" for c in table.columns[column]]
+    values, bad = parse_floats(cells)
+    if bad is not None and cells[bad] != "nan":
+        raise table.error(bad, column, f"{cells[bad]!r} is not a number")
+    return values
+
+
+def _tasks_table(directory: Path) -> tuple[Table, np.ndarray, np.ndarray, np.ndarray]:
+    if not directory.is_dir():
+        raise trace_error(str(directory), "not a folder (a recording is a folder holding tasks.csv and nodes.csv)")
+    table = read_table(str(directory / "tasks.csv"))
+    table.require(TASK_FIXED)
+    return table, _optional(table, "submit_time"), _optional(table, "start_time"), _optional(table, "end_time")
+
+
+def _chosen_rows(table: Table, start: np.ndarray, end: np.ndarray) -> tuple[list[int], int]:
+    """Per task (first-seen order), the row replayed; and how many tasks were left out (never ran nor ended).
+
+    The row replayed is the task's last COMPLETED attempt, else its last attempt that
+    started and ended, else its last row.
+    """
+    ids = text_column(table, "task_id")
+    states = text_column(table, "state")
+    ran = ~np.isnan(start) & ~np.isnan(end)
+    rank = ran.astype(int) + (ran & (states == "COMPLETED"))  # 2 completed, 1 ran, 0 other
+    best: dict[str, int] = {}
+    for i, task in enumerate(ids):
+        if task not in best or rank[i] >= rank[best[task]]:
+            best[task] = i
+    keep = [i for i in best.values() if not (np.isnan(start[i]) and np.isnan(end[i]))]
+    return keep, len(best) - len(keep)
+
+
+def _resource_columns(table: Table, fixed: tuple[str, ...]) -> dict[str, str]:
+    """Recording column -> resource name, for every column after the fixed ones."""
+    return {c: COLUMN_RESOURCES.get(c, c) for c in table.header if c not in fixed}
+
+
+def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, RecordedTasks]:
+    """The tasks of a recording folder, for replay, and what each really did.
+
+    Returns:
+        The tasks sorted by submit time (seconds from the first submission), with
+        resources ``cpu`` (millicores), ``memory`` (MiB), ``gpu`` (milli-GPU) and any
+        other recorded resource; ``names`` are the live task ids. And the recorded
+        outcome of each, in the same order.
+
+    Raises:
+        TraceError: naming the file, line and column of the first problem.
+    """
+    directory = Path(path)
+    table, submit, start, end = _tasks_table(directory)
+    keep, skipped = _chosen_rows(table, start, end)
+    rows = np.asarray(keep, dtype=np.int64)
+    ids = text_column(table, "task_id")
+    assigned = _optional(table, "assigned_time")
+    held_from = np.where(np.isnan(assigned), start, assigned)  # the node is the task's from its assignment
+    duration = (end - held_from)[rows]
+    never = np.isnan(duration) | (duration <= 0)
+    duration = np.where(never, MIN_POD_DURATION, duration)
+    resources = {}
+    for column, name in _resource_columns(table, TASK_FIXED + TASK_TAIL).items():
+        values = _optional(table, column)
+        resources[name] = np.nan_to_num(values)[rows]
+    tasks = sorted_tasks(
+        submit[rows], duration, resources, ids[rows], rebase=False, skipped=skipped, clamped=int(never.sum())
+    )
+    return tasks, recorded_outcomes(table, rows, submit, assigned, end)
+
+
+def recorded_outcomes(
+    table: Table, rows: np.ndarray, submit: np.ndarray, assigned: np.ndarray, end: np.ndarray
+) -> RecordedTasks:
+    """What the live cluster did with each replayed task, sorted as ``sorted_tasks`` sorts them.
+
+    The wait is to the first placement (``assigned_time``), as the simulator counts it: a
+    task holds its node from its assignment, and the worker's start-up is not queueing.
+    """
+    ids, node_of = text_column(table, "task_id"), text_column(table, "node")
+    first: dict[str, float] = {}
+    placements: dict[str, int] = {}
+    for i, task in enumerate(ids):
+        if not np.isnan(assigned[i]):
+            first[task] = min(first.get(task, np.inf), float(assigned[i]))
+        placements[task] = placements.get(task, 0) + (1 if node_of[i] else 0)
+    order = rows[np.argsort(submit[rows], kind="stable")]
+    chosen = ids[order]
+    nodes = node_of[order]
+    wait = np.array([first.get(t, np.nan) for t in chosen]) - submit[order]
+    states = text_column(table, "state")[order]
+    attempts = np.array([placements[t] for t in chosen], dtype=np.int64)
+    return RecordedTasks(chosen, nodes, wait, states, attempts, submit[order], end[order])
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(";") if "=" in item)
+
+
+def load_orchlive_nodes(path: str | os.PathLike[str]) -> tuple[list[str], dict[str, np.ndarray], list[dict[str, str]]]:
+    """The nodes of a recording folder: ids (sorted, as the live master numbers them), capacities, labels.
+
+    Capacities are float64 arrays per resource (``cpu`` millicores, ``memory`` MiB, ``gpu``
+    milli-GPU, others as recorded). Every recorded node is present from time 0: the
+    ``joined``, ``lost`` and ``drained`` columns are not replayed yet.
+
+    Raises:
+        TraceError: missing file or column, bad number, duplicate node id.
+    """
+    directory = Path(path)
+    table = read_table(str(directory / "nodes.csv"))
+    table.require(NODE_FIXED)
+    ids = [cell.strip() for cell in table.columns["node_id"]]
+    for i, node in enumerate(ids):
+        if not node:
+            raise table.error(i, "node_id", "empty node id")
+        if node in ids[:i]:
+            raise table.error(i, "node_id", f"duplicate node id {node!r}")
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    capacity = {name: _optional(table, column)[order] for column, name in _resource_columns(table, NODE_FIXED).items()}
+    labels = [_pairs(table.columns["labels"][i]) for i in order]
+    return [ids[i] for i in order], capacity, labels
