@@ -104,8 +104,9 @@ class ClusterCache:
         return node is not None and node_id in self.alive and not node.cordoned
 
     def pending(self) -> list[tuple[Task, int]]:
+        """The PENDING tasks in queue order: highest priority first, then by creation (the simulator's order)."""
         found = [(t, r) for t, r in self.tasks.values() if t.state == TaskState.PENDING]
-        return sorted(found, key=lambda item: (item[0].creation_time, item[0].id))
+        return sorted(found, key=lambda item: (-item[0].priority, item[0].creation_time, item[0].id))
 
     def resource_names(self, pending: list[tuple[Task, int]]) -> tuple[str, ...]:
         """Matrix rows: cpu, memory, gpu, and every other resource a node offers or ``pending`` asks for.

@@ -25,12 +25,14 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_COMMAND_BYTES",
     "MAX_ENV_BYTES",
+    "MAX_PRIORITY",
     "MAX_RESOURCE_NAMES",
     "MAX_TIMEOUT_S",
     "Command",
     "Env",
     "Image",
     "Name",
+    "Priority",
     "Selector",
     "Timeout",
     "check_amounts",
@@ -47,6 +49,9 @@ MAX_SELECTOR_LABELS = 64
 MAX_LABEL_CHARS = 253
 MAX_TIMEOUT_S = 30 * 24 * 3600  # thirty days
 MAX_AMOUNT = 10**12  # per resource: 1e9 cores in millicores, ~1 EiB in MiB; exact in float64
+# kube's bound on user priorities (HighestUserDefinablePriority): far inside int64 and the
+# core's 2**31 offset when victim priorities are summed (orchsim.scheduling.preemption).
+MAX_PRIORITY = 10**9
 MAX_RESOURCE_NAMES = 32  # each name is a row of the scheduling matrix
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RESERVED_ENV_PREFIX = "ORCH_"  # the variables orchlive sets for a task (ORCH_TASK_ID, ...)
@@ -127,3 +132,5 @@ Timeout = Annotated[
     StrictInt | Annotated[StrictFloat, Field(allow_inf_nan=False)],
     Field(gt=0, le=MAX_TIMEOUT_S, description="seconds (at most thirty days); the worker kills the task past it"),
 ]
+# Higher goes first in the queue and may preempt lower ones (master --preemption); a JSON integer.
+Priority = Annotated[StrictInt, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)]

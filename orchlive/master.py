@@ -2,8 +2,8 @@
 
 Event-driven, never polling: any change under the cluster prefix (a task created or
 finished, a worker joining or losing its lease, a drain) wakes the loop, which runs
-one pass over pending tasks in creation order. The pass is the very one the simulator
-runs (queue discipline, filters, ``select``, never-fits rule, same defaults); the
+one pass over pending tasks, highest priority first, then in creation order. The pass
+is the very one the simulator runs (queue discipline, filters, ``select``, never-fits rule, same defaults); the
 master only builds the matrix from etcd and commits the decisions through
 ``transitions.place`` (compare-and-swap transactions), keeping in its cache the tasks and
 ledgers the transition returns, so that the next decisions see them before the watch does.
@@ -40,6 +40,7 @@ from orchlive.devices import DeviceConflictError, check_amount
 from orchlive.election import Election
 from orchlive.models import Task
 from orchlive.node_matrix import MatrixBuilder
+from orchlive.preemption import Evictions, commit_evictions
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchsim.scheduling import (
     DEFAULTS,
@@ -96,6 +97,7 @@ class Master:
         backfill_window: int = DEFAULTS.backfill_window,
         filters: dict[str, dict[str, Any]] | None = None,
         sample: str | dict[str, Any] | None = None,
+        preemption: bool = False,
         candidate: str = "master",
         leader_ttl: int = 5,
     ) -> None:
@@ -105,6 +107,7 @@ class Master:
         self.params = params or {}
         self.queue = queue
         self.backfill_window = backfill_window
+        self.preemption = preemption  # a task that fits nowhere may evict lower-priority ones (``orchlive.preemption``)
         self.tried: set[str] = set()  # pending tasks some pass has tried: backfill retries them in its window
         # Tasks no node could ever hold, set aside (still PENDING, out of the queue) until the
         # cluster's shape (nodes, capacities, labels) changes: a worker that fits may have joined.
@@ -165,8 +168,10 @@ class Master:
         """One pass of the shared core over the pending tasks; returns how many were placed.
 
         ``orchsim.scheduling.schedule_pass`` decides, as it does in the simulator: the same
-        queue discipline, filters, policy and never-fits rule, in creation order, each
-        decision seeing the ones before it on the matrix. Here the placements are then
+        queue discipline, filters, policy and never-fits rule, highest priority first then
+        in creation order, each decision seeing the ones before it on the matrix; with
+        ``preemption``, the same victims (``orchlive.preemption``), evicted in etcd before
+        the placements. Here the placements are then
         committed in batches of up to ``BATCH`` per transaction, and every task tried and
         left waiting gets its reason. "Never" means no node of the cluster as it is could
         hold the task even empty; it stays PENDING (a worker may join) but does not block.
@@ -193,6 +198,7 @@ class Master:
         def never_fits(tid: str) -> bool:
             return not could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
 
+        evictions = Evictions(self.cache, self._matrices, matrix) if self.preemption else None
         began = time.perf_counter()
         queue = self._queue(matrix, tasks)
         new = [tid for tid in queue if tid not in self.tried]  # tried on arrival, past the window too
@@ -208,17 +214,29 @@ class Master:
             never_fits=never_fits,
             new=new,
             explain=True,
+            extensions=None if evictions is None else evictions.extensions(),
         )
         self.tried = (self.tried & tasks.keys()) | set(new)
         self.set_aside |= set(result.never)
-        for tid, reason in self._blocked.items():
-            await self._note_unplaced(*tasks[tid], reason)
-        for tid in result.never:
-            reason = explain_never(matrix, request_of(tid), selector_of(tid), extra=self.filters)
-            await self._note_unplaced(*tasks[tid], reason)
-        for tid, reason in result.waiting.items():
-            await self._note_unplaced(*tasks[tid], reason)
+        never = {tid: (request_of(tid), selector_of(tid)) for tid in result.never}
+        await self._note_waiting(matrix, tasks, never, result.waiting)
+        # The victims go first: each preemptor's placement then compares a ledger without them.
+        if result.preempted and not await commit_evictions(self.store, self.cache, result.preempted):
+            self._matrices.reset()
+            self.wake.set()
         return await self._commit_all(placements, began)
+
+    async def _note_waiting(
+        self,
+        matrix: NodeMatrix,
+        tasks: dict[str, tuple[Task, int]],
+        never: dict[str, tuple[np.ndarray, dict[str, str] | None]],
+        waiting: dict[str, str],
+    ) -> None:
+        """Every task left waiting gets its reason: blocked, never fitting (explained), or the pass's."""
+        why_never = {tid: explain_never(matrix, req, sel, extra=self.filters) for tid, (req, sel) in never.items()}
+        for tid, reason in (self._blocked | why_never | waiting).items():
+            await self._note_unplaced(*tasks[tid], reason)
 
     def _queue(self, matrix: NodeMatrix, tasks: dict[str, Any]) -> list[str]:
         """Pending task ids in queue order, without those set aside as never fitting this cluster."""

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field, fi
 
 from orchlive import devices as dev
 from orchlive.devices import DeviceUse, Grant
-from orchlive.limits import Command, Env, Image, Name, Selector, Timeout, check_amounts
+from orchlive.limits import Command, Env, Image, Name, Priority, Selector, Timeout, check_amounts
 from orchlive.resources import RESOURCE_NAME_PATTERN, STANDARD_RESOURCES, Resources, resource_order
 from orchsim.scheduling.queueing import DEFAULTS
 
@@ -98,6 +98,7 @@ class TaskCreate(BaseModel):
     timeout: Timeout | None = None
     node_selector: Selector = {}
     max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = DEFAULTS.max_attempts
+    priority: Priority = 0
 
     @field_validator("resources")
     @classmethod
@@ -123,6 +124,7 @@ class Task(TaskCreate):
     timeout: float | None = None
     node_selector: dict[str, str] = {}
     max_attempts: int = DEFAULTS.max_attempts
+    priority: int = 0
 
     @field_validator("resources")
     @classmethod
@@ -162,6 +164,7 @@ class TaskPublic(BaseModel):
     timeout: float | None = None
     node_selector: dict[str, str] = {}
     max_attempts: int = DEFAULTS.max_attempts
+    priority: int = 0
     state: TaskState
     node_id: str | None = None
     creation_time: datetime

@@ -57,6 +57,15 @@ class MatrixBuilder:
             grant = dev.grant_for(kind, task.resources.get(kind, 0), ids)
             self.held.setdefault(kind, {}).setdefault(nid, {})[task.id] = grant
 
+    def release(self, node: int, task: Task, request: np.ndarray) -> None:
+        """A task leaving ``node`` within the pass (a preemption's victim): its request and devices come back."""
+        assert self.matrix is not None
+        nid = self.matrix.ids[node]
+        devices = {kind: tuple(ids) for kind, ids in task.devices.items() if kind in self.matrix.devices}
+        self.matrix.release(node, request, devices)
+        for kind in devices:
+            self.held.get(kind, {}).get(nid, {}).pop(task.id, None)
+
     def build(self, cache: ClusterCache, pending: list[tuple[Task, int]]) -> NodeMatrix:
         """The matrix of the cache's nodes, their allocations and devices; ``pending`` names need rows."""
         names = cache.resource_names(pending)

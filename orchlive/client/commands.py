@@ -47,6 +47,7 @@ def add_client_parsers(sub: Any) -> None:
     submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="(repeatable)")
     submit.add_argument("--node-selector", default="", metavar="k=v,k=v", help="only nodes with these labels")
     submit.add_argument("--max-attempts", type=int, help="placements before it fails for good")
+    submit.add_argument("--priority", type=int, help="higher goes first and may preempt lower (default 0)")
     submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
     tasks = _client_parser(sub, "tasks", "list tasks", ("table", "wide", "json", "yaml"))
     tasks.add_argument("--state", type=str.upper, help="only tasks in this state (PENDING, RUNNING...)")
@@ -76,6 +77,8 @@ def _submit(api: Api, args: argparse.Namespace) -> str:
         body["timeout"] = args.timeout
     if args.max_attempts is not None:
         body["max_attempts"] = args.max_attempts
+    if args.priority is not None:
+        body["priority"] = args.priority
     try:
         body["env"] = dict(_pair("--env", item) for item in args.env)
     except ValueError as err:

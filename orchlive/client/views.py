@@ -29,10 +29,10 @@ def _resources(amounts: dict[str, Any]) -> str:
 
 
 def task_table(tasks: Sequence[Json], wide: bool = False, now: datetime | None = None) -> str:
-    """``ID NAME STATE NODE EXIT AGE``; ``wide`` adds the resources asked, attempts, reason and command."""
+    """``ID NAME STATE NODE EXIT AGE``; ``wide`` adds the priority, resources asked, attempts, reason and command."""
     headers = ["ID", "NAME", "STATE", "NODE", "EXIT", "AGE"]
     if wide:
-        headers += ["RESOURCES", "ATTEMPTS", "REASON", "COMMAND"]
+        headers += ["PRIORITY", "RESOURCES", "ATTEMPTS", "REASON", "COMMAND"]
     rows = []
     for task in tasks:
         exit_code = task.get("exit_code")
@@ -47,6 +47,7 @@ def task_table(tasks: Sequence[Json], wide: bool = False, now: datetime | None =
         if wide:
             command = shlex.join(task.get("command") or [])
             row += [
+                str(task.get("priority", 0)),
                 _resources(task.get("resources", {})),
                 str(task.get("attempts", 0)),
                 task.get("reason") or "",
@@ -142,6 +143,7 @@ def describe_task(task: Json, events: Sequence[Json], now: datetime | None = Non
             ("Resources", _resources(task.get("resources", {}))),
             ("Env", ", ".join(task.get("env_names", []))),
             ("Timeout", "" if task.get("timeout") is None else f"{task['timeout']:g} s"),
+            ("Priority", str(task.get("priority", 0))),
             ("Attempts", f"{task.get('attempts', 0)} of at most {task.get('max_attempts')}"),
             ("Created", _moment(task.get("creation_time"), now)),
             ("Started", _moment(task.get("start_time"), now)),

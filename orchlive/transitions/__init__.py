@@ -8,6 +8,7 @@ Tasks (``tasks.py``; master, worker and API share these, so the rules live in on
 * ``start``        ASSIGNED -> RUNNING            (worker)
 * ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the ledger gives the request back)
 * ``requeue``      ASSIGNED | RUNNING -> PENDING, or FAILED past the retry limit (node lost, eviction)
+* ``preempt``      ASSIGNED | RUNNING -> PENDING  (master, for a higher priority; ``task.preempted``)
 * ``remove``       any -> deleted                 (API ``DELETE``)
 
 Nodes (``nodes.py``): ``register_node`` (worker; ``node.joined``), ``drain_node`` (API;
@@ -29,10 +30,12 @@ from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_
 from orchlive.transitions.tasks import (
     Placed,
     Placement,
+    Preempted,
     create_task,
     finish,
     note_reason,
     place,
+    preempt,
     remove,
     requeue,
     save_log_tail,
@@ -51,6 +54,8 @@ __all__ = [
     "node_lost",
     "note_reason",
     "place",
+    "preempt",
+    "Preempted",
     "read_ledger",
     "read_task",
     "record_size",

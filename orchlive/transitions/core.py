@@ -17,6 +17,7 @@ from orchlive.store import Entry, Store, Txn
 
 __all__ = [
     "ConflictError",
+    "commit_released",
     "commit_releasing",
     "read_ledger",
     "read_task",
@@ -92,9 +93,19 @@ async def commit_releasing(store: Store, txn: Txn, task: Task) -> bool:
     The release compares the node ledger's revision and pulls the task from the worker's
     inbox; it is built under the ledger's lock so that this process does not race itself.
     """
+    applied, _, _ = await commit_released(store, txn, task)
+    return applied
+
+
+async def commit_released(store: Store, txn: Txn, task: Task) -> tuple[bool, int, Ledger | None]:
+    """``commit_releasing``, also returning the revision and the node's ledger as written.
+
+    The ledger is None when ``task`` held nothing. The master keeps both (``preempt``), so
+    that its placements right after compare the ledger it just wrote.
+    """
     if not (task.node_id and task.state.holds_resources):
-        applied, _ = await txn.commit()
-        return applied
+        applied, revision = await txn.commit()
+        return applied, revision, None
     keys = store.keys
     async with _ledger_lock(store, task.node_id):
         ledger, ledger_revision = await read_ledger(store, task.node_id)
@@ -102,5 +113,5 @@ async def commit_releasing(store: Store, txn: Txn, task: Task) -> bool:
         txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
         txn.put_json(keys.alloc(task.node_id), ledger.to_json())
         txn.delete(keys.assignment(task.node_id, task.id))
-        applied, _ = await txn.commit()
-    return applied
+        applied, revision = await txn.commit()
+    return applied, revision, ledger

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 
 from orchlive.models import Ledger, Task, TaskState, now, task_public_json
 from orchlive.store import Store
-from orchlive.transitions.core import ConflictError, commit_releasing, read_task, record_json, until_applied
+from orchlive.transitions.core import (
+    ConflictError,
+    commit_released,
+    commit_releasing,
+    read_task,
+    record_json,
+    until_applied,
+)
 
 __all__ = [
     "Placed",
@@ -19,6 +26,8 @@ __all__ = [
     "finish",
     "note_reason",
     "place",
+    "preempt",
+    "Preempted",
     "remove",
     "requeue",
     "save_log_tail",
@@ -203,6 +212,45 @@ async def requeue(store: Store, task_id: str, node_id: str, reason: str, *, coun
         return pending, "task.rescheduled"
 
     return await _with_ledger(store, task_id, change)
+
+
+@dataclass(frozen=True)
+class Preempted:
+    """What ``preempt`` wrote: the task, PENDING again, and its former node's ledger, at ``revision``."""
+
+    task: Task
+    ledger: Ledger
+    revision: int
+
+
+async def preempt(store: Store, task_id: str, node_id: str, attempt: int, reason: str) -> Preempted | None:
+    """ASSIGNED | RUNNING -> PENDING on ``node_id`` for placement ``attempt``: evicted for a higher priority.
+
+    The master calls it for each victim the shared pass chose (``orchsim.scheduling.preemption``),
+    before it commits the preemptor's placement. The node's ledger gives the request back
+    and the worker's inbox key goes, in the same transaction as the event ``task.preempted``;
+    the worker stops the run as for any task no longer assigned to it. ``attempts`` keeps
+    counting placements (the next one is one more, as in the simulator), and never fails the
+    task: being preempted is not the task's fault. None when the task moved on meanwhile
+    (finished, deleted, placed anew): then it holds nothing here any more either.
+    """
+
+    async def step() -> tuple[bool, Preempted | None]:
+        read = await read_task(store, task_id)
+        if read is None:
+            return True, None
+        task, revision = read
+        if task.node_id != node_id or not task.state.holds_resources or task.attempts != attempt:
+            return True, None
+        update = {"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason, "devices": {}}
+        pending = task.model_copy(update=update)
+        txn = store.txn().expect_revision(store.keys.task(task_id), revision)
+        txn.put_json(store.keys.task(task_id), record_json(pending))
+        txn.event("task.preempted", task_public_json(pending), now().isoformat())
+        applied, new_revision, ledger = await commit_released(store, txn, task)
+        return applied, Preempted(pending, ledger or Ledger(), new_revision) if applied else None
+
+    return await until_applied(step)
 
 
 async def remove(store: Store, task_id: str) -> bool:
