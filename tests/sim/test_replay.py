@@ -1,0 +1,114 @@
+"""Replaying a recording (``orchsim.traces.orchlive``, ``orchsim.replay_check``, ``python -m orchsim replay``).
+
+On hand-written recordings whose outcome is worked out in the comments, and on the one
+shipped in ``scenarios/recordings/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchsim.__main__ import main
+from orchsim.replay_check import bootstrap_mean, compare_replay
+from orchsim.replay_cli import replay
+from orchsim.traces import TraceError, load_orchlive_nodes, load_orchlive_tasks
+
+from .conftest import SCENARIOS
+
+TASKS_HEADER = (
+    "task_id,name,submit_time,node,devices,assigned_time,start_time,end_time,state,attempt,"
+    "cpu_milli,memory_mib,reason,exit_code\n"
+)
+NODES = (
+    "node_id,labels,devices,joined,lost,drained,cpu_milli,memory_mib\nb,zone=x,,-1,,,4000,4096\na,,,-1,,,2000,8192\n"
+)
+
+
+def write_recording(folder: Path, rows: str, policy: str = "bin_packing") -> Path:
+    folder.mkdir()
+    (folder / "tasks.csv").write_text(TASKS_HEADER + rows)
+    (folder / "nodes.csv").write_text(NODES)
+    (folder / "policy.json").write_text(json.dumps({"policy": policy, "params": {}}))
+    return folder
+
+
+# t1: submitted at 0, placed at 0.01, ran 0.05 -> 2.05: held its node 2.04 s.
+# t2: first attempt on a rescheduled at 1.5, second completed on b (1.0 -> 3.0 s of running, assigned 0.9).
+# t3: never placed (still pending): left out of the replay.
+ROWS = (
+    "t1,one,0,a,,0.01,0.05,2.05,COMPLETED,1,1500,1024,,0\n"
+    "t2,two,0.5,a,,0.51,0.52,1.5,RESCHEDULED,1,1000,512,node a lost,\n"
+    "t2,two,0.5,b,,1.9,2.0,3.0,COMPLETED,2,1000,512,,0\n"
+    "t3,three,0.7,,,,,,PENDING,0,9000,512,,\n"
+)
+
+
+def test_tasks_load_with_the_time_their_node_was_held(tmp_path: Path) -> None:
+    tasks, recorded = load_orchlive_tasks(write_recording(tmp_path / "r", ROWS))
+    assert list(tasks.names) == ["t1", "t2"] and tasks.skipped == 1
+    np.testing.assert_allclose(tasks.submit_time, [0.0, 0.5])
+    np.testing.assert_allclose(tasks.duration, [2.04, 1.1])  # end - assigned of the completed attempt
+    np.testing.assert_allclose(tasks.resources["cpu"], [1500, 1000])
+    np.testing.assert_allclose(tasks.resources["memory"], [1024, 512])
+    assert list(recorded.node) == ["a", "b"] and list(recorded.attempts) == [1, 2]
+    np.testing.assert_allclose(recorded.wait, [0.01, 0.01])  # to the FIRST placement
+
+
+def test_nodes_load_sorted_by_id_with_labels(tmp_path: Path) -> None:
+    ids, capacity, labels = load_orchlive_nodes(write_recording(tmp_path / "r", ROWS))
+    assert ids == ["a", "b"]
+    np.testing.assert_allclose(capacity["cpu"], [2000, 4000])
+    assert labels == [{}, {"zone": "x"}]
+
+
+def test_a_bad_cell_names_file_line_and_column(tmp_path: Path) -> None:
+    folder = write_recording(tmp_path / "r", "t1,one,soon,a,,0,0,1,COMPLETED,1,1,1,,0\n")
+    with pytest.raises(TraceError, match=r"tasks.csv line 2, column 'submit_time': 'soon' is not a number"):
+        load_orchlive_tasks(folder)
+
+
+def test_the_check_counts_agreement_and_names_every_divergence(tmp_path: Path) -> None:
+    _, recorded = load_orchlive_tasks(write_recording(tmp_path / "r", ROWS))
+    # t1 agrees; t2 diverges, and it was placed twice live: a matter of timing, left out.
+    check = compare_replay(recorded, {"node": np.array(["a", "a"], dtype=object), "wait": np.array([0.0, 0.0])})
+    assert (check.compared, check.agreed, check.timing, check.agreement) == (2, 1, 1, 1.0)
+    assert "rescheduled" in check.divergences[0].cause
+    # Swap the recorded attempts: t2 placed once, nothing near it -> "unexplained", counted.
+    once = type(recorded)(**{**recorded.__dict__, "attempts": np.array([1, 1])})
+    check = compare_replay(once, {"node": np.array(["a", "a"], dtype=object), "wait": np.array([0.0, 0.0])})
+    assert check.agreement == pytest.approx(0.5) and check.divergences[0].cause == "unexplained"
+
+
+def test_the_wait_verdict_can_fail(tmp_path: Path) -> None:
+    # Waits 1, 2, 3, 4: mean 2.5, its bootstrap interval well inside [1, 4].
+    low, high = bootstrap_mean(np.array([1.0, 2.0, 3.0, 4.0]))
+    assert 1.0 < low < 2.5 < high < 4.0
+    _, recorded = load_orchlive_tasks(write_recording(tmp_path / "r", ROWS))  # live waits 0.01, 0.01
+    nodes = np.array(["a", "b"], dtype=object)
+    assert compare_replay(recorded, {"node": nodes, "wait": np.array([0.0, 0.0])}).within
+    late = compare_replay(recorded, {"node": nodes, "wait": np.array([1.0, 1.0])})  # 0.99 s beyond, 0.25 allowed
+    assert not late.within and "OUTSIDE" in late.lines()[1]
+
+
+def test_the_shipped_recording_replays_its_live_placements() -> None:
+    results, check = replay(SCENARIOS / "recordings" / "dev_mixed", ["spread"])
+    assert list(results.summary["policy"]) == ["bin_packing", "spread"]
+    assert check.compared == 150 and check.agreement >= 0.95 and check.within
+    assert all(d.cause != "unexplained" for d in check.divergences)
+    assert check.interval[0] <= check.replayed_mean_wait <= check.interval[1]  # even without the latency allowance
+
+
+def test_the_replay_command_prints_policies_and_the_check(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(SCENARIOS / "recordings" / "dev_mixed"), "--policy", "round_robin"]) == 0
+    out = capsys.readouterr().out
+    assert "round_robin" in out and "placements: 148/148 on the same node" in out
+
+
+def test_the_replay_command_refuses_a_folder_without_a_recording(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["replay", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "policy.json: file not found" in err
