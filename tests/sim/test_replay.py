@@ -112,3 +112,13 @@ def test_the_replay_command_refuses_a_folder_without_a_recording(tmp_path: Path,
     assert main(["replay", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "policy.json: file not found" in err
+
+
+def test_the_readme_shows_what_the_replay_command_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (SCENARIOS.parent / "README.md").read_text()
+    section = readme[readme.index("### Recording a cluster and replaying it") :]
+    command, shown = section.split("```")[1], section.split("```")[3]
+    argv = command.strip().splitlines()[-1].split()
+    assert argv[:3] == ["python", "-m", "orchsim"]
+    assert main(argv[3:]) == 0
+    assert capsys.readouterr().out.strip() == shown.strip()
