@@ -26,6 +26,8 @@ import pytest
 from orchlive.cache import ClusterCache
 from orchlive.limits import MAX_PRIORITY
 from orchlive.models import Task
+from orchsim import run
+from orchsim.scenario import parse_scenario
 from orchsim.scheduling import NodeMatrix, PreparedPolicy, schedule_pass
 from orchsim.scheduling.pass_extensions import PassExtensions
 from orchsim.scheduling.preemption import RunningTasks
@@ -50,15 +52,15 @@ def _task(name: str, priority: int, cpu: int, pin: str | None = None) -> dict[st
     return body
 
 
-def _filled(cluster_factory: Any, preemption: bool) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """A master (with or without ``--preemption``), both workers, and every low task RUNNING."""
+def _filled(cluster_factory: Any, preemption: bool, pin: bool = True) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """A master (with or without ``--preemption``), both workers, and every low task RUNNING, in order."""
     cluster = cluster_factory()
     cluster.start_master(extra=["--preemption"] if preemption else ["--no-preemption"])
     for name, cpu in NODES.items():
         cluster.start_worker(name, cpu=cpu, memory=MEMORY, labels=f"pin={name}")
     low = {}
-    for name, (priority, cpu, pin) in LOW.items():
-        low[name] = cluster.submit(_task(name, priority, cpu, pin))
+    for name, (priority, cpu, node) in LOW.items():
+        low[name] = cluster.submit(_task(name, priority, cpu, node if pin else None))
         low[name] = cluster.wait_for_state(low[name]["id"], {"RUNNING"}, timeout=20)
     return cluster, low
 
@@ -140,6 +142,70 @@ def test_live_preemption_evicts_the_cores_victims(cluster_factory: Any) -> None:
     for name in evicted:
         again = cluster.wait_for_state(low[name]["id"], {"RUNNING"}, timeout=20)
         assert again["attempts"] == 2 and again["node_id"] == LOW[name][2], again
+    cluster.stop()
+
+
+def simulated() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """The SimPy engine on the same scenario (no pins): each high task's node, and whom it evicted.
+
+    The low tasks arrive one after another and run for good, the high ones 10 s apart. A
+    victim's eviction time is its first start plus its lost work, which names its preemptor.
+    """
+    arrivals = [(name, 1e-3 * i, spec[0], spec[1]) for i, (name, spec) in enumerate(LOW.items())]
+    arrivals += [(name, 10.0 * (i + 1), *spec) for i, (name, spec) in enumerate(HIGH.items())]
+    scenario = parse_scenario(
+        {
+            "version": 1,
+            "name": "preemption-parity",
+            "seed": 1,
+            "policies": ["bin_packing"],
+            "scheduler": {"preemption": True},
+            "cluster": {
+                "nodes": [
+                    {"name": n, "count": 1, "capacity": {"cpu": c, "memory": MEMORY, "gpu": 0}}
+                    for n, c in NODES.items()
+                ]
+            },
+            "workload": [
+                {
+                    "kind": "burst",
+                    "at": at,
+                    "count": 1,
+                    "resources": {"cpu": cpu, "memory": 64},
+                    "duration": 1000,
+                    "priority": p,
+                }
+                for _, at, p, cpu in arrivals
+            ],
+            "metrics": {"sample_interval": 100},
+        }
+    )
+    tasks = run(scenario).tasks
+    names = [name for name, *_ in arrivals]
+    nodes = {
+        names[row.task_id]: row.node.removesuffix("-0") for row in tasks.itertuples() if names[row.task_id] in HIGH
+    }
+    victims: dict[str, set[str]] = {name: set() for name in HIGH}
+    for row in tasks[tasks.preempted > 0].itertuples():
+        evicted_at = arrivals[row.task_id][1] + row.lost_work_s
+        victims[names[len(LOW) + round(evicted_at / 10.0) - 1]].add(names[row.task_id])
+    return nodes, victims
+
+
+def test_the_simulators_scenario_preempts_the_same_victims_live(cluster_factory: Any) -> None:
+    """Issue 17's acceptance: the engine's scenario, through a live cluster, evicts the same tasks."""
+    nodes, victims = simulated()
+    assert sum(len(v) for v in victims.values()) >= 3, victims  # several evictions: the test can tell
+    cluster, low = _filled(cluster_factory, preemption=True, pin=False)
+    by_id = {t["id"]: name for name, t in low.items()}
+    live_nodes, live_victims = {}, {}
+    for name, (priority, cpu) in HIGH.items():
+        since = max([e["id"] for e in cluster.events(0)], default=0)
+        placed = cluster.wait_for_state(cluster.submit(_task(name, priority, cpu))["id"], {"RUNNING"}, timeout=20)
+        live_nodes[name] = placed["node_id"]
+        events = cluster.events(since)
+        live_victims[name] = {by_id[e["object"]["id"]] for e in events if e["type"] == "task.preempted"}
+    assert (live_nodes, live_victims) == (nodes, victims)
     cluster.stop()
 
 
