@@ -200,13 +200,13 @@ def record(
     Raises:
         UsageError: the master cannot be reached or refuses a request (one line).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     with Api(master_url, "record") as api:
         health = api.get("/health")
         tasks = _fetch_tasks(api)
         nodes = api.get("/api/v1/nodes")
         events = list(api.events(since=0, quiet=quiet))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)  # only once the master answered
     submits = [_when(t["creation_time"]) for t in tasks]
     epoch = min((s for s in submits if s is not None), default=None) or datetime.now().astimezone()
     resources = sorted({r for item in [*tasks, *nodes] for r in item.get("resources", item.get("capacity", {}))})

@@ -40,14 +40,19 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(policy: str, c
         ids.append(cluster.submit(body)["id"])
         cluster.wait_until(lambda: cluster.task(ids[-1])["state"] != "PENDING", timeout=15, what="placed")
         time.sleep(SPACING)
-    for task_id in ids:
+    failing = {"name": "fails", "command": ["sh", "-c", "sleep 0.2; exit 3"], "resources": {"cpu": 100, "memory": 64}}
+    ids.append(cluster.submit(failing)["id"])
+    for task_id in ids[:-1]:
         cluster.wait_for_state(task_id, {"COMPLETED"}, timeout=30)
+    cluster.wait_for_state(ids[-1], {"FAILED"}, timeout=30)
 
     out = tmp_path / "rec"
     done = record(cluster.url, out, quiet=1.0)
-    assert done.tasks == TASKS and done.nodes == len(WORKERS) and done.policy == policy
+    assert done.tasks == TASKS + 1 and done.nodes == len(WORKERS) and done.policy == policy
     rows = list(csv.DictReader((out / "tasks.csv").open()))
-    assert {r["task_id"] for r in rows} == set(ids) and all(r["state"] == "COMPLETED" for r in rows)
+    assert [r["task_id"] for r in rows] == ids and all(r["state"] == "COMPLETED" for r in rows[:-1])
+    assert (rows[-1]["state"], rows[-1]["exit_code"], rows[-1]["attempt"]) == ("FAILED", "3", "1")
+    assert all(float(r["submit_time"]) <= float(r["assigned_time"]) <= float(r["start_time"]) for r in rows)
     live = {t["id"]: t["node_id"] for t in cluster.tasks()}
     assert {r["task_id"]: r["node"] for r in rows} == live  # the recording says where each task ran
     nodes = {r["node_id"]: r for r in csv.DictReader((out / "nodes.csv").open())}
@@ -56,7 +61,7 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(policy: str, c
 
     results, check = replay(out, ["round_robin"])
     print("\n".join(check.lines()))
-    assert check.compared == TASKS
+    assert check.compared == TASKS + 1
     # Tasks whose live placement depended on timing (another task ended or arrived between
     # submission and placement; a slow pass on a loaded machine) are left out, and named.
     assert check.timing <= TASKS // 4, check.lines()  # most are compared: the check can fail
@@ -69,3 +74,21 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(policy: str, c
     replayed = results.tasks[results.tasks["policy"] == policy]
     durations = np.array([float(r["end_time"]) - float(r["assigned_time"]) for r in rows])  # the node was held
     np.testing.assert_allclose(np.sort(replayed["end_time"] - replayed["start_time"]), np.sort(durations), atol=1e-5)
+
+
+def test_record_without_a_master_is_one_line_and_writes_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from orchlive.etcd_server import free_port
+
+    out = tmp_path / "rec"
+    done = subprocess.run(
+        [sys.executable, "-m", "orchlive", "record", "--master", f"http://127.0.0.1:{free_port()}", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "cannot reach the master" in done.stderr
+    assert not out.exists()
