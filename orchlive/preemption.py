@@ -43,12 +43,16 @@ class Evictions:
         self.matrices = matrices
         self.matrix = matrix
         self.evicted: dict[str, Task] = {}  # victim id -> the task as it was read
+        # Built once per pass and again only after an eviction: a backfill pass may ask for
+        # every blocked task of its window, and the ledgers do not change within a pass.
+        self._running: RunningTasks | None = None
 
     def extensions(self) -> PassExtensions:
         """Priorities from the tasks, ``running`` and ``evict`` below."""
         return PassExtensions(priority_of=self.priority_of, running_of=self.running, evict=self.evict)
 
     def priority_of(self, task_id: str) -> int:
+        """A queued task's priority (the cache holds every task the pass sees)."""
         return self.cache.tasks[task_id][0].priority
 
     def _demand(self, task: Task) -> np.ndarray:
@@ -75,6 +79,11 @@ class Evictions:
 
     def running(self) -> RunningTasks:
         """The tasks preemption may consider, as the core's columns."""
+        if self._running is None:
+            self._running = self._columns()
+        return self._running
+
+    def _columns(self) -> RunningTasks:
         held = self._held()
         if not held:
             return RunningTasks.empty(len(self.matrix.resources))
@@ -90,6 +99,7 @@ class Evictions:
 
     def evict(self, victims: list[Any], node: int) -> None:
         """Take ``victims`` off ``node`` on the matrix; ``transitions.preempt`` follows after the pass."""
+        self._running = None
         for task_id in victims:
             task = self.cache.tasks[task_id][0]
             self.matrices.release(node, task, self._demand(task))

@@ -274,3 +274,22 @@ def test_priority_is_a_bounded_integer_and_the_client_shows_it(cluster_factory: 
     start = header.index("PRIORITY")  # cells start under their header (empty NODE and EXIT cells too)
     assert {row.split()[0]: row[start:].split()[0] for row in rows}[task_id] == "7", rows
     cluster.stop()
+
+
+def test_a_victims_gpu_is_given_back_to_the_preemptor(cluster_factory: Any) -> None:
+    """A victim's devices leave the matrix and the ledger with it: the preemptor gets that GPU."""
+    cluster = cluster_factory()
+    cluster.start_master(extra=["--preemption"])
+    cluster.start_worker("w1", cpu=4000, memory=MEMORY, resources={"gpu": 1000})  # one GPU
+    low = cluster.submit({"name": "low", "command": ["sleep", "600"], "resources": {"cpu": 100, "gpu": 1000}})
+    assert cluster.wait_for_state(low["id"], {"RUNNING"}, timeout=20)["devices"] == {"gpu": [0]}
+    high = cluster.submit(
+        {"name": "high", "command": ["sleep", "600"], "resources": {"cpu": 100, "gpu": 500}, "priority": 5}
+    )
+    placed = cluster.wait_for_state(high["id"], {"RUNNING"}, timeout=20)
+    assert placed["devices"] == {"gpu": [0]}
+    back = cluster.task(low["id"])
+    assert back["state"] == "PENDING" and back["devices"] == {}, back
+    node = cluster.nodes()["w1"]
+    assert node["allocated"].get("gpu") == 500 and node["tasks"] == [high["id"]], node
+    cluster.stop()
