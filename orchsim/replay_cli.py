@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("recording", type=Path, help="the recording's folder (tasks.csv, nodes.csv, policy.json)")
     parser.add_argument("--policy", action="append", default=[], dest="policies", metavar="NAME", help="(repeatable)")
-    parser.add_argument("--out", type=Path, help="write tasks, summary and timeseries here")
+    parser.add_argument("--out", type=Path, help="write tasks, summary, timeseries and replay_check.txt here")
     parser.add_argument("--seed", type=int, default=0, help="the simulator's seed (random policies)")
     return parser
 
@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, check = replay(args.recording, args.policies, seed=args.seed)
         if args.out is not None:
             results.write(args.out, plots=False)
+            (args.out / "replay_check.txt").write_text("\n".join(check.lines()) + "\n")
     except RecordingError as err:
         return fail(str(err))
     except Exception as err:  # a mistake is one line (user_error), a bug keeps its traceback

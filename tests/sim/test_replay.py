@@ -102,10 +102,14 @@ def test_the_shipped_recording_replays_its_live_placements() -> None:
     assert check.interval[0] <= check.replayed_mean_wait <= check.interval[1]  # even without the latency allowance
 
 
-def test_the_replay_command_prints_policies_and_the_check(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(SCENARIOS / "recordings" / "dev_mixed"), "--policy", "round_robin"]) == 0
+def test_the_replay_command_prints_policies_and_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    recording = str(SCENARIOS / "recordings" / "dev_mixed")
+    assert main(["replay", recording, "--policy", "round_robin", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "round_robin" in out and "placements: 148/148 on the same node" in out
+    written = (tmp_path / "replay_check.txt").read_text()
+    assert written.startswith("placements: 148/148") and written in out
+    assert set((tmp_path / "summary.csv").read_text().splitlines()[1:][0].split(",")[:1]) == {"bin_packing"}
 
 
 def test_the_replay_command_refuses_a_folder_without_a_recording(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
