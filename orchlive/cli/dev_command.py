@@ -51,6 +51,8 @@ def _master_args(args: argparse.Namespace, params: dict[str, object], filters: d
     if params:
         extra += ["--policy-params", json.dumps(params)]
     extra += ["--queue", args.queue, "--backfill-window", str(args.backfill_window)]
+    if args.preemption:
+        extra.append("--preemption")
     if filters:
         extra += ["--filters", json.dumps(filters)]
     return extra

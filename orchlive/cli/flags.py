@@ -31,7 +31,7 @@ def common_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
 
 
 def policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
-    """How the master places tasks: policy, plugins, parameters, queue discipline, filters."""
+    """How the master places tasks: policy, plugins, parameters, queue discipline, filters, sampling, preemption."""
     parser.add_argument("--policy", default=settings.policy, help="placement policy (ORCH_POLICY)")
     add_plugin_argument(
         parser,
@@ -71,12 +71,23 @@ def policy_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
         metavar="JSON|YAML|@FILE",
         help="filters beyond the built-ins, with parameters: '{max_tasks_per_node: {limit: 8}}' (ORCH_FILTERS)",
     )
+    _pass_flags(parser, settings)
+
+
+def _pass_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
+    """``--sample`` and ``--preemption``: which nodes a decision scans, and whether it may evict."""
     parser.add_argument(
         "--sample",
         default=settings.sample,
         metavar="all|log2|YAML",
         help="node sampling, as scheduler.sampling in scenario files: all, log2, '{candidates: 8}', "
         "'{percentage: 10}' (ORCH_SAMPLE; all)",
+    )
+    parser.add_argument(
+        "--preemption",
+        action=argparse.BooleanOptionalAction,
+        default=settings.preemption,
+        help="a task that fits nowhere evicts lower-priority ones, as scheduler.preemption (ORCH_PREEMPTION; off)",
     )
 
 

@@ -34,9 +34,6 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     master.add_argument("--port", type=int, default=settings.port)
     policy_flags(master, settings)
     master.add_argument("--seed", type=int, default=settings.seed)
-    preempt = "a task that fits nowhere evicts lower-priority ones, as scheduler.preemption (ORCH_PREEMPTION; off)"
-    on_off = argparse.BooleanOptionalAction
-    master.add_argument("--preemption", action=on_off, default=settings.preemption, help=preempt)
     master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
     protect = "/health and /metrics need the token (ORCH_PROTECT_SYSTEM)"
     master.add_argument("--protect-system", action="store_true", default=settings.protect_system, help=protect)

@@ -293,3 +293,28 @@ def test_a_victims_gpu_is_given_back_to_the_preemptor(cluster_factory: Any) -> N
     node = cluster.nodes()["w1"]
     assert node["allocated"].get("gpu") == 500 and node["tasks"] == [high["id"]], node
     cluster.stop()
+
+
+def test_preemption_is_off_unless_asked_and_dev_hands_it_to_its_master(monkeypatch: Any) -> None:
+    """``--preemption`` / ``ORCH_PREEMPTION`` on the master; ``dev --preemption`` passes it on."""
+    import argparse
+
+    from orchlive.cli.dev_command import _master_args, add_dev_parser
+    from orchlive.cli.servers import add_server_parsers
+    from orchlive.config import Settings
+
+    def parse(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        add_server_parsers(sub, Settings())
+        add_dev_parser(sub, Settings())
+        return parser.parse_args(argv)
+
+    monkeypatch.delenv("ORCH_PREEMPTION", raising=False)
+    assert parse("master").preemption is False
+    assert parse("master", "--preemption").preemption is True
+    assert "--preemption" in _master_args(parse("dev", "--preemption"), {}, {})
+    assert "--preemption" not in _master_args(parse("dev"), {}, {})
+    monkeypatch.setenv("ORCH_PREEMPTION", "true")
+    assert parse("master").preemption is True
+    assert parse("master", "--no-preemption").preemption is False
