@@ -57,7 +57,14 @@ TASK_COLUMNS = (
 )
 TASK_TAIL = ("reason", "exit_code")
 NODE_COLUMNS = ("node_id", "labels", "devices", "joined", "lost", "drained")
-_ENDS = {"task.completed": "COMPLETED", "task.failed": "FAILED", "task.rescheduled": "RESCHEDULED"}
+# Events that end an attempt: a preempted attempt ends like a rescheduled one (back to the queue).
+_ENDS = {
+    "task.completed": "COMPLETED",
+    "task.failed": "FAILED",
+    "task.rescheduled": "RESCHEDULED",
+    "task.preempted": "PREEMPTED",
+}
+_REQUEUED = ("task.rescheduled", "task.preempted")
 _PAGE = 1000
 
 
@@ -109,9 +116,9 @@ def _attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         elif kind in _ENDS:
             if not rows:  # failed before any placement (e.g. unschedulable)
                 rows.append({"attempt": 0, "node": "", "devices": {}})
-            end = _when(obj.get("end_time")) if kind != "task.rescheduled" else None
+            end = _when(obj.get("end_time")) if kind not in _REQUEUED else None
             rows[-1] |= {"end": end or stamp, "state": _ENDS[kind], "reason": obj.get("reason") or ""}
-            rows[-1]["exit_code"] = obj.get("exit_code") if kind != "task.rescheduled" else None
+            rows[-1]["exit_code"] = obj.get("exit_code") if kind not in _REQUEUED else None
     return found
 
 

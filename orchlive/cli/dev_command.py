@@ -16,7 +16,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from orchlive.cli.flags import filter_config, policy_config, policy_flags, resource_flags, resources_of
+from orchlive.cli.flags import (
+    filter_config,
+    policy_config,
+    policy_flags,
+    resource_flags,
+    resources_of,
+    sample_config,
+)
 from orchlive.cli.usage import UsageError
 from orchlive.config import Settings
 
@@ -53,6 +60,8 @@ def _master_args(args: argparse.Namespace, params: dict[str, object], filters: d
     extra += ["--queue", args.queue, "--backfill-window", str(args.backfill_window)]
     if args.preemption:
         extra.append("--preemption")
+    if sample_config(args) is not None:  # checked once already, before anything started
+        extra += ["--sample", args.sample]
     if filters:
         extra += ["--filters", json.dumps(filters)]
     return extra
@@ -96,6 +105,7 @@ def run_dev(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers: must be at least 1, got {args.workers}")
     params = policy_config(args)  # refused here, before anything starts
     filters = filter_config(args)
+    sample_config(args)
     resources = resources_of(args)
     cluster = DevCluster(
         workers=args.workers,

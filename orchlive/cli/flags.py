@@ -26,7 +26,11 @@ __all__ = [
 
 def common_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
     """``--etcd`` and ``--prefix``: where the cluster's state is."""
-    parser.add_argument("--etcd", default=settings.etcd, help="etcd endpoint host:port (ORCH_ETCD)")
+    parser.add_argument(
+        "--etcd",
+        default=settings.etcd,
+        help="etcd endpoints host:port[,host:port...]: the first healthy one is used (ORCH_ETCD)",
+    )
     parser.add_argument("--prefix", default=settings.prefix, help="key prefix of the cluster (ORCH_PREFIX)")
 
 

@@ -65,7 +65,10 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     params = policy_config(args)
     filters = filter_config(args)
     sample = sample_config(args)
-    store = Store(args.etcd, args.prefix)
+    try:
+        store = Store(args.etcd, args.prefix)
+    except ValueError as err:  # a malformed endpoint list
+        raise UsageError(f"--etcd: {err}") from None
     master = Master(
         store,
         args.policy,

@@ -98,3 +98,17 @@ def test_a_bad_sample_flag_is_one_line_before_anything_starts() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "--sample" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_dev_hands_sample_to_its_master() -> None:
+    import argparse
+
+    from orchlive.cli.dev_command import _master_args, add_dev_parser
+    from orchlive.config import Settings
+
+    parser = argparse.ArgumentParser()
+    add_dev_parser(parser.add_subparsers(), Settings(sample="all"))
+    args = parser.parse_args(["dev", "--sample", "{candidates: 2}"])
+    extra = _master_args(args, {}, {})
+    assert extra[extra.index("--sample") + 1] == "{candidates: 2}"
+    assert "--sample" not in _master_args(parser.parse_args(["dev"]), {}, {})
