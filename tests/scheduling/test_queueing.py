@@ -9,7 +9,7 @@ from orchsim.scheduling import NodeMatrix
 from orchsim.scheduling.queueing import DEFAULTS, SchedulingPass, schedule_pass
 
 
-def setup(cpus: list[int], sizes: dict[str, int]):  # type: ignore[no-untyped-def]
+def small_cluster(cpus: list[int], sizes: dict[str, int]):  # type: ignore[no-untyped-def]
     nodes = NodeMatrix.from_capacities({"cpu": cpus, "memory": [1000] * len(cpus)})
     requests = {name: nodes.request_vector({"cpu": cpu}) for name, cpu in sizes.items()}
     log: list[tuple[str, int]] = []
@@ -24,14 +24,14 @@ def setup(cpus: list[int], sizes: dict[str, int]):  # type: ignore[no-untyped-de
 def test_fifo_stops_at_the_first_task_that_does_not_fit() -> None:
     # Two nodes of 1000. a (600) -> node 0 (first_fit); b (800) -> node 1; c (500) fits
     # nowhere now (400 and 200 free): the pass stops there and d (100) waits behind it.
-    nodes, requests, place, log = setup([1000, 1000], {"a": 600, "b": 800, "c": 500, "d": 100})
+    nodes, requests, place, log = small_cluster([1000, 1000], {"a": 600, "b": 800, "c": 500, "d": 100})
     result = schedule_pass(nodes, ["a", "b", "c", "d"], "first_fit", request_of=requests.__getitem__, place=place)
     assert log == [("a", 0), ("b", 1)]
     assert result.placed == ["a", "b"] and result.blocked and result.decisions == 3
 
 
 def test_backfill_lets_a_later_task_pass_within_the_window() -> None:
-    nodes, requests, place, log = setup([1000, 1000], {"a": 600, "b": 800, "c": 500, "d": 100, "e": 100})
+    nodes, requests, place, log = small_cluster([1000, 1000], {"a": 600, "b": 800, "c": 500, "d": 100, "e": 100})
     queue = ["a", "b", "c", "d", "e"]
     result = schedule_pass(
         nodes, queue, "first_fit", request_of=requests.__getitem__, place=place, discipline="backfill", window=4
@@ -43,7 +43,7 @@ def test_backfill_lets_a_later_task_pass_within_the_window() -> None:
 
 def test_a_task_that_can_never_fit_is_set_aside_not_blocking() -> None:
     for discipline in ("fifo", "backfill"):
-        nodes, requests, place, _ = setup([1000], {"huge": 5000, "small": 100})
+        nodes, requests, place, _ = small_cluster([1000], {"huge": 5000, "small": 100})
         result = schedule_pass(
             nodes,
             ["huge", "small"],
@@ -61,7 +61,7 @@ def test_a_task_that_can_never_fit_is_set_aside_not_blocking() -> None:
 def test_backfill_tries_new_tasks_past_the_window() -> None:
     # Kubernetes-like: a task is tried when it arrives, however long the queue; the window
     # bounds only how many waiting tasks each pass retries.
-    nodes, requests, place, log = setup([1000], {"a": 1500, "b": 1500, "c": 100, "d": 100})
+    nodes, requests, place, log = small_cluster([1000], {"a": 1500, "b": 1500, "c": 100, "d": 100})
     result = schedule_pass(
         nodes,
         ["a", "b", "c", "d"],
@@ -76,7 +76,7 @@ def test_backfill_tries_new_tasks_past_the_window() -> None:
 
 
 def test_explain_records_why_tasks_wait() -> None:
-    nodes, requests, place, _ = setup([1000, 1000], {"a": 1500, "b": 1200})
+    nodes, requests, place, _ = small_cluster([1000, 1000], {"a": 1500, "b": 1200})
     result = schedule_pass(
         nodes, ["a", "b"], "spread", request_of=requests.__getitem__, place=place, discipline="backfill", explain=True
     )
@@ -87,7 +87,7 @@ def test_a_pass_with_memory_skips_selects_that_cannot_succeed() -> None:
     # Node 0 is full, node 1 has 300 free: "big" (500) finds no room. Then a task on node 1
     # ends (300 -> 800 free): the pass knows only node 1 gained room, and big fits it, so
     # big goes there without a select (it fits nowhere else). Nothing gained: no select.
-    nodes, requests, place, log = setup([1000, 1000], {"full": 1000, "part": 700, "big": 500, "tiny": 200})
+    nodes, requests, place, log = small_cluster([1000, 1000], {"full": 1000, "part": 700, "big": 500, "tiny": 200})
     place("full", 0)
     place("part", 1)
     scheduler = SchedulingPass("first_fit", request_of=requests.__getitem__, place=place)
@@ -101,7 +101,7 @@ def test_a_pass_with_memory_skips_selects_that_cannot_succeed() -> None:
 
 
 def test_forget_tries_every_task_again() -> None:
-    nodes, requests, place, log = setup([1000], {"full": 1000, "big": 500})
+    nodes, requests, place, log = small_cluster([1000], {"full": 1000, "big": 500})
     place("full", 0)
     scheduler = SchedulingPass("first_fit", request_of=requests.__getitem__, place=place, discipline="backfill")
     assert scheduler.run(nodes, ["big"]).decisions == 1
@@ -113,7 +113,7 @@ def test_forget_tries_every_task_again() -> None:
 
 def test_random_policy_draws_from_the_generator_given() -> None:
     def run(seed: int) -> list[tuple[str, int]]:
-        nodes, requests, place, log = setup([1000] * 10, {f"t{i}": 100 for i in range(5)})
+        nodes, requests, place, log = small_cluster([1000] * 10, {f"t{i}": 100 for i in range(5)})
         schedule_pass(
             nodes,
             list(requests),
@@ -128,7 +128,7 @@ def test_random_policy_draws_from_the_generator_given() -> None:
 
 
 def test_bad_discipline_or_window() -> None:
-    nodes, requests, place, _ = setup([1000], {"a": 1})
+    nodes, requests, place, _ = small_cluster([1000], {"a": 1})
     with pytest.raises(ValueError, match="queue discipline 'lifo'"):
         schedule_pass(nodes, ["a"], "spread", request_of=requests.__getitem__, place=place, discipline="lifo")
     with pytest.raises(ValueError, match="at least 1"):
