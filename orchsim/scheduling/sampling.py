@@ -91,10 +91,9 @@ def parse_sampling(spec: str | Mapping[str, Any] | Sampling | None) -> Sampling 
         return Sampling(percentage=float(p), start=start or "rotating")
     if "candidates" in spec:
         k = spec["candidates"]
-        k = 0 if k == "log2" else k
-        if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        if k != "log2" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ValueError(f'sample.candidates: a whole number >= 1 or "log2", got {k!r}')
-        return Sampling(candidates=k, start=start or "random")
+        return Sampling(candidates=0 if k == "log2" else k, start=start or "random")
     raise ValueError(f"sample: unknown key {next(iter(spec))!r}; use candidates or percentage")
 
 

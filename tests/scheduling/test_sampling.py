@@ -54,6 +54,7 @@ def test_parse_sampling_forms_and_errors() -> None:
     assert parse_sampling({"candidates": 8}) == Sampling(candidates=8, start="random")
     assert parse_sampling({"candidates": 8, "start": "rotating"}) == Sampling(candidates=8, start="rotating")
     assert parse_sampling({"percentage": "adaptive"}) == Sampling(percentage=0.0)
+    assert parse_sampling({"candidates": "log2"}) == Sampling(candidates=0, start="random")
     assert parse_sampling({"percentage": 30}) == Sampling(percentage=30.0, start="rotating")
     for bad, words in [
         ("some", "use"),
@@ -61,6 +62,7 @@ def test_parse_sampling_forms_and_errors() -> None:
         ({"percentage": True}, "percentage"),
         ({"candidates": 2.5}, "candidates"),
         ({"candidates": -1}, "candidates"),
+        ({"candidates": 0}, "candidates"),  # 0 is how log2 is held inside, not a count to ask for
         ({"candidates": 2, "start": "middle"}, "start"),
         ({"percentage": 5, "candidates": 2}, "use"),
         ({"fraction": 0.5}, "use"),
