@@ -28,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from orchlive.etcd_server import EtcdServer, free_port
+from orchlive.etcd_server import EtcdServer, free_ports
 
 __all__ = ["DevCluster", "DevError", "port_in_use"]
 
@@ -111,10 +111,9 @@ class DevCluster:
         self.master_args = list(master_args or [])
         self.max_restarts = max_restarts
         # A worker keeps its /metrics port across restarts, so that a scrape config stays right.
-        self.metrics_ports = {
-            name: (metrics_port + i if metrics_port is not None else free_port())
-            for i, name in enumerate(self.worker_names())
-        }
+        names = self.worker_names()
+        ports = [metrics_port + i for i in range(len(names))] if metrics_port is not None else free_ports(len(names))
+        self.metrics_ports = dict(zip(names, ports, strict=True))
         self.keep = keep
         self.report = report or (lambda line: print(f"orchlive dev: {line}", file=sys.stderr, flush=True))
         self.work_dir: Path | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def test_the_master_keeps_scheduling_when_its_member_dies(etcd_cluster: EtcdClus
         cluster.wait_for_state(cluster.submit(BODY)["id"], done)
         used = _endpoint_in_use(tmp_path / f"master-{cluster.port}.log")
         etcd_cluster.kill(etcd_cluster.member_at(used))
-        ids = [cluster.submit(BODY)["id"] for _ in range(5)]
+        ids = [_submit_through_the_election(cluster) for _ in range(5)]
         for task_id in ids:
             cluster.wait_for_state(task_id, done, timeout=60)
         assert _endpoint_in_use(tmp_path / f"master-{cluster.port}.log") != used
@@ -93,6 +94,22 @@ def test_the_master_keeps_scheduling_when_its_member_dies(etcd_cluster: EtcdClus
         assert created[-5:] == ids
     finally:
         cluster.stop()
+
+
+def _submit_through_the_election(cluster: LiveCluster, within: float = 20.0) -> str:
+    """Submit; a 503 while the surviving members elect a leader is the API saying so, retried in a bound.
+
+    Right after the member dies, a write may find no member able to serve a linearizable
+    request until the other two agree on a leader (etcd's election timeout, longer on a
+    loaded machine); the master answers 503 rather than hanging, and serves again after.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        response = cluster.http.post("/api/v1/tasks", json=BODY, headers=cluster._auth())
+        if response.status_code == 201:
+            return str(response.json()["id"])
+        assert response.status_code == 503 and time.monotonic() < deadline, response.text
+        time.sleep(0.25)
 
 
 def _endpoint_in_use(log: Path) -> str:
