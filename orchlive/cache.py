@@ -47,6 +47,7 @@ class ClusterCache:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     alive: dict[str, datetime | None] = field(default_factory=dict)
     ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
+    gangs: set[str] = field(default_factory=set)  # gangs that may still need keeping whole (``orchlive.gangs``)
 
     @classmethod
     def from_entries(cls, keys: Keys, entries: Iterable[Entry]) -> ClusterCache:
@@ -62,7 +63,10 @@ class ClusterCache:
         ident = Keys.last(key)
         if key.startswith(keys.tasks()):
             if put:
-                self.tasks[ident] = (Task.model_validate_json(event.value), event.mod_revision)
+                task = Task.model_validate_json(event.value)
+                self.tasks[ident] = (task, event.mod_revision)
+                if task.gang is not None:
+                    self.gangs.add(task.gang)
             else:
                 self.tasks.pop(ident, None)
         elif key.startswith(keys.nodes()):

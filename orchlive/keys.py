@@ -47,6 +47,13 @@ class Keys:
     def assignment(self, node_id: str, task_id: str) -> str:
         return f"{self.prefix}/assign/{node_id}/{task_id}"
 
+    def children(self, parent_id: str) -> str:
+        """The dependency index: ``children(p) + child`` exists while ``child`` waits on (or waited on) ``p``."""
+        return f"{self.prefix}/deps/{parent_id}/"
+
+    def child(self, parent_id: str, child_id: str) -> str:
+        return f"{self.prefix}/deps/{parent_id}/{child_id}"
+
     def events(self) -> str:
         return f"{self.prefix}/events/"
 

@@ -25,7 +25,10 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_COMMAND_BYTES",
     "MAX_ENV_BYTES",
+    "MAX_PARENTS",
     "MAX_PRIORITY",
+    "MAX_REPLICAS",
+    "MAX_SUBMIT_RECORDS",
     "MAX_RESOURCE_NAMES",
     "MAX_TIMEOUT_S",
     "Command",
@@ -53,6 +56,13 @@ MAX_AMOUNT = 10**12  # per resource: 1e9 cores in millicores, ~1 EiB in MiB; exa
 # core's 2**31 offset when victim priorities are summed (orchsim.scheduling.preemption).
 MAX_PRIORITY = 10**9
 MAX_RESOURCE_NAMES = 32  # each name is a row of the scheduling matrix
+# A gang's replicas are placed in ONE etcd transaction (3 puts each, plus one ledger put per
+# node: 4 x 32 = 128, etcd's default --max-txn-ops), and created in one too.
+MAX_REPLICAS = 32
+MAX_PARENTS = 32  # ``after`` entries of one task
+# Task records one submission creates (replicas counted): each is a put and an event, and
+# each dependency edge an index key, all in one transaction under etcd's 128 operations.
+MAX_SUBMIT_RECORDS = 40
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RESERVED_ENV_PREFIX = "ORCH_"  # the variables orchlive sets for a task (ORCH_TASK_ID, ...)
 

@@ -26,6 +26,7 @@ cluster with GPUs until given one: the pending tasks say so.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -36,8 +37,10 @@ import numpy as np
 
 from orchlive import transitions
 from orchlive.cache import ClusterCache, read_cache
+from orchlive.dependencies import hold
 from orchlive.devices import DeviceConflictError, check_amount
 from orchlive.election import Election
+from orchlive.gangs import GangPass, keep_whole
 from orchlive.models import Task
 from orchlive.node_matrix import MatrixBuilder
 from orchlive.preemption import Evictions, commit_evictions
@@ -51,6 +54,7 @@ from orchsim.scheduling import (
     explain_never,
     schedule_pass,
 )
+from orchsim.scheduling.pass_extensions import PassExtensions
 from orchsim.scheduling.queueing import random_streams
 
 __all__ = ["Master"]
@@ -123,6 +127,7 @@ class Master:
         self.wake = asyncio.Event()
         self._matrices = MatrixBuilder()
         self._blocked: dict[str, str] = {}  # pending tasks the pass skips, with the reason (``_unplaceable``)
+        self._held: dict[str, str] = {}  # pending tasks waiting for their parents (``orchlive.dependencies``)
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
         self.decisions = 0
@@ -176,9 +181,11 @@ class Master:
         left waiting gets its reason. "Never" means no node of the cluster as it is could
         hold the task even empty; it stays PENDING (a worker may join) but does not block.
         """
-        pending = self.cache.pending()
+        if (pending := await self._settled()) is None:
+            return 0  # gangs or dependencies moved tasks: the next pass sees them
         matrix = self._node_matrix(pending)
         tasks = {task.id: (task, revision) for task, revision in pending}
+        gangs = GangPass(self._matrices, matrix, tasks)
         everyone = np.ones(matrix.n_nodes, dtype=bool)
         placements: list[transitions.Placement] = []
 
@@ -195,12 +202,12 @@ class Master:
             self._matrices.allocate(node, task, request_of(tid), devices)  # with the decision's devices
             placements.append(transitions.Placement(task, revision, matrix.ids[node], devices))
 
-        def never_fits(tid: str) -> bool:
-            return not could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
+        def never_fits(tid: str) -> bool:  # a gang: also if its min_replicas could never run together
+            ever = could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
+            return not ever or gangs.never_fits(tid, request_of(tid), selector_of(tid))
 
-        evictions = Evictions(self.cache, self._matrices, matrix) if self.preemption else None
         began = time.perf_counter()
-        queue = self._queue(matrix, tasks)
+        queue = gangs.queue(self._queue(matrix, tasks))
         new = [tid for tid in queue if tid not in self.tried]  # tried on arrival, past the window too
         result = schedule_pass(
             matrix,
@@ -214,26 +221,47 @@ class Master:
             never_fits=never_fits,
             new=new,
             explain=True,
-            extensions=None if evictions is None else evictions.extensions(),
+            extensions=self._extensions(matrix, gangs, request_of),
         )
         self.tried = (self.tried & tasks.keys()) | set(new)
-        self.set_aside |= set(result.never)
-        never = {tid: (request_of(tid), selector_of(tid)) for tid in result.never}
-        await self._note_waiting(matrix, tasks, never, result.waiting)
+        await self._note_waiting(matrix, tasks, result, (request_of, selector_of), gangs)
         # The victims go first: each preemptor's placement then compares a ledger without them.
         if result.preempted and not await commit_evictions(self.store, self.cache, result.preempted):
             self._matrices.reset()
             self.wake.set()
-        return await self._commit_all(placements, began)
+        return await self._commit_all(placements, began, gangs.commits)
+
+    async def _settled(self) -> list[tuple[Task, int]] | None:
+        """The pending tasks once gangs are whole and children of failed parents settled; None if any moved."""
+        if await keep_whole(self.store, self.cache):
+            self.wake.set()
+            return None
+        pending = self.cache.pending()
+        self._held, settled = await hold(self.store, self.cache, pending)
+        if settled:
+            self.wake.set()
+            return None
+        return pending
+
+    def _extensions(self, matrix: NodeMatrix, gangs: GangPass, request_of: Any) -> PassExtensions | None:
+        """Preemption's callbacks (``--preemption``) and gangs' (when the queue holds one), or None."""
+        base = Evictions(self.cache, self._matrices, matrix).extensions() if self.preemption else None
+        if not gangs.any:
+            return base
+        place_gang = gangs.place_gang(request_of)
+        return dataclasses.replace(base or PassExtensions(), gang_of=gangs.gang_of, place_gang=place_gang)
 
     async def _note_waiting(
-        self,
-        matrix: NodeMatrix,
-        tasks: dict[str, tuple[Task, int]],
-        never: dict[str, tuple[np.ndarray, dict[str, str] | None]],
-        waiting: dict[str, str],
+        self, matrix: NodeMatrix, tasks: dict[str, tuple[Task, int]], result: Any, of: Any, gangs: GangPass
     ) -> None:
-        """Every task left waiting gets its reason: blocked, never fitting (explained), or the pass's."""
+        """Every task left waiting gets its reason: blocked, never fitting (explained), or the pass's.
+
+        Those never fitting are set aside; a gang's reason goes on each of its replicas.
+        ``of``: the pass's ``(request_of, selector_of)``.
+        """
+        self.set_aside |= set(result.never)
+        never = {tid: (of[0](tid), of[1](tid)) for tid in result.never}
+        waiting = gangs.spread(result.waiting)
         why_never = {tid: explain_never(matrix, req, sel, extra=self.filters) for tid, (req, sel) in never.items()}
         for tid, reason in (self._blocked | why_never | waiting).items():
             await self._note_unplaced(*tasks[tid], reason)
@@ -245,7 +273,7 @@ class Master:
         if shape != self._shape:
             self._shape, self.set_aside = shape, set()
         self.set_aside &= tasks.keys()
-        self._blocked = self._unplaceable(matrix, tasks)
+        self._blocked = self._unplaceable(matrix, tasks) | self._held
         return [tid for tid in tasks if tid not in self.set_aside and tid not in self._blocked]
 
     def _unplaceable(self, matrix: NodeMatrix, tasks: dict[str, Any]) -> dict[str, str]:
@@ -268,19 +296,19 @@ class Master:
                     blocked[tid] = str(err)
         return blocked
 
-    async def _commit_all(self, placements: list[transitions.Placement], began: float) -> int:
-        """Commit the pass's placements in batches (``batches``); returns how many were placed."""
+    async def _commit_all(self, placements: list[transitions.Placement], began: float, gangs: Any = ()) -> int:
+        """Commit the placements in batches (``batches``), then each gang in one; returns how many were placed."""
         placed = 0
-        for batch in batches(placements):
-            if not await self._commit(batch, began):
+        for batch, spare in [(batch, ()) for batch in batches(placements)] + list(gangs):
+            if not await self._commit(batch, began, spare):
                 return placed
             placed += len(batch)
             began = time.perf_counter()
         return placed
 
-    async def _commit(self, batch: list[transitions.Placement], began: float) -> bool:
+    async def _commit(self, batch: list[transitions.Placement], began: float, spare: Any = ()) -> bool:
         try:
-            placed = await transitions.place(self.store, batch, self.cache.ledgers)
+            placed = await transitions.place(self.store, batch, self.cache.ledgers, spare=spare)
         except DeviceConflictError as err:  # decided on other devices than the ledgers': re-read them
             log.error("placement refused by a ledger (%s); re-reading", err)
             placed = transitions.Placed(False, 0, [], {})

@@ -19,13 +19,24 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, computed_field, field_validator, model_validator
 
 from orchlive import devices as dev
 from orchlive.devices import DeviceUse, Grant
-from orchlive.limits import Command, Env, Image, Name, Priority, Selector, Timeout, check_amounts
+from orchlive.limits import (
+    MAX_PARENTS,
+    MAX_REPLICAS,
+    Command,
+    Env,
+    Image,
+    Name,
+    Priority,
+    Selector,
+    Timeout,
+    check_amounts,
+)
 from orchlive.resources import RESOURCE_NAME_PATTERN, STANDARD_RESOURCES, Resources, resource_order
 from orchsim.scheduling.queueing import DEFAULTS
 
@@ -44,6 +55,7 @@ __all__ = [
     "TaskState",
     "node_public",
     "now",
+    "replica_id",
     "resource_order",
     "task_public_json",
 ]
@@ -62,10 +74,11 @@ class TaskState(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
+    SKIPPED = "SKIPPED"  # never ran: a parent failed and it had ``if_parent_fails: skip``, or a gang's spare replica
 
     @property
     def terminal(self) -> bool:
-        return self in (TaskState.COMPLETED, TaskState.FAILED)
+        return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.SKIPPED)
 
     @property
     def holds_resources(self) -> bool:
@@ -78,6 +91,9 @@ class NodeState(StrEnum):
     READY = "READY"
     NOT_READY = "NOT_READY"
     DRAINING = "DRAINING"
+
+
+ParentRef = Annotated[str, Field(min_length=1, max_length=253)]
 
 
 class TaskCreate(BaseModel):
@@ -99,6 +115,14 @@ class TaskCreate(BaseModel):
     node_selector: Selector = {}
     max_attempts: Annotated[StrictInt, Field(ge=1, le=100)] = DEFAULTS.max_attempts
     priority: Priority = 0
+    # A gang (``orchlive.gangs``): ``replicas`` copies placed all at once or none, at least
+    # ``min_replicas`` of them (default: all), each asking ``resources``.
+    replicas: Annotated[StrictInt, Field(ge=1, le=MAX_REPLICAS)] = 1
+    min_replicas: Annotated[StrictInt, Field(ge=1, le=MAX_REPLICAS)] | None = None
+    # Dependencies (``orchlive.dependencies``): ids or names of the tasks this one waits for.
+    after: Annotated[list[ParentRef], Field(max_length=MAX_PARENTS)] = []
+    on: Literal["success", "completion"] = "success"
+    if_parent_fails: Literal["fail", "skip"] = "fail"
 
     @field_validator("resources")
     @classmethod
@@ -106,6 +130,12 @@ class TaskCreate(BaseModel):
         check_amounts(resources)
         dev.check_amount(dev.GPU, resources.get(dev.GPU, 0))  # a share of one GPU or whole GPUs
         return resources
+
+    @model_validator(mode="after")
+    def _gang(self) -> TaskCreate:
+        if self.min_replicas is not None and self.min_replicas > self.replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must not exceed replicas ({self.replicas})")
+        return self
 
 
 class Task(TaskCreate):
@@ -125,11 +155,18 @@ class Task(TaskCreate):
     node_selector: dict[str, str] = {}
     max_attempts: int = DEFAULTS.max_attempts
     priority: int = 0
+    replicas: int = 1
+    min_replicas: int | None = None
+    after: list[str] = []  # parent task ids, resolved at submission
 
     @field_validator("resources")
     @classmethod
     def _bounded(cls, resources: Resources) -> Resources:
         return resources
+
+    @model_validator(mode="after")
+    def _gang(self) -> Task:
+        return self
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:16])
     state: TaskState = TaskState.PENDING
@@ -143,6 +180,28 @@ class Task(TaskCreate):
     # The devices of its placement, {kind: indices on node_id}: set by the master with
     # ASSIGNED, cleared when the task goes back to PENDING, kept once it has ended.
     devices: dict[str, list[int]] = {}
+    # A gang replica: the gang's id (its replica 0's task id) and this replica's index.
+    gang: str | None = None
+    replica: int = 0
+    dag: str | None = None  # the DAG it belongs to (``GET /api/v1/dags/{dag}``), None outside any
+
+    @property
+    def gang_size(self) -> tuple[int, int] | None:
+        """``(replicas, min_replicas)`` of a gang, None for a single task (the core's ``Gang``)."""
+        if self.replicas <= 1:
+            return None
+        return self.replicas, self.min_replicas or self.replicas
+
+    def replica_ids(self) -> list[str]:
+        """The ids of every replica of its gang (replica 0's id is the gang's), or just its own."""
+        if self.gang is None:
+            return [self.id]
+        return [self.gang] + [replica_id(self.gang, i) for i in range(1, self.replicas)]
+
+
+def replica_id(gang: str, replica: int) -> str:
+    """Replica ``replica``'s task id in gang ``gang`` (replica 0 carries the gang's id itself)."""
+    return gang if replica == 0 else f"{gang}-{replica}"
 
 
 class TaskPublic(BaseModel):
@@ -174,6 +233,14 @@ class TaskPublic(BaseModel):
     attempts: int = 0
     reason: str | None = None
     devices: dict[str, list[int]] = {}
+    replicas: int = 1
+    min_replicas: int | None = None
+    gang: str | None = None
+    replica: int = 0
+    after: list[str] = []
+    on: str = "success"
+    if_parent_fails: str = "fail"
+    dag: str | None = None
 
     @classmethod
     def of(cls, task: Task) -> TaskPublic:

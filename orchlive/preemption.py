@@ -73,7 +73,8 @@ class Evictions:
                     continue
                 task = read[0]
                 tracked = all(name in rows for name, amount in task.resources.items() if amount)
-                if task.node_id == nid and task.state.holds_resources and tracked:
+                # A gang's replica is no victim: a gang is evicted whole or not at all (as in the simulator).
+                if task.node_id == nid and task.state.holds_resources and tracked and task.gang is None:
                     held.append((i, task))
         return held
 

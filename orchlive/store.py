@@ -12,6 +12,7 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
                                    key's create revision and its index in the transaction (``event_ids``);
                                    under the writer's events lease, so it expires (``retention``)
     PREFIX/logs/<task>             the tail of the task's output
+    PREFIX/deps/<parent>/<child>   dependency index: ``child`` waits for ``parent`` (its DELETE cascades)
     PREFIX/leader                  the scheduling leader's id, under its lease
 
 Every state transition is one transaction that compares the mod revisions it read

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import Depends, FastAPI, Request, status
 
-from orchlive.api import events, nodes, system, tasks
+from orchlive.api import dags, events, nodes, system, tasks
 from orchlive.api.deps import require_token
 from orchlive.api.errors import SafeJSONResponse, install_error_handlers
 from orchlive.master import Master
@@ -47,7 +47,7 @@ def create_app(store: Store, master: Master, *, api_token: str | None = None, pr
     app.state.master = master
     app.state.api_token = api_token
     token = [Depends(require_token)]
-    for module in (tasks, nodes, events):
+    for module in (tasks, dags, nodes, events):
         app.include_router(module.router, dependencies=token)
     app.include_router(system.router, dependencies=token if protect_system else [])
     install_error_handlers(app)

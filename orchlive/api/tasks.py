@@ -12,8 +12,9 @@ from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
 from orchlive.api.deps import StoreDep
-from orchlive.models import NodeRecord, Task, TaskCreate, TaskPublic, TaskState, now
+from orchlive.models import NodeRecord, Task, TaskCreate, TaskPublic, TaskState
 from orchlive.store import Store
+from orchlive.submission import SubmissionError, build_tasks
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 MAX_OFFSET = 10**9
@@ -24,7 +25,7 @@ def _not_found(task_id: str) -> HTTPException:
     return HTTPException(status_code=status.HTTP_404_NOT_FOUND, detail=f"task {task_id} not found")
 
 
-async def _check_runnable(body: TaskCreate, store: Store) -> None:
+async def check_runnable(body: TaskCreate, store: Store) -> None:
     """Refuse a task without a command when every registered worker runs processes (422 naming ``command``).
 
     A container has its image's default command; a process has none, so such a task
@@ -42,14 +43,28 @@ async def _check_runnable(body: TaskCreate, store: Store) -> None:
         raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[error])
 
 
+def unprocessable(err: SubmissionError) -> HTTPException:
+    """A submission's error as FastAPI's 422 shape (one item naming the field)."""
+    error = {"type": "value_error", "loc": err.loc, "msg": str(err)}
+    return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[error])
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_task(body: TaskCreate, store: StoreDep) -> TaskPublic:
     """Submit a task; it starts PENDING and the master places it. The answer names its env, without values.
 
     A task without a command is refused (422) when every registered worker runs processes.
+    A gang (``replicas`` > 1) is answered with its replica 0, whose id is the gang's; a task
+    with ``after`` waits for those tasks (ids, or names that match one task), 422 if unknown.
     """
-    await _check_runnable(body, store)
-    return TaskPublic.of(await transitions.create_task(store, Task(**body.model_dump(), creation_time=now())))
+    await check_runnable(body, store)
+    try:
+        made = await build_tasks(store, [body])
+    except SubmissionError as err:
+        raise unprocessable(err) from None
+    if len(made.tasks) == 1 and not made.edges:
+        return TaskPublic.of(await transitions.create_task(store, made.tasks[0]))
+    return TaskPublic.of((await transitions.create_tasks(store, made.tasks, made.edges))[0])
 
 
 @router.get("")
@@ -92,8 +107,8 @@ async def get_task(task_id: TaskId, store: StoreDep) -> TaskPublic:
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_task(task_id: TaskId, store: StoreDep) -> Response:
-    """Delete a task; a running one is stopped by its worker."""
-    if not await transitions.remove(store, task_id):
+    """Delete a task, the rest of its gang and every task waiting for it; running ones are stopped."""
+    if not await transitions.remove_tree(store, task_id):
         raise _not_found(task_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -11,6 +11,11 @@ Tasks (``tasks.py``; master, worker and API share these, so the rules live in on
 * ``preempt``      ASSIGNED | RUNNING -> PENDING  (master, for a higher priority; ``task.preempted``)
 * ``remove``       any -> deleted                 (API ``DELETE``)
 
+Groups (``groups.py``): ``create_tasks`` (a gang's replicas, a DAG's tasks, in one
+transaction), ``move`` (a task to PENDING, FAILED or SKIPPED, releasing its node: a gang
+kept whole, a child of a failed parent settled), ``remove_tree`` (a task, its gang and its
+descendants). ``place`` takes a gang's spare replicas too (PENDING -> SKIPPED).
+
 Nodes (``nodes.py``): ``register_node`` (worker; ``node.joined``), ``drain_node`` (API;
 ``node.drained``, then evictions through ``requeue``), ``node_lost`` (master; ``node.lost``),
 and the leader key, ``claim_leadership``. Two plain writes without a compare live here too,
@@ -26,6 +31,7 @@ happen. Callers keep what a transition returns and never rebuild it.
 """
 
 from orchlive.transitions.core import ConflictError, read_ledger, read_task, record_size
+from orchlive.transitions.groups import create_tasks, move, remove_tree
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
 from orchlive.transitions.tasks import (
     Placed,
@@ -49,6 +55,9 @@ __all__ = [
     "beat",
     "claim_leadership",
     "create_task",
+    "create_tasks",
+    "move",
+    "remove_tree",
     "drain_node",
     "finish",
     "node_lost",

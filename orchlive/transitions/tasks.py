@@ -5,7 +5,7 @@ Events carry a task as the API serves it (``TaskPublic``: env names, never value
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from orchlive.models import Ledger, Task, TaskState, now, task_public_json
@@ -73,7 +73,13 @@ class Placed:
     ledgers: dict[str, Ledger]
 
 
-async def place(store: Store, placements: list[Placement], ledgers: dict[str, tuple[Ledger, int]]) -> Placed:
+async def place(
+    store: Store,
+    placements: list[Placement],
+    ledgers: dict[str, tuple[Ledger, int]],
+    *,
+    spare: Sequence[tuple[Task, int]] = (),
+) -> Placed:
     """PENDING -> ASSIGNED for a batch of decisions, all or nothing, in one transaction.
 
     The master decided with ``ledgers`` as it read them (ledger, mod revision; revision
@@ -82,6 +88,8 @@ async def place(store: Store, placements: list[Placement], ledgers: dict[str, tu
     submissions into a few round trips to etcd instead of one per task. The reason a task
     waited is cleared. The devices chosen are stored on the task and, as grants, in the
     ledger, under the same compare: two masters can never both take the same share of a device.
+    ``spare``: a gang's replicas beyond those placed (``min_replicas``), PENDING -> SKIPPED in
+    the same transaction (``orchlive.gangs``); they are in ``Placed.tasks`` too.
 
     Raises:
         DeviceConflictError: a placement's devices cannot hold it on the ledger given (a
@@ -108,6 +116,12 @@ async def place(store: Store, placements: list[Placement], ledgers: dict[str, tu
         assigned_tasks.append(assigned)
     for node_id, ledger in new_ledgers.items():
         txn.put_json(keys.alloc(node_id), ledger.to_json())
+    for task, task_revision in spare:
+        reason = f"spare replica: gang {task.gang} runs with {len(placements)} of {task.replicas}"
+        skipped = task.model_copy(update={"state": TaskState.SKIPPED, "end_time": now(), "reason": reason})
+        txn.expect_revision(keys.task(task.id), task_revision).put_json(keys.task(task.id), record_json(skipped))
+        txn.event("task.skipped", task_public_json(skipped), now().isoformat())
+        assigned_tasks.append(skipped)
     applied, revision = await txn.commit()
     return Placed(applied, revision, assigned_tasks, new_ledgers)
 
