@@ -23,7 +23,7 @@ from orchlive.config import parse_labels
 __all__ = ["CLIENT_COMMANDS", "add_client_parsers", "run_client"]
 
 CLIENT_COMMANDS = ("submit", "tasks", "nodes", "logs", "describe", "events", "delete", "drain")
-TERMINAL = ("COMPLETED", "FAILED")
+TERMINAL = ("COMPLETED", "FAILED", "SKIPPED")
 # The recorded events arrive at once; this long without one ends a listing (not a follow).
 QUIET_SECONDS = 1.5
 
@@ -48,6 +48,11 @@ def add_client_parsers(sub: Any) -> None:
     submit.add_argument("--node-selector", default="", metavar="k=v,k=v", help="only nodes with these labels")
     submit.add_argument("--max-attempts", type=int, help="placements before it fails for good")
     submit.add_argument("--priority", type=int, help="higher goes first and may preempt lower (default 0)")
+    submit.add_argument("--replicas", type=int, help="a gang: this many copies, placed all at once or none")
+    submit.add_argument("--min-replicas", type=int, help="a gang may start with at least this many")
+    submit.add_argument("--after", default="", metavar="ID,NAME", help="wait for these tasks (ids or names)")
+    submit.add_argument("--on", choices=["success", "completion"], help="wait for them to succeed (default) or end")
+    submit.add_argument("--if-parent-fails", choices=["fail", "skip"], help="when a parent fails (default fail)")
     submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
     tasks = _client_parser(sub, "tasks", "list tasks", ("table", "wide", "json", "yaml"))
     tasks.add_argument("--state", type=str.upper, help="only tasks in this state (PENDING, RUNNING...)")
@@ -77,8 +82,11 @@ def _submit(api: Api, args: argparse.Namespace) -> str:
         body["timeout"] = args.timeout
     if args.max_attempts is not None:
         body["max_attempts"] = args.max_attempts
-    if args.priority is not None:
-        body["priority"] = args.priority
+    for field in ("priority", "replicas", "min_replicas", "on", "if_parent_fails"):
+        if getattr(args, field) is not None:
+            body[field] = getattr(args, field)
+    if args.after:
+        body["after"] = [ref.strip() for ref in args.after.split(",") if ref.strip()]
     try:
         body["env"] = dict(_pair("--env", item) for item in args.env)
     except ValueError as err:

@@ -62,3 +62,89 @@ def test_a_gang_lands_where_the_core_places_it(cluster_factory: Any, policy: str
     assert live == expected, (live, expected)
     assert len(set(live)) > 1  # the test can tell: the replicas span nodes
     cluster.stop()
+
+
+def test_two_gangs_that_exceed_the_cluster_run_one_after_the_other(cluster_factory: Any) -> None:
+    """Issue 17's acceptance: 2 x 3 replicas of 2000 on 8000 in all: the waiting gang holds nothing, both end."""
+    cluster = cluster_factory()
+    cluster.start_master()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name, cpu=4000, memory=8192)
+    a = cluster.submit(_gang("a", 3, 2000, ["sleep", "3"]))
+    b = cluster.submit(_gang("b", 3, 2000, ["sleep", "3"]))
+    cluster.wait_until(
+        lambda: all(r["state"] == "RUNNING" for r in _replicas(cluster, a)), timeout=20, what="gang a running"
+    )
+    waiting = _replicas(cluster, b)
+    assert all(r["state"] == "PENDING" and r["node_id"] is None for r in waiting), waiting
+    allocated = sum(node["allocated"]["cpu"] for node in cluster.nodes().values())
+    assert allocated == 3 * 2000  # gang a's replicas only: b holds nothing while it waits
+    cluster.wait_until(
+        lambda: all(r["state"] == "COMPLETED" for r in _replicas(cluster, a) + _replicas(cluster, b)),
+        timeout=40,
+        what="both gangs completed",
+    )
+    ends_a = max(r["end_time"] for r in _replicas(cluster, a))
+    starts_b = min(r["start_time"] for r in _replicas(cluster, b))
+    assert starts_b > min(r["end_time"] for r in _replicas(cluster, a)), (starts_b, ends_a)
+    cluster.stop()
+
+
+def test_a_failed_replica_fails_its_gang_and_a_lost_node_requeues_it(cluster_factory: Any) -> None:
+    cluster = cluster_factory()
+    cluster.start_master()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name, cpu=4000, memory=8192)
+    # Replica 1 fails at once; replica 0 would run for ten minutes: the gang fails as a whole.
+    script = 'test "$ORCH_REPLICA" = 0 && sleep 600'
+    bad = cluster.submit(_gang("bad", 2, 3000, ["sh", "-c", script]))
+    cluster.wait_until(
+        lambda: all(r["state"] == "FAILED" for r in _replicas(cluster, bad)), timeout=30, what="gang bad failed"
+    )
+    first, second = _replicas(cluster, bad)
+    assert second["exit_code"] == 1 and first["reason"].startswith(f"gang {bad['id']}: replica 1 failed"), first
+    assert all(not node["tasks"] for node in cluster.nodes().values())
+    # One replica per node; a node lost sends both back, and the gang runs again when room returns.
+    good = cluster.submit(_gang("good", 2, 3000, ["sleep", "600"]))
+    cluster.wait_until(
+        lambda: all(r["state"] == "RUNNING" for r in _replicas(cluster, good)), timeout=20, what="gang good running"
+    )
+    cluster.kill_worker("w2")
+    cluster.wait_until(
+        lambda: all(r["state"] == "PENDING" for r in _replicas(cluster, good)), timeout=30, what="gang good requeued"
+    )
+    assert cluster.nodes()["w1"]["tasks"] == []  # the survivor gave its room back: the gang holds nothing
+    cluster.start_worker("w3", cpu=4000, memory=8192)
+    cluster.wait_until(
+        lambda: all(r["state"] == "RUNNING" for r in _replicas(cluster, good)), timeout=30, what="gang good again"
+    )
+    assert sorted(r["node_id"] for r in _replicas(cluster, good)) == ["w1", "w3"]
+    assert all(r["attempts"] == 2 for r in _replicas(cluster, good))
+    cluster.stop()
+
+
+def test_min_replicas_bounds_and_the_client(cluster_factory: Any, capsys: Any) -> None:
+    """``min_replicas`` lets a gang start with fewer (the spares SKIPPED); bad values are a 422 naming the field."""
+    from orchlive.__main__ import main
+
+    cluster = cluster_factory()
+    cluster.start_master()
+    cluster.start_worker("w1", cpu=4000, memory=8192)
+    for bad in ({"replicas": 0}, {"replicas": MAX_REPLICAS + 1}, {"replicas": 2, "min_replicas": 3}, {"replicas": "2"}):
+        response = cluster.http.post("/api/v1/tasks", json={"name": "x", "command": ["true"]} | bad)
+        assert response.status_code == 422 and "replicas" in response.text, (bad, response.text)
+    capsys.readouterr()
+    argv = ["--master", cluster.url, "submit", "--name", "elastic", "--cpu", "2000", "--replicas", "3"]
+    assert main([*argv, "--min-replicas", "2", "--", "sleep", "600"]) == 0
+    gang_id = capsys.readouterr().out.strip()
+    gang = cluster.task(gang_id)
+    assert (gang["replicas"], gang["min_replicas"]) == (3, 2)
+    cluster.wait_until(
+        lambda: [r["state"] for r in _replicas(cluster, gang)] == ["RUNNING", "RUNNING", "SKIPPED"],
+        timeout=20,
+        what="two replicas running, one spare",
+    )
+    assert main(["--master", cluster.url, "delete", gang_id]) == 0  # the whole gang goes
+    assert [t for t in cluster.tasks() if t.get("gang") == gang_id] == []
+    cluster.wait_until(lambda: cluster.nodes()["w1"]["tasks"] == [], timeout=10, what="w1 empty")
+    cluster.stop()
