@@ -1,4 +1,6 @@
-"""The client subcommands: ``tasks``, ``nodes``, ``submit``, ``logs``, ``describe``, ``events``, ``delete``, ``drain``.
+"""The client subcommands (``CLIENT_COMMANDS``): ``submit``, ``tasks``, ``nodes``, ``logs``, ``describe``, ``events``.
+
+And ``dag`` (a DAG's state), ``delete``, ``drain``.
 
 Each takes ``--master URL`` after the subcommand as well as before it (``python -m orchlive
 --master URL tasks``); without either, ``ORCH_MASTER``, else the local default. Listing
@@ -17,12 +19,13 @@ from orchlive.cli.flags import resource_flags, resources_of
 from orchlive.cli.usage import UsageError
 from orchlive.client.http import Api
 from orchlive.client.output import dump
-from orchlive.client.views import describe_node, describe_task, event_line, node_table, task_table
+from orchlive.client.views import dag_view, describe_node, describe_task, event_line, node_table, task_table
 from orchlive.config import parse_labels
 
 __all__ = ["CLIENT_COMMANDS", "add_client_parsers", "run_client"]
 
-CLIENT_COMMANDS = ("submit", "tasks", "nodes", "logs", "describe", "events", "delete", "drain")
+CLIENT_COMMANDS = ("submit", "tasks", "nodes", "logs", "describe", "events", "dag", "delete", "drain")
+FORMATS_DAG = ("table", "json", "yaml")
 TERMINAL = ("COMPLETED", "FAILED", "SKIPPED")
 # The recorded events arrive at once; this long without one ends a listing (not a follow).
 QUIET_SECONDS = 1.5
@@ -66,7 +69,9 @@ def add_client_parsers(sub: Any) -> None:
     events = _client_parser(sub, "events", "the recorded events, one per line", ("table", "json", "yaml"))
     events.add_argument("-f", "--follow", action="store_true", help="keep following new events")
     events.add_argument("--since", type=int, default=0, metavar="ID", help="only events after this event id")
-    delete = _client_parser(sub, "delete", "delete a task (a running one is stopped)")
+    dag = _client_parser(sub, "dag", "a DAG's state and its tasks (the id of a DAG or of its root)", FORMATS_DAG)
+    dag.add_argument("id")
+    delete = _client_parser(sub, "delete", "delete a task, its gang and the tasks waiting for it (running ones stop)")
     delete.add_argument("id")
     drain = _client_parser(sub, "drain", "cordon a node: no new tasks")
     drain.add_argument("id")
@@ -148,6 +153,11 @@ def _events(api: Api, args: argparse.Namespace) -> str:
     return ""
 
 
+def _dag(api: Api, args: argparse.Namespace) -> str:
+    found = api.get(f"/api/v1/dags/{args.id}")
+    return dag_view(found) if args.output == "table" else dump(found, args.output)
+
+
 def _delete(api: Api, args: argparse.Namespace) -> str:
     api.call("DELETE", f"/api/v1/tasks/{args.id}")
     return f"task/{args.id} deleted"
@@ -165,6 +175,7 @@ _RUN = {
     "logs": _logs,
     "describe": _describe,
     "events": _events,
+    "dag": _dag,
     "delete": _delete,
     "drain": _drain,
 }

@@ -13,7 +13,7 @@ from typing import Any
 
 from orchlive.client.output import age, parse_time, table
 
-__all__ = ["describe_node", "describe_task", "event_line", "node_table", "task_table"]
+__all__ = ["dag_view", "describe_node", "describe_task", "event_line", "node_table", "task_table"]
 
 Json = dict[str, Any]
 
@@ -55,6 +55,23 @@ def task_table(tasks: Sequence[Json], wide: bool = False, now: datetime | None =
             ]
         rows.append(row)
     return table(headers, rows)
+
+
+def dag_view(dag: Json) -> str:
+    """A DAG (``GET /api/v1/dags/{id}``): ``dag/<id> STATE`` and its counts, then ``ID NAME STATE NODE AFTER REASON``.
+
+    A parent is shown by name when it is a task of the DAG, by id otherwise; a gang's
+    replicas show as ``name[i]``.
+    """
+    names = {task["id"]: task["name"] for task in dag["tasks"] if task.get("replica", 0) == 0}
+    counts = ", ".join(f"{n} {state}" for state, n in dag["counts"].items())
+    rows = []
+    for task in dag["tasks"]:
+        name = task["name"] + (f"[{task['replica']}]" if task.get("gang") else "")
+        after = ",".join(names.get(parent, parent) for parent in task.get("after", []))
+        rows.append([task["id"], name, task["state"], task.get("node_id") or "", after, task.get("reason") or ""])
+    headers = ["ID", "NAME", "STATE", "NODE", "AFTER", "REASON"]
+    return f"dag/{dag['id']}   {dag['state']}   ({counts})\n" + table(headers, rows)
 
 
 def node_table(nodes: Sequence[Json], wide: bool = False, now: datetime | None = None) -> str:
