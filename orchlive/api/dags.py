@@ -21,6 +21,7 @@ from orchlive.limits import MAX_SUBMIT_RECORDS, Name
 from orchlive.models import Task, TaskCreate, TaskPublic, TaskState
 from orchlive.store import Store
 from orchlive.submission import SubmissionError, build_tasks, new_id
+from orchsim.scheduling.dependencies import CycleError, topological_order
 
 router = APIRouter(prefix="/api/v1/dags", tags=["dags"])
 DagId = Annotated[str, Path(max_length=253)]
@@ -68,14 +69,19 @@ def dag_public(dag: str, tasks: list[Task]) -> DagPublic:
 
 
 async def read_dag(store: Store, dag: str) -> list[Task]:
-    """Every task of DAG ``dag`` (``dag`` field, or the root whose id it is), in creation order."""
-    found = []
+    """Every task of DAG ``dag`` (``dag`` field, or the root whose id it is): parents first, else in creation order."""
+    found: list[Task] = []
     async for page, _ in store.scan(store.keys.tasks(), by_creation=True):
         for entry in page:
             task = Task.model_validate_json(entry.value)
             if task.dag == dag or task.id == dag or (task.gang == dag and task.gang is not None):
                 found.append(task)
-    return found
+    index = {task.id: i for i, task in enumerate(found)}
+    try:
+        order = topological_order([[index[p] for p in task.after if p in index] for task in found])
+    except CycleError:  # refused at submission; kept readable whatever etcd holds
+        return found
+    return [found[i] for i in order]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
