@@ -12,8 +12,10 @@ plain loop: nothing here costs anything on the common path. With extensions:
   and decides again. The pass's memory of tasks without room is not used: an eviction
   or a new low-priority task may make room anywhere.
 * ``gang_of`` + ``place_gang``: a task with ``(replicas, min_replicas)`` is placed by
-  ``gangs.place_gang`` all at once (``place_gang(task, placements)``) or not at all. A
-  gang never preempts (its victims would have to be chosen over several nodes at once).
+  ``gangs.place_gang`` all at once (``place_gang(task, placements)``) or not at all. With
+  preemption too, a gang that does not fit plans evictions replica by replica
+  (``gang_preemption``): all of them are made, then the gang placed, or none. A gang is
+  never a victim.
 
 The same object serves the live master: it builds ``RunningTasks`` from its ledgers in
 ``running_of`` and turns ``evict`` into the etcd transitions that stop the victims.
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from orchsim.scheduling.filters import TaskInfo
+from orchsim.scheduling.gang_preemption import plan_gang_preemption
 from orchsim.scheduling.gangs import Gang, place_gang
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.node_devices import Assignment
@@ -103,7 +106,7 @@ class PassExtensions:
         """Decide ``task`` (a gang, or one task that may preempt) and place it if it can go."""
         gang = self.gang_of(task) if self.gang_of is not None else None
         if gang is not None:
-            return self._gang(nodes, task, request, selector, prepared, gang)
+            return self._gang(nodes, task, request, selector, prepared, gang, preempted)
         decision = decide(nodes, request, prepared, selector, explain=explain)
         if decision.node is None and self.running_of is not None:
             decision = self._preempt(nodes, task, request, selector, prepared, explain, preempted) or decision
@@ -119,14 +122,55 @@ class PassExtensions:
         selector: Mapping[str, str] | None,
         prepared: PreparedPolicy,
         gang: Gang,
+        preempted: list[tuple[Any, Any, int]],
     ) -> Decision:
         placements = place_gang(nodes, request, gang, prepared, selector)
         name = prepared.spec.name
+        if not placements and self.running_of is not None:
+            placements = self._preempt_gang(nodes, task, request, selector, prepared, gang, preempted)
         if not placements:
             replicas, least = gang
             return GangDecision(None, nodes, name, f"gang of {replicas}: fewer than {least} replicas fit at once")
         self.place_gang(task, placements)  # type: ignore[misc]
         return GangDecision(placements[0][0], nodes, name, f"gang of {len(placements)} placed by {name}")
+
+    def _preempt_gang(
+        self,
+        nodes: NodeMatrix,
+        task: Any,
+        request: np.ndarray,
+        selector: Mapping[str, str] | None,
+        prepared: PreparedPolicy,
+        gang: Gang,
+        preempted: list[tuple[Any, Any, int]],
+    ) -> list[tuple[int, Assignment]]:
+        """Evict what ``plan_gang_preemption`` plans and return its placements; [] (nothing evicted) without a plan."""
+        running = self.running_of()  # type: ignore[misc]
+        candidates = self._candidates(nodes, request, selector, prepared)
+        priority = self.priority_of(task)  # type: ignore[misc]
+        plan = plan_gang_preemption(nodes, request, gang, priority, running, candidates, prepared, selector)
+        if plan is None:
+            return []
+        placements, evictions = plan
+        steps = [([running.task[i] for i in rows.tolist()], node) for rows, node in evictions]  # keys before evicting
+        for victims, node in steps:
+            self.evict(victims, node)  # type: ignore[misc]
+            preempted.extend((victim, task, node) for victim in victims)
+        return placements
+
+    @staticmethod
+    def _candidates(
+        nodes: NodeMatrix, request: np.ndarray, selector: Mapping[str, str] | None, prepared: PreparedPolicy
+    ) -> np.ndarray:
+        """Nodes a preemptor may use apart from their load: schedulable, labels, the static filters."""
+        candidates = nodes.schedulable.copy()
+        if selector:
+            candidates &= nodes.label_mask(selector)
+        info = TaskInfo(node_selector=selector)
+        for spec, params in prepared.filters:
+            if spec.static:  # filters that depend on load are checked by the decision after eviction
+                candidates &= spec.check(nodes, request, info, **params)
+        return candidates
 
     def _preempt(
         self,
@@ -139,13 +183,7 @@ class PassExtensions:
         preempted: list[tuple[Any, Any, int]],
     ) -> Decision | None:
         """Evict the victims ``choose_victims`` names and decide again; None when there are none."""
-        candidates = nodes.schedulable.copy()
-        if selector:
-            candidates &= nodes.label_mask(selector)
-        info = TaskInfo(node_selector=selector)
-        for spec, params in prepared.filters:
-            if spec.static:  # filters that depend on load are checked by the decision after eviction
-                candidates &= spec.check(nodes, request, info, **params)
+        candidates = self._candidates(nodes, request, selector, prepared)
         running = self.running_of()  # type: ignore[misc]
         choice = choose_victims(nodes.free, request, self.priority_of(task), running, candidates)  # type: ignore[misc]
         if choice is None:
