@@ -148,3 +148,31 @@ def test_min_replicas_bounds_and_the_client(cluster_factory: Any, capsys: Any) -
     assert [t for t in cluster.tasks() if t.get("gang") == gang_id] == []
     cluster.wait_until(lambda: cluster.nodes()["w1"]["tasks"] == [], timeout=10, what="w1 empty")
     cluster.stop()
+
+
+def test_a_gang_preempts_the_victims_the_core_plans(cluster_factory: Any) -> None:
+    """``--preemption``: a priority-10 gang of 2 x 2000 on two full nodes evicts a on w1, then c on w2.
+
+    The worked example of ``tests/scheduling/test_gang_preemption.py``: w1 holds a (1) and
+    b (5), w2 holds c (2) and d (3), each 2000 of 4000; b and d are reprieved.
+    """
+    cluster = cluster_factory()
+    cluster.start_master(extra=["--preemption"])
+    for name in ("w1", "w2"):
+        cluster.start_worker(name, cpu=4000, memory=8192, labels=f"pin={name}")
+    low = {}
+    for name, (node, priority) in {"a": ("w1", 1), "b": ("w1", 5), "c": ("w2", 2), "d": ("w2", 3)}.items():
+        body = {"name": name, "command": ["sleep", "600"], "resources": {"cpu": 2000, "memory": 64}}
+        low[name] = cluster.submit(body | {"priority": priority, "node_selector": {"pin": node}})
+        cluster.wait_for_state(low[name]["id"], {"RUNNING"}, timeout=20)
+    gang = cluster.submit(_gang("urgent", 2, 2000, ["sleep", "600"], priority=10))
+    cluster.wait_until(
+        lambda: all(r["state"] == "RUNNING" for r in _replicas(cluster, gang)), timeout=30, what="the gang running"
+    )
+    assert [r["node_id"] for r in _replicas(cluster, gang)] == ["w1", "w2"]
+    states = {name: cluster.task(task["id"])["state"] for name, task in low.items()}
+    assert states == {"a": "PENDING", "b": "RUNNING", "c": "PENDING", "d": "RUNNING"}, states
+    by_id = {task["id"]: name for name, task in low.items()}
+    preempted = [by_id[e["object"]["id"]] for e in cluster.events(0) if e["type"] == "task.preempted"]
+    assert preempted == ["a", "c"]
+    cluster.stop()
