@@ -3,11 +3,13 @@
 The shipped ``scenarios/dag.yaml`` (ETL jobs: extract -> three transforms -> load) runs in
 a bounded form (three jobs, durations / 30, two process workers, every job at 0) both in
 the simulator and live, and both give the same outcome: every task completed, every task
-started after its parents ended, every DAG completed.
+started after its parents ended, every DAG completed. To keep CI short, the tests share one
+cluster (``two_nodes``: two workers of 4000 millicores, 8192 MiB), and each uses its own names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,13 @@ import numpy as np
 import pytest
 import yaml
 
+from orchlive.etcd_server import EtcdServer
 from orchsim import run
 from orchsim.scenario import parse_scenario
 from orchsim.scheduling.dependencies import critical_path
 from orchsim.workload import build_workload
+
+from .harness import LiveCluster
 
 pytestmark = pytest.mark.live
 
@@ -39,11 +44,21 @@ def bounded_dag_scenario() -> Any:
     return parse_scenario(raw)
 
 
+@pytest.fixture(scope="module")
+def two_nodes(etcd: EtcdServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    cluster = LiveCluster(etcd, Path(tmp_path_factory.mktemp("dags")))
+    cluster.start_master()
+    for name in ("w1", "w2"):
+        cluster.start_worker(name, cpu=4000, memory=8192)
+    yield cluster
+    cluster.stop()
+
+
 def _time(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def test_the_dag_scenario_runs_live_as_in_the_simulator(cluster_factory: Any) -> None:
+def test_the_dag_scenario_runs_live_as_in_the_simulator(two_nodes: LiveCluster) -> None:
     scenario = bounded_dag_scenario()
     w = build_workload(scenario, ("cpu", "memory"))
     deps = w.dependencies
@@ -53,10 +68,7 @@ def test_the_dag_scenario_runs_live_as_in_the_simulator(cluster_factory: Any) ->
     simulated = {(int(row.dag), entries[w.source[row.task_id]]): row.status for row in sim.itertuples()}
     assert len(simulated) == 5 * JOBS and set(simulated.values()) == {"completed"}
 
-    cluster = cluster_factory()
-    cluster.start_master()
-    for name in ("w1", "w2"):
-        cluster.start_worker(name, cpu=4000, memory=8192)
+    cluster = two_nodes
     dags = {}
     for dag in range(JOBS):
         members = np.flatnonzero(deps.dag == dag).tolist()
@@ -91,19 +103,16 @@ def test_the_dag_scenario_runs_live_as_in_the_simulator(cluster_factory: Any) ->
         makespan = max(_time(t["end_time"]) for t in tasks) - min(_time(t["creation_time"]) for t in tasks)
         assert makespan >= path - 1e-3
     assert live == simulated
-    cluster.stop()
 
 
-def test_a_failing_parent_fails_or_skips_its_descendants(cluster_factory: Any) -> None:
+def test_a_failing_parent_fails_or_skips_its_descendants(two_nodes: LiveCluster) -> None:
     """Worked by hand from the rules (the simulator's):
 
     a fails -> b (fail) FAILED -> c (after b, skip) SKIPPED
             -> d (skip) SKIPPED -> f (after d, fail) FAILED
             -> e (on: completion) runs and COMPLETED
     """
-    cluster = cluster_factory()
-    cluster.start_master()
-    cluster.start_worker("w1", cpu=4000, memory=8192)
+    cluster = two_nodes
     body = [
         {"name": "a", "command": ["false"]},
         {"name": "b", "command": ["true"], "after": ["a"]},
@@ -134,12 +143,11 @@ def test_a_failing_parent_fails_or_skips_its_descendants(cluster_factory: Any) -
     ids = {t["name"]: t["id"] for t in found["tasks"]}
     assert reasons["c"] == f"skipped: parent task {ids['b']} ended FAILED", reasons
     assert reasons["f"] == f"failed: parent task {ids['d']} ended SKIPPED", reasons
-    cluster.stop()
 
 
-def test_cycles_and_unknown_parents_are_refused_with_one_message(cluster_factory: Any) -> None:
-    cluster = cluster_factory()
-    cluster.start_master()
+def test_cycles_and_unknown_parents_are_refused_with_one_message(two_nodes: LiveCluster) -> None:
+    cluster = two_nodes
+    before = {t["id"] for t in cluster.tasks()}
     cycle = [
         {"name": "a", "command": ["true"], "after": ["c"]},
         {"name": "b", "command": ["true"], "after": ["a"]},
@@ -162,27 +170,23 @@ def test_cycles_and_unknown_parents_are_refused_with_one_message(cluster_factory
             "msg": "unknown parent 'nope': no task has this id or name",
         }
     ]
-    for _ in range(2):
-        cluster.submit({"name": "twin", "command": ["true"]})
+    twins = {cluster.submit({"name": "twin", "command": ["true"]})["id"] for _ in range(2)}
     ambiguous = cluster.http.post("/api/v1/tasks", json={"name": "x", "command": ["true"], "after": ["twin"]})
     assert ambiguous.status_code == 422 and "'twin' names 2 tasks; give its id" in ambiguous.text
-    twice = [{"name": "a", "command": ["true"]}, {"name": "a", "command": ["true"]}]
-    assert "'a' names two tasks of this DAG" in cluster.http.post("/api/v1/dags", json={"tasks": twice}).text
-    assert not [t for t in cluster.tasks() if t["name"] in ("a", "b", "c", "x")]  # nothing was created
-    cluster.stop()
+    twice = [{"name": "twice", "command": ["true"]}, {"name": "twice", "command": ["true"]}]
+    assert "'twice' names two tasks of this DAG" in cluster.http.post("/api/v1/dags", json={"tasks": twice}).text
+    assert {t["id"] for t in cluster.tasks()} == before | twins  # nothing else was created
 
 
-def test_a_dag_grown_task_by_task_shows_its_state_and_delete_cascades(cluster_factory: Any, capsys: Any) -> None:
+def test_a_dag_grown_task_by_task_shows_its_state_and_delete_cascades(two_nodes: LiveCluster, capsys: Any) -> None:
     """Tasks submitted alone with ``after`` join their parent's DAG; ``DELETE`` of the root takes them all."""
     from orchlive.__main__ import main
 
-    cluster = cluster_factory()
-    cluster.start_master()
-    cluster.start_worker("w1", cpu=4000, memory=8192)
-    root = cluster.submit({"name": "extract", "command": ["sleep", "600"]})
-    child = cluster.submit({"name": "transform", "command": ["true"], "after": ["extract"]})
+    cluster = two_nodes
+    root = cluster.submit({"name": "ingest", "command": ["sleep", "600"]})
+    child = cluster.submit({"name": "clean", "command": ["true"], "after": ["ingest"]})
     capsys.readouterr()
-    argv = ["--master", cluster.url, "submit", "--name", "load", "--after", child["id"], "--if-parent-fails", "skip"]
+    argv = ["--master", cluster.url, "submit", "--name", "publish", "--after", child["id"], "--if-parent-fails", "skip"]
     assert main([*argv, "--", "true"]) == 0
     load = cluster.task(capsys.readouterr().out.strip())
     assert (child["dag"], load["dag"], load["after"], load["if_parent_fails"]) == (
@@ -204,12 +208,11 @@ def test_a_dag_grown_task_by_task_shows_its_state_and_delete_cascades(cluster_fa
     shown = capsys.readouterr().out.splitlines()
     assert shown[0].split()[:2] == [f"dag/{root['id']}", "RUNNING"]
     assert [line.split()[1:3] for line in shown[2:]] == [
-        ["extract", "RUNNING"],
-        ["transform", "PENDING"],
-        ["load", "PENDING"],
+        ["ingest", "RUNNING"],
+        ["clean", "PENDING"],
+        ["publish", "PENDING"],
     ]
     assert cluster.http.delete(f"/api/v1/tasks/{root['id']}").status_code == 204
     assert cluster.http.get(f"/api/v1/dags/{root['id']}").status_code == 404
     assert all(cluster.http.get(f"/api/v1/tasks/{t}").status_code == 404 for t in (child["id"], load["id"]))
-    cluster.wait_until(lambda: cluster.nodes()["w1"]["tasks"] == [], timeout=10, what="w1 empty")
-    cluster.stop()
+    cluster.wait_until(lambda: not any(n["tasks"] for n in cluster.nodes().values()), timeout=10, what="nodes empty")
