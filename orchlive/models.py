@@ -93,7 +93,7 @@ class NodeState(StrEnum):
     DRAINING = "DRAINING"
 
 
-ParentRef = Annotated[str, Field(min_length=1, max_length=253)]
+ParentRef = Name  # a parent's task id or name: printable, 1-253 characters
 
 
 class TaskCreate(BaseModel):

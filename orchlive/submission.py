@@ -22,7 +22,7 @@ from datetime import datetime
 from orchlive.limits import MAX_SUBMIT_RECORDS
 from orchlive.models import Task, TaskCreate, now, replica_id
 from orchlive.store import Store
-from orchlive.transitions import read_task
+from orchlive.transitions import read_task, record_size
 from orchsim.scheduling.dependencies import CycleError, topological_order
 
 __all__ = ["Submission", "SubmissionError", "build_tasks", "new_id"]
@@ -30,6 +30,9 @@ __all__ = ["Submission", "SubmissionError", "build_tasks", "new_id"]
 # Operations one create transaction may carry (etcd's default limit is 128):
 # a put and an event per record, a put per dependency edge.
 MAX_SUBMIT_OPS = 3 * MAX_SUBMIT_RECORDS
+# Bytes of records and events one submission may write: a gang's placement carries them all
+# again in one transaction, and etcd refuses a request over 1.5 MiB (the master's BATCH_BYTES).
+MAX_SUBMIT_BYTES = 1024 * 1024
 
 
 class SubmissionError(ValueError):
@@ -112,6 +115,10 @@ async def build_tasks(store: Store, bodies: list[TaskCreate], *, dag: str | None
         ids, first = parents[i]
         edges += [(parent, leaders[i]) for parent in ids]
         tasks += _records(body, leaders[i], ids, dag or first, created)
+    size = sum(2 * record_size(task) for task in tasks)
+    if size > MAX_SUBMIT_BYTES:
+        message = f"the submission's {len(tasks)} task records would take about {size} bytes in etcd"
+        raise SubmissionError(prefix, f"{message}; at most {MAX_SUBMIT_BYTES} (fewer replicas, or a shorter command)")
     return Submission(tasks, edges, leaders)
 
 
