@@ -1,37 +1,94 @@
 """The process runtime: a task is a child process group, like Nomad's ``raw_exec`` driver.
 
-Children are started in their own session (so a kill reaches the whole group) and,
-where util-linux's ``setpriv`` exists, with a parent-death signal: if the worker dies,
-even by ``kill -9``, its tasks die with it, and a restarted worker cannot find a stale
-copy still running. (``setpriv`` rather than ``prctl`` in a ``preexec_fn``: the worker
-runs gRPC threads, and Python code between fork and exec is unsafe there.) The command
-runs as given (no shell); its output goes to the task's log file.
+Each task runs under its supervisor (``orchlive.runtime.supervisor``), a small process
+that leads the task's process group: it kills the group when the worker's lease deadline
+passes (a frozen worker cannot stop anything itself) or when the worker dies, even by
+``kill -9`` (parent-death signal), so a restarted worker never finds a stale copy still
+running. A stop from the worker is a ``SIGKILL`` to the whole group. The command runs as
+given (no shell); its output goes to the task's log file.
 
 The environment is clean: only what the task declares and the ``ORCH_*`` variables of
 the task (``task_environment``), never the worker's own (its tokens, its etcd address).
 With no ``PATH`` declared, the program is looked up in ``os.defpath`` (``/bin:/usr/bin``).
+With ``run_as`` (``--run-as``, ``ORCH_RUN_AS``) the task runs as that user and its
+groups; the supervisor stays with the worker's user, so it can always kill the task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-import shutil
+import pwd
 import signal
+import sys
+from pathlib import Path
 
+from orchlive.runtime import supervisor
 from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environment
 
-__all__ = ["ProcessHandle", "ProcessRuntime"]
+__all__ = ["ProcessHandle", "ProcessRuntime", "check_run_as", "spawn_supervisor"]
 
-_SETPRIV = shutil.which("setpriv")
+# Seconds between the supervisor's reads of the lease deadline: part of the worker's margin.
+SUPERVISOR_POLL = 0.1
+
+
+def check_run_as(user: str | None) -> str | None:
+    """``user`` if tasks can run as it here; ValueError (one line) if not.
+
+    It must exist, and switching to it needs root unless it is the worker's own user.
+    """
+    if not user:
+        return None
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"no such user {user!r}") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise ValueError(f"running tasks as {user!r} needs the worker to run as root")
+    return user
+
+
+async def spawn_supervisor(order: dict[str, object], *, stderr: int, new_session: bool) -> asyncio.subprocess.Process:
+    """Start the supervisor with ``order`` on its stdin; raises TaskStartError with its refusal."""
+    order = {"parent": os.getpid(), "poll": SUPERVISOR_POLL, **order}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-I",
+        "-S",
+        supervisor.__file__,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=stderr,
+        env={},  # the task's environment goes on stdin: nothing of it may change the supervisor
+        start_new_session=new_session,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(json.dumps(order).encode())
+    await process.stdin.drain()
+    process.stdin.close()
+    answer = (await process.stdout.readline()).decode().strip()
+    if not answer.startswith("ok "):
+        await process.wait()
+        raise TaskStartError(answer.removeprefix("error ") or "the task's supervisor did not start")
+    return process
+
+
+def stop_reason(path: Path) -> str | None:
+    """What a supervisor wrote when it stopped a task at the lease deadline (None: it did not)."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
 
 
 class ProcessHandle:
-    """A running child process group."""
+    """A running task: its supervisor, which leads the task's process group."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, reason_path: Path) -> None:
         self.process = process
+        self.reason_path = reason_path
 
     async def wait(self) -> int:
         return await self.process.wait()
@@ -47,41 +104,49 @@ class ProcessHandle:
         return f"pid {self.process.pid}"
 
     def failure_reason(self) -> str | None:
-        return None
+        return self.fenced()
+
+    def fenced(self) -> str | None:
+        return stop_reason(self.reason_path)
 
 
 class ProcessRuntime:
-    """Runs ``command`` directly on the worker's machine."""
+    """Runs ``command`` directly on the worker's machine, each under its supervisor.
+
+    Args:
+        heartbeat: The worker's lease-deadline file (``Worker.heartbeat_path``); None:
+            no deadline (the supervisor still ties the task to the worker's life).
+        run_as: A user to run tasks as (``check_run_as``); None: the worker's user.
+    """
 
     name = "process"
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, heartbeat: Path | None = None, run_as: str | None = None) -> None:
+        self.heartbeat = heartbeat
+        self.run_as = check_run_as(run_as)
 
     async def start(self, spec: TaskSpec) -> Handle:
         if not spec.command:
             raise TaskStartError("the process runtime needs a command")
-        env = task_environment(spec)
-        argv = list(spec.command)
-        if _SETPRIV is not None and shutil.which(argv[0], path=env.get("PATH", os.defpath)):
-            argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        reason_path = spec.log_path.with_suffix(".stopped")
+        reason_path.unlink(missing_ok=True)
+        order = {
+            "command": list(spec.command),
+            "env": task_environment(spec),
+            "user": self.run_as,
+            "heartbeat": None if self.heartbeat is None else str(self.heartbeat),
+            "reason": str(reason_path),
+        }
         with open(spec.log_path, "wb") as log:
             try:
-                process = await asyncio.create_subprocess_exec(
-                    *argv,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
-                )
+                process = await spawn_supervisor(order, stderr=log.fileno(), new_session=True)
             except OSError as err:
-                raise TaskStartError(f"cannot start {spec.command[0]!r}: {err.strerror or err}") from err
-        return ProcessHandle(process)
+                raise TaskStartError(f"cannot start the task's supervisor: {err.strerror or err}") from err
+        return ProcessHandle(process, reason_path)
 
     async def orphans(self) -> dict[tuple[str, int], Handle]:
-        # Children die with the worker (PR_SET_PDEATHSIG), so a new worker never inherits any.
+        # Tasks die with the worker (their supervisor kills them), so a new worker never inherits any.
         return {}
 
     async def close(self) -> None:
