@@ -18,6 +18,12 @@ flag                   environment                   meaning (default)
 --preemption           ORCH_PREEMPTION               a task that fits nowhere evicts lower-priority ones (false)
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
+--lease-margin         ORCH_LEASE_MARGIN             the worker stops its tasks this many seconds before its
+                                                     lease could expire (min(1, TTL/4); at most TTL/2)
+--lost-grace           ORCH_LOST_GRACE               the master waits this long past a node's lease expiry
+                                                     before rerunning its tasks elsewhere, seconds (2)
+--run-as               ORCH_RUN_AS                   process runtime: run tasks as this user (the worker's;
+                                                     another user needs a root worker)
 --leader-ttl           ORCH_LEADER_TTL               master leadership lease, seconds (5)
 --name                 ORCH_NAME                     worker node id (the host name)
 --runtime              ORCH_RUNTIME                  process | docker (process)
@@ -146,6 +152,9 @@ class Settings(BaseSettings):
     preemption: bool = False  # scheduler.preemption in scenario files: opt-in, as there
     seed: int = 0
     lease_ttl: int = Field(default=5, ge=1)
+    lease_margin: float | None = Field(default=None, gt=0)  # None: orchlive.worker.default_lease_margin
+    lost_grace: float = Field(default=2.0, ge=0, le=3600)  # orchlive.master.LOST_GRACE
+    run_as: str | None = None
     leader_ttl: int = Field(default=5, ge=1)
     name: str = Field(default_factory=socket.gethostname)
     runtime: str = "process"

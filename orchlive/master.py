@@ -65,6 +65,9 @@ log = logging.getLogger(__name__)
 # a placement costs 3 puts and 1 compare, plus 1 put and 2 compares per node touched).
 BATCH = 24
 BATCH_BYTES = 1024 * 1024  # below etcd's default request limit of 1.5 MiB, with room for the compares
+# Seconds the master waits past a node's lease expiry before rerunning its tasks elsewhere
+# (--lost-grace, ORCH_LOST_GRACE): with the worker's margin, time for a copy to stop first.
+LOST_GRACE = 2.0
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -104,6 +107,7 @@ class Master:
         preemption: bool = False,
         candidate: str = "master",
         leader_ttl: int = 5,
+        lost_grace: float = LOST_GRACE,
     ) -> None:
         self.store = store
         self.keys = store.keys
@@ -135,6 +139,9 @@ class Master:
         self.election = Election(store, candidate, self.is_leader, ttl=leader_ttl)
         self.ready = asyncio.Event()
         self._lost_handled: set[str] = set()
+        self.lost_grace = lost_grace
+        self._lost_since: dict[str, float] = {}  # nodes seen without their lease, since (time.monotonic)
+        self._grace_wake: float | None = None  # when the grace timer wakes the loop (time.monotonic)
 
     # ------------------------------------------------------------------ state mirror
     async def load(self) -> int:
@@ -156,6 +163,7 @@ class Master:
                     node = Keys.last(event.key)
                     if event.kind == "put":
                         self._lost_handled.discard(node)
+                        self._lost_since.pop(node, None)
                 self.wake.set()
 
     # ------------------------------------------------------------------ the matrix
@@ -356,10 +364,28 @@ class Master:
         self.latency_counts[-1] += 1
 
     # ------------------------------------------------------------------ health
+    def _lost_long_enough(self, node_id: str) -> bool:
+        """Whether ``lost_grace`` seconds passed since this master first saw the node without its lease.
+
+        The first sight is no earlier than the expiry (the watch reports the deletion, or
+        a new leader sees the node already gone), so a copy still running there has had
+        the worker's margin plus the grace to stop. Until then a timer wakes the loop.
+        """
+        now = time.monotonic()
+        due = self._lost_since.setdefault(node_id, now) + self.lost_grace
+        if now >= due:
+            return True
+        if self._grace_wake is None or self._grace_wake <= now or due < self._grace_wake:
+            asyncio.get_running_loop().call_later(due - now, self.wake.set)
+            self._grace_wake = due
+        return False
+
     async def handle_lost_nodes(self) -> None:
-        """Requeue the tasks of every node whose lease expired (once per loss)."""
+        """Requeue the tasks of every node whose lease expired ``lost_grace`` seconds ago (once per loss)."""
         for node_id in list(self.cache.nodes):
             if node_id in self.cache.alive or node_id in self._lost_handled:
+                continue
+            if not self._lost_long_enough(node_id):
                 continue
             ledger = self.cache.ledger(node_id)
             for task_id in list(ledger.tasks):

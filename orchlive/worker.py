@@ -12,6 +12,14 @@
 * A worker whose lease expired while it was cut off first stops every task whose
   inbox key is gone, then registers again (fencing: the Go orchestrator let the old
   copy run on beside the new one).
+* At most one copy (README, "At most one copy"): after each renewal the worker knows
+  the lease cannot expire before ``sent + TTL``. It writes its *lease deadline*,
+  ``sent + TTL - margin``, to ``heartbeat_path``, which every task's supervisor reads
+  (``orchlive.runtime.supervisor``: it kills the task at the deadline even when the
+  worker is frozen), and stops its tasks itself at the deadline when etcd cannot be
+  reached (``lease_watchdog``), recording why. Once etcd answers again those tasks go
+  back to the queue with that reason (or, if the lease expired, the master's requeue
+  stands and the worker registers anew).
 * Devices (``orchlive.devices``): the worker declares them in its record (``devices``,
   its ``gpu`` capacity derived as GPUs x 1000) and gives a task the ones the master
   assigned (``ORCH_DEVICES``, ``CUDA_VISIBLE_DEVICES``).
@@ -34,14 +42,27 @@ from orchlive import devices as dev
 from orchlive import transitions
 from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
+from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 
-__all__ = ["Worker"]
+__all__ = ["HEARTBEAT_FILE", "Worker", "default_lease_margin"]
 
 log = logging.getLogger(__name__)
+HEARTBEAT_FILE = "lease-deadline"  # in the worker's data directory: read by the tasks' supervisors
 LOG_TAIL_BYTES = 64 * 1024  # the default of --log-tail-bytes (ORCH_LOG_TAIL_BYTES)
 MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
+
+
+def default_lease_margin(lease_ttl: float) -> float:
+    """Seconds before the lease could expire at which tasks are stopped: 1 s, or a quarter of a short TTL."""
+    return min(1.0, lease_ttl / 4)
+
+
+def check_lease_margin(lease_ttl: float, margin: float) -> None:
+    """ValueError (one line) unless ``0 < margin <= TTL / 2`` (renewals come every TTL / 3)."""
+    if not 0 < margin <= lease_ttl / 2:
+        raise ValueError(f"the lease margin must be > 0 and at most half the lease TTL ({lease_ttl} s), got {margin}")
 
 
 @dataclass
@@ -69,12 +90,21 @@ class Worker:
         address: str = "",
         log_tail_bytes: int = LOG_TAIL_BYTES,
         devices: Mapping[str, int] | None = None,
+        lease_margin: float | None = None,
+        heartbeat_path: Path | None = None,
     ) -> None:
         """``devices``: per kind (``--devices gpu=8``); None: ``ORCH_DEVICES``, else ``devices.declare``'s rule.
 
+        ``lease_margin``: seconds before the lease could expire at which tasks stop
+        (``default_lease_margin``). ``heartbeat_path``: where the lease deadline is written
+        for the supervisors (default ``data_dir / HEARTBEAT_FILE``; give the runtime the same).
+
         Raises:
-            ValueError: one line, for malformed or contradictory devices (``declare``).
+            ValueError: one line, for malformed or contradictory devices (``declare``), or a bad margin.
         """
+        self.lease_margin = default_lease_margin(lease_ttl) if lease_margin is None else lease_margin
+        check_lease_margin(lease_ttl, self.lease_margin)
+        self.heartbeat_path = heartbeat_path or data_dir / HEARTBEAT_FILE
         if devices is None and os.environ.get("ORCH_DEVICES", "").strip():
             devices = dev.parse_devices(os.environ["ORCH_DEVICES"])
         amounts, self.devices = dev.declare(capacity, devices)
@@ -98,12 +128,17 @@ class Worker:
         self.registered = asyncio.Event()
         # When the lease was last granted or renewed (time.monotonic): /metrics' heartbeat age.
         self.renewed_at = time.monotonic()
+        # When the tasks must have stopped if the lease is not renewed (time.monotonic).
+        self.deadline = time.monotonic()
+        # Tasks stopped at the lease deadline, with why: requeued once etcd answers.
+        self.stranded: dict[str, tuple[int, str]] = {}
 
     # ------------------------------------------------------------------ registration
     async def register(self) -> int:
         """Write the node record and the alive key under a fresh lease; returns the revision."""
+        sent = time.monotonic()
         self.lease_id = await self.store.grant_lease(self.lease_ttl)
-        self.renewed_at = time.monotonic()
+        self._renewed(sent)
         record = NodeRecord(
             id=self.node_id,
             address=self.address,
@@ -117,23 +152,56 @@ class Worker:
         log.info("worker %s registered (lease %x)", self.node_id, self.lease_id)
         return revision
 
+    def _renewed(self, sent: float) -> None:
+        """The lease was granted or renewed by a request sent at ``sent``: push the deadline."""
+        self.renewed_at = time.monotonic()
+        self.deadline = sent + self.lease_ttl - self.lease_margin
+        self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
+        write_deadline(str(self.heartbeat_path), self.deadline)
+
     async def heartbeat_loop(self) -> None:
         """Keep the lease alive; after an expiry, fence stale tasks and register again."""
         interval = max(self.lease_ttl / 3, 0.2)
         while True:
             await asyncio.sleep(interval)
             try:
+                sent = time.monotonic()
                 ttl = await self.store.refresh_lease(self.lease_id)
                 if ttl <= 0:
                     log.warning("worker %s: lease expired; fencing and re-registering", self.node_id)
                     await self.fence()
                     await self.register()
                     await self.reconcile()
+                    self.stranded.clear()  # reconcile requeued those the master had not
                 else:
-                    self.renewed_at = time.monotonic()
+                    self._renewed(sent)
+                    await self._requeue_stranded()
                     await transitions.beat(self.store, self.node_id, self.lease_id)
             except StoreUnavailableError as err:
                 log.info("heartbeat: etcd unavailable (%s)", err)
+
+    async def lease_watchdog(self) -> None:
+        """Stop every task at the lease deadline, recording why: the master may soon run them elsewhere."""
+        while True:
+            await asyncio.sleep(max(self.deadline - time.monotonic(), 0.05))
+            late = time.monotonic() - self.deadline
+            if late < 0 or not self.running:
+                continue
+            since = time.monotonic() - self.renewed_at
+            reason = (
+                f"worker {self.node_id} could not renew its lease for {since:.1f} s (etcd unreachable; "
+                f"TTL {self.lease_ttl} s, margin {self.lease_margin:g} s): stopped before the lease could expire"
+            )
+            log.warning("%s; stopping %d task(s)", reason, len(self.running))
+            for task_id, run in list(self.running.items()):
+                self.stranded[task_id] = (run.attempt, reason)
+                await self._stop(task_id, "lease deadline passed")
+
+    async def _requeue_stranded(self) -> None:
+        """Send the tasks stopped at the lease deadline back to the queue, if still placed here."""
+        for task_id, (attempt, reason) in list(self.stranded.items()):
+            await transitions.requeue(self.store, task_id, self.node_id, reason, attempt=attempt)
+            self.stranded.pop(task_id, None)
 
     async def fence(self) -> None:
         """Stop every local task whose inbox key is gone (it was placed elsewhere or deleted)."""
@@ -274,8 +342,9 @@ class Worker:
         """A task etcd says RUNNING here at (re)start: adopt its container, or send it back to the queue."""
         orphan = self.orphans.pop((task.id, task.attempts), None)
         if orphan is None:
-            # Its process died with the previous worker: run it again elsewhere or here.
-            await transitions.requeue(self.store, task.id, self.node_id, "worker restarted while the task ran")
+            # Its process died with the previous worker, or was stopped at the lease deadline.
+            _, why = self.stranded.pop(task.id, (0, "worker restarted while the task ran"))
+            await transitions.requeue(self.store, task.id, self.node_id, why, attempt=task.attempts)
             return
         log_path = self._log_path(task)
         if hasattr(orphan, "log_path"):
@@ -299,6 +368,12 @@ class Worker:
         run = self.running.get(task.id)
         if run is not None and run.stopping:
             return  # stopped on purpose (unassigned): nothing to report
+        if (fenced := handle.fenced()) is not None:  # its supervisor stopped it at the lease deadline
+            self.stranded[task.id] = (attempt, fenced)
+            self.running.pop(task.id, None)
+            with contextlib.suppress(StoreUnavailableError):
+                await self._requeue_stranded()
+            return
         if reason is None:
             reason = handle.failure_reason()
         if reason is None and exit_code != 0:
@@ -335,10 +410,12 @@ class Worker:
             await orphan.kill()
         self.orphans.clear()
         beats = asyncio.create_task(self.heartbeat_loop())
+        watchdog = asyncio.create_task(self.lease_watchdog())
         try:
             await self.inbox_loop(start)
         finally:
             beats.cancel()
+            watchdog.cancel()
             for task_id in list(self.running):
                 await self._stop(task_id, "worker shutting down")
 

@@ -35,6 +35,8 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     policy_flags(master, settings)
     master.add_argument("--seed", type=int, default=settings.seed)
     master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
+    grace = "seconds past a node's lease expiry before its tasks rerun elsewhere (ORCH_LOST_GRACE; %(default)s)"
+    master.add_argument("--lost-grace", type=float, default=settings.lost_grace, metavar="SECONDS", help=grace)
     protect = "/health and /metrics need the token (ORCH_PROTECT_SYSTEM)"
     master.add_argument("--protect-system", action="store_true", default=settings.protect_system, help=protect)
 
@@ -48,6 +50,10 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     worker.add_argument("--devices", default=settings.devices, metavar="KIND=COUNT,...", help=devices)
     worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
     worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
+    margin = "stop tasks this long before the lease could expire (ORCH_LEASE_MARGIN; default min(1, TTL/4))"
+    worker.add_argument("--lease-margin", type=float, default=settings.lease_margin, metavar="SECONDS", help=margin)
+    run_as = "process runtime: run tasks as this user (ORCH_RUN_AS; another user needs a root worker)"
+    worker.add_argument("--run-as", default=settings.run_as, metavar="USER", help=run_as)
     worker.add_argument("--data-dir", type=Path, default=settings.data_dir)
     metrics = "serve Prometheus /metrics on this port (default 0: off; see orchlive.worker_metrics)"
     worker.add_argument("--metrics-port", type=int, default=0, metavar="PORT", help=metrics)
@@ -62,6 +68,8 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     from orchlive.master import Master
     from orchlive.store import Store
 
+    if not 0 <= args.lost_grace <= 3600:
+        raise UsageError(f"--lost-grace: {args.lost_grace} is not a number of seconds in [0, 3600]")
     params = policy_config(args)
     filters = filter_config(args)
     sample = sample_config(args)
@@ -81,6 +89,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
         preemption=args.preemption,
         candidate=settings.master_id,
         leader_ttl=args.leader_ttl,
+        lost_grace=args.lost_grace,
     )
     app = create_app(store, master, api_token=settings.api_token, protect_system=args.protect_system)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
@@ -110,20 +119,20 @@ def _worker_devices(args: argparse.Namespace) -> dict[str, int] | None:
 def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Register this machine's capacity and run the tasks assigned to it until SIGINT or SIGTERM."""
     from orchlive.models import Resources
-    from orchlive.runtime import TaskStartError, make_runtime
     from orchlive.store import Store
-    from orchlive.worker import Worker
+    from orchlive.worker import HEARTBEAT_FILE, Worker, check_lease_margin
 
     try:
         labels = parse_labels(args.labels)
     except ValueError as err:
         raise UsageError(f"--labels: {err}") from None
     capacity = Resources.model_validate(_worker_capacity(args, settings))
-    try:
-        options = {"node_id": args.name, "network": args.network} if args.runtime == "docker" else {}
-        runtime = make_runtime(args.runtime, **options)
-    except (TaskStartError, ValueError) as err:
-        raise UsageError(f"--runtime {args.runtime}: {err}") from None
+    if args.lease_margin is not None:
+        try:
+            check_lease_margin(args.lease_ttl, args.lease_margin)
+        except ValueError as err:
+            raise UsageError(f"--lease-margin: {err}") from None
+    runtime = _make_runtime(args, heartbeat := args.data_dir / args.name / HEARTBEAT_FILE)
     try:
         worker = Worker(
             Store(args.etcd, args.prefix),
@@ -136,12 +145,36 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
             address=socket.gethostname(),
             log_tail_bytes=settings.log_tail_bytes,
             devices=_worker_devices(args),
+            lease_margin=args.lease_margin,
+            heartbeat_path=heartbeat,
         )
     except ValueError as err:  # devices contradicting the capacity, a gpu capacity not whole GPUs
         raise UsageError(str(err)) from None
 
     asyncio.run(_serve_worker(worker, runtime, args))
     return 0
+
+
+def _make_runtime(args: argparse.Namespace, heartbeat: Path) -> Any:
+    """The worker's runtime, its supervisors reading ``heartbeat``; a UsageError naming the flag if it cannot run."""
+    from orchlive.runtime import TaskStartError, make_runtime
+    from orchlive.runtime.process import check_run_as
+
+    if args.run_as and args.runtime != "process":
+        raise UsageError(f"--run-as: only the process runtime runs tasks as another user (not {args.runtime})")
+    try:
+        check_run_as(args.run_as)
+    except ValueError as err:
+        raise UsageError(f"--run-as: {err}") from None
+    options: dict[str, Any] = {"heartbeat": heartbeat}
+    if args.runtime == "docker":
+        options |= {"node_id": args.name, "network": args.network}
+    elif args.run_as:
+        options["run_as"] = args.run_as
+    try:
+        return make_runtime(args.runtime, **options)
+    except (TaskStartError, ValueError) as err:
+        raise UsageError(f"--runtime {args.runtime}: {err}") from None
 
 
 async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> None:

@@ -77,6 +77,13 @@ class Handle(Protocol):
         """After ``wait``: why the runtime ended it (e.g. out of memory), if it knows."""
         ...
 
+    def fenced(self) -> str | None:
+        """After ``wait``: why its supervisor stopped it at the worker's lease deadline, if it did.
+
+        Such a task did not fail: the worker sends it back to the queue.
+        """
+        ...
+
 
 class Runtime(Protocol):
     """Starts tasks and finds the ones a previous worker incarnation left behind."""

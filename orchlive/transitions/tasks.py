@@ -204,14 +204,20 @@ async def finish(
     return await _with_ledger(store, task_id, change)
 
 
-async def requeue(store: Store, task_id: str, node_id: str, reason: str, *, count_attempt: bool = True) -> Task | None:
+async def requeue(
+    store: Store, task_id: str, node_id: str, reason: str, *, count_attempt: bool = True, attempt: int | None = None
+) -> Task | None:
     """Send a task placed on ``node_id`` back to PENDING (or FAILED once out of attempts).
 
     ``count_attempt=False`` (a drain eviction, not a failure) skips the retry limit.
+    ``attempt``: only that placement (a worker requeuing what it stopped, which may since
+    have been placed on it anew).
     """
 
     def change(task: Task) -> tuple[Task, str] | None:
         if task.node_id != node_id or not task.state.holds_resources:
+            return None
+        if attempt is not None and task.attempts != attempt:
             return None
         if count_attempt and task.attempts >= task.max_attempts:
             failed = task.model_copy(
