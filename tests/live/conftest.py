@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from orchlive.etcd_cluster import EtcdCluster
 from orchlive.etcd_server import EtcdServer
 
 from .harness import LiveCluster
@@ -20,6 +21,17 @@ def etcd() -> Iterator[EtcdServer]:
     server.start()
     yield server
     server.cleanup()
+
+
+@pytest.fixture
+def etcd_cluster() -> Iterator[EtcdCluster]:
+    """A real 3-member etcd cluster on loopback (``orchlive.etcd_cluster``), for one test."""
+    if shutil.which("etcd") is None:
+        pytest.skip("no 'etcd' binary on PATH: install Debian's etcd-server (.ci/run does)")
+    cluster = EtcdCluster(3)
+    cluster.start()
+    yield cluster
+    cluster.cleanup()
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,16 +21,6 @@ from .harness import LiveCluster
 
 pytestmark = pytest.mark.live
 BODY = {"name": "f", "image": "alpine", "command": ["true"]}
-
-
-@pytest.fixture
-def etcd_cluster() -> Iterator[EtcdCluster]:
-    if shutil.which("etcd") is None:
-        pytest.skip("no 'etcd' binary on PATH: install Debian's etcd-server (.ci/run does)")
-    cluster = EtcdCluster(3)
-    cluster.start()
-    yield cluster
-    cluster.cleanup()
 
 
 def test_a_dead_first_endpoint_is_skipped(etcd_cluster: EtcdCluster) -> None:
