@@ -1,0 +1,131 @@
+"""The task supervisor on its own (``orchlive.runtime.supervisor``): no etcd, no worker.
+
+Process mode: the whole process group dies at the lease deadline (grandchildren too)
+and the reason is recorded; a deadline the worker keeps pushing lets the task finish.
+Docker mode, against a fake engine on a unix socket: the supervisor asks the engine to
+kill the container at the deadline, and leaves on its own once the container stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import socketserver
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchlive.runtime.base import TaskSpec
+from orchlive.runtime.process import ProcessRuntime, spawn_supervisor
+from orchlive.runtime.supervisor import write_deadline
+
+pytestmark = pytest.mark.live
+
+
+def _alive(pattern: str) -> bool:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True).returncode == 0
+
+
+def test_the_group_dies_at_the_deadline_and_lives_while_it_is_pushed(tmp_path: Path) -> None:
+    heartbeat = tmp_path / "lease-deadline"
+    marker = f"sleep 7{time.monotonic_ns() % 1000:03d}"  # a grandchild only this test starts
+
+    async def scenario() -> tuple[int, str | None, int, str | None]:
+        runtime = ProcessRuntime(heartbeat=heartbeat)
+        write_deadline(str(heartbeat), time.monotonic() + 0.6)
+        spec = TaskSpec("doomed", 1, None, ["sh", "-c", f"{marker}; echo never"], log_path=tmp_path / "a.log")
+        doomed = await runtime.start(spec)
+        code = await asyncio.wait_for(doomed.wait(), timeout=10)
+        write_deadline(str(heartbeat), time.monotonic() + 0.6)
+        fine = await runtime.start(TaskSpec("kept", 1, None, ["sleep", "1.5"], log_path=tmp_path / "b.log"))
+        for _ in range(15):  # the worker renewing: the deadline moves on every 0.2 s
+            write_deadline(str(heartbeat), time.monotonic() + 0.6)
+            await asyncio.sleep(0.2)
+        return code, doomed.fenced(), await fine.wait(), fine.fenced()
+
+    code, why, kept_code, kept_why = asyncio.run(scenario())
+    assert code == -9 and why is not None and "did not renew its lease in time" in why
+    assert not _alive(marker), "the task's child outlived the group kill"
+    assert "never" not in (tmp_path / "a.log").read_text()
+    assert (kept_code, kept_why) == (0, None)
+
+
+class _FakeEngine(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: str) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.running = True
+        super().__init__(path, _EngineHandler)
+
+
+class _EngineHandler(http.server.BaseHTTPRequestHandler):
+    server: _FakeEngine
+
+    def address_string(self) -> str:  # a unix socket has no client address
+        return "fake"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes = b"") -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self.server.calls.append(("GET", self.path))
+        self._reply(200, b'{"State": {"Running": %s}}' % (b"true" if self.server.running else b"false"))
+
+    def do_POST(self) -> None:
+        self.server.calls.append(("POST", self.path))
+        self.server.running = False
+        self._reply(204)
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[_FakeEngine]:
+    server = _FakeEngine(str(tmp_path / "docker.sock"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _container_supervisor(tmp_path: Path, heartbeat: Path) -> int:
+    order = {
+        "docker": {"host": f"unix://{tmp_path / 'docker.sock'}", "container": "c0ffee"},
+        "heartbeat": str(heartbeat),
+        "reason": str(tmp_path / "c.stopped"),
+    }
+
+    async def run() -> int:
+        process = await spawn_supervisor(order, stderr=subprocess.DEVNULL, new_session=True)
+        return await asyncio.wait_for(process.wait(), timeout=15)
+
+    return asyncio.run(run())
+
+
+def test_the_container_is_killed_through_the_engine_at_the_deadline(engine: _FakeEngine, tmp_path: Path) -> None:
+    heartbeat = tmp_path / "lease-deadline"
+    write_deadline(str(heartbeat), time.monotonic() + 1.0)
+    began = time.monotonic()
+    assert _container_supervisor(tmp_path, heartbeat) == 0
+    assert ("POST", "/containers/c0ffee/kill") in engine.calls
+    assert time.monotonic() - began >= 1.0 - 0.05  # not before the deadline
+    assert "did not renew its lease in time" in (tmp_path / "c.stopped").read_text()
+
+
+def test_the_container_supervisor_leaves_once_the_container_stopped(engine: _FakeEngine, tmp_path: Path) -> None:
+    heartbeat = tmp_path / "lease-deadline"
+    write_deadline(str(heartbeat), time.monotonic() + 3600)
+    engine.running = False  # the task ended on its own
+    assert _container_supervisor(tmp_path, heartbeat) == 0
+    assert [c for c in engine.calls if c[0] == "POST"] == []
+    assert not (tmp_path / "c.stopped").exists()
