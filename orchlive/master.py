@@ -387,6 +387,8 @@ class Master:
                 continue
             if not self._lost_long_enough(node_id):
                 continue
+            if await self.store.get(self.keys.alive(node_id)) is not None:
+                continue  # back already: a leader paused meanwhile must not act on what it saw before
             ledger = self.cache.ledger(node_id)
             for task_id in list(ledger.tasks):
                 await transitions.requeue(
