@@ -19,7 +19,7 @@ flag                   environment                   meaning (default)
 --seed                 ORCH_SEED                     seed of the random policies (0)
 --lease-ttl            ORCH_LEASE_TTL                worker heartbeat lease, seconds (5)
 --lease-margin         ORCH_LEASE_MARGIN             the worker stops its tasks this many seconds before its
-                                                     lease could expire (min(1, TTL/4); at most TTL/2)
+                                                     lease could expire (min(1, TTL/8); at most TTL/2)
 --lost-grace           ORCH_LOST_GRACE               the master waits this long past a node's lease expiry
                                                      before rerunning its tasks elsewhere, seconds (2)
 --run-as               ORCH_RUN_AS                   process runtime: run tasks as this user (the worker's;

@@ -55,12 +55,18 @@ MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
 
 
 def default_lease_margin(lease_ttl: float) -> float:
-    """Seconds before the lease could expire at which tasks are stopped: 1 s, or a quarter of a short TTL."""
-    return min(1.0, lease_ttl / 4)
+    """Seconds before the lease could expire at which tasks are stopped: 1 s, or an eighth of a short TTL.
+
+    Small, because the master's grace (``orchlive.master.LOST_GRACE``) is what keeps the
+    copies apart; the margin only has to cover the supervisor's poll. A larger one would
+    stop tasks whenever etcd answers a renewal slowly (renewals go every TTL / 4, so one
+    may take up to ``TTL - TTL/4 - margin`` seconds).
+    """
+    return min(1.0, lease_ttl / 8)
 
 
 def check_lease_margin(lease_ttl: float, margin: float) -> None:
-    """ValueError (one line) unless ``0 < margin <= TTL / 2`` (renewals come every TTL / 3)."""
+    """ValueError (one line) unless ``0 < margin <= TTL / 2`` (renewals go every TTL / 4)."""
     if not 0 < margin <= lease_ttl / 2:
         raise ValueError(f"the lease margin must be > 0 and at most half the lease TTL ({lease_ttl} s), got {margin}")
 
@@ -128,8 +134,9 @@ class Worker:
         self.registered = asyncio.Event()
         # When the lease was last granted or renewed (time.monotonic): /metrics' heartbeat age.
         self.renewed_at = time.monotonic()
-        # When the tasks must have stopped if the lease is not renewed (time.monotonic).
-        self.deadline = time.monotonic()
+        # When the tasks must have stopped if the lease is not renewed (time.monotonic), and
+        # when the renewal that set it was sent.
+        self.deadline = self.renewal_sent = time.monotonic()
         # Tasks stopped at the lease deadline, with why: requeued once etcd answers.
         self.stranded: dict[str, tuple[int, str]] = {}
 
@@ -155,15 +162,21 @@ class Worker:
     def _renewed(self, sent: float) -> None:
         """The lease was granted or renewed by a request sent at ``sent``: push the deadline."""
         self.renewed_at = time.monotonic()
+        self.renewal_sent = sent
         self.deadline = sent + self.lease_ttl - self.lease_margin
         self.heartbeat_path.parent.mkdir(parents=True, exist_ok=True)
         write_deadline(str(self.heartbeat_path), self.deadline)
 
     async def heartbeat_loop(self) -> None:
-        """Keep the lease alive; after an expiry, fence stale tasks and register again."""
-        interval = max(self.lease_ttl / 3, 0.2)
+        """Keep the lease alive; after an expiry, fence stale tasks and register again.
+
+        A renewal goes every TTL / 4 counted from when the previous one was sent, not from
+        its answer: a slow etcd must not also space the renewals out.
+        """
+        interval = max(self.lease_ttl / 4, 0.2)
+        sent = time.monotonic()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(sent + interval - time.monotonic(), 0))
             try:
                 sent = time.monotonic()
                 ttl = await self.store.refresh_lease(self.lease_id)
@@ -187,7 +200,7 @@ class Worker:
             late = time.monotonic() - self.deadline
             if late < 0 or not self.running:
                 continue
-            since = time.monotonic() - self.renewed_at
+            since = time.monotonic() - self.renewal_sent
             reason = (
                 f"worker {self.node_id} could not renew its lease for {since:.1f} s (etcd unreachable; "
                 f"TTL {self.lease_ttl} s, margin {self.lease_margin:g} s): stopped before the lease could expire"

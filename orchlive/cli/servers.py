@@ -50,7 +50,7 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     worker.add_argument("--devices", default=settings.devices, metavar="KIND=COUNT,...", help=devices)
     worker.add_argument("--network", default=settings.network, choices=["none", "host"], help="container network")
     worker.add_argument("--lease-ttl", type=int, default=settings.lease_ttl)
-    margin = "stop tasks this long before the lease could expire (ORCH_LEASE_MARGIN; default min(1, TTL/4))"
+    margin = "stop tasks this long before the lease could expire (ORCH_LEASE_MARGIN; default min(1, TTL/8))"
     worker.add_argument("--lease-margin", type=float, default=settings.lease_margin, metavar="SECONDS", help=margin)
     run_as = "process runtime: run tasks as this user (ORCH_RUN_AS; another user needs a root worker)"
     worker.add_argument("--run-as", default=settings.run_as, metavar="USER", help=run_as)

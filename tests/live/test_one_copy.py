@@ -2,7 +2,7 @@
 
 The tasks stamp a ledger while they run (``tests/live/ledger.py``); two executions of one
 task overlap when one starts before the other's last stamp. Lease TTL 2 s (the worker
-stops its tasks 0.5 s before the lease could expire), the master's grace 2 s.
+stops its tasks 0.25 s before the lease could expire), the master's grace 2 s.
 """
 
 from __future__ import annotations
