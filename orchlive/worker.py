@@ -78,6 +78,7 @@ class _Running:
     handle: Handle
     waiter: asyncio.Task[None]
     stopping: bool = False
+    ended: bool = False  # it ended on its own: its outcome is to be reported, not stopped
 
 
 class Worker:
@@ -197,17 +198,22 @@ class Worker:
         """Stop every task at the lease deadline, recording why: the master may soon run them elsewhere."""
         while True:
             await asyncio.sleep(max(self.deadline - time.monotonic(), 0.05))
-            late = time.monotonic() - self.deadline
-            if late < 0 or not self.running:
+            if time.monotonic() < self.deadline or not self.running:
+                continue
+            # Back from a pause, ends noticed late come first: a task that ended is reported, not stopped.
+            await asyncio.sleep(0.1)
+            ongoing = [task_id for task_id, run in self.running.items() if not run.ended]
+            if time.monotonic() < self.deadline or not ongoing:
                 continue
             since = time.monotonic() - self.renewal_sent
             reason = (
-                f"worker {self.node_id} could not renew its lease for {since:.1f} s (etcd unreachable; "
-                f"TTL {self.lease_ttl} s, margin {self.lease_margin:g} s): stopped before the lease could expire"
+                f"worker {self.node_id} could not renew its lease for {since:.1f} s (etcd unreachable, or the "
+                f"worker paused; TTL {self.lease_ttl} s, margin {self.lease_margin:g} s): stopped before the "
+                "lease could expire"
             )
-            log.warning("%s; stopping %d task(s)", reason, len(self.running))
-            for task_id, run in list(self.running.items()):
-                self.stranded[task_id] = (run.attempt, reason)
+            log.warning("%s; stopping %d task(s)", reason, len(ongoing))
+            for task_id in ongoing:
+                self.stranded[task_id] = (self.running[task_id].attempt, reason)
                 await self._stop(task_id, "lease deadline passed")
 
     async def _requeue_stranded(self) -> None:
@@ -379,6 +385,8 @@ class Worker:
             exit_code = await handle.wait()
             reason = f"timed out after {task.timeout:g} s and was killed"
         run = self.running.get(task.id)
+        if run is not None:
+            run.ended = True
         if run is not None and run.stopping:
             return  # stopped on purpose (unassigned): nothing to report
         if (fenced := handle.fenced()) is not None:  # its supervisor stopped it at the lease deadline
