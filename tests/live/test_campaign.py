@@ -39,9 +39,9 @@ LEASE_TTL, GRACE = 3, 2.0  # GRACE: the master's default (--lost-grace)
 
 
 def _submit_all(client: AnyMaster, ledger: Path, ids: list[str], rng: random.Random, over: float) -> None:
-    """Submit ``TASKS`` ledgered tasks of 1 to 4 s, spread over ``over`` seconds."""
+    """Submit ``TASKS`` ledgered tasks of 2 to 6 s, spread over ``over`` seconds."""
     for i in range(TASKS):
-        body = ledger_task(f"c{i}", ledger, round(rng.uniform(1, 4), 2), tick=0.2)
+        body = ledger_task(f"c{i}", ledger, round(rng.uniform(2, 6), 2), tick=0.2)
         reply = client.request("POST", "/api/v1/tasks", json=body)
         assert reply.status_code == 201, reply.text
         ids.append(reply.json()["id"])
@@ -88,7 +88,7 @@ def test_fault_campaign(etcd_cluster: EtcdCluster, tmp_path: Path) -> None:
         ids: list[str] = []
         faults = Faults(cluster, etcd_cluster, client, rng, LEASE_TTL, GRACE)
         steps = _schedule(faults)
-        submitting = threading.Thread(target=_submit_all, args=(client, ledger, ids, rng, 8.0 * len(steps)))
+        submitting = threading.Thread(target=_submit_all, args=(client, ledger, ids, rng, 6.0 * len(steps)))
         submitting.start()
         run_schedule(steps, gap=2.0)
         submitting.join()
