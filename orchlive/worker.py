@@ -213,8 +213,9 @@ class Worker:
             )
             log.warning("%s; stopping %d task(s)", reason, len(ongoing))
             for task_id in ongoing:
-                self.stranded[task_id] = (self.running[task_id].attempt, reason)
-                await self._stop(task_id, "lease deadline passed")
+                if (run := self.running.get(task_id)) is not None:  # not ended or stopped meanwhile
+                    self.stranded[task_id] = (run.attempt, reason)
+                    await self._stop(task_id, "lease deadline passed")
 
     async def _requeue_stranded(self) -> None:
         """Send the tasks stopped at the lease deadline back to the queue, if still placed here."""
