@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,10 @@ class Ledger:
     def completions(self, task: str) -> int:
         """How many executions of ``task`` ran to their end."""
         return sum(run.done for run in self.runs.get(task, []))
+
+    def gaps(self) -> list[float]:
+        """Seconds between one execution's last stamp and the next one's first, over every rerun."""
+        return [b.first - a.last for runs in self.runs.values() for a, b in pairwise(runs)]
 
     def reruns(self) -> int:
         """Executions beyond the first of each task (sequential retries)."""

@@ -116,8 +116,9 @@ def _check_tasks(tasks: dict, ids: list[str], deleted: set[str], seen: Ledger) -
     # A run that ended while its worker was frozen or killed, before it could report, is run
     # again once the lease expires: at least once, one copy at a time.
     again = sum(seen.completions(i) > 1 for i in kept)
+    gap = f", the closest {min(seen.gaps()):.2f} s apart" if seen.gaps() else ""
     print(
-        f"campaign: {seen.reruns()} sequential reruns ({again} after an end its worker could not report), "
+        f"campaign: {seen.reruns()} sequential reruns ({again} after an end its worker could not report){gap}, "
         f"{len(deleted)} deleted mid-run, 0 overlaps"
     )
 
