@@ -130,9 +130,9 @@ def _exit_like(status: int) -> None:
     """Exit as the task did: its exit code, or killed by its signal (the worker reads ``-N``)."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP keep their default anyway
             signal.signal(sig, signal.SIG_DFL)
-            os.kill(os.getpid(), sig)
+        os.kill(os.getpid(), sig)
         os._exit(128 + sig)
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
@@ -159,6 +159,9 @@ def supervise_process(order: dict[str, Any]) -> None:
     poll = float(order.get("poll") or 0.1)
     waiter = _exit_waiter(child.pid)
     while True:
+        pid, status = os.waitpid(child.pid, os.WNOHANG)
+        if pid == child.pid:  # first: a task that ended by itself is never reported as stopped
+            _exit_like(status)
         if os.getppid() != parent:  # the worker died before the parent-death signal was set
             _kill_group()
         deadline = read_deadline(order.get("heartbeat"))
@@ -166,9 +169,6 @@ def supervise_process(order: dict[str, Any]) -> None:
             _record(order, _stop_reason(deadline))
             _kill_group()
         waiter(poll)
-        pid, status = os.waitpid(child.pid, os.WNOHANG)
-        if pid == child.pid:
-            _exit_like(status)
 
 
 def _exit_waiter(pid: int) -> Any:
