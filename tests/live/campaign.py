@@ -118,8 +118,12 @@ class Faults:
         self.done.append(f"kill -9 {name}")
 
     def worker_freeze(self) -> None:
-        """SIGSTOP beyond the lease and the grace: the master reruns the tasks elsewhere meanwhile."""
-        name = self.rng.choice(sorted(self.cluster.workers))
+        """SIGSTOP beyond the lease and the grace: the master reruns the tasks elsewhere meanwhile.
+
+        The worker running the most tasks: the fault is there to meet copies still running.
+        """
+        running = [t["node_id"] for t in self.client.tasks() if t["state"] == "RUNNING"]
+        name = max(sorted(self.cluster.workers), key=running.count)
         child = self.cluster.workers[name]
         child.send_signal(signal.SIGSTOP)
         try:

@@ -39,9 +39,14 @@ LEASE_TTL, GRACE = 3, 2.0  # GRACE: the master's default (--lost-grace)
 
 
 def _submit_all(client: AnyMaster, ledger: Path, ids: list[str], rng: random.Random, over: float) -> None:
-    """Submit ``TASKS`` ledgered tasks of 2 to 6 s, spread over ``over`` seconds."""
+    """Submit ``TASKS`` ledgered tasks of 2 to 6 s (every 8th: 12 s), spread over ``over`` seconds.
+
+    The long ones outlive a frozen worker's lease: without the supervisors they are the
+    copies that would still run when the master reruns them.
+    """
     for i in range(TASKS):
-        body = ledger_task(f"c{i}", ledger, round(rng.uniform(2, 6), 2), tick=0.2)
+        seconds = 12.0 if i % 8 == 0 else round(rng.uniform(2, 6), 2)
+        body = ledger_task(f"c{i}", ledger, seconds, tick=0.2)
         reply = client.request("POST", "/api/v1/tasks", json=body)
         assert reply.status_code == 201, reply.text
         ids.append(reply.json()["id"])
