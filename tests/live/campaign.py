@@ -107,6 +107,7 @@ class Faults:
     rng: random.Random
     lease_ttl: float
     grace: float
+    long_names: set[str] = field(default_factory=set)  # tasks that outlive a lease and the grace
     deleted: set[str] = field(default_factory=set)
     done: list[str] = field(default_factory=list)
 
@@ -120,10 +121,13 @@ class Faults:
     def worker_freeze(self) -> None:
         """SIGSTOP beyond the lease and the grace: the master reruns the tasks elsewhere meanwhile.
 
-        The worker running the most tasks: the fault is there to meet copies still running.
+        The worker that started a long task (``long_names``) last, else the busiest: the fault is
+        there to meet a copy that would still be running when the master reruns it.
         """
-        running = [t["node_id"] for t in self.client.tasks() if t["state"] == "RUNNING"]
-        name = max(sorted(self.cluster.workers), key=running.count)
+        running = [t for t in self.client.tasks() if t["state"] == "RUNNING" and t["node_id"] in self.cluster.workers]
+        long = sorted((t for t in running if t["name"] in self.long_names), key=lambda t: t["start_time"] or "")
+        nodes = [t["node_id"] for t in running]
+        name = long[-1]["node_id"] if long else max(sorted(self.cluster.workers), key=nodes.count)
         child = self.cluster.workers[name]
         child.send_signal(signal.SIGSTOP)
         try:

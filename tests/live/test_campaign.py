@@ -36,6 +36,7 @@ FULL = os.environ.get("ORCH_FULL_CAMPAIGN") == "1"
 TASKS = 300 if FULL else 80
 ROUNDS = 3 if FULL else 1
 LEASE_TTL, GRACE = 3, 2.0  # GRACE: the master's default (--lost-grace)
+LONG = {f"c{i}" for i in range(0, TASKS, 8)}  # tasks of 12 s: they outlive a frozen worker's lease
 
 
 def _submit_all(client: AnyMaster, ledger: Path, ids: list[str], rng: random.Random, over: float) -> None:
@@ -45,7 +46,7 @@ def _submit_all(client: AnyMaster, ledger: Path, ids: list[str], rng: random.Ran
     copies that would still run when the master reruns them.
     """
     for i in range(TASKS):
-        seconds = 12.0 if i % 8 == 0 else round(rng.uniform(2, 6), 2)
+        seconds = 12.0 if f"c{i}" in LONG else round(rng.uniform(2, 6), 2)
         body = ledger_task(f"c{i}", ledger, seconds, tick=0.2)
         reply = client.request("POST", "/api/v1/tasks", json=body)
         assert reply.status_code == 201, reply.text
@@ -96,7 +97,7 @@ def test_fault_campaign(etcd_cluster: EtcdCluster, tmp_path: Path) -> None:
         listening.start()
         ledger = tmp_path / "ledger.txt"
         ids: list[str] = []
-        faults = Faults(cluster, etcd_cluster, client, rng, LEASE_TTL, GRACE)
+        faults = Faults(cluster, etcd_cluster, client, rng, LEASE_TTL, GRACE, long_names=LONG)
         steps = _schedule(faults)
         submitting = threading.Thread(target=_submit_all, args=(client, ledger, ids, rng, 6.0 * len(steps)))
         submitting.start()
