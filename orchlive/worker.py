@@ -197,13 +197,16 @@ class Worker:
     async def lease_watchdog(self) -> None:
         """Stop every task at the lease deadline, recording why: the master may soon run them elsewhere."""
         while True:
-            await asyncio.sleep(max(self.deadline - time.monotonic(), 0.05))
-            if time.monotonic() < self.deadline or not self.running:
+            # A little ahead of the supervisors (they poll every 0.1 s): the worker says why first.
+            due = self.deadline - 0.15
+            await asyncio.sleep(max(due - time.monotonic(), 0.05))
+            if time.monotonic() < self.deadline - 0.15 or not self.running:
                 continue
-            # Back from a pause, ends noticed late come first: a task that ended is reported, not stopped.
-            await asyncio.sleep(0.1)
+            if time.monotonic() > self.deadline + 0.2:
+                # Back from a pause: ends noticed late come first (a task that ended is reported, not stopped).
+                await asyncio.sleep(0.1)
             ongoing = [task_id for task_id, run in self.running.items() if not run.ended]
-            if time.monotonic() < self.deadline or not ongoing:
+            if time.monotonic() < self.deadline - 0.15 or not ongoing:
                 continue
             since = time.monotonic() - self.renewal_sent
             reason = (
@@ -391,6 +394,7 @@ class Worker:
         if run is not None and run.stopping:
             return  # stopped on purpose (unassigned): nothing to report
         if (fenced := handle.fenced()) is not None:  # its supervisor stopped it at the lease deadline
+            log.warning("task %s %s", task.id, fenced)
             self.stranded[task.id] = (attempt, fenced)
             self.running.pop(task.id, None)
             with contextlib.suppress(StoreUnavailableError):

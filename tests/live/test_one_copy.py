@@ -102,8 +102,10 @@ def test_a_worker_cut_off_from_etcd_stops_its_tasks_before_its_lease_expires(
             first, second = seen.runs[task_id]
             assert not first.done and first.last < cut_at + TTL, "w1 kept running past its lease"
             assert second.done
+        # Why, in the worker's log: its own stop, or (on a loaded machine) its supervisors' a moment sooner.
         log = (tmp_path / "w1.log").read_text()
-        assert re.search(r"worker w1 could not renew its lease for [\d.]+ s \(etcd unreachable", log), log[-2000:]
+        said = r"worker w1 could not renew its lease for [\d.]+ s \(etcd unreachable|stopped by its supervisor"
+        assert re.search(said, log), log[-2000:]
         etcd_cluster.start_member(2)
         cluster.wait_until(lambda: cluster.node_state("w1") == "READY", timeout=30, what="w1 back with its member")
     finally:
