@@ -44,31 +44,14 @@ from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
 from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
+from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_lease_margin
 from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 
-__all__ = ["HEARTBEAT_FILE", "Worker", "default_lease_margin"]
+__all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
-HEARTBEAT_FILE = "lease-deadline"  # in the worker's data directory: read by the tasks' supervisors
 LOG_TAIL_BYTES = 64 * 1024  # the default of --log-tail-bytes (ORCH_LOG_TAIL_BYTES)
 MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
-
-
-def default_lease_margin(lease_ttl: float) -> float:
-    """Seconds before the lease could expire at which tasks are stopped: 1 s, or an eighth of a short TTL.
-
-    Small, because the master's grace (``orchlive.master.LOST_GRACE``) is what keeps the
-    copies apart; the margin only has to cover the supervisor's poll. A larger one would
-    stop tasks whenever etcd answers a renewal slowly (renewals go every TTL / 4, so one
-    may take up to ``TTL - TTL/4 - margin`` seconds).
-    """
-    return min(1.0, lease_ttl / 8)
-
-
-def check_lease_margin(lease_ttl: float, margin: float) -> None:
-    """ValueError (one line) unless ``0 < margin <= TTL / 2`` (renewals go every TTL / 4)."""
-    if not 0 < margin <= lease_ttl / 2:
-        raise ValueError(f"the lease margin must be > 0 and at most half the lease TTL ({lease_ttl} s), got {margin}")
 
 
 @dataclass
@@ -262,10 +245,13 @@ class Worker:
                     log.info("inbox: etcd unavailable (%s); reconciling later", err)
 
     async def _take_logged(self, task_id: str) -> None:
+        """``_take``, again until etcd answers: a task left ASSIGNED would hold its place for ever.
+
+        Safe to repeat: until the process starts, ``_take`` only reads and decides; once it
+        started, ``_mark_running`` retries on its own and never gives up half-way.
+        """
         try:
-            await self._take_contained(task_id)
-        except StoreUnavailableError as err:
-            log.info("task %s: etcd unavailable while starting (%s); the next reconcile retries", task_id, err)
+            await retrying(lambda: self._take_contained(task_id), what=f"task {task_id}: start")
         finally:
             self._taking.discard(task_id)
 
@@ -321,12 +307,29 @@ class Worker:
             log.warning("task %s could not start: %s", task_id, reason)
             await self._fail_to_start(task, reason)
             return
-        started = await transitions.start(self.store, task_id, self.node_id, task.attempts)
+        started = await retrying(lambda: self._mark_running(task_id, task.attempts), what=f"task {task_id}: RUNNING")
         if started is None:
             await handle.kill()  # the task moved on while we were starting it
             return
         waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
         self.running[task_id] = _Running(started, task.attempts, handle, waiter)
+
+    async def _mark_running(self, task_id: str, attempt: int) -> Task | None:
+        """ASSIGNED -> RUNNING for a started process; None if the task moved on.
+
+        Retried while etcd is unavailable (the process runs: dropping it would leave the
+        task ASSIGNED for ever, holding its resources). A try whose commit applied but
+        whose answer was lost finds the task RUNNING here, at this attempt: that is ours.
+        """
+        started = await transitions.start(self.store, task_id, self.node_id, attempt)
+        if started is not None:
+            return started
+        read = await transitions.read_task(self.store, task_id)
+        if read is not None:
+            task = read[0]
+            if task.state == TaskState.RUNNING and task.node_id == self.node_id and task.attempts == attempt:
+                return task
+        return None
 
     async def _fail_to_start(self, task: Task, reason: str) -> None:
         """ASSIGNED -> RUNNING -> FAILED with ``reason``: the report frees the task's resources."""

@@ -120,7 +120,8 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Register this machine's capacity and run the tasks assigned to it until SIGINT or SIGTERM."""
     from orchlive.models import Resources
     from orchlive.store import Store
-    from orchlive.worker import HEARTBEAT_FILE, Worker, check_lease_margin
+    from orchlive.worker import Worker
+    from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin
 
     try:
         labels = parse_labels(args.labels)
