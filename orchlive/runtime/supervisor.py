@@ -150,7 +150,7 @@ def supervise_process(order: dict[str, Any]) -> None:
     _set_parent_death_signal(signal.SIGTERM)
     try:
         child = _start_task(order)
-    except (OSError, KeyError, subprocess.SubprocessError) as err:
+    except (OSError, KeyError, ValueError, TypeError, subprocess.SubprocessError) as err:  # e.g. a NUL byte
         program = order["command"][0] if order.get("command") else ""
         detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
         _answer(f"error cannot start {program!r}: {detail}")
