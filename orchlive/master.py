@@ -113,6 +113,7 @@ class Master:
         self.keys = store.keys
         self.policy = policy
         self.params = params or {}
+        self.seed = seed  # shown by /health, for recordings (orchlive.record)
         self.queue = queue
         self.backfill_window = backfill_window
         self.preemption = preemption  # a task that fits nowhere may evict lower-priority ones (``orchlive.preemption``)

@@ -8,8 +8,12 @@ The recording is three files in one folder, read back by ``orchsim.traces.orchli
   has one row with attempt 0 and no node.
 * ``nodes.csv``: one row per node, from ``/api/v1/nodes`` and the ``node.joined``,
   ``node.lost`` and ``node.drained`` events.
-* ``policy.json``: the master's policy (``/health`` says which) and its parameters, which
-  the API does not expose: they come from the caller (``--policy-param``).
+* ``policy.json``: the master's policy, its parameters, seed and queue discipline (what
+  ``/health`` says, unless the caller gives them), and the workers' lease (``--lease-ttl``).
+
+``record`` dumps what the store still holds (the event window); ``follow`` (``--follow``)
+records continuously and resumes after a restart (``events.jsonl``, ``cursor.json``).
+``--swf FILE`` also writes the recording as an SWF log (``orchlive.record_swf``).
 
 Times are seconds from the first task's submission (a node that joined before it has a
 negative ``joined``). Requests use the openb column names and units: ``cpu_milli``
@@ -21,8 +25,8 @@ the dump stops after ``quiet`` seconds without an event (as ``orchlive events`` 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,41 +34,33 @@ from typing import Any
 
 from orchlive.cli.usage import UsageError
 from orchlive.client.http import Api
-
-__all__ = [
-    "NODE_COLUMNS",
-    "RESOURCE_COLUMNS",
-    "TASK_COLUMNS",
-    "Recording",
-    "add_record_parser",
-    "record",
-    "run_record",
-]
-
-#: Live resource name -> recording column (openb's names; same units as the live API).
-RESOURCE_COLUMNS = {"cpu": "cpu_milli", "memory": "memory_mib", "gpu": "gpu_milli"}
-TASK_COLUMNS = (
-    "task_id",
-    "name",
-    "submit_time",
-    "node",
-    "devices",
-    "assigned_time",
-    "start_time",
-    "end_time",
-    "state",
-    "attempt",
+from orchlive.record_rows import (
+    attempts,
+    column,
+    merge_nodes,
+    merge_tasks,
+    node_rows,
+    node_times,
+    resource_order,
+    task_rows,
+    when,
+    write_csv,
 )
-TASK_TAIL = ("reason", "exit_code")
-NODE_COLUMNS = ("node_id", "labels", "devices", "joined", "lost", "drained")
-# Events that end an attempt: a preempted attempt ends like a rescheduled one (back to the queue).
-_ENDS = {
-    "task.completed": "COMPLETED",
-    "task.failed": "FAILED",
-    "task.rescheduled": "RESCHEDULED",
-    "task.preempted": "PREEMPTED",
-}
-_REQUEUED = ("task.rescheduled", "task.preempted")
+from orchsim.recording_format import (
+    CURSOR_FILE,
+    NODE_COLUMNS,
+    NODE_OPTIONAL,
+    NODES_FILE,
+    POLICY_FILE,
+    TASK_COLUMNS,
+    TASK_TAIL,
+    TASKS_FILE,
+)
+
+__all__ = ["EVENTS_FILE", "Recording", "add_record_parser", "follow", "record", "run_record", "write_recording"]
+
+#: ``--follow`` keeps every task and node event it read here, one JSON object a line.
+EVENTS_FILE = "events.jsonl"
 _PAGE = 1000
 
 
@@ -81,12 +77,14 @@ class Recording:
     resources: list[str] = field(default_factory=list)
 
 
-def _when(stamp: str | None) -> datetime | None:
-    return None if not stamp else datetime.fromisoformat(stamp)
+@dataclass
+class _Snapshot:
+    """What the master said: its ``/health``, the tasks and nodes the store holds, and events."""
 
-
-def _column(resource: str) -> str:
-    return RESOURCE_COLUMNS.get(resource, resource)
+    health: dict[str, Any]
+    tasks: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    events: list[dict[str, Any]]
 
 
 def _fetch_tasks(api: Api) -> list[dict[str, Any]]:
@@ -99,92 +97,51 @@ def _fetch_tasks(api: Api) -> list[dict[str, Any]]:
             return tasks
 
 
-def _attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Per task id, its attempts in order, each ``{attempt, node, devices, start, end, state, reason, exit_code}``."""
-    found: dict[str, list[dict[str, Any]]] = {}
-    for event in events:
-        kind, obj = event.get("type", ""), event.get("object", {})
-        if not kind.startswith("task.") or "id" not in obj:
-            continue
-        rows = found.setdefault(obj["id"], [])
-        stamp = _when(event.get("timestamp"))
-        if kind == "task.assigned":
-            rows.append({"attempt": obj.get("attempts", len(rows) + 1), "node": obj.get("node_id") or ""})
-            rows[-1] |= {"devices": obj.get("devices", {}), "assigned": stamp, "state": "ASSIGNED"}
-        elif rows and kind == "task.running":
-            rows[-1] |= {"start": _when(obj.get("start_time")) or stamp, "state": "RUNNING"}
-        elif kind in _ENDS:
-            if not rows:  # failed before any placement (e.g. unschedulable)
-                rows.append({"attempt": 0, "node": "", "devices": {}})
-            end = _when(obj.get("end_time")) if kind not in _REQUEUED else None
-            rows[-1] |= {"end": end or stamp, "state": _ENDS[kind], "reason": obj.get("reason") or ""}
-            rows[-1]["exit_code"] = obj.get("exit_code") if kind not in _REQUEUED else None
-    return found
+def _policy_meta(health: dict[str, Any], policy: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
+    """``policy.json``'s policy, parameters, seed and queue discipline: the caller's, else ``/health``'s."""
+    scheduler = health.get("scheduler") or {}
+    told = dict(params or {})
+    return {
+        "policy": policy or str(health.get("policy", "")),
+        "params": told or dict(scheduler.get("params") or {}),
+        "policy_from": "argument" if policy else "/health",
+        "seed": scheduler.get("seed"),
+        "queue": scheduler.get("queue"),
+        "backfill_window": scheduler.get("backfill_window"),
+        "preemption": scheduler.get("preemption"),
+    }
 
 
-def _node_times(events: list[dict[str, Any]]) -> dict[str, dict[str, datetime]]:
-    """Per node id, the first ``joined`` and the last ``lost`` and ``drained`` times."""
-    times: dict[str, dict[str, datetime]] = {}
-    for event in events:
-        kind, obj = event.get("type", ""), event.get("object", {})
-        if kind.startswith("node.") and "id" in obj:
-            what = kind.split(".", 1)[1]
-            stamp = _when(event.get("timestamp"))
-            if what in ("joined", "lost", "drained") and stamp is not None:
-                mine = times.setdefault(obj["id"], {})
-                if what != "joined" or what not in mine:
-                    mine[what] = stamp
-    return times
+def write_recording(
+    snap: _Snapshot, out: Path, *, policy: str | None, params: dict[str, Any] | None, master: str, lease_ttl: float
+) -> Recording:
+    """Write the three files of a recording from one snapshot of the master (see the module)."""
+    events = [e for e in snap.events if str(e.get("type", "")).startswith(("task.", "node."))]
+    tasks, nodes = merge_tasks(snap.tasks, events), merge_nodes(snap.nodes, events)
+    submits = [when(t["creation_time"]) for t in tasks]
+    epoch = min((s for s in submits if s is not None), default=None) or datetime.now().astimezone()
+    resources = resource_order(tasks, nodes)
+    columns = [column(r) for r in resources]
+    rows = task_rows(tasks, attempts(events), resources, epoch)
+    write_csv(out / TASKS_FILE, [*TASK_COLUMNS, *columns, *TASK_TAIL], rows)
+    write_csv(
+        out / NODES_FILE,
+        [*NODE_COLUMNS, *NODE_OPTIONAL, *columns],
+        node_rows(nodes, node_times(events), resources, epoch),
+    )
+    meta = _policy_meta(snap.health, policy, params)
+    meta |= {
+        "master": master,
+        "epoch": epoch.isoformat(),
+        "lease_ttl": lease_ttl,
+        "resources": dict(zip(resources, columns, strict=True)),
+    }
+    (out / POLICY_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return Recording(out, len(tasks), len(rows), len(nodes), len(snap.events), meta["policy"], resources)
 
 
-def _seconds(at: datetime | None, epoch: datetime) -> str:
-    return "" if at is None else f"{(at - epoch).total_seconds():.6f}"
-
-
-def _devices_text(devices: dict[str, list[int]]) -> str:
-    """``{"gpu": [0, 3]}`` as ``gpu:0;gpu:3``."""
-    return ";".join(f"{kind}:{index}" for kind in sorted(devices) for index in devices[kind])
-
-
-def _task_rows(
-    tasks: list[dict[str, Any]], attempts: dict[str, list[dict[str, Any]]], resources: list[str], epoch: datetime
-) -> list[list[str]]:
-    rows = []
-    for task in tasks:
-        submit = _seconds(_when(task["creation_time"]), epoch)
-        asks = [f"{task['resources'].get(r, 0):g}" for r in resources]
-        mine = attempts.get(task["id"]) or [{"attempt": 0, "node": "", "devices": {}, "state": task["state"]}]
-        for a in mine:
-            start, end = _seconds(a.get("start"), epoch), _seconds(a.get("end"), epoch)
-            assigned = _seconds(a.get("assigned"), epoch)
-            head = [task["id"], task["name"], submit, a["node"], _devices_text(a.get("devices", {})), assigned]
-            head += [start, end]
-            code = a.get("exit_code")
-            tail = [a.get("reason", ""), "" if code is None else str(code)]
-            rows.append([*head, a.get("state", task["state"]), str(a["attempt"]), *asks, *tail])
-    return rows
-
-
-def _node_rows(
-    nodes: list[dict[str, Any]], times: dict[str, dict[str, datetime]], resources: list[str], epoch: datetime
-) -> list[list[str]]:
-    rows = []
-    for node in sorted(nodes, key=lambda n: n["id"]):  # the master numbers its nodes by sorted id
-        mine = times.get(node["id"], {})
-        joined = mine.get("joined") or _when(node.get("registered_time"))
-        labels = ";".join(f"{k}={v}" for k, v in sorted(node.get("labels", {}).items()))
-        devices = ";".join(f"{k}={v}" for k, v in sorted(node.get("devices", {}).items()))
-        when = [_seconds(joined, epoch), _seconds(mine.get("lost"), epoch), _seconds(mine.get("drained"), epoch)]
-        capacity = [f"{node['capacity'].get(r, 0):g}" for r in resources]
-        rows.append([node["id"], labels, devices, *when, *capacity])
-    return rows
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+def _snapshot(api: Api, events: list[dict[str, Any]]) -> _Snapshot:
+    return _Snapshot(api.get("/health"), _fetch_tasks(api), api.get("/api/v1/nodes"), events)
 
 
 def record(
@@ -194,6 +151,7 @@ def record(
     policy: str | None = None,
     policy_params: dict[str, Any] | None = None,
     quiet: float = 1.5,
+    lease_ttl: float = 5.0,
 ) -> Recording:
     """Write ``tasks.csv``, ``nodes.csv`` and ``policy.json`` of the cluster behind ``master_url``.
 
@@ -201,40 +159,94 @@ def record(
         master_url: The master's base URL (``http://127.0.0.1:8000``).
         out_dir: The folder, created if missing; the three files are overwritten.
         policy: The policy to record; default the one the master's ``/health`` names.
-        policy_params: The policy's parameters (the master does not expose them).
+        policy_params: The policy's parameters; default those ``/health`` shows.
         quiet: Seconds without an event that end the dump of the event stream.
+        lease_ttl: The workers' heartbeat lease (s): the replay's failure timeout.
 
     Raises:
         UsageError: the master cannot be reached or refuses a request (one line).
     """
     with Api(master_url, "record") as api:
-        health = api.get("/health")
-        tasks = _fetch_tasks(api)
-        nodes = api.get("/api/v1/nodes")
-        events = list(api.events(since=0, quiet=quiet))
+        snap = _snapshot(api, [])
+        snap.events = list(api.events(since=0, quiet=quiet))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)  # only once the master answered
-    submits = [_when(t["creation_time"]) for t in tasks]
-    epoch = min((s for s in submits if s is not None), default=None) or datetime.now().astimezone()
-    resources = sorted({r for item in [*tasks, *nodes] for r in item.get("resources", item.get("capacity", {}))})
-    resources = [r for r in RESOURCE_COLUMNS if r in resources] + [r for r in resources if r not in RESOURCE_COLUMNS]
-    attempts = _attempts(events)
-    task_rows = _task_rows(tasks, attempts, resources, epoch)
-    columns = [_column(r) for r in resources]
-    _write_csv(out / "tasks.csv", [*TASK_COLUMNS, *columns, *TASK_TAIL], task_rows)
-    node_rows = _node_rows(nodes, _node_times(events), resources, epoch)
-    _write_csv(out / "nodes.csv", [*NODE_COLUMNS, *columns], node_rows)
-    chosen = policy or str(health.get("policy", ""))
-    meta = {
-        "policy": chosen,
-        "params": dict(policy_params or {}),
-        "policy_from": "argument" if policy else "/health",
-        "master": master_url,
-        "epoch": epoch.isoformat(),
-        "resources": dict(zip(resources, columns, strict=True)),
-    }
-    (out / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return Recording(out, len(tasks), len(task_rows), len(nodes), len(events), chosen, resources)
+    return write_recording(snap, out, policy=policy, params=policy_params, master=master_url, lease_ttl=lease_ttl)
+
+
+def _resume(out: Path) -> tuple[list[dict[str, Any]], int]:
+    """The events a previous ``--follow`` kept in ``out`` (by id, no duplicates), and the id to resume after.
+
+    A last line cut short (the recorder was killed while writing it) is dropped: its event
+    comes again, since the cursor is written after the events.
+    """
+    path, found = out / EVENTS_FILE, {}
+    lines = path.read_text().splitlines() if path.exists() else []
+    for n, line in enumerate(lines, 1):
+        try:
+            event = json.loads(line)
+            found[int(event["id"])] = event
+        except (ValueError, KeyError, TypeError):
+            if n < len(lines):
+                raise UsageError(f"{path}:{n}: not an event of the stream (a JSON object with an id)") from None
+    cursor = max(found, default=0)
+    try:
+        cursor = max(cursor, int(json.loads((out / CURSOR_FILE).read_text())["last_event_id"]))
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f'{out / CURSOR_FILE}: expected {{"last_event_id": N}}') from None
+    return [found[i] for i in sorted(found)], cursor
+
+
+def follow(
+    master_url: str,
+    out_dir: str | Path,
+    *,
+    policy: str | None = None,
+    policy_params: dict[str, Any] | None = None,
+    flush: float = 5.0,
+    rounds: int | None = None,
+    lease_ttl: float = 5.0,
+) -> Recording | None:
+    """Record continuously: read the event stream as it comes, rewrite the recording after each lull.
+
+    The task and node events read are kept in ``events.jsonl`` and the last event id in
+    ``cursor.json``, so a recorder started again on the same folder resumes after it
+    (``?since=``) and keeps no event twice; tasks and nodes the store has since forgotten
+    stay in the recording, from the last view their events carried.
+
+    Args:
+        master_url: The master's base URL.
+        out_dir: The folder; a previous ``follow``'s folder is resumed.
+        policy: As ``record``'s.
+        policy_params: As ``record``'s.
+        flush: Seconds without an event after which the files are rewritten.
+        rounds: Stop after this many rewrites (None: until interrupted).
+        lease_ttl: As ``record``'s.
+
+    Returns:
+        The last rewrite's counts (None if ``rounds`` is 0).
+    """
+    out = Path(out_dir)
+    events, cursor = _resume(out)
+    done: Recording | None = None
+    given = {"policy": policy, "params": policy_params, "master": master_url, "lease_ttl": lease_ttl}
+    with Api(master_url, "record") as api:
+        api.get("/health")  # unreachable: one line, and no folder made
+        out.mkdir(parents=True, exist_ok=True)
+        while rounds is None or rounds > 0:
+            new = [e for e in api.events(since=cursor, quiet=flush) if int(e.get("id", 0)) > cursor]
+            kept = [e for e in new if str(e.get("type", "")).startswith(("task.", "node."))]
+            with (out / EVENTS_FILE).open("a") as f:
+                f.writelines(json.dumps(e) + "\n" for e in kept)
+            events += kept
+            cursor = max([cursor, *(int(e["id"]) for e in new)])
+            (out / CURSOR_FILE).write_text(json.dumps({"last_event_id": cursor}) + "\n")
+            snap = _snapshot(api, events)
+            done = write_recording(snap, out, **given)
+            rounds = None if rounds is None else rounds - 1
+    return done
 
 
 def add_record_parser(sub: Any) -> None:
@@ -248,9 +260,23 @@ def add_record_parser(sub: Any) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a parameter of the master's policy (repeatable): the API does not expose them",
+        help="a parameter of the master's policy (repeatable; default: those /health shows)",
     )
     parser.add_argument("--quiet", type=float, default=1.5, help="seconds without an event that end the dump")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="record continuously, resuming after the last event a previous --follow kept in --out",
+    )
+    parser.add_argument("--flush", type=float, default=5.0, help="--follow: seconds without an event between rewrites")
+    parser.add_argument("--rounds", type=int, help="--follow: stop after this many rewrites (default: until Ctrl-C)")
+    parser.add_argument(
+        "--lease-ttl",
+        type=float,
+        default=float(os.environ.get("ORCH_LEASE_TTL", "5")),
+        help="the workers' heartbeat lease, seconds (ORCH_LEASE_TTL, 5): the replay's failure timeout",
+    )
+    parser.add_argument("--swf", type=Path, metavar="FILE", help="also write the recording as an SWF log")
 
 
 def run_record(args: argparse.Namespace) -> int:
@@ -261,12 +287,25 @@ def run_record(args: argparse.Namespace) -> int:
         params = merge_params(*(parse_assignment(a) for a in args.policy_param))
     except PolicyParamError as err:
         raise UsageError(f"--policy-param: {err}") from None
+    given = {"policy": args.policy, "policy_params": params, "lease_ttl": args.lease_ttl}
     try:
-        done = record(args.master, args.out, policy=args.policy, policy_params=params, quiet=args.quiet)
+        if args.follow:
+            try:
+                done = follow(args.master, args.out, flush=args.flush, rounds=args.rounds, **given)
+            except KeyboardInterrupt:
+                print(f"stopped; {args.out} holds the recording up to the last rewrite")
+                return 0
+        else:
+            done = record(args.master, args.out, quiet=args.quiet, **given)
+        if done is not None and args.swf is not None:
+            from orchlive.record_swf import write_swf
+
+            write_swf(args.out, args.swf)
     except OSError as err:
         raise UsageError(f"--out {args.out}: cannot write ({err.strerror})") from None
-    print(
-        f"recorded {done.tasks} tasks ({done.attempts} attempt rows), {done.nodes} nodes, "
-        f"{done.events} events, policy {done.policy or '?'} -> {done.out_dir}"
-    )
+    if done is not None:
+        print(
+            f"recorded {done.tasks} tasks ({done.attempts} attempt rows), {done.nodes} nodes, "
+            f"{done.events} events, policy {done.policy or '?'} -> {done.out_dir}"
+        )
     return 0

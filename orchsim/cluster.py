@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from orchsim.scenario_workload import NodeRecording
 from orchsim.scheduling import NodeMatrix
 from orchsim.workload import evenly_spaced
 
-__all__ = ["InitialCluster", "build_cluster", "scenario_resources"]
+__all__ = ["InitialCluster", "build_cluster", "recorded_node_events", "scenario_resources"]
 
 _PREFERRED_ORDER = ("cpu", "memory", "gpu")
 
@@ -26,6 +27,8 @@ class InitialCluster:
     labels: list[dict[str, str]]
 
     devices: tuple[str, ...] = ()  # resources backed by devices (NodeMatrix.track_devices)
+    # Cluster events the node lists bring (a recording's joins, losses, drains), besides the scenario's.
+    events: tuple[Any, ...] = ()
 
     def matrix(self, resources: tuple[str, ...]) -> NodeMatrix:
         """A fresh matrix of these nodes (one per policy run)."""
@@ -92,6 +95,49 @@ def _load_trace_nodes(
     return [ids[i] for i in keep], {k: v[keep] for k, v in caps.items()}, [labels[i] for i in keep]
 
 
+def recorded_node_events(
+    times: dict[str, dict[str, float]], capacity: dict[str, dict[str, float]], failure_timeout: float
+) -> list[sc.ClusterEvent]:
+    """A recording's node history as named cluster events, for the replay to live through it.
+
+    Args:
+        times: Per node, its recorded ``joined``, ``lost``, ``drained``, ``rejoined`` (s; absent: never).
+        capacity: Per node, its capacity (so that tasks only it could hold wait for its join).
+        failure_timeout: The scenario's lease (s): a node declared lost at ``lost`` died
+            that long before (its last heartbeat), and is declared lost at ``lost`` again.
+
+    A node that joined after the first submission is drained away at 0 and joins then.
+    """
+    events: list[sc.ClusterEvent] = []
+    for node, seen in times.items():
+        joined, lost, drained, back = (seen.get(k) for k in ("joined", "lost", "drained", "rejoined"))
+        if joined is not None and joined > 0:
+            events.append(sc.NodeDrain(kind="node_drain", at=0.0, node=node))
+            events.append(sc.NodeJoin(kind="node_join", at=joined, node=node, capacity=capacity[node]))
+        if lost is not None:
+            died = max(lost - failure_timeout, joined or 0.0, 0.0)
+            events.append(sc.NodeLost(kind="node_lost", at=died, node=node))
+        if drained is not None:
+            events.append(sc.NodeDrain(kind="node_drain", at=max(drained, 0.0), node=node))
+        if back is not None and back > 0:
+            events.append(sc.NodeJoin(kind="node_join", at=back, node=node, capacity=capacity[node]))
+    return events
+
+
+def _recording_events(scenario: sc.Scenario, resources: tuple[str, ...]) -> tuple[Any, ...]:
+    from orchsim import traces
+
+    events: list[sc.ClusterEvent] = []
+    for group in scenario.cluster.nodes:
+        if isinstance(group, NodeRecording):
+            folder = scenario.resolve(group.path)
+            ids, caps, _ = traces.load_orchlive_nodes(folder)
+            shape = {node: {r: float(caps[r][i]) for r in resources if r in caps} for i, node in enumerate(ids)}
+            times = traces.load_orchlive_node_times(folder)
+            events += recorded_node_events(times, shape, scenario.cluster.failure_timeout)
+    return tuple(events)
+
+
 def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluster]:
     """Resource names and the initial nodes of ``scenario``."""
     loaded = [
@@ -125,7 +171,7 @@ def build_cluster(scenario: sc.Scenario) -> tuple[tuple[str, ...], InitialCluste
     devices = tuple(kind for kind in scenario.cluster.devices if kind in resources)
     for kind in devices:
         _check_whole_devices(scenario, kind, capacity[resources.index(kind)], ids)
-    return resources, InitialCluster(ids, capacity, labels, devices)
+    return resources, InitialCluster(ids, capacity, labels, devices, _recording_events(scenario, resources))
 
 
 def _check_whole_devices(scenario: sc.Scenario, kind: str, capacity: np.ndarray, ids: list[str]) -> None:

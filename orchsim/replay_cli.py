@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from orchsim.cli import fail, format_number, print_table, user_error
+from orchsim.recording_format import POLICY_FILE
 
 __all__ = ["RecordingError", "main", "replay", "replay_scenario"]
 
@@ -29,9 +30,9 @@ class RecordingError(ValueError):
 _SHOWN = ("policy", "tasks_completed", "mean_wait", "p95_wait", "mean_nodes_used")
 
 
-def _recorded_policy(directory: Path) -> tuple[str, dict[str, Any]]:
-    """The policy name and parameters of ``policy.json``; a missing or bad file is a ``RecordingError``."""
-    path = directory / "policy.json"
+def _recorded_policy(directory: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The policy name, its parameters and the whole ``policy.json``; a missing or bad file is a ``RecordingError``."""
+    path = directory / POLICY_FILE
     try:
         meta = json.loads(path.read_text())
     except FileNotFoundError:
@@ -44,11 +45,28 @@ def _recorded_policy(directory: Path) -> tuple[str, dict[str, Any]]:
     params = meta.get("params") or {}
     if not isinstance(params, dict):
         raise RecordingError(f"{path}: field 'params' must be a mapping")
-    return policy, params
+    return policy, params, meta
 
 
-def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed: int = 0) -> Any:
+def _recorded_scheduler(meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``scheduler`` and ``cluster`` settings a recording carries (older ones carry none).
+
+    The queue discipline (and backfill window) and preemption decide which task goes
+    first; the workers' lease is the failure timeout: a node the live master declared
+    lost at ``lost`` stopped heartbeating one lease before (``orchsim.cluster``).
+    """
+    scheduler = {k: meta[k] for k in ("queue", "backfill_window", "preemption") if meta.get(k) is not None}
+    cluster: dict[str, Any] = {}
+    if meta.get("lease_ttl"):
+        lease = float(meta["lease_ttl"])
+        cluster = {"failure_timeout": lease, "heartbeat_interval": max(lease / 3, 0.2)}  # as the worker renews
+    return {"scheduler": scheduler, "cluster": cluster}
+
+
+def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None) -> Any:
     """The scenario that replays the recording in ``directory``: the recorded policy first, then ``policies``.
+
+    ``seed``: the simulator's seed; default the live master's, as recorded (0 if not).
 
     Raises:
         RecordingError: ``policy.json`` is missing or malformed (one line naming it).
@@ -57,21 +75,23 @@ def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed
     from orchsim.scenario import parse_scenario
 
     folder = Path(directory)
-    recorded, params = _recorded_policy(folder)
+    recorded, params, meta = _recorded_policy(folder)
     names = list(dict.fromkeys([recorded, *policies]))
+    settings = _recorded_scheduler(meta)
     data = {
         "version": 1,
         "name": f"replay_{folder.resolve().name}".replace(" ", "_"),
-        "seed": seed,
+        "seed": seed if seed is not None else int(meta.get("seed") or 0),
         "policies": names,
         "policy_params": {recorded: params} if params else {},
-        "cluster": {"nodes": [{"kind": "orchlive", "path": "."}]},
+        "scheduler": settings["scheduler"],
+        "cluster": {"nodes": [{"kind": "orchlive", "path": "."}], **settings["cluster"]},
         "workload": [{"kind": "orchlive", "path": "."}],
     }
-    return parse_scenario(data, source=str(folder / "policy.json"), base_dir=folder)
+    return parse_scenario(data, source=str(folder / POLICY_FILE), base_dir=folder)
 
 
-def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int = 0) -> tuple[Any, Any]:
+def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None) -> tuple[Any, Any]:
     """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
     from orchsim.replay_check import compare_replay
     from orchsim.run import run
@@ -94,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("recording", type=Path, help="the recording's folder (tasks.csv, nodes.csv, policy.json)")
     parser.add_argument("--policy", action="append", default=[], dest="policies", metavar="NAME", help="(repeatable)")
     parser.add_argument("--out", type=Path, help="write tasks, summary, timeseries and replay_check.txt here")
-    parser.add_argument("--seed", type=int, default=0, help="the simulator's seed (random policies)")
+    parser.add_argument("--seed", type=int, help="the simulator's seed (random policies; default: the recorded one)")
     return parser
 
 

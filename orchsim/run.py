@@ -123,8 +123,11 @@ def _sample_interval(scenario: Scenario, workload: Workload) -> float:
     return max(span / scenario.metrics.samples, 1e-3)
 
 
-def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
-    """The engine's settings for one policy's run: everything it needs from the scenario."""
+def _engine_config(scenario: Scenario, policy: str, interval: float, extra_events: tuple[Any, ...] = ()) -> Any:
+    """The engine's settings for one policy's run: everything it needs from the scenario.
+
+    ``extra_events``: cluster events the node lists bring (a recording's node history).
+    """
     from orchsim.engine import EngineConfig
 
     return EngineConfig(
@@ -139,7 +142,7 @@ def _engine_config(scenario: Scenario, policy: str, interval: float) -> Any:
         filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
         heartbeat_interval=scenario.cluster.heartbeat_interval,
         failure_timeout=scenario.cluster.failure_timeout,
-        events=tuple(scenario.events),
+        events=(*scenario.events, *extra_events),
         autoscaler=scenario.autoscaler,
         sample_interval=interval,
         max_samples=scenario.metrics.samples,
@@ -201,7 +204,7 @@ def run(
     bar = _progress_bar(len(workload) * len(scenario.policies)) if progress else None
     all_records = []
     for name in scenario.policies:
-        config = _engine_config(scenario, name, interval)
+        config = _engine_config(scenario, name, interval, cluster.events)
         began = time.perf_counter()
         records = Simulation(workload, cluster, config, progress=bar.update if bar else None).run()
         records.wall_seconds = time.perf_counter() - began

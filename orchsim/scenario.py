@@ -18,7 +18,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from orchsim.scenario_events import ClusterEvent, CountedEvent, EventEntry, NodeFailure, NodeRecovery, ScaleIn, ScaleOut
+from orchsim.scenario_events import (
+    ClusterEvent,
+    CountedEvent,
+    EventEntry,
+    NodeDrain,
+    NodeFailure,
+    NodeJoin,
+    NodeLost,
+    NodeRecovery,
+    ScaleIn,
+    ScaleOut,
+)
 from orchsim.scenario_workload import (
     Burst,
     Choice,
@@ -58,8 +69,11 @@ __all__ = [
     "Exponential",
     "LogNormal",
     "Metrics",
+    "NodeDrain",
     "NodeFailure",
     "NodeGroup",
+    "NodeJoin",
+    "NodeLost",
     "NodeRecovery",
     "NodeSpec",
     "NodeTrace",

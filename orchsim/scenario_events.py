@@ -18,7 +18,18 @@ from pydantic import BaseModel, BeforeValidator, Field, SerializeAsAny
 
 from orchsim.schema_base import STRICT, Capacity, NonNegativeFloat
 
-__all__ = ["ClusterEvent", "CountedEvent", "EventEntry", "NodeFailure", "NodeRecovery", "ScaleIn", "ScaleOut"]
+__all__ = [
+    "ClusterEvent",
+    "CountedEvent",
+    "EventEntry",
+    "NodeDrain",
+    "NodeFailure",
+    "NodeJoin",
+    "NodeLost",
+    "NodeRecovery",
+    "ScaleIn",
+    "ScaleOut",
+]
 
 
 class ClusterEvent(BaseModel):
@@ -86,6 +97,47 @@ class ScaleIn(CountedEvent):
     """``count`` nodes with the fewest tasks are drained at ``at``: no new tasks, removed when empty."""
 
     kind: Literal["scale_in"]
+
+
+class NodeLost(ClusterEvent):
+    """The node named ``node`` dies at ``at``: it stops heartbeating, as a killed worker does.
+
+    Its last heartbeat is taken to be ``at``, so it is declared lost (its tasks go back to
+    the queue) ``cluster.failure_timeout`` later, as the live master does when the
+    worker's lease expires; until then the scheduler may still place tasks there. A
+    recording's ``lost`` column (the moment the live master declared the loss) becomes
+    one of these at ``lost - failure_timeout``.
+    """
+
+    kind: Literal["node_lost"]
+    node: str = Field(min_length=1)
+
+
+class NodeDrain(ClusterEvent):
+    """The node named ``node`` is drained at ``at``: no new tasks; it leaves when its tasks have ended.
+
+    A drain at 0 of a node that joins later (``node_join``) keeps it out until then.
+    """
+
+    kind: Literal["node_drain"]
+    node: str = Field(min_length=1)
+
+
+class NodeJoin(ScaleOut):
+    """The node named ``node`` (in the cluster, but drained, absent or lost) joins, empty, at ``at``.
+
+    ``capacity`` is the node's, so that a task only it could hold waits for it instead of
+    being refused as unschedulable before it joins (the replay fills it in from the
+    recording). One node: ``count`` is 1 and does not scale.
+    """
+
+    kind: Literal["node_join"]  # type: ignore[assignment]
+    node: str = Field(min_length=1)
+    count: int = Field(default=1, ge=1, le=1)
+    capacity: Capacity = {}
+
+    def scaled(self, factor: float) -> ClusterEvent:
+        return self
 
 
 def _as_kind(item: Any) -> Any:

@@ -27,6 +27,7 @@ INPUTS = (
     "orchsim.workload",
     "orchsim.cluster",
     "orchsim.resize",
+    "orchsim.recording_format",
 )
 ENGINE = ("orchsim.engine",)
 
@@ -36,7 +37,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "inputs": CORE + INPUTS,
     "engine": CORE + INPUTS + ENGINE,
     "tools": ("orchsim",),
-    "live": (*CORE, "orchsim.plugins", "orchsim.policy_params", "orchlive"),
+    "live": (*CORE, "orchsim.plugins", "orchsim.policy_params", "orchsim.recording_format", "orchlive"),
 }
 
 

@@ -17,10 +17,22 @@ router = APIRouter(tags=["system"])
 
 @router.get("/health")
 async def health(master: MasterDep) -> dict[str, object]:
-    """200 once the master mirrors etcd; says whether this master leads the scheduling."""
+    """200 once the master mirrors etcd; says whether this master leads the scheduling, and how it schedules.
+
+    ``scheduler`` is what a recording needs to replay the master's decisions
+    (``orchlive record``): the policy's parameters, the seed of its random stream, the
+    queue discipline and whether it preempts.
+    """
     if not master.ready.is_set():
         raise HTTPException(status_code=503, detail="not ready: cannot read etcd yet")
-    return {"status": "ok", "leader": master.is_leader.is_set(), "policy": master.policy}
+    scheduler = {
+        "params": master.params,
+        "seed": master.seed,
+        "queue": master.queue,
+        "backfill_window": master.backfill_window,
+        "preemption": master.preemption,
+    }
+    return {"status": "ok", "leader": master.is_leader.is_set(), "policy": master.policy, "scheduler": scheduler}
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

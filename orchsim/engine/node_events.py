@@ -1,4 +1,4 @@
-"""What happens to nodes: failures, detection, recovery, scale-out, drain, removal.
+"""What happens to nodes: failures, detection, recovery, scale-out, drain, removal; named or drawn.
 
 Cluster events of a scenario are applied through ``HANDLERS``, a table from event class
 to handler ``(sim, event) -> None``: a new event kind is one schema class plus one
@@ -27,7 +27,7 @@ from orchsim.engine.records import NodeState, Status
 if TYPE_CHECKING:
     from orchsim.engine.core import Simulation
 
-__all__ = ["HANDLERS", "add_nodes", "handle", "handles", "remove_node"]
+__all__ = ["HANDLERS", "add_nodes", "handle", "handles", "node_index", "remove_node"]
 
 Handler = Callable[["Simulation", Any], None]
 HANDLERS: dict[type, Handler] = {}
@@ -63,16 +63,38 @@ def fail_nodes(sim: Simulation, event: sc.NodeFailure) -> None:
     hb = sim.cfg.heartbeat_interval
     detect_at = max(now, math.floor(now / hb) * hb + sim.cfg.failure_timeout)
     for node in sorted(int(x) for x in chosen):
-        sim.node_state[node] = NodeState.DEAD
-        sim.dead.add(node)
-        sim.failed_at[node] = now
-        sim.failed_order.append(node)
-        sim.acct.node_leaves(now, sim.nodes.capacity[:, node])  # physically, the capacity is gone now
-        for task in sim.running_on[node]:
-            sim.tasks.epoch[task] += 1  # its completion event, if any, is now void
-        sim.pending_external += 1
-        timer = Timeout(sim.env, detect_at - now, value=(node, sim.node_epoch[node]))
-        timer.callbacks.append(lambda timer, sim=sim: _detect_failure(sim, timer))
+        _die(sim, node, detect_at)
+
+
+@handles(sc.NodeLost)
+def lose_node(sim: Simulation, event: sc.NodeLost) -> None:
+    """The named node dies now (if up); it is declared lost ``failure_timeout`` later (its last beat is now)."""
+    node = node_index(sim, event.node, event.kind)
+    if sim.node_state[node] in (NodeState.UP, NodeState.DRAINING):
+        _die(sim, node, sim.env.now + sim.cfg.failure_timeout)
+
+
+def _die(sim: Simulation, node: int, detect_at: float) -> None:
+    """``node`` stops now; the scheduler learns it at ``detect_at`` (its lease's expiry)."""
+    now = sim.env.now
+    sim.node_state[node] = NodeState.DEAD
+    sim.dead.add(node)
+    sim.failed_at[node] = now
+    sim.failed_order.append(node)
+    sim.acct.node_leaves(now, sim.nodes.capacity[:, node])  # physically, the capacity is gone now
+    for task in sim.running_on[node]:
+        sim.tasks.epoch[task] += 1  # its completion event, if any, is now void
+    sim.pending_external += 1
+    timer = Timeout(sim.env, detect_at - now, value=(node, sim.node_epoch[node]))
+    timer.callbacks.append(lambda timer, sim=sim: _detect_failure(sim, timer))
+
+
+def node_index(sim: Simulation, name: str, kind: str) -> int:
+    """The column of the node named ``name``; an unknown name is a one-line error naming the event."""
+    try:
+        return sim.nodes.ids.index(name)
+    except ValueError:
+        raise ValueError(f"event {kind}: no node named {name!r} in the cluster") from None
 
 
 def _detect_failure(sim: Simulation, timer: Timeout) -> None:
@@ -123,20 +145,61 @@ def recover_nodes(sim: Simulation, event: sc.NodeRecovery) -> None:
         node = sim.failed_order.popleft()
         if sim.node_state[node] in (NodeState.DEAD, NodeState.DOWN):
             back.append(node)
-    now = sim.env.now
     for node in back:
-        if sim.node_state[node] == NodeState.DEAD:
-            # Back before its lease expired: never declared lost, but its processes died.
-            sim.node_epoch[node] += 1
-            sim.dead.discard(node)
-            _give_up_tasks(sim, node)
-        sim.node_state[node] = NodeState.UP
-        sim.nodes.set_schedulable(node, True)
-        sim.acct.node_joins(now, sim.nodes.capacity[:, node])
-        sim.idle_since[node] = now
+        _come_back(sim, node)
     if back:
         sim.scheduler.forget()
         sim.drain_queue()
+
+
+def _come_back(sim: Simulation, node: int) -> None:
+    """A failed or removed ``node`` is up again, empty (the caller runs the queue)."""
+    now = sim.env.now
+    if sim.node_state[node] == NodeState.DEAD:
+        # Back before its lease expired: never declared lost, but its processes died.
+        sim.node_epoch[node] += 1
+        sim.dead.discard(node)
+        _give_up_tasks(sim, node)
+    if sim.node_state[node] == NodeState.REMOVED:
+        sim.never_fits_changed()
+        sim.removed[node] = False
+    sim.node_state[node] = NodeState.UP
+    sim.nodes.set_schedulable(node, True)
+    sim.acct.node_joins(now, sim.nodes.capacity[:, node])
+    sim.idle_since[node] = now
+
+
+@handles(sc.NodeJoin)
+def join_node(sim: Simulation, event: sc.NodeJoin) -> None:
+    """The named node joins now, empty, if it is out (drained away, not yet joined, or lost)."""
+    node = node_index(sim, event.node, event.kind)
+    state = sim.node_state[node]
+    if state == NodeState.DRAINING:  # drained but not yet empty: it simply takes tasks again
+        sim.node_state[node] = NodeState.UP
+        sim.nodes.set_schedulable(node, True)
+    elif state in (NodeState.DEAD, NodeState.DOWN, NodeState.REMOVED):
+        if node in sim.failed_order:
+            sim.failed_order.remove(node)
+        _come_back(sim, node)
+    else:
+        return
+    sim.scheduler.forget()
+    sim.drain_queue()
+
+
+@handles(sc.NodeDrain)
+def drain_node(sim: Simulation, event: sc.NodeDrain) -> None:
+    """The named node takes no new tasks from now, and leaves when its tasks have ended."""
+    node = node_index(sim, event.node, event.kind)
+    if sim.node_state[node] == NodeState.UP:
+        _drain(sim, node)
+
+
+def _drain(sim: Simulation, node: int) -> None:
+    sim.node_state[node] = NodeState.DRAINING
+    sim.nodes.set_schedulable(node, False)
+    if not sim.running_on[node]:
+        remove_node(sim, node)
 
 
 @handles(sc.ScaleOut)
@@ -167,10 +230,7 @@ def scale_in(sim: Simulation, event: sc.ScaleIn) -> None:
     up = [i for i, s in enumerate(sim.node_state) if s == NodeState.UP]
     chosen = sorted(up, key=lambda i: (int(sim.nodes.tasks[i]), -i))[: event.count]
     for node in chosen:
-        sim.node_state[node] = NodeState.DRAINING
-        sim.nodes.set_schedulable(node, False)
-        if not sim.running_on[node]:
-            remove_node(sim, node)
+        _drain(sim, node)
 
 
 def remove_node(sim: Simulation, node: int) -> None:

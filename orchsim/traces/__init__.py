@@ -26,7 +26,7 @@ machinery they share and ``tasks`` what they all return.
 from __future__ import annotations
 
 from orchsim.traces.openb import MIN_POD_DURATION, load_openb_nodes, load_openb_pods
-from orchsim.traces.orchlive import RecordedTasks, load_orchlive_nodes, load_orchlive_tasks
+from orchsim.traces.orchlive import RecordedTasks, load_orchlive_node_times, load_orchlive_nodes, load_orchlive_tasks
 from orchsim.traces.plain_csv import load_csv_trace
 from orchsim.traces.swf import load_swf
 from orchsim.traces.tasks import TraceError, TraceTasks
@@ -39,6 +39,7 @@ __all__ = [
     "load_csv_trace",
     "load_openb_nodes",
     "load_openb_pods",
+    "load_orchlive_node_times",
     "load_orchlive_nodes",
     "load_orchlive_tasks",
     "load_swf",

@@ -25,28 +25,28 @@ from pathlib import Path
 
 import numpy as np
 
+from orchsim.recording_format import (
+    COLUMN_RESOURCES,
+    NODE_COLUMNS,
+    NODE_OPTIONAL,
+    NODES_FILE,
+    TASK_COLUMNS,
+    TASK_TAIL,
+    TASKS_FILE,
+)
 from orchsim.traces.openb import MIN_POD_DURATION
 from orchsim.traces.table import Table, parse_floats, read_table, text_column, trace_error
 from orchsim.traces.tasks import TraceTasks, sorted_tasks
 
-__all__ = ["RecordedTasks", "load_orchlive_nodes", "load_orchlive_tasks", "recorded_outcomes"]
+__all__ = [
+    "RecordedTasks",
+    "load_orchlive_node_times",
+    "load_orchlive_nodes",
+    "load_orchlive_tasks",
+    "recorded_outcomes",
+]
 
-TASK_FIXED = (
-    "task_id",
-    "name",
-    "submit_time",
-    "node",
-    "devices",
-    "assigned_time",
-    "start_time",
-    "end_time",
-    "state",
-    "attempt",
-)
-TASK_TAIL = ("reason", "exit_code")
-NODE_FIXED = ("node_id", "labels", "devices", "joined", "lost", "drained")
-#: Recording column -> simulator resource name (openb's names, the simulator's units).
-COLUMN_RESOURCES = {"cpu_milli": "cpu", "memory_mib": "memory", "gpu_milli": "gpu"}
+# The column names are ``orchsim.recording_format``'s, shared with the writer (``orchlive.record``).
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ def _optional(table: Table, column: str) -> np.ndarray:
 def _tasks_table(directory: Path) -> tuple[Table, np.ndarray, np.ndarray, np.ndarray]:
     if not directory.is_dir():
         raise trace_error(str(directory), "not a folder (a recording is a folder holding tasks.csv and nodes.csv)")
-    table = read_table(str(directory / "tasks.csv"))
-    table.require(TASK_FIXED)
+    table = read_table(str(directory / TASKS_FILE))
+    table.require(TASK_COLUMNS)
     return table, _optional(table, "submit_time"), _optional(table, "start_time"), _optional(table, "end_time")
 
 
@@ -135,7 +135,7 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
     never = np.isnan(duration) | (duration <= 0)
     duration = np.where(never, MIN_POD_DURATION, duration)
     resources = {}
-    for column, name in _resource_columns(table, TASK_FIXED + TASK_TAIL).items():
+    for column, name in _resource_columns(table, TASK_COLUMNS + TASK_TAIL).items():
         values = _optional(table, column)
         resources[name] = np.nan_to_num(values)[rows]
     tasks = sorted_tasks(
@@ -172,26 +172,45 @@ def _pairs(text: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in text.split(";") if "=" in item)
 
 
-def load_orchlive_nodes(path: str | os.PathLike[str]) -> tuple[list[str], dict[str, np.ndarray], list[dict[str, str]]]:
-    """The nodes of a recording folder: ids (sorted, as the live master numbers them), capacities, labels.
-
-    Capacities are float64 arrays per resource (``cpu`` millicores, ``memory`` MiB, ``gpu``
-    milli-GPU, others as recorded). Every recorded node is present from time 0: the
-    ``joined``, ``lost`` and ``drained`` columns are not replayed yet.
-
-    Raises:
-        TraceError: missing file or column, bad number, duplicate node id.
-    """
-    directory = Path(path)
-    table = read_table(str(directory / "nodes.csv"))
-    table.require(NODE_FIXED)
+def _nodes_table(path: str | os.PathLike[str]) -> tuple[Table, list[str], list[int]]:
+    """``nodes.csv``, its node ids and their sorted order; a bad or repeated id names its line."""
+    table = read_table(str(Path(path) / NODES_FILE))
+    table.require(NODE_COLUMNS)
     ids = [cell.strip() for cell in table.columns["node_id"]]
     for i, node in enumerate(ids):
         if not node:
             raise table.error(i, "node_id", "empty node id")
         if node in ids[:i]:
             raise table.error(i, "node_id", f"duplicate node id {node!r}")
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    capacity = {name: _optional(table, column)[order] for column, name in _resource_columns(table, NODE_FIXED).items()}
+    return table, ids, sorted(range(len(ids)), key=ids.__getitem__)
+
+
+def load_orchlive_nodes(path: str | os.PathLike[str]) -> tuple[list[str], dict[str, np.ndarray], list[dict[str, str]]]:
+    """The nodes of a recording folder: ids (sorted, as the live master numbers them), capacities, labels.
+
+    Capacities are float64 arrays per resource (``cpu`` millicores, ``memory`` MiB, ``gpu``
+    milli-GPU, others as recorded). When each node joins, is lost or drained is
+    ``load_orchlive_node_times``'s.
+
+    Raises:
+        TraceError: missing file or column, bad number, duplicate node id.
+    """
+    table, ids, order = _nodes_table(path)
+    fixed = NODE_COLUMNS + NODE_OPTIONAL
+    capacity = {name: _optional(table, column)[order] for column, name in _resource_columns(table, fixed).items()}
     labels = [_pairs(table.columns["labels"][i]) for i in order]
     return [ids[i] for i in order], capacity, labels
+
+
+def load_orchlive_node_times(path: str | os.PathLike[str]) -> dict[str, dict[str, float]]:
+    """Per node id (sorted), its recorded ``joined``, ``lost``, ``drained`` and ``rejoined`` times (s).
+
+    Seconds from the first task's submission; an empty cell (never happened) is absent
+    from the node's mapping. A recording written before ``rejoined`` existed has none.
+
+    Raises:
+        TraceError: missing file or column, bad number, duplicate node id.
+    """
+    table, ids, order = _nodes_table(path)
+    columns = {c: _optional(table, c) for c in ("joined", "lost", "drained", *NODE_OPTIONAL) if c in table.columns}
+    return {ids[i]: {c: float(values[i]) for c, values in columns.items() if not np.isnan(values[i])} for i in order}

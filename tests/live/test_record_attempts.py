@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchlive.record import _attempts
+from orchlive.record_rows import attempts as _attempts
 
 
 def event(kind: str, stamp: str, **obj: object) -> dict[str, object]:

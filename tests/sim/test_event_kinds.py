@@ -64,7 +64,8 @@ def test_a_new_event_kind_is_validated_like_the_built_in_ones(cordon_kind: type[
 
 
 def test_unknown_or_missing_kinds_name_the_valid_ones() -> None:
-    with pytest.raises(ScenarioError, match=r"events\.0: unknown event kind 'cordon'; valid kinds: node_failure"):
+    valid = "node_drain, node_failure, node_join"
+    with pytest.raises(ScenarioError, match=rf"events\.0: unknown event kind 'cordon'; valid kinds: {valid}"):
         parse_scenario(scenario([{"kind": "cordon", "at": 0, "nodes": [1]}]))
-    with pytest.raises(ScenarioError, match=r"events\.0: an event needs a kind, one of: node_failure"):
+    with pytest.raises(ScenarioError, match=r"events\.0: an event needs a kind, one of: node_drain, node_failure"):
         parse_scenario(scenario([{"at": 0}]))

@@ -1,0 +1,134 @@
+"""Named node events (``node_lost``, ``node_drain``, ``node_join``) and a recording's node history replayed.
+
+Times worked out in the comments; every scenario is a few tasks on two or three nodes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchsim import run
+from orchsim.cluster import recorded_node_events
+from orchsim.replay_cli import replay
+from orchsim.scenario import NodeDrain, NodeJoin, NodeLost, ScenarioError, parse_scenario
+from orchsim.traces import load_orchlive_node_times
+
+
+def scenario(events: list[dict[str, object]], workload: list[dict[str, object]]) -> dict[str, object]:
+    return {
+        "version": 1,
+        "name": "named",
+        "policies": ["spread"],
+        "cluster": {
+            "nodes": [
+                {"name": "big", "count": 1, "capacity": {"cpu": 8000, "memory": 8192}},
+                {"name": "small", "count": 1, "capacity": {"cpu": 2000, "memory": 8192}},
+            ],
+            "failure_timeout": 10,
+        },
+        "workload": workload,
+        "events": events,
+    }
+
+
+def test_a_named_node_dies_and_is_declared_lost_one_failure_timeout_later() -> None:
+    # Two equal nodes, bin packing. t0 (0 s, 20 s long) goes to n-0 (a tie: the first node). n-0
+    # dies at 5; t1 arrives at 8, when the scheduler still believes n-0 up and fuller: it goes
+    # there too. At 5 + 10 = 15 the loss is detected: both go back to the queue and on to n-1,
+    # t0 ending at 15 + 20 = 35, t1 at 15 + 4 = 19.
+    workload = [
+        {"kind": "burst", "at": 0, "count": 1, "resources": {"cpu": 1000, "memory": 256}, "duration": 20},
+        {"kind": "burst", "at": 8, "count": 1, "resources": {"cpu": 1000, "memory": 256}, "duration": 4},
+    ]
+    data = scenario([{"kind": "node_lost", "at": 5, "node": "n-0"}], workload)
+    data |= {"policies": ["bin_packing"]}
+    data["cluster"]["nodes"] = [{"name": "n", "count": 2, "capacity": {"cpu": 4000, "memory": 8192}}]  # type: ignore[index]
+    results = run(parse_scenario(data))
+    tasks = results.tasks.sort_values("submit_time")
+    assert list(tasks.node) == ["n-1", "n-1"] and list(tasks.attempts) == [2, 2]
+    np.testing.assert_allclose(tasks.end_time, [35.0, 19.0])
+    failure = results.failures.iloc[0]
+    assert (failure.node, failure.failed_at, failure.detected_at, failure.tasks_lost) == ("n-0", 5.0, 15.0, 2)
+
+
+def test_a_node_drained_at_zero_joins_later_and_a_task_only_it_holds_waits_for_it() -> None:
+    # 4000 millicores fit only big-0, which is out until 12: the task (at 1) waits 11 s instead of
+    # being refused as unschedulable; the small one (at 2) waits behind it (fifo) and goes at 12 too.
+    events = [
+        {"kind": "node_drain", "at": 0, "node": "big-0"},
+        {"kind": "node_join", "at": 12, "node": "big-0", "capacity": {"cpu": 8000, "memory": 8192}},
+    ]
+    workload = [
+        {"kind": "burst", "at": 1, "count": 1, "resources": {"cpu": 4000, "memory": 256}, "duration": 3},
+        {"kind": "burst", "at": 2, "count": 1, "resources": {"cpu": 500, "memory": 256}, "duration": 3},
+    ]
+    results = run(parse_scenario(scenario(events, workload)))
+    tasks = results.tasks.sort_values("submit_time")
+    assert list(tasks.status) == ["completed", "completed"]
+    assert list(tasks.node) == ["big-0", "small-0"]
+    np.testing.assert_allclose(tasks.wait, [11.0, 10.0])
+
+
+def test_an_event_naming_no_node_is_one_line() -> None:
+    workload = [{"kind": "burst", "at": 0, "count": 1, "resources": {"cpu": 100}, "duration": 1}]
+    with pytest.raises(ValueError, match=r"event node_lost: no node named 'nope' in the cluster"):
+        run(parse_scenario(scenario([{"kind": "node_lost", "at": 0, "node": "nope"}], workload)))
+    with pytest.raises(ScenarioError, match=r"events\.0\.node"):
+        parse_scenario(scenario([{"kind": "node_join", "at": 0}], workload))
+
+
+def test_a_recorded_history_becomes_named_events() -> None:
+    times = {
+        "a": {"joined": -3.0, "lost": 40.0, "rejoined": 60.0},  # lost at 40: died at 40 - 5 = 35; back at 60
+        "b": {"joined": 12.5, "drained": 30.0},  # absent until 12.5, drained at 30
+        "c": {"joined": -1.0},  # there all along: no event
+    }
+    caps = {n: {"cpu": 1000.0} for n in times}
+    events = recorded_node_events(times, caps, failure_timeout=5.0)
+    assert [(type(e), e.node, e.at) for e in events] == [
+        (NodeLost, "a", 35.0),
+        (NodeJoin, "a", 60.0),
+        (NodeDrain, "b", 0.0),
+        (NodeJoin, "b", 12.5),
+        (NodeDrain, "b", 30.0),
+    ]
+    assert events[1].capacity == {"cpu": 1000.0}
+
+
+TASKS = (
+    "task_id,name,submit_time,node,devices,assigned_time,start_time,end_time,state,attempt,cpu_milli,memory_mib,"
+    "reason,exit_code\n"
+    # t1 ran on a until a died (declared lost at 6.0), then 5 s on b; t2 waited for c to join at 3.
+    "t1,one,0,a,,0,0,6.0,RESCHEDULED,1,1000,256,node a lost,\n"
+    "t1,one,0,b,,6.0,6.0,11.0,COMPLETED,2,1000,256,,0\n"
+    "t2,two,1,c,,3.0,3.0,4.0,COMPLETED,1,3500,256,,0\n"
+)
+NODES = (
+    "node_id,labels,devices,joined,lost,drained,rejoined,cpu_milli,memory_mib\n"
+    "a,,,-1,6.0,,,2000,1024\nb,,,-1,,,,3000,1024\nc,,,3.0,,,,4000,1024\n"
+)
+
+
+def test_a_recording_replays_its_lost_node_and_its_late_join(tmp_path: Path) -> None:
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "tasks.csv").write_text(TASKS)
+    (folder / "nodes.csv").write_text(NODES)
+    (folder / "policy.json").write_text(json.dumps({"policy": "bin_packing", "params": {}, "lease_ttl": 2}))
+    assert load_orchlive_node_times(folder)["c"] == {"joined": 3.0}
+    # The lease is 2 s: a dies at 6 - 2 = 4 and is declared lost at 6, as recorded. t1 (5 s, its
+    # completed attempt) goes to a at 0 (bin packing: a is the fuller after), dies with it at 4, goes
+    # back to the queue at 6 and on to b, as live, ending at 11. t2 (3500 millicores) waits for c (3).
+    results, check = replay(folder)
+    tasks = results.tasks.sort_values("submit_time")
+    assert list(tasks.node) == ["b", "c"] and list(tasks.attempts) == [2, 1]
+    np.testing.assert_allclose(tasks.end_time, [11.0, 4.0])
+    np.testing.assert_allclose(tasks.wait, [0.0, 2.0])
+    failure = results.failures.iloc[0]
+    assert (failure.node, failure.failed_at, failure.detected_at, failure.tasks_lost) == ("a", 4.0, 6.0, 1)
+    assert (check.compared, check.agreed, check.agreement) == (2, 2, 1.0)
+    assert not check.divergences
