@@ -6,7 +6,9 @@ Two checks:
   same node, leaving out those whose placement depended on timing, and every divergence
   with its cause: another task arrived or ended between the task's submission and its
   live placement (the simulator places at submission); the live cluster placed it more
-  than once (a node loss); it followed such a divergence while the cluster differed;
+  than once (a node loss); it was on a lost node around the time its worker died, which
+  the recording knows only to within one lease; it followed such a divergence while the
+  cluster differed;
   else "unexplained" (counted against the agreement);
 * waits (submission to first placement, seconds): the replayed mean against the recorded
   mean and a percentile bootstrap interval of it. The simulator places in zero time while
@@ -17,14 +19,17 @@ Two checks:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from orchsim.traces.orchlive import RecordedTasks
 
-__all__ = ["Divergence", "ReplayCheck", "bootstrap_mean", "compare_replay"]
+__all__ = ["LOSS_MARGIN", "Divergence", "ReplayCheck", "bootstrap_mean", "compare_replay"]
+
+#: Seconds added before a lost node's lease: the master notices an expiry a little late.
+LOSS_MARGIN = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,23 +114,62 @@ def _race(i: int, recorded: RecordedTasks, window: float) -> str | None:
     return None
 
 
-def _causes(recorded: RecordedTasks, diverged: np.ndarray, window: float) -> dict[int, tuple[str, bool]]:
+def _joined_near(i: int, recorded: RecordedTasks, joins: Sequence[tuple[str, float]], window: float) -> str | None:
+    """A node that joined between task ``i``'s submission and its live placement (widened by ``window``), or None."""
+    low = recorded.submit[i] - window
+    high = recorded.submit[i] + np.nan_to_num(recorded.wait[i]) + window
+    for node, at in joins:
+        if low <= at <= high:
+            return f"timing: node {node} joined {at - recorded.submit[i]:+.3f} s from its submission"
+    return None
+
+
+def _lost_node(
+    i: int, recorded: RecordedTasks, replayed: np.ndarray, losses: Mapping[str, float], lease: float
+) -> str | None:
+    """Why task ``i`` may have met a lost node's death differently, or None.
+
+    The recording knows when the master declared a node lost, not when its worker died
+    (up to one lease before): a task on that node (live or replayed) whose stay there
+    overlaps that lease may have ended, or been lost, in one cluster and not the other.
+    """
+    for node in dict.fromkeys((str(recorded.node[i]), str(replayed[i]))):
+        if node not in losses:
+            continue
+        lost = losses[node]
+        begin = recorded.submit[i]
+        end = recorded.end[i] if not np.isnan(recorded.end[i]) else begin + np.nan_to_num(recorded.wait[i])
+        if begin <= lost and end >= lost - lease - LOSS_MARGIN:
+            return f"timing: node {node} was lost at {lost:.3f} s, its worker died within the {lease:g} s lease before"
+    return None
+
+
+def _causes(
+    recorded: RecordedTasks,
+    diverged: np.ndarray,
+    window: float,
+    node_cause: Callable[[int], str | None] = lambda i: None,
+    replayed_end: np.ndarray | None = None,
+) -> dict[int, tuple[str, bool]]:
     """Per diverging task: its cause, and whether that cause is timing (which the agreement leaves out).
 
-    A divergence follows from an earlier timing one when that task was still running live
-    at this one's submission: from then on the two clusters differ.
+    A divergence follows from an earlier timing one when that task was still running, live
+    or in the replay (``replayed_end``), at this one's submission: the two clusters differ
+    as long as it runs in either.
     """
+    until = recorded.end if replayed_end is None else np.fmax(recorded.end, replayed_end)
     causes: dict[int, tuple[str, bool]] = {}
     timing: list[int] = []
     for i in diverged:
-        race = _race(int(i), recorded, window)
-        earlier = [k for k in timing if recorded.submit[k] <= recorded.submit[i] < recorded.end[k]]
+        race = _race(int(i), recorded, window) or node_cause(int(i))
+        earlier = [k for k in timing if recorded.submit[k] <= recorded.submit[i] < until[k]]
         if recorded.attempts[i] > 1:
             cause = f"timing: placed {recorded.attempts[i]} times live (rescheduled)"
         elif race is not None:
             cause = race
         elif earlier:
             cause = f"timing: follows {recorded.task_id[earlier[0]]}, which diverged and was still running"
+            cause += "" if recorded.submit[i] < recorded.end[earlier[0]] else " in the replay"
         else:
             causes[int(i)] = ("unexplained", False)
             continue
@@ -140,16 +184,22 @@ def compare_replay(
     *,
     race_window: float = 0.05,
     latency: float = 0.25,
+    losses: Mapping[str, float] | None = None,
+    lease: float = 0.0,
+    joins: Sequence[tuple[str, float]] = (),
 ) -> ReplayCheck:
     """Compare a recording with one policy's replay of it.
 
     Args:
         recorded: What the live cluster did (``load_orchlive_tasks``), in workload order.
         replayed: The replay's tasks table for one policy (``Results.table("tasks")``
-            rows of that policy): ``node`` and ``wait``, in the same order.
+            rows of that policy): ``node`` and ``wait`` (and ``end_time``, if given), in the same order.
         race_window: Seconds around a task's submission and live placement within which
             another task's arrival or end makes its placement a matter of timing.
         latency: Seconds of scheduling latency the wait verdict allows (see the module).
+        losses: Node -> when the live master declared it lost (s), from the recording.
+        lease: The workers' lease (s): a lost node's worker died up to this long before.
+        joins: ``(node, time)`` of every join (or return) after the first submission (s).
     """
     nodes = np.asarray(replayed["node"], dtype=object)
     if len(nodes) != len(recorded.node):
@@ -157,7 +207,13 @@ def compare_replay(
     placed = recorded.node != ""  # every task the live cluster placed is compared
     same = placed & (recorded.node == nodes)
     diverged = np.flatnonzero(placed & ~same)
-    causes = _causes(recorded, diverged, race_window)
+    lost = dict(losses or {})
+    ends = np.asarray(replayed["end_time"], dtype=np.float64) if "end_time" in replayed else None
+
+    def node_cause(i: int) -> str | None:
+        return _joined_near(i, recorded, joins, race_window) or _lost_node(i, recorded, nodes, lost, lease)
+
+    causes = _causes(recorded, diverged, race_window, node_cause, ends)
     divergences = [
         Divergence(str(recorded.task_id[i]), str(recorded.node[i]), str(nodes[i]), causes[int(i)][0]) for i in diverged
     ]

@@ -95,14 +95,20 @@ def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int | N
     """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
     from orchsim.replay_check import compare_replay
     from orchsim.run import run
-    from orchsim.traces import load_orchlive_tasks
+    from orchsim.traces import load_orchlive_node_times, load_orchlive_tasks
 
     scenario = replay_scenario(directory, policies, seed=seed)
     results = run(scenario)
     _, recorded = load_orchlive_tasks(directory)
     tasks = results.table("tasks")
     mine = tasks["policy"] == scenario.policies[0]
-    check = compare_replay(recorded, {name: np.asarray(values)[mine] for name, values in tasks.items()})
+    times = load_orchlive_node_times(directory)
+    losses = {node: seen["lost"] for node, seen in times.items() if "lost" in seen}
+    joins = {
+        node: at for node, seen in times.items() for at in (seen.get("rejoined"), seen.get("joined")) if at and at > 0
+    }
+    mine_tasks = {name: np.asarray(values)[mine] for name, values in tasks.items()}
+    check = compare_replay(recorded, mine_tasks, losses=losses, lease=scenario.cluster.failure_timeout, joins=joins)
     return results, check
 
 
