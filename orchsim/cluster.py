@@ -134,7 +134,8 @@ def _recording_events(scenario: sc.Scenario, resources: tuple[str, ...]) -> tupl
             ids, caps, _ = traces.load_orchlive_nodes(folder)
             shape = {node: {r: float(caps[r][i]) for r in resources if r in caps} for i, node in enumerate(ids)}
             times = traces.load_orchlive_node_times(folder)
-            events += recorded_node_events(times, shape, scenario.cluster.failure_timeout)
+            history = recorded_node_events(times, shape, scenario.cluster.failure_timeout)
+            events += [e for e in history if group.failures or not isinstance(e, sc.NodeLost)]
     return tuple(events)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,7 +120,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Replay a live cluster's recording (python -m orchlive record) under its policy and others.",
     )
     parser.add_argument("recording", type=Path, help="the recording's folder (tasks.csv, nodes.csv, policy.json)")
-    parser.add_argument("--policy", action="append", default=[], dest="policies", metavar="NAME", help="(repeatable)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        dest="policies",
+        metavar="NAME[,NAME...]",
+        help="another policy to replay under (repeatable, or a comma-separated list)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="write the what-if page: the live cluster beside every policy's replay (also the cost of the "
+        "recorded failures: each policy replayed again without them), the check, the figures",
+    )
     parser.add_argument("--out", type=Path, help="write tasks, summary, timeseries and replay_check.txt here")
     parser.add_argument("--seed", type=int, help="the simulator's seed (random policies; default: the recorded one)")
     return parser
@@ -126,7 +142,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m orchsim replay``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
+    args.policies = [name.strip() for given in args.policies for name in given.split(",") if name.strip()]
     if not args.recording.is_dir():
         return fail(f"{args.recording}: not a folder (a recording is a folder of tasks.csv, nodes.csv, policy.json)")
     try:
@@ -134,6 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out is not None:
             results.write(args.out, plots=False)
             (args.out / "replay_check.txt").write_text("\n".join(check.lines()) + "\n")
+        if args.report is not None:
+            write_what_if(
+                args.recording,
+                results,
+                check,
+                args.report,
+                command=shlex.join(["python", "-m", "orchsim", "replay", *argv]),
+            )
     except RecordingError as err:
         return fail(str(err))
     except Exception as err:  # a mistake is one line (user_error), a bug keeps its traceback
@@ -143,7 +169,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"recorded policy {results.scenario.policies[0]}, replay vs the live cluster:")
     for line in check.lines():
         print(line)
+    if args.report is not None:
+        print(f"what-if report: {args.report}")
     return 0
+
+
+def write_what_if(directory: str | Path, results: Any, check: Any, path: str | Path, *, command: str) -> Path:
+    """Write the what-if page of a replay (``orchsim.report.replay_page``) to ``path``.
+
+    The replay runs once more without the recorded node losses, for what they cost each
+    policy (only when the recording has some).
+    """
+    from orchsim.replay_metrics import side_by_side
+    from orchsim.report.replay_page import build_replay_report
+    from orchsim.run import run
+    from orchsim.traces import load_orchlive_tasks
+
+    _, recorded = load_orchlive_tasks(directory)
+    without = None
+    if not results.failures.empty:
+        scenario = results.scenario
+        nodes = [{"kind": "orchlive", "path": ".", "failures": False}]
+        cluster = scenario.cluster.model_copy(update={"nodes": [type(scenario.cluster.nodes[0])(**nodes[0])]})
+        without = run(scenario.model_copy(update={"cluster": cluster}))
+    rows = side_by_side(directory, recorded, results, without)
+    page = build_replay_report(str(directory), results, check, rows, command=command)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return out
 
 
 def _rows(results: Any) -> list[dict[str, Any]]:

@@ -167,12 +167,17 @@ class NodeTrace(_Strict):
 class NodeRecording(_Strict):
     """The nodes of a live cluster's recording (``python -m orchlive record``): ``path`` is its folder.
 
-    Every recorded node is present from time 0 (its joined, lost and drained times are
-    not replayed yet), in sorted id order, as the live master numbers them.
+    The nodes come in sorted id order, as the live master numbers them, and live through
+    their recorded history (``orchsim.cluster.recorded_node_events``): a node that joined
+    after the first submission is out until then; a lost one dies one failure timeout
+    before the live master declared it lost; drains and returns happen when they did.
+    ``failures: false`` leaves the losses out (what the failures cost: the same replay
+    without them).
     """
 
     kind: Literal["orchlive"]
     path: str
+    failures: bool = True
 
 
 def _node_kind(value: Any) -> str:
