@@ -106,9 +106,9 @@ def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int | N
     mine = tasks["policy"] == scenario.policies[0]
     times = load_orchlive_node_times(directory)
     losses = {node: seen["lost"] for node, seen in times.items() if "lost" in seen}
-    joins = {
-        node: at for node, seen in times.items() for at in (seen.get("rejoined"), seen.get("joined")) if at and at > 0
-    }
+    joins = [
+        (node, t) for node, seen in times.items() for t in (seen.get("joined"), seen.get("rejoined")) if t and t > 0
+    ]
     mine_tasks = {name: np.asarray(values)[mine] for name, values in tasks.items()}
     check = compare_replay(recorded, mine_tasks, losses=losses, lease=scenario.cluster.failure_timeout, joins=joins)
     return results, check

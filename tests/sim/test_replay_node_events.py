@@ -132,3 +132,23 @@ def test_a_recording_replays_its_lost_node_and_its_late_join(tmp_path: Path) -> 
     assert (failure.node, failure.failed_at, failure.detected_at, failure.tasks_lost) == ("a", 4.0, 6.0, 1)
     assert (check.compared, check.agreed, check.agreement) == (2, 2, 1.0)
     assert not check.divergences
+
+
+def test_a_divergence_near_a_join_or_a_loss_is_timing_and_named(tmp_path: Path) -> None:
+    from orchsim.replay_check import compare_replay
+    from orchsim.traces import load_orchlive_tasks
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "tasks.csv").write_text(TASKS)
+    (folder / "nodes.csv").write_text(NODES)
+    _, recorded = load_orchlive_tasks(folder)
+    # t2 (submitted at 1, placed live at 3 on c) replayed on b: c joined at 3.0, inside [1, 3].
+    replayed = {"node": np.array(["b", "b"], dtype=object), "wait": np.array([0.0, 2.0])}
+    check = compare_replay(recorded, replayed, joins=[("c", 3.0)])
+    assert check.divergences[-1].cause == "timing: node c joined +2.000 s from its submission"
+    # Without the join, the same divergence is unexplained; with c lost at 4.5 under a 2 s lease, t2's
+    # stay (1 to 4) overlaps [4.5 - 2 - 0.5, 4.5]: its worker's death is not known that closely.
+    assert compare_replay(recorded, replayed).divergences[-1].cause == "unexplained"
+    lost = compare_replay(recorded, replayed, losses={"c": 4.5}, lease=2.0).divergences[-1].cause
+    assert lost.startswith("timing: node c was lost at 4.500 s")
