@@ -182,7 +182,7 @@ def compare_replay(
     recorded: RecordedTasks,
     replayed: Mapping[str, np.ndarray],
     *,
-    race_window: float = 0.05,
+    race_window: float = 0.1,
     latency: float = 0.25,
     losses: Mapping[str, float] | None = None,
     lease: float = 0.0,
@@ -195,7 +195,9 @@ def compare_replay(
         replayed: The replay's tasks table for one policy (``Results.table("tasks")``
             rows of that policy): ``node`` and ``wait`` (and ``end_time``, if given), in the same order.
         race_window: Seconds around a task's submission and live placement within which
-            another task's arrival or end makes its placement a matter of timing.
+            another task's arrival or end makes its placement a matter of timing: an end
+            is the process's exit, which reaches the master after the worker reports it
+            (tens of milliseconds, more on a loaded machine).
         latency: Seconds of scheduling latency the wait verdict allows (see the module).
         losses: Node -> when the live master declared it lost (s), from the recording.
         lease: The workers' lease (s): a lost node's worker died up to this long before.

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchsim import scenario as sc
+from orchsim.scenario_workload import NodeRecording, OrchliveRecording
 
 __all__ = ["MAX_ROUNDING_ERROR", "scale_scenario"]
 
@@ -48,6 +49,31 @@ def _scaled_source(source: Any, factor: float, where: str) -> Any:
     return source.model_copy(update=update)
 
 
+def _refuse_recordings(scenario: sc.Scenario) -> None:
+    """A recording, or an event naming one node, describes one cluster node by node: it has no smaller model.
+
+    Thinning a recording's tasks would keep its node history (a loss, a late join) on a
+    cluster it no longer loads alike, and a named event may name a node the model lacks.
+    """
+    for i, node in enumerate(scenario.cluster.nodes):
+        if isinstance(node, NodeRecording):
+            raise sc.ScenarioError(
+                f"{scenario.source}: cluster.nodes.{i}: a live cluster's recording (kind: orchlive) replays that "
+                "cluster node by node; it cannot be resized (record a smaller or larger cluster instead)"
+            )
+    for i, source in enumerate(scenario.workload):
+        if isinstance(source, OrchliveRecording):
+            raise sc.ScenarioError(
+                f"{scenario.source}: workload.{i}: a live cluster's recording (kind: orchlive) cannot be resized"
+            )
+    for i, event in enumerate(scenario.events):
+        if getattr(event, "node", None) is not None:
+            raise sc.ScenarioError(
+                f"{scenario.source}: events.{i}: {event.kind} names node {event.node!r}, which a resized "
+                "cluster may not have; it cannot be resized"
+            )
+
+
 def scale_scenario(scenario: sc.Scenario, factor: float) -> sc.Scenario:
     """``scenario`` at ``factor`` times its size, at the same offered load.
 
@@ -58,13 +84,15 @@ def scale_scenario(scenario: sc.Scenario, factor: float) -> sc.Scenario:
     mode with ``load``, whose size already follows the cluster's GPUs.
 
     Raises:
-        ScenarioError: for a factor that is not positive, trace nodes or jobs scaled up, or
-            node groups too small to scale (one node cannot become half a node).
+        ScenarioError: for a factor that is not positive, trace nodes or jobs scaled up,
+            node groups too small to scale (one node cannot become half a node), or a
+            recording or an event naming a node (they describe one cluster node by node).
     """
     if not factor > 0:
         raise sc.ScenarioError(f"{scenario.source}: scale factor must be > 0, got {factor!r}")
     if factor == 1:
         return scenario
+    _refuse_recordings(scenario)
     nodes = [
         _scaled_node(n, factor, f"{scenario.source}: cluster.nodes.{i}") for i, n in enumerate(scenario.cluster.nodes)
     ]

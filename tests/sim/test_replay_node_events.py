@@ -152,3 +152,18 @@ def test_a_divergence_near_a_join_or_a_loss_is_timing_and_named(tmp_path: Path) 
     assert compare_replay(recorded, replayed).divergences[-1].cause == "unexplained"
     lost = compare_replay(recorded, replayed, losses={"c": 4.5}, lease=2.0).divergences[-1].cause
     assert lost.startswith("timing: node c was lost at 4.500 s")
+
+
+def test_resize_refuses_a_recording_and_events_naming_a_node() -> None:
+    from orchsim.resize import scale_scenario
+    from orchsim.scenario import load_scenario
+
+    from .conftest import SCENARIOS
+
+    with pytest.raises(ScenarioError, match=r"cluster.nodes.0: a live cluster's recording .* cannot be resized"):
+        scale_scenario(load_scenario(SCENARIOS / "replay_dev_mixed.yaml"), 0.5)
+    workload = [{"kind": "burst", "at": 0, "count": 4, "resources": {"cpu": 100}, "duration": 1}]
+    named = parse_scenario(scenario([{"kind": "node_lost", "at": 1, "node": "big-0"}], workload))
+    with pytest.raises(ScenarioError, match=r"events.0: node_lost names node 'big-0'"):
+        scale_scenario(named, 2)
+    assert scale_scenario(named, 1) is named
