@@ -22,7 +22,7 @@ import numpy as np
 from orchsim.cli import fail, format_number, print_table, user_error
 from orchsim.recording_format import POLICY_FILE
 
-__all__ = ["RecordingError", "main", "replay", "replay_scenario"]
+__all__ = ["RecordingError", "main", "replay", "replay_scenario", "what_if", "write_what_if"]
 
 
 class RecordingError(ValueError):
@@ -148,18 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.recording.is_dir():
         return fail(f"{args.recording}: not a folder (a recording is a folder of tasks.csv, nodes.csv, policy.json)")
     try:
-        results, check = replay(args.recording, args.policies, seed=args.seed)
+        if args.report is None:
+            results, check = replay(args.recording, args.policies, seed=args.seed)
+        else:
+            table, check, results = what_if(args.recording, args.policies, seed=args.seed)
+            command = shlex.join(["python", "-m", "orchsim", "replay", *argv])
+            write_what_if(args.recording, results, check, table, args.report, command=command)
         if args.out is not None:
             results.write(args.out, plots=False)
             (args.out / "replay_check.txt").write_text("\n".join(check.lines()) + "\n")
-        if args.report is not None:
-            write_what_if(
-                args.recording,
-                results,
-                check,
-                args.report,
-                command=shlex.join(["python", "-m", "orchsim", "replay", *argv]),
-            )
     except RecordingError as err:
         return fail(str(err))
     except Exception as err:  # a mistake is one line (user_error), a bug keeps its traceback
@@ -174,26 +171,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def write_what_if(directory: str | Path, results: Any, check: Any, path: str | Path, *, command: str) -> Path:
-    """Write the what-if page of a replay (``orchsim.report.replay_page``) to ``path``.
+def what_if(directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None) -> tuple[Any, Any, Any]:
+    """The recording replayed under its policy and ``policies``, side by side with the live cluster.
 
     The replay runs once more without the recorded node losses, for what they cost each
     policy (only when the recording has some).
+
+    Returns:
+        A DataFrame (``orchsim.replay_metrics.side_by_side``'s rows: the live cluster, then
+        each policy), the recorded policy's ``ReplayCheck``, and the replay's ``Results``.
     """
+    import pandas as pd
+
     from orchsim.replay_metrics import side_by_side
-    from orchsim.report.replay_page import build_replay_report
     from orchsim.run import run
     from orchsim.traces import load_orchlive_tasks
 
+    results, check = replay(directory, policies, seed=seed)
     _, recorded = load_orchlive_tasks(directory)
     without = None
     if not results.failures.empty:
         scenario = results.scenario
-        nodes = [{"kind": "orchlive", "path": ".", "failures": False}]
-        cluster = scenario.cluster.model_copy(update={"nodes": [type(scenario.cluster.nodes[0])(**nodes[0])]})
+        plain = type(scenario.cluster.nodes[0])(kind="orchlive", path=".", failures=False)
+        cluster = scenario.cluster.model_copy(update={"nodes": [plain]})
         without = run(scenario.model_copy(update={"cluster": cluster}))
-    rows = side_by_side(directory, recorded, results, without)
-    page = build_replay_report(str(directory), results, check, rows, command=command)
+    return pd.DataFrame(side_by_side(directory, recorded, results, without)), check, results
+
+
+def write_what_if(
+    directory: str | Path, results: Any, check: Any, table: Any, path: str | Path, *, command: str
+) -> Path:
+    """Write the what-if page (``orchsim.report.replay_page``) of ``what_if``'s outputs to ``path``."""
+    from orchsim.report.replay_page import build_replay_report
+
+    page = build_replay_report(str(directory), results, check, table.to_dict("records"), command=command)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)

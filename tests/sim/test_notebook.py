@@ -53,6 +53,11 @@ failures.to_csv(_out / "failures.csv", index=False)
 curve.to_csv(_out / "load_curve.csv", index=False)
 gpu_curve.to_csv(_out / "gpu_curve.csv", index=False)
 fgd_table.to_csv(_out / "fgd_table.csv")
+replayed.to_csv(_out / "replay_what_if.csv", index=False)
+_causes = [d.cause for d in check.divergences]
+pd.DataFrame(dict(agreement=[check.agreement], unexplained=[_causes.count("unexplained")])).to_csv(
+    _out / "replay_check.csv", index=False
+)
 """
 
 
@@ -280,3 +285,19 @@ def test_the_documented_command_renders_to_html(tmp_path: Path, kernel_path: Non
     assert len(images) == FIGURE_CELLS
     assert all(base64.b64decode(i).startswith(PNG_MAGIC) for i in images)
     assert "Traceback" not in page
+
+
+def test_the_live_recording_replays_as_the_notebook_says(notebook_run: tuple[nbformat.NotebookNode, Path]) -> None:
+    out = notebook_run[1]
+    table = pd.read_csv(out / "replay_what_if.csv").set_index("run")
+    check = pd.read_csv(out / "replay_check.csv").iloc[0]
+    assert check["agreement"] >= 0.95 and check["unexplained"] == 0
+    live, spread, packed = (table.loc[r] for r in ("recorded (live)", "replay: spread", "replay: bin_packing"))
+    for metric in ("mean_nodes_used", "mean_stranded_cpu"):  # "within a few percent"
+        assert abs(spread[metric] - live[metric]) < 0.05 * live[metric], metric
+    assert packed["mean_nodes_used"] < spread["mean_nodes_used"] - 0.8  # "about one node fewer"
+    assert packed["mean_stranded_cpu"] < 0.5 * spread["mean_stranded_cpu"]
+    lost = table["tasks_lost"]
+    assert (lost["replay: bin_packing"], lost["replay: spread"], lost["replay: round_robin"]) == (0, 2, 2)
+    assert lost["recorded (live)"] == 2 and lost["replay: fgd"] == 4
+    assert table.loc["replay: bin_packing", "failure_cost_time_in_system"] == 0
