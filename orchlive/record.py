@@ -273,7 +273,7 @@ def add_record_parser(sub: Any) -> None:
     parser.add_argument(
         "--lease-ttl",
         type=float,
-        default=float(os.environ.get("ORCH_LEASE_TTL", "5")),
+        default=os.environ.get("ORCH_LEASE_TTL", "5"),  # a string: argparse converts it, and names a bad one
         help="the workers' heartbeat lease, seconds (ORCH_LEASE_TTL, 5): the replay's failure timeout",
     )
     parser.add_argument("--swf", type=Path, metavar="FILE", help="also write the recording as an SWF log")
