@@ -109,6 +109,7 @@ def _policy_meta(health: dict[str, Any], policy: str | None, params: dict[str, A
         "queue": scheduler.get("queue"),
         "backfill_window": scheduler.get("backfill_window"),
         "preemption": scheduler.get("preemption"),
+        "lost_grace": scheduler.get("lost_grace"),
     }
 
 

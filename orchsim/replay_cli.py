@@ -54,14 +54,17 @@ def _recorded_scheduler(meta: dict[str, Any]) -> dict[str, Any]:
     """The ``scheduler`` and ``cluster`` settings a recording carries (older ones carry none).
 
     The queue discipline (and backfill window) and preemption decide which task goes
-    first; the workers' lease is the failure timeout: a node the live master declared
-    lost at ``lost`` stopped heartbeating one lease before (``orchsim.cluster``).
+    first; the workers' lease plus the master's grace (``lost_grace``) is the failure
+    timeout: a node the live master declared lost at ``lost`` stopped heartbeating that
+    long before (``orchsim.cluster``).
     """
     scheduler = {k: meta[k] for k in ("queue", "backfill_window", "preemption") if meta.get(k) is not None}
     cluster: dict[str, Any] = {}
     if meta.get("lease_ttl"):
         lease = float(meta["lease_ttl"])
-        cluster = {"failure_timeout": lease, "heartbeat_interval": max(lease / 3, 0.2)}  # as the worker renews
+        # The master declares a node lost its grace after the lease expired (--lost-grace).
+        timeout = lease + float(meta.get("lost_grace") or 0.0)
+        cluster = {"failure_timeout": timeout, "heartbeat_interval": max(lease / 4, 0.2)}  # as the worker renews
     return {"scheduler": scheduler, "cluster": cluster}
 
 

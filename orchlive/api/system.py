@@ -21,7 +21,7 @@ async def health(master: MasterDep) -> dict[str, object]:
 
     ``scheduler`` is what a recording needs to replay the master's decisions
     (``orchlive record``): the policy's parameters, the seed of its random stream, the
-    queue discipline and whether it preempts.
+    queue discipline, whether it preempts, and the grace it gives a node past its lease.
     """
     if not master.ready.is_set():
         raise HTTPException(status_code=503, detail="not ready: cannot read etcd yet")
@@ -31,6 +31,7 @@ async def health(master: MasterDep) -> dict[str, object]:
         "queue": master.queue,
         "backfill_window": master.backfill_window,
         "preemption": master.preemption,
+        "lost_grace": master.lost_grace,
     }
     return {"status": "ok", "leader": master.is_leader.is_set(), "policy": master.policy, "scheduler": scheduler}
 

@@ -124,11 +124,12 @@ def test_a_killed_worker_and_a_late_one_replay_with_their_placements_and_waits(c
     assert all(d.cause != "unexplained" for d in check.divergences), check.lines()
     assert check.within, check.lines()
     # The replay lived through the same history: w2 declared lost when the live master did
-    # (died one lease before), w4 given nothing before it joined.
+    # (died one lease and the master's grace before), w4 given nothing before it joined.
     failure = results.failures[results.failures["policy"] == "spread"].iloc[0]
     assert failure.node == "w2"
     np.testing.assert_allclose(failure.detected_at, float(nodes["w2"]["lost"]), atol=1e-5)
-    np.testing.assert_allclose(failure.failed_at, float(nodes["w2"]["lost"]) - cluster.lease_ttl, atol=1e-5)
+    grace = json.loads((out / "policy.json").read_text())["lost_grace"]  # the master waits it past the lease
+    np.testing.assert_allclose(failure.failed_at, float(nodes["w2"]["lost"]) - cluster.lease_ttl - grace, atol=1e-5)
     mine = results.tasks[results.tasks["policy"] == "spread"]
     assert (mine[mine["node"] == "w4"]["start_time"] >= float(nodes["w4"]["joined"]) - 1e-9).all()
     assert (mine["status"] == "completed").all()
