@@ -39,6 +39,7 @@ from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, 
 from orchsim.engine.sampling import cluster_sample, series_names
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
 from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, could_ever_fit, explain_never
+from orchsim.scheduling.fit_masks import few_shapes
 from orchsim.scheduling.fragmentation import typical_workload
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
@@ -66,6 +67,8 @@ class Simulation:
         self.tasks = TaskColumns(len(workload))
         self._init_task_state(workload)
         self._init_node_state(self.nodes.n_nodes)
+        if not self.nodes.devices and (shapes := few_shapes(workload.demand)) is not None:
+            self.nodes.keep_fit_masks(shapes)  # a few request shapes: their feasibility kept, not rebuilt
         self.acct = Accounting(config.warmup, config.until, self.nodes.capacity.sum(axis=1), self.nodes.n_nodes)
         self._samples: dict[str, list[float]] = {name: [] for name in series_names(workload.resources)}
         # The "typical" task for fragmentation: the per-resource median request, so that
@@ -78,6 +81,8 @@ class Simulation:
         extensions = self.ext.extensions() if self.ext is not None else None
         # A fifo pass settles a prefix of the queue, unless priorities reorder it.
         self._prefix = config.queue == "fifo" and (extensions is None or extensions.priority_of is None)
+        # An arrival to an empty queue is one decision (SchedulingPass.run_alone), unless the pass does more.
+        self._alone = config.queue != "easy" and self.ext is None
         # The policy with its state (generator, cursor, sampling scan) for the whole run.
         policy = PreparedPolicy(
             config.policy, filters=self._filters, rng=self.policy_rng, params=self._params, sample=config.sampling
@@ -329,12 +334,25 @@ class Simulation:
         submit, now, i = self._submit, self.env.now, self._next_arrival
         n = len(submit)
         while i < n and submit[i] <= now:
-            if self.ext is None or self.ext.arrives(i):
+            if self._alone and not self.queue:
+                self._arrive_alone(i)
+            elif self.ext is None or self.ext.arrives(i):
                 self.enqueue(i)
                 self.drain_queue(new=(i,))
             i += 1
         self._next_arrival = i
         self._schedule_arrival()
+
+    def _arrive_alone(self, task: int) -> None:
+        """``task`` arrives to an empty queue: placed, set aside or queued, as a pass over it would."""
+        self.decisions += 1
+        node = self.scheduler.run_alone(self.nodes, task)
+        if node is None:
+            self.enqueue(task)
+        else:
+            self.tasks.enqueued_at[task] = self.env.now  # and waited 0
+            if node < 0:
+                self._reject(task)
 
     def _on_complete(self, event: Timeout) -> None:
         task, epoch = event.value

@@ -25,6 +25,7 @@ import numpy as np
 from orchsim.scheduling import node_devices
 from orchsim.scheduling.devices import DeviceSet
 from orchsim.scheduling.errors import CapacityError, UnknownResourceError
+from orchsim.scheduling.fit_masks import FitMasks
 from orchsim.scheduling.labels import NodeLabels
 from orchsim.scheduling.node_devices import Assignment
 
@@ -50,6 +51,9 @@ class NodeMatrix:
         tasks: int64 ``(N,)``, tasks currently allocated on each node.
         schedulable: bool ``(N,)``, False for down, draining or cordoned nodes.
     """
+
+    # Kept feasibility masks (``keep_fit_masks``); a class default so subsets have none too.
+    fit_masks: FitMasks | None = None
 
     def __init__(self, resources: Sequence[str]) -> None:
         names = tuple(str(r) for r in resources)
@@ -297,7 +301,9 @@ class NodeMatrix:
             for i, node_labels in enumerate(labels):
                 self._labels.set(start + i, node_labels)
         for kind, devices in self.devices.items():
-            devices.add_nodes(_device_counts(cap[self._row[kind]], devices.unit, kind, node_ids))
+            devices.add_nodes(node_devices.device_counts(cap[self._row[kind]], devices.unit, kind, node_ids))
+        if self.fit_masks is not None:
+            self.fit_masks.rebuild()
         return range(start, end)
 
     def track_devices(self, kind: str, unit: float = 1000.0) -> DeviceSet:
@@ -318,7 +324,7 @@ class NodeMatrix:
         if np.any(self._alloc[row, : self._n] > 0):
             raise ValueError(f"track {kind} devices before allocating any {kind}")
         devices = DeviceSet(kind, unit)
-        devices.add_nodes(_device_counts(self.capacity[row], unit, kind, self.ids))
+        devices.add_nodes(node_devices.device_counts(self.capacity[row], unit, kind, self.ids))
         self.devices[kind] = devices
         return devices
 
@@ -355,12 +361,25 @@ class NodeMatrix:
         self._scale = None
         if self._cap.shape[1] > _MIN_BUFFER and m < self._cap.shape[1] // 4:
             self._alloc_buffers(max(_MIN_BUFFER, self._cap.shape[1] // 2))
+        if self.fit_masks is not None:
+            self.fit_masks.rebuild()
         return mapping
 
     def set_schedulable(self, node: int, schedulable: bool) -> None:
         """Cordon (False) or uncordon (True) a node; its running tasks are untouched."""
         self._check_node(node)
         self._sched[node] = schedulable
+        if self.fit_masks is not None:
+            self.fit_masks.update(node)
+
+    def keep_fit_masks(self, requests: Iterable[np.ndarray]) -> None:
+        """Keep the built-in feasibility masks of these request vectors current (``fit_masks``).
+
+        For an owner whose tasks come in a few shapes: ``select`` then reads a shape's
+        mask instead of building it. From now on change the matrix only through its
+        methods (writing into ``free`` or ``allocated`` directly would leave the masks stale).
+        """
+        self.fit_masks = FitMasks(self, requests)
 
     # ------------------------------------------------------------------ allocation
     def _check_node(self, node: int) -> None:
@@ -405,6 +424,8 @@ class NodeMatrix:
         alloc += vec
         col -= vec
         self._tasks[node] += 1
+        if self.fit_masks is not None:
+            self.fit_masks.update(node)
         return taken
 
     def release(self, node: int, request: Mapping[str, float] | np.ndarray, devices: Assignment | None = None) -> None:
@@ -431,6 +452,8 @@ class NodeMatrix:
         np.maximum(alloc, 0.0, out=alloc)
         np.subtract(self._cap[:, node], alloc, out=self._free[:, node])
         self._tasks[node] -= 1
+        if self.fit_masks is not None:
+            self.fit_masks.update(node)
 
     def allocate_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``allocate`` for an owner that has already validated both the request and the fit.
@@ -451,6 +474,8 @@ class NodeMatrix:
                 alloc[r, node] += amount
                 free[r, node] -= amount
         self._tasks[node] += 1
+        if self.fit_masks is not None:
+            self.fit_masks.update(node)
 
     def release_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``release`` of a request that ``allocate_unchecked`` placed on ``node``, unchecked.
@@ -469,6 +494,8 @@ class NodeMatrix:
                 alloc[r, node] = left
                 free[r, node] = cap[r, node] - left
         self._tasks[node] -= 1
+        if self.fit_masks is not None:
+            self.fit_masks.update(node)
 
     def copy(self) -> NodeMatrix:
         """A deep copy (a snapshot the caller may change freely)."""
@@ -485,16 +512,3 @@ class NodeMatrix:
 
     def __repr__(self) -> str:
         return f"NodeMatrix(resources={self.resources}, nodes={self._n})"
-
-
-def _device_counts(capacity: np.ndarray, unit: float, kind: str, ids: Sequence[str]) -> np.ndarray:
-    """Devices per node: capacity over ``unit``, refused unless whole."""
-    counts = np.asarray(capacity, dtype=np.float64) / unit
-    whole = np.rint(counts)
-    bad = np.flatnonzero(np.abs(counts - whole) > 1e-9)
-    if len(bad):
-        i = int(bad[0])
-        raise ValueError(
-            f"node {ids[i]!r}: {kind} capacity {capacity[i]:g} is not a whole number of devices of {unit:g}"
-        )
-    return whole.astype(np.int64)

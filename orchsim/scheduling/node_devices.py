@@ -156,3 +156,16 @@ def format_assignment(assignment: Assignment) -> str:
     if len(assignment) == 1:
         return ";".join(str(d) for d in next(iter(assignment.values())))
     return " ".join(f"{kind}:{';'.join(str(d) for d in picked)}" for kind, picked in assignment.items())
+
+
+def device_counts(capacity: np.ndarray, unit: float, kind: str, ids: Sequence[str]) -> np.ndarray:
+    """Devices per node: capacity over ``unit``, refused unless whole."""
+    counts = np.asarray(capacity, dtype=np.float64) / unit
+    whole = np.rint(counts)
+    bad = np.flatnonzero(np.abs(counts - whole) > 1e-9)
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"node {ids[i]!r}: {kind} capacity {capacity[i]:g} is not a whole number of devices of {unit:g}"
+        )
+    return whole.astype(np.int64)

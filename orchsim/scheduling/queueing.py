@@ -268,6 +268,30 @@ class SchedulingPass:
                 return result
         return result
 
+    def run_alone(self, nodes: NodeMatrix, task: Any) -> int | None:
+        """``run`` over a queue holding only ``task``, which has just arrived: a quiet cluster's case.
+
+        The decision and the memory are the ones ``run(nodes, [task], new=(task,))``
+        leaves, without building a ``PassResult``: returns the node ``task`` was placed on
+        (``place`` was called), ``-1`` if it can never fit (what ``run`` reports as
+        ``never``) or None if it waits. Not for the ``easy`` discipline, with
+        ``PassExtensions`` or with ``explain``: their passes do more than decide one task.
+        """
+        if self._easy is not None or self._extensions is not None or self._explain:
+            raise ValueError("run_alone is for passes without easy, extensions or explain")
+        selector = self._selector_of(task) if self._selector_of is not None else None
+        decision = decide(nodes, self._request_of(task), self._policy, selector, explain=False)
+        node = decision.node
+        if node is not None:
+            self._blocked = set()
+            self._place(task, node, decision.devices)
+            return node
+        if self._never_fits is not None and self._never_fits(task):
+            self._blocked = set()
+            return -1
+        self._blocked = {task}
+        return None
+
     def _run_easy(self, nodes: NodeMatrix, queue: Iterable[Any]) -> PassResult:
         """An ``easy`` pass over the first ``window`` tasks (by priority when there are priorities)."""
         ordered = queue if self._extensions is None else self._extensions.order(queue)

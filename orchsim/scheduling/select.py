@@ -330,14 +330,18 @@ def _decide_all(
     spec = prepared.spec
     n = nodes.n_nodes
     extra = prepared.filters
+    n_bad = -1
     if bad is not None:
         pass  # the sampling scan has filtered already
     elif extra or task is not None:
         bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
+    elif nodes.fit_masks is not None and not node_selector and (kept := nodes.fit_masks.get(req)) is not None:
+        bad, n_bad = kept[0], kept[1]  # kept current by the matrix: no pass over the nodes
     else:  # the common case, without the keyword plumbing (this runs on every decision)
         bad = infeasible(nodes, req, node_selector)
-    rejected = bad.nonzero()[0]
-    n_fit = n - len(rejected)
+    if n_bad < 0:
+        n_bad = int(np.count_nonzero(bad))
+    n_fit = n - n_bad
     if n_fit == 0:
         counts = rejections(nodes, req, node_selector, extra=extra, task=task) if explain else {}
         return Decision(None, None, None, spec.name, n, 0, counts)
@@ -347,10 +351,9 @@ def _decide_all(
         prepared.last = node_id = nodes.id_of(best)
         return Decision(best, node_id, None, spec.name, n, 1, {}, devices=devices)
     scores = _scores(nodes, req, prepared, bad)
-    if len(rejected):
-        # Copy, never write into the scorer's array: it may be a view of its own state.
-        scores = scores.copy()
-        scores[rejected] = -np.inf
+    if n_bad:
+        # A new array, never a write into the scorer's: it may be a view of its own state.
+        scores = np.where(bad, -np.inf, scores)
     best = int(scores.argmax())
     score = float(scores[best])
     if score != score:  # NaN: argmax returns the first NaN, so one check covers every node
