@@ -5,6 +5,10 @@ Each records ``ratio`` (higher is better) against a baseline timed in the same r
 
 * one ``select`` at 10,000 nodes x 4 resources for three policies, against the Go loop;
 * the M/M/c engine on 20,000 tasks, against Ciw on the same workload;
+* the M/M/1000 engine (1,000 nodes x 4 resources, the kept feasibility masks' case) on 5,000
+  tasks, against Ciw with 1,000 servers;
+* one sampled decision (Nomad's ``log2``, kube's adaptive window) on 100,000 nodes x 4
+  resources, against scoring every node (``test_sampling.py``'s cluster and ratio);
 * writing a 200,000-row tasks table as CSV, against ``DataFrame.to_csv`` (``test_cli.py``);
 * ``python -m orchsim`` on 1,000 tasks without plots: its process time, against a bare
   interpreter importing what the command line used to import (``test_cli.py``).
@@ -22,12 +26,14 @@ from test_cli import cli_process_seconds, csv_beside_pandas
 from test_policy import Clusters, LoopBaseline, assert_unchanged, record, snapshot
 from test_policy import clusters as clusters
 from test_policy import loop_baseline as loop_baseline
-from test_simulation import ARRIVAL_RATE, SERVERS, SERVICE_RATE, mmc_scenario
+from test_sampling import MODES, busy_cluster, time_sampled_beside_all
+from test_simulation import ARRIVAL_RATE, SERVERS, SERVICE_RATE, WIDE_RESOURCES, mmc_scenario, run_ciw
 
 from orchsim import run
-from orchsim.scheduling import select
+from orchsim.scheduling import NodeMatrix, select
 
 QUICK_TASKS = 20_000
+QUICK_WIDE_TASKS = 5_000
 
 
 @pytest.mark.benchmark(group="quick")
@@ -70,6 +76,39 @@ def test_quick_mmc_beside_ciw(benchmark: Any) -> None:
             "ratio": rate / ciw_rate,
         }
     )
+
+
+@pytest.mark.benchmark(group="quick")
+def test_quick_wide_mmc_beside_ciw(benchmark: Any) -> None:
+    """M/M/1000 as 1,000 nodes x 4 resources (every task one shape: its feasibility mask is kept)."""
+    ciw_rate = QUICK_WIDE_TASKS / run_ciw(1_000, QUICK_WIDE_TASKS)
+    scenario = mmc_scenario(QUICK_WIDE_TASKS, 1_000, WIDE_RESOURCES, name="mmc-wide-quick")
+
+    def engine_seconds() -> float:
+        return float(run(scenario).summary["wall_seconds"].iloc[0])
+
+    seconds = benchmark.pedantic(engine_seconds, rounds=3, iterations=1)
+    rate = QUICK_WIDE_TASKS / seconds
+    benchmark.extra_info.update(
+        {
+            "orchsim_tasks_per_second": rate,
+            "ciw_tasks_per_second": ciw_rate,
+            "baseline": "ciw",
+            "ratio": rate / ciw_rate,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def sampling_cluster() -> NodeMatrix:
+    return busy_cluster()
+
+
+@pytest.mark.benchmark(group="quick")
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_quick_sampled_decision(benchmark: Any, sampling_cluster: NodeMatrix, mode: str) -> None:
+    """One sampled decision on 100k x 4 against scoring every node (ratio: how many times faster)."""
+    time_sampled_beside_all(benchmark, sampling_cluster, mode)
 
 
 @pytest.mark.benchmark(group="quick")

@@ -27,6 +27,7 @@ __all__ = [
     "plot_load_curve",
     "plot_nodes_used",
     "plot_queue",
+    "plot_sampling_tradeoff",
     "plot_stranded",
     "plot_stranded_over_time",
     "plot_utilisation",
@@ -246,6 +247,43 @@ def plot_failure_cost(failures: pd.DataFrame, ax: plt.Axes | None = None) -> plt
     ax.set_title("what one node failure costs (triangle: mean)")
     ax.set_ylim(bottom=0)
     return ax
+
+
+_TRADEOFF_PANELS = (
+    ("decision_us", "one decision (µs)", "decision time"),
+    ("nodes_used", "nodes running a task (count)", "nodes used"),
+    ("stranded_share", "free on busy nodes (% of capacity)", "stranded capacity"),
+    ("unplaced", "tasks never placed (count)", "unplaced tasks"),
+)
+
+
+def plot_sampling_tradeoff(table: pd.DataFrame, fig: Figure | None = None) -> Figure:
+    """Decision time and placement quality against the share of nodes sampled, in a 2 x 2 grid.
+
+    ``table`` is ``orchsim.sampling_tradeoff.sampling_tradeoff``'s (one row per rule);
+    the share axis is logarithmic, from Nomad's log2 candidates to every node.
+    """
+    fig = fig or plt.figure(figsize=(10.0, 6.5), layout="constrained")
+    rows = table.sort_values("share", kind="stable")
+    share = 100 * rows["share"]
+    for i, (column, ylabel, title) in enumerate(_TRADEOFF_PANELS):
+        ax = fig.add_subplot(2, 2, i + 1)
+        values = 100 * rows[column] if column == "stranded_share" else rows[column]
+        ax.plot(share, values, marker="o")
+        for x, y, text in zip(share, values, rows["sample"], strict=True):
+            ax.annotate(text, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        if column == "decision_us":
+            ax.set_yscale("log")
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False)  # counts and shares as they are
+        if column == "unplaced":
+            ax.set_ylim(bottom=0, top=max(1, float(values.max()) * 1.2))
+        ax.set_xlabel("nodes sampled (% of the cluster)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+    fig.suptitle("node sampling: decision time against placement quality (same tasks, same start state)")
+    return fig
 
 
 def standard_figures(results: Results) -> list[tuple[str, Callable[[plt.Axes], object]]]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import simpy
-from simpy.events import Timeout
+from simpy.events import NORMAL, Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
@@ -46,6 +46,21 @@ from orchsim.scheduling.queueing import SchedulingPass, random_streams
 from orchsim.workload import Workload
 
 __all__ = ["Simulation"]
+
+
+class _Completion:
+    """A run's end as SimPy's queue holds it: only what ``Environment.step`` reads of an event.
+
+    One per task, so a bare slotted object scheduled with ``env.schedule`` rather than a
+    ``Timeout`` (whose constructor and attributes cost more than the engine's own work).
+    """
+
+    __slots__ = ("_ok", "callbacks", "epoch", "task")
+
+    def __init__(self, callback: Callable[[Any], None], task: int, epoch: int) -> None:
+        self._ok = True
+        self.callbacks: list[Callable[[Any], None]] | None = [callback]
+        self.task, self.epoch = task, epoch
 
 
 class Simulation:
@@ -242,8 +257,7 @@ class Simulation:
             return
         if self.node_state[node] == NodeState.DEAD:
             return  # lost at detection
-        done = Timeout(self.env, duration, value=(task, int(tasks.epoch[task])))
-        done.callbacks.append(self._on_complete)
+        self.env.schedule(_Completion(self._on_complete, task, int(tasks.epoch[task])), NORMAL, duration)
 
     def stop(self, task: int) -> int:
         """Take ``task`` off its node (every replica of a gang); returns the (first) node."""
@@ -354,8 +368,8 @@ class Simulation:
             if node < 0:
                 self._reject(task)
 
-    def _on_complete(self, event: Timeout) -> None:
-        task, epoch = event.value
+    def _on_complete(self, event: _Completion) -> None:
+        task, epoch = event.task, event.epoch
         tasks = self.tasks
         if epoch != tasks.epoch[task] or tasks.status[task] != Status.RUNNING:
             return  # the task was lost with its node and has been rescheduled since
