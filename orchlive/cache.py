@@ -25,7 +25,7 @@ from orchlive.models import (
 )
 from orchlive.store import Entry, Keys, Store, WatchEvent
 
-__all__ = ["ClusterCache", "read_cache", "read_nodes"]
+__all__ = ["ClusterCache", "TaskTable", "read_cache", "read_nodes"]
 
 
 def _beat_time(raw: bytes) -> datetime | None:
@@ -36,6 +36,47 @@ def _beat_time(raw: bytes) -> datetime | None:
         return None
 
 
+class TaskTable(dict[str, tuple[Task, int]]):
+    """Tasks by id (task, mod revision) that also keep the ids of the PENDING ones.
+
+    The master's pass reads only the pending tasks; finished ones stay in the table (the
+    API's ``/metrics`` counts them) but cost the pass nothing, so its cost follows the
+    queue, not every task the cluster ever ran.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__()
+        self.pending_ids: set[str] = set()
+        for task_id, value in dict(*args, **kwargs).items():  # type: ignore[arg-type]
+            self[task_id] = value
+
+    def __setitem__(self, task_id: str, value: tuple[Task, int]) -> None:
+        super().__setitem__(task_id, value)
+        if value[0].state == TaskState.PENDING:
+            self.pending_ids.add(task_id)
+        else:
+            self.pending_ids.discard(task_id)
+
+    def __delitem__(self, task_id: str) -> None:
+        super().__delitem__(task_id)
+        self.pending_ids.discard(task_id)
+
+    def pop(self, task_id: str, *default: object) -> object:  # type: ignore[override]
+        self.pending_ids.discard(task_id)
+        return super().pop(task_id, *default)
+
+
+def _older(cached: tuple[object, int] | None, event: WatchEvent) -> bool:
+    """Whether ``event`` is older than what the cache holds: the master's own write, mirrored at once.
+
+    The master puts what its transactions wrote into the cache before the watch brings
+    them; the watch may still be delivering changes from before that write (a worker's
+    release of a ledger the master has since written over). Applied, they would roll the
+    cache back, and the next placement would compare a stale revision and lose.
+    """
+    return cached is not None and cached[1] > event.mod_revision
+
+
 @dataclass
 class ClusterCache:
     """Values and mod revisions mirrored from etcd.
@@ -43,11 +84,15 @@ class ClusterCache:
     ``alive`` maps every node whose heartbeat key exists to the time of its last beat.
     """
 
-    tasks: dict[str, tuple[Task, int]] = field(default_factory=dict)
+    tasks: TaskTable = field(default_factory=TaskTable)
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     alive: dict[str, datetime | None] = field(default_factory=dict)
     ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
     gangs: set[str] = field(default_factory=set)  # gangs that may still need keeping whole (``orchlive.gangs``)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tasks, TaskTable):
+            self.tasks = TaskTable(self.tasks)
 
     @classmethod
     def from_entries(cls, keys: Keys, entries: Iterable[Entry]) -> ClusterCache:
@@ -62,6 +107,8 @@ class ClusterCache:
         key, put = event.key, event.kind == "put"
         ident = Keys.last(key)
         if key.startswith(keys.tasks()):
+            if _older(self.tasks.get(ident), event):
+                return False
             if put:
                 task = Task.model_validate_json(event.value)
                 self.tasks[ident] = (task, event.mod_revision)
@@ -81,6 +128,8 @@ class ClusterCache:
                 return joined  # a heartbeat's refresh changes nothing to schedule
             self.alive.pop(ident, None)
         elif key.startswith(keys.allocs()):
+            if _older(self.ledgers.get(ident), event):
+                return False
             if put:
                 self.ledgers[ident] = (Ledger.from_json(json.loads(event.value)), event.mod_revision)
             else:
@@ -109,7 +158,7 @@ class ClusterCache:
 
     def pending(self) -> list[tuple[Task, int]]:
         """The PENDING tasks in queue order: highest priority first, then by creation (the simulator's order)."""
-        found = [(t, r) for t, r in self.tasks.values() if t.state == TaskState.PENDING]
+        found = [self.tasks[task_id] for task_id in self.tasks.pending_ids]  # not every task: only the queue
         return sorted(found, key=lambda item: (-item[0].priority, item[0].creation_time, item[0].id))
 
     def resource_names(self, pending: list[tuple[Task, int]]) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ from orchlive.api.deps import require_token
 from orchlive.api.errors import SafeJSONResponse, install_error_handlers
 from orchlive.master import Master
 from orchlive.store import Store, StoreUnavailableError
-from orchlive.transitions import ConflictError
+from orchlive.transitions import ConflictError, CreateBatcher
 
 __all__ = ["create_app"]
 
@@ -44,6 +44,7 @@ def create_app(store: Store, master: Master, *, api_token: str | None = None, pr
 
     app = FastAPI(title="orchlive", version="1", lifespan=lifespan)
     app.state.store = store
+    app.state.creates = CreateBatcher(store)  # concurrent submissions share a transaction
     app.state.master = master
     app.state.api_token = api_token
     token = [Depends(require_token)]

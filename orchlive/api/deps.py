@@ -1,4 +1,9 @@
-"""Shared request dependencies: the store, the master, and the optional bearer token."""
+"""Shared request dependencies: the store, the master, and the optional bearer token.
+
+All are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in its
+thread pool, and three thread hand-offs per request cost more than the request's own work
+(about a third of the master's CPU per submission under load, ``benchmarks/test_live_load.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,29 @@ from fastapi import Depends, HTTPException, Request, status
 
 from orchlive.master import Master
 from orchlive.store import Store
+from orchlive.transitions import CreateBatcher
 
-__all__ = ["MasterDep", "StoreDep", "require_token"]
+__all__ = ["CreatesDep", "MasterDep", "StoreDep", "require_token"]
 
 
-def _store(request: Request) -> Store:
+async def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _master(request: Request) -> Master:
+async def _master(request: Request) -> Master:
     return request.app.state.master
 
 
+async def _creates(request: Request) -> CreateBatcher:
+    return request.app.state.creates
+
+
 StoreDep = Annotated[Store, Depends(_store)]
+CreatesDep = Annotated[CreateBatcher, Depends(_creates)]
 MasterDep = Annotated[Master, Depends(_master)]
 
 
-def require_token(request: Request) -> None:
+async def require_token(request: Request) -> None:
     """Every ``/api/v1`` request, reads too: when ``ORCH_API_TOKEN`` is set, demand ``Authorization: Bearer <token>``.
 
     Reads need it as much as writes: tasks' commands, logs and the event history say what

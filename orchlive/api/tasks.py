@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
-from orchlive.api.deps import StoreDep
+from orchlive.api.deps import CreatesDep, StoreDep
 from orchlive.models import NodeRecord, Task, TaskCreate, TaskPublic, TaskState
 from orchlive.store import Store
 from orchlive.submission import SubmissionError, build_tasks
@@ -50,7 +50,7 @@ def unprocessable(err: SubmissionError) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_task(body: TaskCreate, store: StoreDep) -> TaskPublic:
+async def create_task(body: TaskCreate, store: StoreDep, creates: CreatesDep) -> TaskPublic:
     """Submit a task; it starts PENDING and the master places it. The answer names its env, without values.
 
     A task without a command is refused (422) when every registered worker runs processes.
@@ -62,8 +62,8 @@ async def create_task(body: TaskCreate, store: StoreDep) -> TaskPublic:
         made = await build_tasks(store, [body])
     except SubmissionError as err:
         raise unprocessable(err) from None
-    if len(made.tasks) == 1 and not made.edges:
-        return TaskPublic.of(await transitions.create_task(store, made.tasks[0]))
+    if len(made.tasks) == 1 and not made.edges:  # shares a transaction with the posts arriving meanwhile
+        return TaskPublic.of(await creates.create(made.tasks[0]))
     return TaskPublic.of((await transitions.create_tasks(store, made.tasks, made.edges))[0])
 
 

@@ -2,7 +2,8 @@
 
 Tasks (``tasks.py``; master, worker and API share these, so the rules live in one place):
 
-* ``create_task``  -> PENDING                    (API ``POST``; ``task.created``)
+* ``create_task``  -> PENDING                    (API ``POST``; ``task.created``); the API's
+  ``CreateBatcher`` (``creates.py``) writes single submissions arriving together in one transaction
 * ``place``        PENDING  -> ASSIGNED           (master; the node's ledger gains the request)
 * ``note_reason``  why a PENDING task waits       (master; no event: not a transition)
 * ``start``        ASSIGNED -> RUNNING            (worker)
@@ -31,6 +32,7 @@ happen. Callers keep what a transition returns and never rebuild it.
 """
 
 from orchlive.transitions.core import ConflictError, read_ledger, read_task, record_size
+from orchlive.transitions.creates import CreateBatcher
 from orchlive.transitions.groups import create_tasks, move, remove_tree
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
 from orchlive.transitions.tasks import (
@@ -54,6 +56,7 @@ __all__ = [
     "Placement",
     "beat",
     "claim_leadership",
+    "CreateBatcher",
     "create_task",
     "create_tasks",
     "move",
