@@ -58,6 +58,27 @@ def test_create_task_refuses_to_overwrite(etcd) -> None:  # type: ignore[no-unty
     run(etcd, body)
 
 
+def test_concurrent_creates_share_transactions_and_only_a_collision_fails(etcd) -> None:  # type: ignore[no-untyped-def]
+    async def body(store: Store) -> None:
+        taken = Task(name="first", image="alpine")
+        await transitions.create_task(store, taken)
+        batcher = transitions.CreateBatcher(store, max_tasks=8)
+        tasks = [Task(name=f"t{i}", image="alpine") for i in range(20)]
+        clash = taken.model_copy(update={"name": "clash"})
+        results = await asyncio.gather(*(batcher.create(t) for t in [*tasks, clash]), return_exceptions=True)
+        assert results[:-1] == tasks  # each caller gets its own task back
+        assert isinstance(results[-1], transitions.ConflictError)
+        # 21 submissions gathered before the first transaction: 8 + 8 + 5 in three batches; the
+        # last one fails on the clash and is retried task by task (not counted as batches).
+        assert batcher.transactions == 3
+        for task in tasks:
+            assert (await transitions.read_task(store, task.id))[0] == task  # type: ignore[index]
+        assert (await transitions.read_task(store, taken.id))[0].name == "first"  # type: ignore[index]
+        assert await events(store) == ["task.created"] * 21
+
+    run(etcd, body)
+
+
 def test_place_returns_what_it_stored_and_the_master_caches_that(etcd) -> None:  # type: ignore[no-untyped-def]
     async def body(store: Store) -> None:
         await join(store, "w1")
