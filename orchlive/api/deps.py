@@ -1,8 +1,8 @@
 """Shared request dependencies: the store, the master, and the optional bearer token.
 
 All are ``async def`` although none awaits: FastAPI runs a plain ``def`` dependency in its
-thread pool, and three thread hand-offs per request cost more than the request's own work
-(about a third of the master's CPU per submission under load, ``benchmarks/test_live_load.py``).
+thread pool, and three thread hand-offs per request took about a fifth of the master's
+samples under load (py-spy during ``benchmarks/test_live_load.py``).
 """
 
 from __future__ import annotations
