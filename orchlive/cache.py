@@ -67,14 +67,16 @@ class TaskTable(dict[str, tuple[Task, int]]):
 
 
 def _older(cached: tuple[object, int] | None, event: WatchEvent) -> bool:
-    """Whether ``event`` is older than what the cache holds: the master's own write, mirrored at once.
+    """Whether the cache already holds ``event``'s change or a later one: nothing to apply, nothing to wake.
 
     The master puts what its transactions wrote into the cache before the watch brings
-    them; the watch may still be delivering changes from before that write (a worker's
-    release of a ledger the master has since written over). Applied, they would roll the
-    cache back, and the next placement would compare a stale revision and lose.
+    them. The watch then echoes those writes (same revision: the same value), and may
+    still be delivering changes from before them (a worker's release of a ledger the
+    master has since written over). Applied, an older change would roll the cache back
+    and the next placement would compare a stale revision and lose; an echo would only
+    wake a pass with nothing new to decide.
     """
-    return cached is not None and cached[1] > event.mod_revision
+    return cached is not None and cached[1] >= event.mod_revision
 
 
 @dataclass
