@@ -138,6 +138,7 @@ def _engine_config(scenario: Scenario, policy: str, interval: float, extra_event
         backfill_window=scenario.scheduler.backfill_window,
         max_attempts=scenario.scheduler.max_attempts,
         preemption=scenario.scheduler.preemption,
+        per_instant=scenario.scheduler.passes == "per_instant",
         sampling=scenario.scheduler.sampling,
         filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
         heartbeat_interval=scenario.cluster.heartbeat_interval,

@@ -110,6 +110,9 @@ class Scheduler(_Strict):
         sampling: Node sampling on large clusters: ``all`` (default), ``log2`` or
             ``{candidates: k}`` (Nomad), ``{percentage: p}`` or ``{percentage: adaptive}``
             (kube-scheduler's ``percentageOfNodesToScore``); ``orchsim.scheduling.sampling``.
+        passes: ``per_event`` (default): a pass after each arrival and each end;
+            ``per_instant``: one pass once every arrival and end at the same time is in, as
+            AccaSim, Batsim and the textbook FCFS/EASY do (whole-second traces have many ties).
         filters: Filters beyond the built-in ones (schedulable, node selector, resources),
             by name with their parameters: ``{max_tasks_per_node: {limit: 8}}``; a
             plugin may register more (``orchsim.scheduling.filter``).
@@ -119,6 +122,7 @@ class Scheduler(_Strict):
     backfill_window: int = Field(default=DEFAULTS.backfill_window, ge=1)
     max_attempts: int = Field(default=DEFAULTS.max_attempts, ge=1)
     preemption: bool = False
+    passes: Literal["per_event", "per_instant"] = "per_event"
     sampling: str | dict[str, Any] | None = None
     filters: dict[str, dict[str, Any]] = {}
 

@@ -168,6 +168,7 @@ class Simulation:
         self.failure_log: list[tuple[float, float, str, int]] = []
         self.provisioning = False
         self.pending_external = 0  # scheduled events that may still change the cluster
+        self._due: tuple[list[int], set[int]] | None = None  # the pass this instant still owes
 
     # ------------------------------------------------------------------ bookkeeping
     def advance(self) -> None:
@@ -320,6 +321,31 @@ class Simulation:
         if result.preempted:
             self.ext.requeue_victims()  # type: ignore[union-attr]
 
+    def pass_soon(self, gained: int | None = None, new: tuple[int, ...] = ()) -> None:
+        """``scheduler.passes: per_instant``: one pass once every arrival and end of now is in.
+
+        Traces in whole seconds end and submit many jobs at the same time. A pass per event
+        lets a later task take room that an earlier one gets back a moment later at the same
+        time; one pass after all of them sees the cluster as it is at that time, as AccaSim,
+        Batsim and the textbook FCFS and EASY do. The pass is a zero-delay event, so it comes
+        after every event already scheduled for now. (``drain_queue``'s arguments.)
+        """
+        if self._due is None:
+            self._due = ([], set())
+            self.pending_external += 1  # the run is not over while a pass is owed
+            Timeout(self.env, 0).callbacks.append(self._owed_pass)
+        self._due[0].extend(new)
+        if gained is not None:
+            self._due[1].add(gained)
+
+    def _owed_pass(self, _: Timeout) -> None:
+        new, gained = self._due  # type: ignore[misc]
+        self._due = None
+        self.pending_external -= 1
+        if len(gained) > 1:
+            self.scheduler.forget()  # room appeared on several nodes: try every task again
+        self.drain_queue(next(iter(gained)) if len(gained) == 1 else None, tuple(new))
+
     def _reject(self, task: int) -> None:
         """``task`` can never run here: unschedulable, with the reason."""
         self.reasons[task] = explain_never(
@@ -352,7 +378,10 @@ class Simulation:
                 self._arrive_alone(i)
             elif self.ext is None or self.ext.arrives(i):
                 self.enqueue(i)
-                self.drain_queue(new=(i,))
+                if self.cfg.per_instant:
+                    self.pass_soon(new=(i,))
+                else:
+                    self.drain_queue(new=(i,))
             i += 1
         self._next_arrival = i
         self._schedule_arrival()
@@ -380,7 +409,10 @@ class Simulation:
         if self.node_state[node] == NodeState.DRAINING and not self.running_on[node]:
             node_events.remove_node(self, node)
             return
-        self.drain_queue(node)
+        if self.cfg.per_instant:
+            self.pass_soon(node)
+        else:
+            self.drain_queue(node)
 
     # ------------------------------------------------------------------ background
     def _cluster_events(self) -> Iterator[Any]:

@@ -52,6 +52,7 @@ class EngineConfig:
     backfill_window: int = 100
     max_attempts: int = 5
     preemption: bool = False  # a task that fits nowhere may evict lower-priority ones
+    per_instant: bool = False  # one pass after all arrivals and ends at the same time
     sampling: Any = None  # node sampling (orchsim.scheduling.sampling): None scores every node
     heartbeat_interval: float = 5.0
     failure_timeout: float = 15.0

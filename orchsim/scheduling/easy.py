@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from orchsim.scheduling.filters import infeasible
-from orchsim.scheduling.gangs import Gang, gang_fits, place_gang
+from orchsim.scheduling.gangs import Gang, gang_could_ever_fit, gang_fits, place_gang
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.select import decide
@@ -99,8 +99,17 @@ def _propose(
     selector: Mapping[str, str] | None,
     gang: Gang | None,
 ) -> Replicas:
-    """Where the policy would put the task now (every replica of a gang), or [] if it does not fit."""
+    """Where the policy would put the task now (every replica of a gang), or [] if it does not fit.
+
+    A gang that cannot fit by count (whole replicas per node on the free room, summed, below
+    ``min_replicas``) is not tried: with a long queue on a full cluster nearly every candidate
+    is such a gang, and a trial costs one decision per replica. Its policy state (round
+    robin's cursor, random draws) then does not move, as no decision was made.
+    """
     if gang is not None:
+        free = nodes.free  # every node counts here: labels and filters are left to the trial
+        if not gang_could_ever_fit(free, request, gang[1], np.ones(free.shape[1], dtype=bool)):
+            return []
         return place_gang(nodes, request, gang, owner.policy, selector)
     decision = decide(nodes, request, owner.policy, selector, explain=False)
     return [] if decision.node is None else [(decision.node, decision.devices)]
@@ -123,12 +132,15 @@ def _reserve(
         return not infeasible(matrix, request, selector, extra=filters).all()
 
     shadow = nodes.copy()
-    for end, demand, replicas in sorted(hooks.running(), key=lambda run: run[0]):
+    running = sorted(hooks.running(), key=lambda run: run[0])
+    for i, (end, demand, replicas) in enumerate(running):
         if end == np.inf:
             break
         vector = demand.tolist()
         for node, devices in replicas:
             shadow.release_unchecked(node, vector, devices)
+        if i + 1 < len(running) and running[i + 1][0] == end:
+            continue  # the shadow is the cluster once EVERY task ending then has ended (all its extra room)
         if fits(shadow):
             return _Reservation(end, shadow, fits)
     return None

@@ -21,13 +21,13 @@ def job(at: float, cpu: int, duration: float) -> dict[str, Any]:
 WORKLOAD = [job(0, 3000, 100), job(1, 4000, 50), job(2, 1000, 200), job(3, 1000, 50)]
 
 
-def starts(queue: str, workload: list[dict[str, Any]] = WORKLOAD) -> list[float]:
+def starts(queue: str, workload: list[dict[str, Any]] = WORKLOAD, passes: str = "per_event") -> list[float]:
     s = parse_scenario(
         {
             "version": 1,
             "name": "easy",
             "policies": ["first_fit"],
-            "scheduler": {"queue": queue},
+            "scheduler": {"queue": queue, "passes": passes},
             "cluster": {"nodes": [{"count": 1, "capacity": {"cpu": 4000, "memory": 0}}]},
             "workload": workload,
         }
@@ -55,6 +55,27 @@ def test_a_task_may_pass_on_room_the_head_will_not_need() -> None:
     # starts at 2 under EASY too, and B still starts at 100; D then has no room until 100.
     workload = [job(0, 3000, 100), job(1, 2000, 50), job(2, 1000, 200), job(3, 1000, 50)]
     assert starts("easy", workload) == pytest.approx([0.0, 100.0, 2.0, 100.0])
+
+
+def test_the_shadow_counts_every_task_ending_at_the_shadow_time() -> None:
+    # One node of 4000. A (2000) and B (1000) end at 100, C (500) at 300: 500 free now. H (2500,
+    # t=1) fits at 100, when A and B have BOTH ended: 3500 free, 1000 extra. D (500 for 500 s,
+    # t=2) fits now and uses 500 of the extra: it starts at 2, and H still starts at 100.
+    # (Stopping at A, the first end that makes room for H, would see 2500 free, no extra, and
+    # hold D back to 100: EASY's extra room depends on the shadow TIME, not on tie order.)
+    workload = [job(0, 2000, 100), job(0, 1000, 100), job(0, 500, 300), job(1, 2500, 50), job(2, 500, 500)]
+    assert starts("easy", workload) == pytest.approx([0.0, 0.0, 0.0, 100.0, 2.0])
+
+
+def test_per_instant_passes_see_every_end_of_the_instant() -> None:
+    # One node of 4000. A (2000) and B (2000) end at 100. H (4000, t=1) waits for both; X (2000
+    # for 500 s, t=2) waits behind H. With passes per_instant both ends are in before the pass
+    # at 100, so H (first in the queue) starts under greedy backfill too, and X after it; with
+    # a pass per end, the pass after A's end lets X take A's room and holds H back to 600.
+    workload = [job(0, 2000, 100), job(0, 2000, 100), job(1, 4000, 10), job(2, 2000, 500)]
+    assert starts("backfill", workload, "per_instant") == pytest.approx([0.0, 0.0, 100.0, 110.0])
+    assert starts("backfill", workload, "per_event") == pytest.approx([0.0, 0.0, 600.0, 100.0])
+    assert starts("easy", workload, "per_instant") == pytest.approx([0.0, 0.0, 100.0, 110.0])
 
 
 def swf_line(job_id: int, submit: int, run_time: int, processors: int) -> str:
