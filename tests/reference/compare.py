@@ -22,11 +22,12 @@ from orchsim import run
 from orchsim.scenario import parse_scenario
 from tests.reference.swf_jobs import rewrite_swf
 
-__all__ = ["REFERENCE_DIR", "NASA_LOG", "Mismatch", "mismatches", "our_starts", "read_reference"]
+__all__ = ["REFERENCE_DIR", "PYSS_DIR", "NASA_LOG", "Mismatch", "mismatches", "our_starts", "read_reference"]
 
 ROOT = Path(__file__).resolve().parents[2]
 NASA_LOG = ROOT / "data" / "swf" / "NASA-iPSC-1993-3.1-cln.swf.gz"
 REFERENCE_DIR = ROOT / "tests" / "data" / "accasim"
+PYSS_DIR = ROOT / "tests" / "data" / "pyss"
 
 #: ``backfill`` and ``easy`` look at the whole queue, as AccaSim and the textbook do (our default
 #: window of 100 tasks is a cap like Slurm's ``bf_max_job_test``, which no reference has).
@@ -88,26 +89,39 @@ def mismatches(ours: dict[str, float], rows: list[dict[str, str]], column: str) 
     return out
 
 
+def stored(compress: int, limit: int | None) -> str:
+    """The stored reference file that covers the first ``limit`` jobs at ``compress``."""
+    if compress == 1:
+        return "nasa_c1.csv.gz"
+    for n in (1000, 3000):
+        if compress == 2 and limit is not None and limit <= n:
+            return f"nasa_c2_first{n}.csv.gz"
+    raise SystemExit(f"no stored reference for --compress {compress} --limit {limit} (c1, or c2 up to 3000 jobs)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print, for each discipline, how many jobs start as the stored reference says, and the rest."""
-    parser = argparse.ArgumentParser(description="our start times against AccaSim's on the NASA log")
+    """Print, for each discipline, how many jobs start as the stored references say, and the rest."""
+    parser = argparse.ArgumentParser(description="our start times against AccaSim's and pyss's on the NASA log")
     parser.add_argument("--compress", type=int, default=1, help="divide submit times by K (a stored reference)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
     parser.add_argument("--show", type=int, default=20, help="rows of differing jobs to print per comparison")
     args = parser.parse_args(argv)
-    rows = read_reference(REFERENCE_DIR / f"nasa_c{args.compress}.csv.gz")[: args.limit]
+    name = stored(args.compress, args.limit)
+    references = {"AccaSim": read_reference(REFERENCE_DIR / name)[: args.limit]}
+    references["pyss"] = read_reference(PYSS_DIR / name)[: args.limit]
+    pairs = [("fifo", "AccaSim", "fifo"), ("backfill", "AccaSim", "ebf"), ("easy", "AccaSim", "ebf")]
+    pairs += [("fifo", "pyss", "fcfs"), ("easy", "pyss", "easy")]
     with tempfile.TemporaryDirectory() as tmp:
         swf = os.path.join(tmp, "jobs.swf")
         rewrite_swf(os.fspath(NASA_LOG), swf, limit=args.limit, compress=args.compress)
-        for queue, column in [("fifo", "fifo"), ("backfill", "ebf"), ("easy", "ebf")]:
-            ours = our_starts(swf, queue)
-            bad = mismatches(ours, rows, column)
-            waits = sum(float(r[column]) > int(r["submit"]) for r in rows)
-            print(
-                f"ours {queue:8} vs AccaSim {column:4}: {len(rows) - len(bad)}/{len(rows)} equal ({waits} wait there)"
-            )
-            for m in bad[: args.show]:
-                print(f"  job {m.job:>6} submit {m.submit:>8}  ours {m.ours:>10.0f}  AccaSim {m.reference:>10.0f}")
+        ours = {queue: our_starts(swf, queue) for queue in ("fifo", "backfill", "easy")}
+    for queue, source, column in pairs:
+        rows = references[source]
+        bad = mismatches(ours[queue], rows, column)
+        waits = sum(float(r[column]) > int(r["submit"]) for r in rows)
+        print(f"ours {queue:8} vs {source} {column:4}: {len(rows) - len(bad)}/{len(rows)} equal ({waits} wait there)")
+        for m in bad[: args.show]:
+            print(f"  job {m.job:>6} submit {m.submit:>8}  ours {m.ours:>10.0f}  {source} {m.reference:>10.0f}")
     return 0
 
 

@@ -9,6 +9,10 @@ Both simulators replay the same jobs (``tests/reference/swf_jobs.py``): the clea
   enforces the reservation it computes (its fill step passes ``reserved_nodes=[]`` to the
   allocator), so it is greedy backfilling: it is compared with our ``backfill``, and with our
   ``easy`` only where EASY and greedy agree.
+- pyss (the Hebrew University's Python scheduler simulator, Feitelson's group), a published EASY
+  that enforces the head's reservation: its FCFS and EASY start times are stored in
+  ``tests/data/pyss`` (see SOURCE.txt there; it runs under Python 2.7, out of tree), compared
+  with our ``fifo`` and ``easy`` on every job.
 - The textbook definitions (``tests/reference/textbook.py``, no code shared with orchsim)
   check our ``easy`` wherever it differs from greedy backfilling.
 
@@ -29,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reference.compare import NASA_LOG, REFERENCE_DIR, ROOT, mismatches, our_starts, read_reference
+from tests.reference.compare import NASA_LOG, PYSS_DIR, REFERENCE_DIR, ROOT, mismatches, our_starts, read_reference
 from tests.reference.swf_jobs import rewrite_swf
 from tests.reference.textbook import schedule
 
@@ -111,6 +115,19 @@ def test_easy_starts_as_the_textbook_and_as_accasim_where_no_backfill_is_refused
 
 
 @pytest.mark.parametrize(("stored", "compress", "limit"), CASES)
+def test_easy_and_fcfs_starts_as_pyss(runs, stored: str, compress: int, limit: int | None) -> None:
+    run = runs(compress, limit)
+    rows = read_reference(PYSS_DIR / stored)
+    assert [r["job"] for r in rows] == [r["job"] for r in read_reference(REFERENCE_DIR / stored)]
+    for queue, column in (("easy", "easy"), ("fifo", "fcfs")):
+        bad = mismatches(run["ours"][queue], rows, column)
+        assert not bad, f"{queue}: {len(bad)} of {len(rows)} jobs differ from pyss {column}:\n{report(bad)}"
+    if compress > 1:
+        # pyss's EASY refuses backfills that greedy makes (else this would not test EASY at all).
+        assert mismatches(run["ours"]["backfill"], rows, "easy")
+
+
+@pytest.mark.parametrize(("stored", "compress", "limit"), CASES)
 def test_fcfs_and_greedy_as_the_textbook(runs, stored: str, compress: int, limit: int | None) -> None:
     run = runs(compress, limit)
     rows = read_reference(REFERENCE_DIR / stored)
@@ -137,3 +154,22 @@ def test_stored_reference_is_what_accasim_gives(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
     assert read_reference(out) == read_reference(REFERENCE_DIR / "nasa_c2_first1000.csv.gz")
+
+
+def pyss_at_hand() -> tuple[str, str] | None:
+    """(pyss's src directory, a Python 2.7) from ``ORCH_PYSS_SRC`` and ``ORCH_PYSS_PYTHON``, if both exist."""
+    src, python = os.environ.get("ORCH_PYSS_SRC"), os.environ.get("ORCH_PYSS_PYTHON", "python2.7")
+    if not src or not Path(src, "schedulers", "easy_scheduler.py").exists():
+        return None
+    return (src, python) if shutil.which(python) or Path(python).exists() else None
+
+
+@pytest.mark.skipif(pyss_at_hand() is None, reason="no pyss: set ORCH_PYSS_SRC, ORCH_PYSS_PYTHON (tests/data/pyss)")
+def test_stored_reference_is_what_pyss_gives(tmp_path: Path) -> None:
+    src, python = pyss_at_hand()  # type: ignore[misc]
+    out = tmp_path / "starts.csv"
+    command = [sys.executable, "-m", "tests.reference.pyss_starts", os.fspath(NASA_LOG), os.fspath(out)]
+    command += ["--pyss", src, "--python", python, "--compress", "2", "--limit", "1000"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    assert read_reference(out) == read_reference(PYSS_DIR / "nasa_c2_first1000.csv.gz")
