@@ -33,10 +33,10 @@ from simpy.events import NORMAL, Timeout
 
 from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
-from orchsim.engine import autoscaler, node_events, wrapup
+from orchsim.engine import autoscaler, node_events, sampler, wrapup
 from orchsim.engine.accounting import Accounting
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
-from orchsim.engine.sampling import cluster_sample, series_names
+from orchsim.engine.sampling import series_names
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
 from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, could_ever_fit, explain_never
 from orchsim.scheduling.fit_masks import few_shapes
@@ -435,37 +435,6 @@ class Simulation:
     def finished(self) -> bool:
         return self.done + self.forever == len(self.w) or self._stuck()
 
-    def _sampler(self, ended: simpy.Event) -> Iterator[Any]:
-        """Sample every ``sample_interval``; at the first tick that finds the run over, end it.
-
-        At most ``max_samples`` are kept whatever the run's real length (a queue that drains
-        long after the last arrival, a tail of long tasks): past it, every other sample is
-        dropped and the interval doubles, so the kept ones stay evenly spaced and span the
-        whole run, tail included.
-        """
-        interval = self.cfg.sample_interval
-        while True:
-            self._sample()
-            if self.finished():
-                ended.succeed()
-                return
-            if len(self._samples["time"]) > self.cfg.max_samples:
-                keep = slice((len(self._samples["time"]) - 1) % 2, None, 2)  # the newest stays
-                for values in self._samples.values():
-                    values[:] = values[keep]
-                interval *= 2
-            yield self.env.timeout(interval)
-
-    def _sample(self) -> None:
-        s = self._samples
-        s["time"].append(self.env.now)
-        s["queue"].append(len(self.queue))
-        s["running"].append(self.running)
-        s["nodes_up"].append(self.acct.nodes_up)
-        s["nodes_used"].append(self.nodes_in_use)
-        for name, value in cluster_sample(self.nodes, self.dead, self.acct.cap_total, self._typical).items():
-            s[name].append(value)
-
     # ------------------------------------------------------------------ run
     def run(self) -> RunRecords:
         """Simulate to the end (every task terminal, or nothing left that could change)."""
@@ -477,7 +446,7 @@ class Simulation:
         self._schedule_arrival()
         env.process(self._cluster_events())
         ended = env.event()
-        env.process(self._sampler(ended))
+        env.process(sampler.sample_until_over(self, ended))
         if self.cfg.autoscaler is not None:
             env.process(autoscaler.autoscale(self))
         # Ends on an event, not when SimPy runs dry: completions voided by a node failure
