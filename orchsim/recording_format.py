@@ -6,8 +6,14 @@ column names live here, in a module of constants that imports nothing, which bot
 import. The README's "Recording a cluster and replaying it" documents every column.
 
 A recording is a folder of ``tasks.csv`` (one row per task attempt), ``nodes.csv`` (one
-row per node) and ``policy.json``; ``record --follow`` adds ``cursor.json`` (the last
-event id read, so that a restarted recorder resumes without duplicates).
+row per node), ``node_events.csv`` (every join, loss and drain; format 2) and ``policy.json``;
+``record --follow`` adds ``cursor.json`` (the last event id read, so that a restarted recorder
+resumes without duplicates).
+
+Versions (``policy.json``'s ``format``; a recording without it is format 1). Format 2 adds
+``node_events.csv`` and the optional task columns ``TASK_OPTIONAL`` (gangs, dependencies). A
+format-2 reader reads format 1 (the missing columns are empty, the node history comes from
+``nodes.csv``'s columns); a format-1 reader would take the new task columns for resources.
 """
 
 from __future__ import annotations
@@ -15,6 +21,9 @@ from __future__ import annotations
 __all__ = [
     "COLUMN_RESOURCES",
     "CURSOR_FILE",
+    "FORMAT",
+    "NODE_EVENTS_FILE",
+    "NODE_EVENT_COLUMNS",
     "NODES_FILE",
     "NODE_COLUMNS",
     "NODE_OPTIONAL",
@@ -22,13 +31,18 @@ __all__ = [
     "RESOURCE_COLUMNS",
     "TASKS_FILE",
     "TASK_COLUMNS",
+    "TASK_OPTIONAL",
     "TASK_TAIL",
 ]
+
+#: The format this package writes (``policy.json``'s ``format``); see the module.
+FORMAT = 2
 
 TASKS_FILE = "tasks.csv"
 NODES_FILE = "nodes.csv"
 POLICY_FILE = "policy.json"
 CURSOR_FILE = "cursor.json"
+NODE_EVENTS_FILE = "node_events.csv"
 
 #: Live resource name -> recording column (openb's names; millicores, MiB, milli-GPU).
 RESOURCE_COLUMNS = {"cpu": "cpu_milli", "memory": "memory_mib", "gpu": "gpu_milli"}
@@ -49,9 +63,18 @@ TASK_COLUMNS = (
     "attempt",
 )
 TASK_TAIL = ("reason", "exit_code")
+#: ``tasks.csv`` columns of format 2, after ``TASK_TAIL`` (empty cells: none):
+#: ``gang`` (the gang's id: its replica 0's task id), ``replica`` (0..k-1), ``replicas`` (k),
+#: ``min_replicas``; ``after`` (parent task ids, ``;``-separated), ``on`` (``success`` or
+#: ``completion``), ``if_parent_fails`` (``fail`` or ``skip``).
+TASK_OPTIONAL = ("gang", "replica", "replicas", "min_replicas", "after", "on", "if_parent_fails")
 
 #: ``nodes.csv``: these first, then one column per resource (capacity).
 NODE_COLUMNS = ("node_id", "labels", "devices", "joined", "lost", "drained")
 #: Columns of ``nodes.csv`` that recordings written before them lack (read as empty).
 #: ``rejoined``: the node joined again after its loss or drain (s).
 NODE_OPTIONAL = ("rejoined",)
+#: ``node_events.csv`` (format 2): one row per ``node.joined``, ``node.lost``, ``node.drained``
+#: event in time order; ``state`` is the node's as the event reported it (a join in state
+#: ``DRAINING`` is a drained worker restarting: still cordoned, not back in service).
+NODE_EVENT_COLUMNS = ("node_id", "time", "event", "state")

@@ -29,6 +29,7 @@ class RecordingError(ValueError):
     """A recording's ``policy.json`` that is missing or malformed (the message names it)."""
 
 
+_SHOWN_DIVERGENCES = 5  # printed; --out's replay_check.txt has them all
 _SHOWN = ("policy", "tasks_completed", "mean_wait", "p95_wait", "mean_nodes_used")
 
 
@@ -50,15 +51,24 @@ def _recorded_policy(directory: Path) -> tuple[str, dict[str, Any], dict[str, An
     return policy, params, meta
 
 
-def _recorded_scheduler(meta: dict[str, Any]) -> dict[str, Any]:
+#: How ``replay`` models the live master's decision latency (``--latency``): the mean of what the
+#: recording shows, a draw per pass from it, or none (the simulator's default: zero).
+LATENCY_MODELS = ("mean", "distribution", "none")
+
+
+def _recorded_scheduler(meta: dict[str, Any], latency: str = "mean") -> dict[str, Any]:
     """The ``scheduler`` and ``cluster`` settings a recording carries (older ones carry none).
 
     The queue discipline (and backfill window) and preemption decide which task goes
-    first; the workers' lease plus the master's grace (``lost_grace``) is the failure
-    timeout: a node the live master declared lost at ``lost`` stopped heartbeating that
-    long before (``orchsim.cluster``).
+    first; the decision latency is the live master's, measured from the recording
+    (``latency``: its mean, a draw per pass, or none), so that the replay's waits include
+    it; the workers' lease plus the master's grace (``lost_grace``) is the failure timeout:
+    a node the live master declared lost at ``lost`` stopped heartbeating that long before
+    (``orchsim.cluster``).
     """
     scheduler = {k: meta[k] for k in ("queue", "backfill_window", "preemption") if meta.get(k) is not None}
+    if latency != "none":  # the master's own, measured from the recording (orchsim.traces.decision_latencies)
+        scheduler["decision_latency"] = {"recording": ".", "use": latency}
     cluster: dict[str, Any] = {}
     if meta.get("lease_ttl"):
         lease = float(meta["lease_ttl"])
@@ -68,10 +78,13 @@ def _recorded_scheduler(meta: dict[str, Any]) -> dict[str, Any]:
     return {"scheduler": scheduler, "cluster": cluster}
 
 
-def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None) -> Any:
+def replay_scenario(
+    directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None, latency: str = "mean"
+) -> Any:
     """The scenario that replays the recording in ``directory``: the recorded policy first, then ``policies``.
 
     ``seed``: the simulator's seed; default the live master's, as recorded (0 if not).
+    ``latency``: the master's decision latency, one of ``LATENCY_MODELS`` (see the README).
 
     Raises:
         RecordingError: ``policy.json`` is missing or malformed (one line naming it).
@@ -82,7 +95,7 @@ def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed
     folder = Path(directory)
     recorded, params, meta = _recorded_policy(folder)
     names = list(dict.fromkeys([recorded, *policies]))
-    settings = _recorded_scheduler(meta)
+    settings = _recorded_scheduler(meta, latency)
     data = {
         "version": 1,
         "name": f"replay_{folder.resolve().name}".replace(" ", "_"),
@@ -96,13 +109,15 @@ def replay_scenario(directory: str | Path, policies: Sequence[str] = (), *, seed
     return parse_scenario(data, source=str(folder / POLICY_FILE), base_dir=folder)
 
 
-def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None) -> tuple[Any, Any]:
+def replay(
+    directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None, latency: str = "mean"
+) -> tuple[Any, Any]:
     """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
     from orchsim.replay_check import compare_replay
     from orchsim.run import run
     from orchsim.traces import load_orchlive_node_times, load_orchlive_tasks
 
-    scenario = replay_scenario(directory, policies, seed=seed)
+    scenario = replay_scenario(directory, policies, seed=seed, latency=latency)
     results = run(scenario)
     _, recorded = load_orchlive_tasks(directory)
     tasks = results.table("tasks")
@@ -113,8 +128,23 @@ def replay(directory: str | Path, policies: Sequence[str] = (), *, seed: int | N
         (node, t) for node, seen in times.items() for t in (seen.get("joined"), seen.get("rejoined")) if t and t > 0
     ]
     mine_tasks = {name: np.asarray(values)[mine] for name, values in tasks.items()}
-    check = compare_replay(recorded, mine_tasks, losses=losses, lease=scenario.cluster.failure_timeout, joins=joins)
+    lease = scenario.cluster.failure_timeout
+    described = _latency_text(directory, latency)
+    check = compare_replay(recorded, mine_tasks, losses=losses, lease=lease, joins=joins, latency=described)
     return results, check
+
+
+def _latency_text(directory: str | Path, latency: str) -> str:
+    """How the replay modelled the master's decision latency, in a few words for the check's report."""
+    from orchsim.traces import decision_latencies
+
+    if latency == "none":
+        return "none"
+    measured = decision_latencies(directory)
+    what = f"of {measured.size} placements at once in the recording"
+    if latency == "mean":
+        return f"{measured.mean():.3f} s each pass, the mean {what}"
+    return f"a draw per pass from the {measured.size} latencies {what[3:]} (median {np.median(measured):.3f} s)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,6 +170,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, help="write tasks, summary, timeseries and replay_check.txt here")
     parser.add_argument("--seed", type=int, help="the simulator's seed (random policies; default: the recorded one)")
+    parser.add_argument(
+        "--latency",
+        choices=LATENCY_MODELS,
+        default="mean",
+        help="the master's decision latency, measured from the recording: each pass waits its mean (default), "
+        "or a draw from it per pass, or none (passes in zero time)",
+    )
     return parser
 
 
@@ -152,9 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"{args.recording}: not a folder (a recording is a folder of tasks.csv, nodes.csv, policy.json)")
     try:
         if args.report is None:
-            results, check = replay(args.recording, args.policies, seed=args.seed)
+            results, check = replay(args.recording, args.policies, seed=args.seed, latency=args.latency)
         else:
-            table, check, results = what_if(args.recording, args.policies, seed=args.seed)
+            table, check, results = what_if(args.recording, args.policies, seed=args.seed, latency=args.latency)
             command = shlex.join(["python", "-m", "orchsim", "replay", *argv])
             write_what_if(args.recording, results, check, table, args.report, command=command)
         if args.out is not None:
@@ -167,14 +204,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = [[format_number(row.get(c, "")) if c != "policy" else str(row[c]) for c in _SHOWN] for row in _rows(results)]
     print_table(["policy", "done", "wait mean", "wait p95", "nodes"], rows, title="replay (wait in s)")
     print(f"recorded policy {results.scenario.policies[0]}, replay vs the live cluster:")
-    for line in check.lines():
+    for line in check.lines(limit=_SHOWN_DIVERGENCES):
         print(line)
     if args.report is not None:
         print(f"what-if report: {args.report}")
     return 0
 
 
-def what_if(directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None) -> tuple[Any, Any, Any]:
+def what_if(
+    directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None, latency: str = "mean"
+) -> tuple[Any, Any, Any]:
     """The recording replayed under its policy and ``policies``, side by side with the live cluster.
 
     The replay runs once more without the recorded node losses, for what they cost each
@@ -190,7 +229,7 @@ def what_if(directory: str | Path, policies: Sequence[str] = (), *, seed: int | 
     from orchsim.run import run
     from orchsim.traces import load_orchlive_tasks
 
-    results, check = replay(directory, policies, seed=seed)
+    results, check = replay(directory, policies, seed=seed, latency=latency)
     _, recorded = load_orchlive_tasks(directory)
     without = None
     if not results.failures.empty:

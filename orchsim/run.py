@@ -123,6 +123,30 @@ def _sample_interval(scenario: Scenario, workload: Workload) -> float:
     return max(span / scenario.metrics.samples, 1e-3)
 
 
+def decision_latency(scenario: Scenario) -> tuple[float, ...]:
+    """The scenario's ``scheduler.decision_latency`` as the engine takes it: seconds, () for none.
+
+    A fixed value is one sample; ``{recording: DIR}`` is measured from that recording
+    (``orchsim.traces.decision_latencies``); a recording with no task placed at once is
+    an error naming it, rather than a silent zero.
+    """
+    from orchsim.scenario import DecisionLatency
+
+    latency = scenario.scheduler.decision_latency
+    if not isinstance(latency, DecisionLatency):
+        return (float(latency),) if latency else ()
+    if latency.samples is not None:
+        measured = list(latency.samples)
+    else:
+        from orchsim.traces import decision_latencies
+
+        folder = scenario.resolve(latency.recording or ".")
+        measured = decision_latencies(folder).tolist()
+        if not measured:
+            raise ValueError(f"scheduler.decision_latency.recording: {folder} has no task placed at once to measure")
+    return (sum(measured) / len(measured),) if latency.use == "mean" else tuple(measured)
+
+
 def _engine_config(scenario: Scenario, policy: str, interval: float, extra_events: tuple[Any, ...] = ()) -> Any:
     """The engine's settings for one policy's run: everything it needs from the scenario.
 
@@ -139,6 +163,7 @@ def _engine_config(scenario: Scenario, policy: str, interval: float, extra_event
         max_attempts=scenario.scheduler.max_attempts,
         preemption=scenario.scheduler.preemption,
         per_instant=scenario.scheduler.passes == "per_instant",
+        decision_latency=decision_latency(scenario),
         sampling=scenario.scheduler.sampling,
         filters={name: dict(params) for name, params in scenario.scheduler.filters.items()},
         heartbeat_interval=scenario.cluster.heartbeat_interval,

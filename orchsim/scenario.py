@@ -61,6 +61,7 @@ __all__ = [
     "Choice",
     "Cluster",
     "ClusterEvent",
+    "DecisionLatency",
     "Constant",
     "CountedEvent",
     "CsvTrace",
@@ -96,6 +97,27 @@ class _Strict(BaseModel):
     model_config = STRICT
 
 
+class DecisionLatency(_Strict):
+    """The scheduler's decision latency as an empirical distribution (``Scheduler.decision_latency``).
+
+    Exactly one of ``samples`` (seconds, each >= 0) and ``recording`` (a recording's folder,
+    relative to the scenario file; the latencies its master showed when it could place at once).
+    ``use``: ``distribution`` (default), each pass draws one of them; ``mean``, every pass
+    waits their mean (the mean wait's share of latency, without reordering near-simultaneous
+    events at random: what ``orchsim replay`` uses by default).
+    """
+
+    samples: list[NonNegativeFloat] | None = Field(default=None, min_length=1)
+    recording: str | None = None
+    use: Literal["distribution", "mean"] = "distribution"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DecisionLatency:
+        if (self.samples is None) == (self.recording is None):
+            raise ValueError("give exactly one of samples (seconds) and recording (a folder)")
+        return self
+
+
 class Scheduler(_Strict):
     """Queueing: ``fifo`` (head of line waits), ``backfill`` (a later task that fits may pass), ``easy``.
 
@@ -116,6 +138,14 @@ class Scheduler(_Strict):
         filters: Filters beyond the built-in ones (schedulable, node selector, resources),
             by name with their parameters: ``{max_tasks_per_node: {limit: 8}}``; a
             plugin may register more (``orchsim.scheduling.filter``).
+        decision_latency: Seconds the scheduler takes to act on a change (an arrival, an
+            end): each pass runs that long after the change that woke it, and takes in
+            whatever else arrived meanwhile, as the live master's watch-then-pass loop does.
+            ``0`` (default): passes take no time. A number: every pass waits that long;
+            ``{samples: [...]}``: each pass draws its wait from these (with the scenario's
+            seed, the same draws under every policy); ``{recording: DIR}``: the samples are
+            measured from a live cluster's recording (``orchsim.traces.decision_latencies``);
+            ``use: mean`` waits their mean instead of drawing.
     """
 
     queue: Literal["fifo", "backfill", "easy"] = DEFAULTS.queue  # type: ignore[assignment]
@@ -125,6 +155,7 @@ class Scheduler(_Strict):
     passes: Literal["per_event", "per_instant"] = "per_event"
     sampling: str | dict[str, Any] | None = None
     filters: dict[str, dict[str, Any]] = {}
+    decision_latency: NonNegativeFloat | DecisionLatency = 0.0
 
     @field_validator("sampling")
     @classmethod
@@ -286,6 +317,10 @@ class Scenario(_Strict):
         for i, source in enumerate(self.workload):
             if isinstance(source, _TraceSource) and not self.resolve(source.path).is_file():
                 raise ValueError(f"workload.{i}.path: file not found: {self.resolve(source.path)}")
+        latency = self.scheduler.decision_latency
+        folder = latency.recording if isinstance(latency, DecisionLatency) else None
+        if folder is not None and not self.resolve(folder).is_dir():
+            raise ValueError(f"scheduler.decision_latency.recording: folder not found: {self.resolve(folder)}")
         return self
 
 

@@ -35,6 +35,7 @@ from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
 from orchsim.engine import autoscaler, node_events, sampler, wrapup
 from orchsim.engine.accounting import Accounting
+from orchsim.engine.latency import PassDelay
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import series_names
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
@@ -96,8 +97,10 @@ class Simulation:
         extensions = self.ext.extensions() if self.ext is not None else None
         # A fifo pass settles a prefix of the queue, unless priorities reorder it.
         self._prefix = config.queue == "fifo" and (extensions is None or extensions.priority_of is None)
+        self._delay = PassDelay(config.decision_latency, config.seed)  # the scheduler's latency (default none)
+        self._deferred = config.per_instant or self._delay.active
         # An arrival to an empty queue is one decision (SchedulingPass.run_alone), unless the pass does more.
-        self._alone = config.queue != "easy" and self.ext is None
+        self._alone = config.queue != "easy" and self.ext is None and not self._delay.active
         # The policy with its state (generator, cursor, sampling scan) for the whole run.
         policy = PreparedPolicy(
             config.policy, filters=self._filters, rng=self.policy_rng, params=self._params, sample=config.sampling
@@ -149,10 +152,7 @@ class Simulation:
         self._progressed = 0  # tasks placed for the first time or rejected outright
         self._reported = 0  # of those, how many the progress bar has been told about
         self.reasons: dict[int, str] = {}
-        self.decisions = 0
-        self.rescheduled = 0
-        self.running = 0
-        self.forever = 0
+        self.decisions = self.rescheduled = self.running = self.forever = 0
 
     def _init_node_state(self, n: int) -> None:
         self.node_state: list[int] = [NodeState.UP] * n
@@ -324,6 +324,9 @@ class Simulation:
     def pass_soon(self, gained: int | None = None, new: tuple[int, ...] = ()) -> None:
         """``scheduler.passes: per_instant``: one pass once every arrival and end of now is in.
 
+        With a decision latency (``orchsim.engine.latency``) the pass runs that long after
+        the first change that asked for it, and sees every change up to then.
+
         Traces in whole seconds end and submit many jobs at the same time. A pass per event
         lets a later task take room that an earlier one gets back a moment later at the same
         time; one pass after all of them sees the cluster as it is at that time, as AccaSim,
@@ -333,7 +336,7 @@ class Simulation:
         if self._due is None:
             self._due = ([], set())
             self.pending_external += 1  # the run is not over while a pass is owed
-            Timeout(self.env, 0).callbacks.append(self._owed_pass)
+            Timeout(self.env, self._delay()).callbacks.append(self._owed_pass)
         self._due[0].extend(new)
         if gained is not None:
             self._due[1].add(gained)
@@ -378,7 +381,7 @@ class Simulation:
                 self._arrive_alone(i)
             elif self.ext is None or self.ext.arrives(i):
                 self.enqueue(i)
-                if self.cfg.per_instant:
+                if self._deferred:
                     self.pass_soon(new=(i,))
                 else:
                     self.drain_queue(new=(i,))
@@ -409,7 +412,7 @@ class Simulation:
         if self.node_state[node] == NodeState.DRAINING and not self.running_on[node]:
             node_events.remove_node(self, node)
             return
-        if self.cfg.per_instant:
+        if self._deferred:
             self.pass_soon(node)
         else:
             self.drain_queue(node)

@@ -53,6 +53,7 @@ class EngineConfig:
     max_attempts: int = 5
     preemption: bool = False  # a task that fits nowhere may evict lower-priority ones
     per_instant: bool = False  # one pass after all arrivals and ends at the same time
+    decision_latency: tuple[float, ...] = ()  # seconds a pass waits (orchsim.engine.latency); () none
     sampling: Any = None  # node sampling (orchsim.scheduling.sampling): None scores every node
     heartbeat_interval: float = 5.0
     failure_timeout: float = 15.0

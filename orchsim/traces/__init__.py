@@ -26,7 +26,14 @@ machinery they share and ``tasks`` what they all return.
 from __future__ import annotations
 
 from orchsim.traces.openb import MIN_POD_DURATION, load_openb_nodes, load_openb_pods
-from orchsim.traces.orchlive import RecordedTasks, load_orchlive_node_times, load_orchlive_nodes, load_orchlive_tasks
+from orchsim.traces.orchlive import (
+    RecordedTasks,
+    load_orchlive_node_history,
+    load_orchlive_node_times,
+    load_orchlive_nodes,
+    load_orchlive_tasks,
+)
+from orchsim.traces.orchlive_latency import decision_latencies
 from orchsim.traces.plain_csv import load_csv_trace
 from orchsim.traces.swf import load_swf
 from orchsim.traces.tasks import TraceError, TraceTasks
@@ -36,9 +43,11 @@ __all__ = [
     "RecordedTasks",
     "TraceError",
     "TraceTasks",
+    "decision_latencies",
     "load_csv_trace",
     "load_openb_nodes",
     "load_openb_pods",
+    "load_orchlive_node_history",
     "load_orchlive_node_times",
     "load_orchlive_nodes",
     "load_orchlive_tasks",

@@ -28,9 +28,12 @@ import numpy as np
 from orchsim.recording_format import (
     COLUMN_RESOURCES,
     NODE_COLUMNS,
+    NODE_EVENT_COLUMNS,
+    NODE_EVENTS_FILE,
     NODE_OPTIONAL,
     NODES_FILE,
     TASK_COLUMNS,
+    TASK_OPTIONAL,
     TASK_TAIL,
     TASKS_FILE,
 )
@@ -40,6 +43,7 @@ from orchsim.traces.tasks import TraceTasks, sorted_tasks
 
 __all__ = [
     "RecordedTasks",
+    "load_orchlive_node_history",
     "load_orchlive_node_times",
     "load_orchlive_nodes",
     "load_orchlive_tasks",
@@ -135,7 +139,7 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
     never = np.isnan(duration) | (duration <= 0)
     duration = np.where(never, MIN_POD_DURATION, duration)
     resources = {}
-    for column, name in _resource_columns(table, TASK_COLUMNS + TASK_TAIL).items():
+    for column, name in _resource_columns(table, TASK_COLUMNS + TASK_TAIL + TASK_OPTIONAL).items():
         values = _optional(table, column)
         resources[name] = np.nan_to_num(values)[rows]
     tasks = sorted_tasks(
@@ -214,3 +218,43 @@ def load_orchlive_node_times(path: str | os.PathLike[str]) -> dict[str, dict[str
     table, ids, order = _nodes_table(path)
     columns = {c: _optional(table, c) for c in ("joined", "lost", "drained", *NODE_OPTIONAL) if c in table.columns}
     return {ids[i]: {c: float(values[i]) for c, values in columns.items() if not np.isnan(values[i])} for i in order}
+
+
+#: Node event kinds of a history, as ``load_orchlive_node_history`` returns them.
+NODE_EVENT_KINDS = ("joined", "lost", "drained")
+
+
+def load_orchlive_node_history(path: str | os.PathLike[str]) -> dict[str, list[tuple[float, str]]]:
+    """Per node id (sorted), every join, loss and drain in time order: ``(seconds, kind)``.
+
+    From ``node_events.csv`` (format 2: every event) when the folder has one, else from
+    ``nodes.csv``'s columns (format 1: the first join, the last loss and drain, the last
+    return). A join the node reported in state ``DRAINING`` (a drained worker restarting:
+    the live master keeps it cordoned) is not a return to service and is left out. A node
+    whose first join is older than the events kept has ``nodes.csv``'s ``joined`` first.
+
+    Raises:
+        TraceError: missing file or column, bad number or event kind, unknown node id.
+    """
+    folder = Path(path)
+    times = load_orchlive_node_times(folder)
+    if not (folder / NODE_EVENTS_FILE).exists():
+        old = {"joined": "joined", "lost": "lost", "drained": "drained", "rejoined": "joined"}
+        return {node: sorted((t, old[c]) for c, t in seen.items()) for node, seen in times.items()}
+    table = read_table(str(folder / NODE_EVENTS_FILE))
+    table.require(NODE_EVENT_COLUMNS)
+    at = _optional(table, "time")
+    history: dict[str, list[tuple[float, str]]] = {node: [] for node in times}
+    nodes, kinds, states = (text_column(table, c) for c in ("node_id", "event", "state"))
+    for i, (node, kind, state) in enumerate(zip(nodes, kinds, states, strict=True)):
+        if node not in history:
+            raise table.error(i, "node_id", f"{node!r} is not in {NODES_FILE}")
+        if kind not in NODE_EVENT_KINDS or np.isnan(at[i]):
+            raise table.error(i, "event", f"{kind!r} at {at[i]}: expected {', '.join(NODE_EVENT_KINDS)} and a time")
+        if not (kind == "joined" and state == "DRAINING"):
+            history[node].append((float(at[i]), str(kind)))
+    for node, events in history.items():
+        events.sort(key=lambda e: e[0])
+        if "joined" in times[node] and not any(k == "joined" for _, k in events):
+            events.insert(0, (times[node]["joined"], "joined"))
+    return history
