@@ -7,7 +7,7 @@ The recording is three files in one folder, read back by ``orchsim.traces.orchli
   ``task.completed``, ``task.failed`` or ``task.rescheduled`` ends it). A task never placed
   has one row with attempt 0 and no node.
 * ``nodes.csv``: one row per node, from ``/api/v1/nodes`` and the ``node.joined``,
-  ``node.lost`` and ``node.drained`` events.
+  ``node.lost`` and ``node.drained`` events; ``node_events.csv`` every one of those events.
 * ``policy.json``: the master's policy, its parameters, seed and queue discipline (what
   ``/health`` says, unless the caller gives them), and the workers' lease (``--lease-ttl``).
 
@@ -39,6 +39,7 @@ from orchlive.record_rows import (
     column,
     merge_nodes,
     merge_tasks,
+    node_event_rows,
     node_rows,
     node_times,
     resource_order,
@@ -48,7 +49,10 @@ from orchlive.record_rows import (
 )
 from orchsim.recording_format import (
     CURSOR_FILE,
+    FORMAT,
     NODE_COLUMNS,
+    NODE_EVENT_COLUMNS,
+    NODE_EVENTS_FILE,
     NODE_OPTIONAL,
     NODES_FILE,
     POLICY_FILE,
@@ -130,8 +134,10 @@ def write_recording(
         [*NODE_COLUMNS, *NODE_OPTIONAL, *columns],
         node_rows(nodes, node_times(events), resources, epoch),
     )
+    write_csv(out / NODE_EVENTS_FILE, list(NODE_EVENT_COLUMNS), node_event_rows(events, epoch))
     meta = _policy_meta(snap.health, policy, params)
     meta |= {
+        "format": FORMAT,
         "master": master,
         "epoch": epoch.isoformat(),
         "lease_ttl": lease_ttl,

@@ -20,6 +20,7 @@ __all__ = [
     "column",
     "merge_nodes",
     "merge_tasks",
+    "node_event_rows",
     "node_rows",
     "node_times",
     "resource_order",
@@ -128,6 +129,24 @@ def node_times(events: list[dict[str, Any]]) -> dict[str, dict[str, datetime]]:
         elif what in ("joined", "lost", "drained"):
             mine[what] = stamp
     return times
+
+
+def node_event_rows(events: list[dict[str, Any]], epoch: datetime) -> list[list[str]]:
+    """``node_events.csv``'s rows: every join, loss and drain, in time order (``NODE_EVENT_COLUMNS``).
+
+    ``nodes.csv`` keeps one time of each kind per node; this keeps them all, so that a
+    node lost, back, drained... any number of times replays through each. The state is
+    the node's as the event reported it: a join in state ``DRAINING`` is a drained
+    worker restarting, which the master keeps cordoned.
+    """
+    rows = []
+    for event in events:
+        kind, obj = event.get("type", ""), event.get("object", {})
+        stamp = when(event.get("timestamp"))
+        what = kind.split(".", 1)[1] if kind.startswith("node.") else ""
+        if what in ("joined", "lost", "drained") and "id" in obj and stamp is not None:
+            rows.append((stamp, [obj["id"], _seconds(stamp, epoch), what, str(obj.get("state") or "")]))
+    return [row for _, row in sorted(rows, key=lambda r: r[0])]
 
 
 def _seconds(at: datetime | None, epoch: datetime) -> str:

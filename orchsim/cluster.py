@@ -96,31 +96,38 @@ def _load_trace_nodes(
 
 
 def recorded_node_events(
-    times: dict[str, dict[str, float]], capacity: dict[str, dict[str, float]], failure_timeout: float
+    history: dict[str, list[tuple[float, str]]], capacity: dict[str, dict[str, float]], failure_timeout: float
 ) -> list[sc.ClusterEvent]:
     """A recording's node history as named cluster events, for the replay to live through it.
 
     Args:
-        times: Per node, its recorded ``joined``, ``lost``, ``drained``, ``rejoined`` (s; absent: never).
+        history: Per node, its joins, losses and drains in time order, ``(seconds, kind)``
+            (``orchsim.traces.load_orchlive_node_history``), any number of each.
         capacity: Per node, its capacity (so that tasks only it could hold wait for its join).
         failure_timeout: The scenario's lease (s): a node declared lost at ``lost`` died
-            that long before (its last heartbeat), and is declared lost at ``lost`` again.
+            that long before (its last heartbeat, but not before it last joined), and is
+            declared lost at ``lost`` again.
 
-    A node that joined after the first submission is drained away at 0 and joins then.
+    A node that joined after the first submission is drained away at 0 and joins then; a
+    join while the node is in service (a worker registering again without a loss) changes
+    nothing.
     """
     events: list[sc.ClusterEvent] = []
-    for node, seen in times.items():
-        joined, lost, drained, back = (seen.get(k) for k in ("joined", "lost", "drained", "rejoined"))
-        if joined is not None and joined > 0:
+    for node, seen in history.items():
+        state = "out" if seen and seen[0][1] == "joined" and seen[0][0] > 0 else "serving"
+        since = 0.0  # the last join: a loss cannot date from before it
+        if state == "out":
             events.append(sc.NodeDrain(kind="node_drain", at=0.0, node=node))
-            events.append(sc.NodeJoin(kind="node_join", at=joined, node=node, capacity=capacity[node]))
-        if lost is not None:
-            died = max(lost - failure_timeout, joined or 0.0, 0.0)
-            events.append(sc.NodeLost(kind="node_lost", at=died, node=node))
-        if drained is not None:
-            events.append(sc.NodeDrain(kind="node_drain", at=max(drained, 0.0), node=node))
-        if back is not None and back > 0:
-            events.append(sc.NodeJoin(kind="node_join", at=back, node=node, capacity=capacity[node]))
+        for at, kind in seen:
+            if kind == "joined" and state != "serving":
+                events.append(sc.NodeJoin(kind="node_join", at=max(at, 0.0), node=node, capacity=capacity[node]))
+                state, since = "serving", max(at, 0.0)
+            elif kind == "lost" and state in ("serving", "drained"):  # a drained node's tasks die with it too
+                events.append(sc.NodeLost(kind="node_lost", at=max(at - failure_timeout, since), node=node))
+                state = "lost"
+            elif kind == "drained" and state == "serving":
+                events.append(sc.NodeDrain(kind="node_drain", at=max(at, 0.0), node=node))
+                state = "drained"
     return events
 
 
@@ -133,9 +140,9 @@ def _recording_events(scenario: sc.Scenario, resources: tuple[str, ...]) -> tupl
             folder = scenario.resolve(group.path)
             ids, caps, _ = traces.load_orchlive_nodes(folder)
             shape = {node: {r: float(caps[r][i]) for r in resources if r in caps} for i, node in enumerate(ids)}
-            times = traces.load_orchlive_node_times(folder)
-            history = recorded_node_events(times, shape, scenario.cluster.failure_timeout)
-            events += [e for e in history if group.failures or not isinstance(e, sc.NodeLost)]
+            history = traces.load_orchlive_node_history(folder)
+            happened = recorded_node_events(history, shape, scenario.cluster.failure_timeout)
+            events += [e for e in happened if group.failures or not isinstance(e, sc.NodeLost)]
     return tuple(events)
 
 

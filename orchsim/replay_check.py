@@ -128,7 +128,7 @@ def _joined_near(i: int, recorded: RecordedTasks, joins: Sequence[tuple[str, flo
 
 
 def _lost_node(
-    i: int, recorded: RecordedTasks, replayed: np.ndarray, losses: Mapping[str, float], lease: float
+    i: int, recorded: RecordedTasks, replayed: np.ndarray, losses: Mapping[str, Sequence[float]], lease: float
 ) -> str | None:
     """Why task ``i`` may have met a lost node's death differently, or None.
 
@@ -136,14 +136,13 @@ def _lost_node(
     (up to one lease before): a task on that node (live or replayed) whose stay there
     overlaps that lease may have ended, or been lost, in one cluster and not the other.
     """
+    begin = recorded.submit[i]
+    end = recorded.end[i] if not np.isnan(recorded.end[i]) else begin + np.nan_to_num(recorded.wait[i])
     for node in dict.fromkeys((str(recorded.node[i]), str(replayed[i]))):
-        if node not in losses:
-            continue
-        lost = losses[node]
-        begin = recorded.submit[i]
-        end = recorded.end[i] if not np.isnan(recorded.end[i]) else begin + np.nan_to_num(recorded.wait[i])
-        if begin <= lost and end >= lost - lease - LOSS_MARGIN:
-            return f"timing: node {node} was lost at {lost:.3f} s, its worker died within the {lease:g} s lease before"
+        for lost in losses.get(node, ()):
+            if begin <= lost and end >= lost - lease - LOSS_MARGIN:
+                died = f"its worker died within the {lease:g} s lease before"
+                return f"timing: node {node} was lost at {lost:.3f} s, {died}"
     return None
 
 
@@ -187,7 +186,7 @@ def compare_replay(
     *,
     race_window: float = 0.1,
     latency: str = "none",
-    losses: Mapping[str, float] | None = None,
+    losses: Mapping[str, float | Sequence[float]] | None = None,
     lease: float = 0.0,
     joins: Sequence[tuple[str, float]] = (),
 ) -> ReplayCheck:
@@ -202,7 +201,8 @@ def compare_replay(
             is the process's exit, which reaches the master after the worker reports it
             (tens of milliseconds, more on a loaded machine).
         latency: How the replay modelled the master's decision latency, for the report.
-        losses: Node -> when the live master declared it lost (s), from the recording.
+        losses: Node -> when the live master declared it lost (s), from the recording: one
+            time or every one (a node lost more than once).
         lease: The workers' lease (s): a lost node's worker died up to this long before.
         joins: ``(node, time)`` of every join (or return) after the first submission (s).
     """
@@ -212,7 +212,7 @@ def compare_replay(
     placed = recorded.node != ""  # every task the live cluster placed is compared
     same = placed & (recorded.node == nodes)
     diverged = np.flatnonzero(placed & ~same)
-    lost = dict(losses or {})
+    lost = {node: [t] if isinstance(t, int | float) else list(t) for node, t in (losses or {}).items()}
     ends = np.asarray(replayed["end_time"], dtype=np.float64) if "end_time" in replayed else None
 
     def node_cause(i: int) -> str | None:

@@ -115,18 +115,16 @@ def replay(
     """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
     from orchsim.replay_check import compare_replay
     from orchsim.run import run
-    from orchsim.traces import load_orchlive_node_times, load_orchlive_tasks
+    from orchsim.traces import load_orchlive_node_history, load_orchlive_tasks
 
     scenario = replay_scenario(directory, policies, seed=seed, latency=latency)
     results = run(scenario)
     _, recorded = load_orchlive_tasks(directory)
     tasks = results.table("tasks")
     mine = tasks["policy"] == scenario.policies[0]
-    times = load_orchlive_node_times(directory)
-    losses = {node: seen["lost"] for node, seen in times.items() if "lost" in seen}
-    joins = [
-        (node, t) for node, seen in times.items() for t in (seen.get("joined"), seen.get("rejoined")) if t and t > 0
-    ]
+    history = load_orchlive_node_history(directory)
+    losses = {node: [t for t, kind in seen if kind == "lost"] for node, seen in history.items()}
+    joins = [(node, t) for node, seen in history.items() for t, kind in seen if kind == "joined" and t > 0]
     mine_tasks = {name: np.asarray(values)[mine] for name, values in tasks.items()}
     lease = scenario.cluster.failure_timeout
     described = _latency_text(directory, latency)

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from orchsim.recording_format import COLUMN_RESOURCES, TASKS_FILE
-from orchsim.traces import load_orchlive_node_times, load_orchlive_nodes
+from orchsim.traces import load_orchlive_node_history, load_orchlive_nodes
+from orchsim.traces.orchlive_latency import in_service
 from orchsim.traces.table import parse_floats, read_table, text_column
 
 __all__ = ["Held", "held_from_recording", "held_from_replay", "occupancy", "side_by_side"]
@@ -81,12 +82,14 @@ def occupancy(held: Held, directory: str | Path, resources: Sequence[str]) -> di
         ``mean_nodes_used`` and ``mean_stranded_<r>`` for every resource ``r``.
     """
     ids, caps, _ = load_orchlive_nodes(directory)
-    times = load_orchlive_node_times(directory)
+    # A node is there from a join to a loss (any number of each; a drained node is still there).
+    history = {
+        n: [(t, k) for t, k in seen if k != "drained"] for n, seen in load_orchlive_node_history(directory).items()
+    }
     capacity = np.array([caps.get(r, np.zeros(len(ids))) for r in resources])  # (R, N)
-    present_from = np.array([max(times[n].get("joined", 0.0), 0.0) for n in ids])
-    present_to = np.array([times[n].get("lost", np.inf) for n in ids])
     horizon = float(held.end.max()) if held.end.size else 0.0
-    cuts = np.unique(np.concatenate([[0.0, horizon], held.begin, held.end, present_from, present_to]))
+    changes = [t for seen in history.values() for t, _ in seen]
+    cuts = np.unique(np.concatenate([[0.0, horizon], held.begin, held.end, changes]))
     cuts = cuts[(cuts >= 0) & (cuts <= horizon)]
     if cuts.size < 2:
         return {"mean_nodes_used": 0.0, **{f"mean_stranded_{r}": 0.0 for r in resources}}
@@ -99,7 +102,9 @@ def occupancy(held: Held, directory: str | Path, resources: Sequence[str]) -> di
     for k, n in enumerate(where):
         busy[active[:, k], n] = True
         used[:, active[:, k], n] += held.demand[:, k : k + 1]
-    present = (present_from[None, :] <= mid[:, None]) & (present_to[None, :] > mid[:, None])  # (S, N)
+    present = np.array([[in_service(history.get(n, []), m) for n in ids] for m in mid], dtype=bool).reshape(
+        -1, len(ids)
+    )
     out = {"mean_nodes_used": float((busy.sum(axis=1) * width).sum() / horizon)}
     for r, name in enumerate(resources):
         live = (capacity[r][None, :] * present).sum(axis=1)

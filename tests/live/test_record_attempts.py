@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from orchlive.record_rows import attempts as _attempts
+from orchlive.record_rows import node_event_rows
 
 
 def event(kind: str, stamp: str, **obj: object) -> dict[str, object]:
@@ -27,3 +30,28 @@ def test_a_preempted_attempt_ends_and_the_next_one_is_recorded() -> None:
     )
     assert first["end"].second == 5
     assert (second["node"], second["state"], second["exit_code"]) == ("w2", "COMPLETED", 0)
+
+
+def test_every_node_event_is_a_row_in_time_order() -> None:
+    def node(kind: str, second: int, node_id: str, state: str) -> dict[str, object]:
+        stamp = f"2026-12-02T10:00:{second:02d}+00:00"
+        return {"type": f"node.{kind}", "timestamp": stamp, "object": {"id": node_id, "state": state}}
+
+    events = [
+        node("joined", 1, "w1", "READY"),
+        node("lost", 5, "w1", "NOT_READY"),
+        {"type": "task.assigned", "timestamp": "2026-12-02T10:00:06+00:00", "object": {"id": "t1"}},
+        node("joined", 7, "w1", "READY"),
+        node("drained", 8, "w2", "DRAINING"),
+        node("lost", 9, "w1", "NOT_READY"),
+        node("joined", 3, "w2", "READY"),  # the stream's order is not always time order
+    ]
+    epoch = datetime.fromisoformat("2026-12-02T10:00:02+00:00")
+    assert node_event_rows(events, epoch) == [
+        ["w1", "-1.000000", "joined", "READY"],
+        ["w2", "1.000000", "joined", "READY"],
+        ["w1", "3.000000", "lost", "NOT_READY"],
+        ["w1", "5.000000", "joined", "READY"],
+        ["w2", "6.000000", "drained", "DRAINING"],
+        ["w1", "7.000000", "lost", "NOT_READY"],
+    ]

@@ -82,13 +82,13 @@ def test_an_event_naming_no_node_is_one_line() -> None:
 
 
 def test_a_recorded_history_becomes_named_events() -> None:
-    times = {
-        "a": {"joined": -3.0, "lost": 40.0, "rejoined": 60.0},  # lost at 40: died at 40 - 5 = 35; back at 60
-        "b": {"joined": 12.5, "drained": 30.0},  # absent until 12.5, drained at 30
-        "c": {"joined": -1.0},  # there all along: no event
+    history = {
+        "a": [(-3.0, "joined"), (40.0, "lost"), (60.0, "joined")],  # lost at 40: died at 40 - 5 = 35; back at 60
+        "b": [(12.5, "joined"), (30.0, "drained")],  # absent until 12.5, drained at 30
+        "c": [(-1.0, "joined")],  # there all along: no event
     }
-    caps = {n: {"cpu": 1000.0} for n in times}
-    events = recorded_node_events(times, caps, failure_timeout=5.0)
+    caps = {n: {"cpu": 1000.0} for n in history}
+    events = recorded_node_events(history, caps, failure_timeout=5.0)
     assert [(type(e), e.node, e.at) for e in events] == [
         (NodeLost, "a", 35.0),
         (NodeJoin, "a", 60.0),
@@ -97,6 +97,32 @@ def test_a_recorded_history_becomes_named_events() -> None:
         (NodeDrain, "b", 30.0),
     ]
     assert events[1].capacity == {"cpu": 1000.0}
+
+
+def test_any_number_of_losses_returns_and_drains_per_node_become_events() -> None:
+    history = {
+        # a: lost at 10 (died 8), back at 12, lost at 13 (died at 12, not before its return:
+        # 13 - 2 = 11 < 12), back at 20, drained at 30, back at 40, lost at 50 (died 45).
+        "a": [
+            *[(-1.0, "joined"), (10.0, "lost"), (12.0, "joined"), (13.0, "lost"), (20.0, "joined")],
+            *[(30.0, "drained"), (40.0, "joined"), (50.0, "lost")],
+        ],
+        # b: a second join while in service (a worker registering again, no loss) changes nothing;
+        # lost while drained: its tasks die with it.
+        "b": [(-1.0, "joined"), (5.0, "joined"), (6.0, "drained"), (9.0, "lost")],
+    }
+    events = recorded_node_events(history, {n: {"cpu": 1.0} for n in history}, failure_timeout=2.0)
+    assert [(type(e).__name__, e.node, e.at) for e in events] == [
+        ("NodeLost", "a", 8.0),
+        ("NodeJoin", "a", 12.0),
+        ("NodeLost", "a", 12.0),
+        ("NodeJoin", "a", 20.0),
+        ("NodeDrain", "a", 30.0),
+        ("NodeJoin", "a", 40.0),
+        ("NodeLost", "a", 48.0),
+        ("NodeDrain", "b", 6.0),
+        ("NodeLost", "b", 7.0),
+    ]
 
 
 TASKS = (
@@ -167,3 +193,40 @@ def test_resize_refuses_a_recording_and_events_naming_a_node() -> None:
     with pytest.raises(ScenarioError, match=r"events.0: node_lost names node 'big-0'"):
         scale_scenario(named, 2)
     assert scale_scenario(named, 1) is named
+
+
+NODE_EVENTS = (
+    "node_id,time,event,state\n"
+    # a lost at 3 (died at 1 under the 2 s lease), back at 4, lost again at 8 (died at 6), back at 9;
+    # b drained at 4.2 and restarted at 7 still cordoned (DRAINING): it stays out.
+    "a,-1,joined,READY\nb,-1,joined,READY\na,3,lost,NOT_READY\na,4,joined,READY\nb,4.2,drained,DRAINING\n"
+    "b,7,joined,DRAINING\na,8,lost,NOT_READY\na,9,joined,READY\n"
+)
+TWICE = (
+    "task_id,name,submit_time,node,devices,assigned_time,start_time,end_time,state,attempt,cpu_milli,memory_mib,"
+    "reason,exit_code\n"
+    # t1 (0 -> 1.5) on b; t2 at 4.5 and t3 at 9.5 on a (b is drained), each for 1 s.
+    "t1,one,0,b,,0,0,1.5,COMPLETED,1,1000,256,,0\n"
+    "t2,two,4.5,a,,4.5,4.5,5.5,COMPLETED,1,1000,256,,0\n"
+    "t3,three,9.5,a,,9.5,9.5,10.5,COMPLETED,1,1000,256,,0\n"
+)
+
+
+def test_a_node_lost_twice_replays_both_losses_and_returns(tmp_path: Path) -> None:
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    (folder / "tasks.csv").write_text(TWICE)
+    nodes = "node_id,labels,devices,joined,lost,drained,rejoined,cpu_milli,memory_mib\n"
+    (folder / "nodes.csv").write_text(nodes + "a,,,-1,8,,9,2000,1024\nb,,,-1,,4.2,7,4000,1024\n")
+    (folder / "node_events.csv").write_text(NODE_EVENTS)
+    (folder / "policy.json").write_text(json.dumps({"policy": "bin_packing", "params": {}, "lease_ttl": 2}))
+    results, check = replay(folder, latency="none")
+    failures = results.failures.sort_values("failed_at")
+    assert list(failures.node) == ["a", "a"]
+    np.testing.assert_allclose(failures.failed_at, [1.0, 6.0])
+    np.testing.assert_allclose(failures.detected_at, [3.0, 8.0])
+    tasks = results.tasks.sort_values("submit_time")
+    # t2 at 4.5: a is back (4), b drained (4.2): a, ending at 5.5 before a dies again (6). t3 at
+    # 9.5: b stays out (its restart at 7 kept it cordoned), a is back (9).
+    assert list(tasks.node) == ["b", "a", "a"] and (tasks.status == "completed").all()
+    assert (check.agreed, check.compared) == (3, 3)
