@@ -35,6 +35,7 @@ _ENDS = {
     "task.failed": "FAILED",
     "task.rescheduled": "RESCHEDULED",
     "task.preempted": "PREEMPTED",
+    "task.skipped": "SKIPPED",  # a DAG child whose parent failed, or a gang's spare replica
 }
 _REQUEUED = ("task.rescheduled", "task.preempted")
 
@@ -158,15 +159,28 @@ def _devices_text(devices: dict[str, list[int]]) -> str:
     return ";".join(f"{kind}:{index}" for kind in sorted(devices) for index in devices[kind])
 
 
+def _structure(task: dict[str, Any]) -> list[str]:
+    """``TASK_OPTIONAL``'s cells: the task's gang and its dependencies (empty for a single task, no parents)."""
+    gang = task.get("gang") or ""
+    sizes = [str(task.get("replica", 0)), str(task.get("replicas", 1)), str(task.get("min_replicas") or "")]
+    after = ";".join(task.get("after") or [])
+    rules = [task.get("on", "success"), task.get("if_parent_fails", "fail")] if after else ["", ""]
+    return [gang, *(sizes if gang else ["", "", ""]), after, *rules]
+
+
 def task_rows(
     tasks: list[dict[str, Any]], tried: dict[str, list[dict[str, Any]]], resources: list[str], epoch: datetime
 ) -> list[list[str]]:
-    """One row per attempt of every task (attempt 0 for a task never placed), in ``tasks``' order."""
+    """One row per attempt of every task (attempt 0 for a task never placed), in ``tasks``' order.
+
+    Columns: ``TASK_COLUMNS``, the resources, ``TASK_TAIL``, ``TASK_OPTIONAL`` (gang, DAG).
+    """
     rows = []
     for task in tasks:
         submit = _seconds(when(task["creation_time"]), epoch)
         asks = [f"{task['resources'].get(r, 0):g}" for r in resources]
         mine = tried.get(task["id"]) or [{"attempt": 0, "node": "", "devices": {}, "state": task["state"]}]
+        structure = _structure(task)
         for a in mine:
             start, end = _seconds(a.get("start"), epoch), _seconds(a.get("end"), epoch)
             assigned = _seconds(a.get("assigned"), epoch)
@@ -174,7 +188,7 @@ def task_rows(
             head += [start, end]
             code = a.get("exit_code")
             tail = [a.get("reason", ""), "" if code is None else str(code)]
-            rows.append([*head, a.get("state", task["state"]), str(a["attempt"]), *asks, *tail])
+            rows.append([*head, a.get("state", task["state"]), str(a["attempt"]), *asks, *tail, *structure])
     return rows
 
 

@@ -224,6 +224,8 @@ def compare_replay(
     ]
     live_wait = recorded.wait[~np.isnan(recorded.wait)]
     sim_wait = np.asarray(replayed["wait"], dtype=np.float64)
+    if "start_time" in replayed:  # a task that never ran (skipped, failed with its parent) has no wait
+        sim_wait = np.where(np.isnan(np.asarray(replayed["start_time"], dtype=np.float64)), np.nan, sim_wait)
     sim_wait = sim_wait[~np.isnan(sim_wait)]
     return ReplayCheck(
         compared=int(placed.sum()),

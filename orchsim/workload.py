@@ -57,6 +57,8 @@ class Workload:
         gang: int32 ``(T, 2)``: replicas and min_replicas per task, or None (no gangs);
             ``demand`` is per replica.
         dependencies: The DAGs, or None when no entry has ``after``.
+        fails: bool ``(T,)``: the task fails at the end of its run (a recording's failed
+            process, replayed), or None when none does.
     """
 
     resources: tuple[str, ...]
@@ -70,6 +72,7 @@ class Workload:
     priority: np.ndarray | None = None
     gang: np.ndarray | None = None
     dependencies: Dependencies | None = None
+    fails: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.submit_time)
@@ -129,6 +132,8 @@ class _Part:
     task_selectors: np.ndarray | None = None  # per task (dicts), merged over ``selector``
     priority: np.ndarray | None = None  # int64 per task; drawn last, so no other draw moves
     gang: np.ndarray | None = None  # int32 (n, 2): replicas and min_replicas per task; None: single tasks
+    dependencies: tuple[list[tuple[int, ...]], np.ndarray, np.ndarray] | None = None  # a recording's DAG
+    fails: np.ndarray | None = None  # a recording's failed processes
 
 
 def evenly_spaced(n: int, fraction: float) -> np.ndarray:
@@ -218,6 +223,7 @@ def _trace(
         tasks = traces.load_csv_trace(path, rebase=source.rebase)
     elif isinstance(source, OrchliveRecording):
         tasks = traces.load_orchlive_tasks(path)[0]
+        structure = traces.load_orchlive_structure(path)
     elif isinstance(source, sc.OpenbTrace):
         tasks = traces.load_openb_pods(path)
         if source.mode == "arrivals":
@@ -231,7 +237,7 @@ def _trace(
     n = len(tasks) if source.limit is None else min(source.limit, len(tasks))
     keep = slice(n) if source.sample is None else evenly_spaced(n, source.sample)
     demand = {name: np.rint(values[keep]) for name, values in tasks.resources.items()}
-    return _Part(
+    part = _Part(
         tasks.submit_time[keep] * source.time_scale,
         tasks.duration[keep] * source.time_scale,
         demand,
@@ -239,6 +245,22 @@ def _trace(
         skipped=int(getattr(tasks, "skipped", 0)),
         task_selectors=None if tasks.node_selectors is None else tasks.node_selectors[keep],
     )
+    if isinstance(source, OrchliveRecording):
+        _recorded_structure(part, structure, np.arange(len(tasks))[keep])
+    return part
+
+
+def _recorded_structure(part: _Part, structure: traces.RecordedStructure, kept: np.ndarray) -> None:
+    """A recording's gangs, DAG and failed processes on ``part``, for the tasks ``kept`` (indices, sorted).
+
+    A parent left out (by ``limit`` or ``sample``) drops its edge: its child waits for the others.
+    """
+    part.gang = None if structure.gang is None else structure.gang[kept]
+    part.fails = structure.fails[kept] if structure.fails[kept].any() else None
+    if structure.parents is not None:
+        local = {int(old): new for new, old in enumerate(kept)}
+        parents = [tuple(local[p] for p in structure.parents[old] if p in local) for old in kept]
+        part.dependencies = (parents, structure.on_success[kept], structure.skip[kept])
 
 
 def build_workload(
@@ -347,6 +369,8 @@ class _SelectorCodes:
 def _gangs(source: sc.WorkloadSource, part: _Part) -> np.ndarray | None:
     """Replicas and min_replicas per task: an entry's ``replicas``, or an SWF job's processors (``gangs``)."""
     n = len(part.submit)
+    if part.gang is not None:  # a recording's own
+        return part.gang
     if isinstance(source, sc.SwfTrace):
         if not source.gangs:
             return None
@@ -380,9 +404,43 @@ def task_structure(entries: list[sc.WorkloadSource], parts: list[_Part], order: 
     if any(p.gang is not None for p in parts):
         gang = np.concatenate([np.ones((len(p.submit), 2), np.int32) if p.gang is None else p.gang for p in parts])
         out["gang"] = np.ascontiguousarray(gang[order])
-    if any(getattr(e, "after", None) for e in entries):
+    if any(getattr(e, "after", None) for e in entries) or any(p.dependencies is not None for p in parts):
         out["dependencies"] = _dependencies(entries, counts, offsets, order)
+        _add_recorded(out["dependencies"], parts, offsets, order)  # type: ignore[arg-type]
+    if any(p.fails is not None for p in parts):
+        fails = np.concatenate([np.zeros(len(p.submit), bool) if p.fails is None else p.fails for p in parts])
+        out["fails"] = fails[order]
     return out
+
+
+def _add_recorded(deps: Dependencies, parts: list[_Part], offsets: np.ndarray, order: np.ndarray) -> None:
+    """Each recording's own DAG into ``deps`` (sorted order): parents, rules, and one DAG id per linked group."""
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))  # unsorted index -> sorted index
+    next_dag = int(deps.dag.max(initial=-1)) + 1
+    for part, offset in zip(parts, offsets[:-1].tolist(), strict=True):
+        if part.dependencies is None:
+            continue
+        parents, on_success, skip = part.dependencies
+        mine = position[offset + np.arange(len(parents))]
+        deps.on_success[mine], deps.skip[mine] = on_success, skip
+        group = list(range(len(parents)))  # tasks linked by an edge share a DAG id
+
+        def root(i: int, group: list[int] = group) -> int:
+            while group[i] != i:
+                i = group[i]
+            return i
+
+        for k, mine_parents in enumerate(parents):
+            deps.parents[mine[k]] = tuple(sorted(int(position[offset + p]) for p in mine_parents))
+            for p in mine_parents:
+                a, b = root(k), root(p)
+                group[max(a, b)] = min(a, b)
+        linked = sorted({root(k) for k, ps in enumerate(parents) if ps} | {root(p) for ps in parents for p in ps})
+        for k in range(len(parents)):
+            if root(k) in linked:
+                deps.dag[mine[k]] = next_dag + linked.index(root(k))
+        next_dag += len(linked)
 
 
 def _dependencies(

@@ -145,12 +145,12 @@ class Simulation:
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
         self._durations = workload.duration.tolist()
+        self._fails = set() if workload.fails is None else set(np.flatnonzero(workload.fails).tolist())
         self._selector_of = workload.selector.tolist()
         self.devices: dict[int, Assignment] = {}  # task -> the devices of its last run
         self.queue: deque[int] = deque()
-        self.done = 0
-        self._progressed = 0  # tasks placed for the first time or rejected outright
-        self._reported = 0  # of those, how many the progress bar has been told about
+        # Tasks placed for the first time or rejected outright; of those, how many the progress bar was told.
+        self.done = self._progressed = self._reported = 0
         self.reasons: dict[int, str] = {}
         self.decisions = self.rescheduled = self.running = self.forever = 0
 
@@ -408,7 +408,7 @@ class Simulation:
         self.advance()
         node = self.stop(task)
         tasks.end[task] = self.env.now
-        self.finish(task, Status.COMPLETED)
+        self.finish(task, Status.FAILED if task in self._fails else Status.COMPLETED)  # a recorded failure fails
         if self.node_state[node] == NodeState.DRAINING and not self.running_on[node]:
             node_events.remove_node(self, node)
             return

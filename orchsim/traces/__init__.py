@@ -31,15 +31,18 @@ from orchsim.traces.orchlive import (
     load_orchlive_node_history,
     load_orchlive_node_times,
     load_orchlive_nodes,
+    load_orchlive_structure,
     load_orchlive_tasks,
 )
 from orchsim.traces.orchlive_latency import decision_latencies
+from orchsim.traces.orchlive_structure import RecordedStructure
 from orchsim.traces.plain_csv import load_csv_trace
 from orchsim.traces.swf import load_swf
 from orchsim.traces.tasks import TraceError, TraceTasks
 
 __all__ = [
     "MIN_POD_DURATION",
+    "RecordedStructure",
     "RecordedTasks",
     "TraceError",
     "TraceTasks",
@@ -50,6 +53,7 @@ __all__ = [
     "load_orchlive_node_history",
     "load_orchlive_node_times",
     "load_orchlive_nodes",
+    "load_orchlive_structure",
     "load_orchlive_tasks",
     "load_swf",
 ]

@@ -20,7 +20,7 @@ never started *and* never ended (still pending when recorded) are left out and c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from orchsim.recording_format import (
     TASKS_FILE,
 )
 from orchsim.traces.openb import MIN_POD_DURATION
+from orchsim.traces.orchlive_structure import RecordedStructure, gang_replica_rows, recorded_structure, structure_cells
 from orchsim.traces.table import Table, parse_floats, read_table, text_column, trace_error
 from orchsim.traces.tasks import TraceTasks, sorted_tasks
 
@@ -46,6 +47,7 @@ __all__ = [
     "load_orchlive_node_history",
     "load_orchlive_node_times",
     "load_orchlive_nodes",
+    "load_orchlive_structure",
     "load_orchlive_tasks",
     "recorded_outcomes",
 ]
@@ -97,15 +99,16 @@ def _chosen_rows(table: Table, start: np.ndarray, end: np.ndarray) -> tuple[list
     """Per task (first-seen order), the row replayed; and how many tasks were left out (never ran nor ended).
 
     The row replayed is the task's last COMPLETED attempt, else its last attempt that
-    started and ended, else its last row.
+    started and ended, else its last row. A gang is replayed as its replica 0: the other
+    replicas' rows are not tasks of the replay (``orchlive_structure``).
     """
-    ids = text_column(table, "task_id")
+    ids = np.where(gang_replica_rows(table), "", text_column(table, "task_id"))
     states = text_column(table, "state")
     ran = ~np.isnan(start) & ~np.isnan(end)
     rank = ran.astype(int) + (ran & (states == "COMPLETED"))  # 2 completed, 1 ran, 0 other
     best: dict[str, int] = {}
     for i, task in enumerate(ids):
-        if task not in best or rank[i] >= rank[best[task]]:
+        if task and (task not in best or rank[i] >= rank[best[task]]):
             best[task] = i
     keep = [i for i in best.values() if not (np.isnan(start[i]) and np.isnan(end[i]))]
     return keep, len(best) - len(keep)
@@ -135,7 +138,7 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
     ids = text_column(table, "task_id")
     assigned = _optional(table, "assigned_time")
     held_from = np.where(np.isnan(assigned), start, assigned)  # the node is the task's from its assignment
-    duration = (end - held_from)[rows]
+    duration = (_gang_ends(table, end) - held_from)[rows]
     never = np.isnan(duration) | (duration <= 0)
     duration = np.where(never, MIN_POD_DURATION, duration)
     resources = {}
@@ -145,7 +148,40 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
     tasks = sorted_tasks(
         submit[rows], duration, resources, ids[rows], rebase=False, skipped=skipped, clamped=int(never.sum())
     )
-    return tasks, recorded_outcomes(table, rows, submit, assigned, end)
+    outcomes = recorded_outcomes(table, rows, submit, assigned, end)
+    parents = recorded_structure(table, rows[np.argsort(submit[rows], kind="stable")]).parents
+    if parents is not None:  # a child's wait starts when its parents have ended, as the simulator counts it
+        ready = np.array(
+            [max([s, *(outcomes.end[p] for p in ps)]) for s, ps in zip(outcomes.submit, parents, strict=True)]
+        )
+        outcomes = replace(outcomes, wait=outcomes.wait - (ready - outcomes.submit))
+    return tasks, outcomes
+
+
+def _gang_ends(table: Table, end: np.ndarray) -> np.ndarray:
+    """Per row, its end, or for a gang's attempt the last end of its replicas' same attempt (the gang's run)."""
+    gang = structure_cells(table)["gang"]
+    if not (gang != "").any():
+        return end
+    attempt = text_column(table, "attempt")
+    last: dict[tuple[str, str], float] = {}
+    for i in np.flatnonzero(gang != ""):
+        key = (str(gang[i]), str(attempt[i]))
+        if not np.isnan(end[i]):
+            last[key] = max(last.get(key, -np.inf), float(end[i]))
+    return np.array([last.get((str(g), str(a)), e) if g else e for g, a, e in zip(gang, attempt, end, strict=True)])
+
+
+def load_orchlive_structure(path: str | os.PathLike[str]) -> RecordedStructure:
+    """The gangs, DAGs and failed processes of a recording's replayed tasks, in ``load_orchlive_tasks``' order.
+
+    Raises:
+        TraceError: naming the file, line and column of the first problem.
+    """
+    table, submit, start, end = _tasks_table(Path(path))
+    keep, _ = _chosen_rows(table, start, end)
+    rows = np.asarray(keep, dtype=np.int64)
+    return recorded_structure(table, rows[np.argsort(submit[rows], kind="stable")])
 
 
 def recorded_outcomes(

@@ -12,7 +12,9 @@ this latency, and the recording holds it: submission to first placement (``submi
 behind other tasks is not counted as latency: at the task's submission every task
 submitted before it had been placed (the queue was empty), and some node that was in
 service (joined, not lost or drained since) had the room for it, counting what every
-recorded attempt held on it at that moment (from its assignment to its end).
+recorded attempt held on it at that moment (from its assignment to its end). A gang
+counts once (its replica 0), and a task with parents not at all: it waited for them, not
+for the master.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from orchsim.traces.orchlive import (
     load_orchlive_node_history,
     load_orchlive_nodes,
 )
+from orchsim.traces.orchlive_structure import gang_replica_rows, structure_cells
 from orchsim.traces.table import text_column
 
 __all__ = ["decision_latencies", "in_service"]
@@ -84,6 +87,8 @@ def decision_latencies(path: str | os.PathLike[str]) -> np.ndarray:
     held_until = np.where(np.isnan(end), np.inf, end)
     column_of = {name: j for j, name in enumerate(names)}
     rows, placed = _first_placements(ids, submit, assigned)
+    own = ~gang_replica_rows(table) & (structure_cells(table)["after"] == "")  # not a replica, not held
+    placed, rows = placed[own[rows]], [row for row in rows if own[row]]
     before = np.maximum.accumulate(np.concatenate([[-np.inf], placed[:-1]])) if len(rows) else placed
     samples = []
     for k, row in enumerate(rows):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchlive.record_rows import attempts as _attempts
-from orchlive.record_rows import node_event_rows
+from orchlive.record_rows import node_event_rows, task_rows
 
 
 def event(kind: str, stamp: str, **obj: object) -> dict[str, object]:
@@ -54,4 +54,19 @@ def test_every_node_event_is_a_row_in_time_order() -> None:
         ["w1", "5.000000", "joined", "READY"],
         ["w2", "6.000000", "drained", "DRAINING"],
         ["w1", "7.000000", "lost", "NOT_READY"],
+    ]
+
+
+def test_a_gang_replica_and_a_dag_child_carry_their_structure() -> None:
+    base = {"name": "t", "creation_time": "2026-12-02T10:00:00+00:00", "resources": {"cpu": 500}, "state": "PENDING"}
+    replica = {**base, "id": "g-1", "gang": "g", "replica": 1, "replicas": 3, "min_replicas": 2}
+    child = {**base, "id": "c", "after": ["p", "q"], "on": "completion", "if_parent_fails": "skip"}
+    single = {**base, "id": "s"}
+    epoch = datetime.fromisoformat("2026-12-02T10:00:00+00:00")
+    rows = task_rows([replica, child, single], {}, ["cpu"], epoch)
+    # TASK_COLUMNS (10), cpu_milli, reason, exit_code, then TASK_OPTIONAL (gang ... if_parent_fails)
+    assert [r[13:] for r in rows] == [
+        ["g", "1", "3", "2", "", "", ""],
+        ["", "", "", "", "p;q", "completion", "skip"],
+        ["", "", "", "", "", "", ""],
     ]
