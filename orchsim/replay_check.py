@@ -104,11 +104,13 @@ def _race(i: int, recorded: RecordedTasks, window: float) -> str | None:
 
     Between its submission and its live placement (widened by ``window`` seconds both
     ways) another task arrived or ended: the live master saw a cluster the simulator, which
-    places at submission, did not.
+    places at submission, did not. A DAG's child counts from its parents' end (``ready``):
+    it arrives in the queue then, not at its submission.
     """
-    low = recorded.submit[i] - window
-    high = recorded.submit[i] + np.nan_to_num(recorded.wait[i]) + window
-    for what, times in (("arrived", recorded.submit), ("ended", recorded.end)):
+    ready = recorded.submit if recorded.ready is None else recorded.ready
+    low = ready[i] - window
+    high = ready[i] + np.nan_to_num(recorded.wait[i]) + window
+    for what, times in (("arrived", ready), ("ended", recorded.end)):
         hits = np.flatnonzero((times >= low) & (times <= high))
         hits = hits[hits != i]
         if hits.size:

@@ -67,6 +67,8 @@ class RecordedTasks:
         attempts: Number of placements the task had.
         submit: Submission, seconds from the first one.
         end: End of the replayed attempt (seconds), ``nan`` if it did not end.
+        ready: When it could first be placed: its submission, or for a DAG's child the
+            end of its last parent (seconds); None when no task has parents.
     """
 
     task_id: np.ndarray
@@ -76,6 +78,7 @@ class RecordedTasks:
     attempts: np.ndarray
     submit: np.ndarray
     end: np.ndarray
+    ready: np.ndarray | None = None
 
 
 def _optional(table: Table, column: str) -> np.ndarray:
@@ -154,7 +157,7 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
         ready = np.array(
             [max([s, *(outcomes.end[p] for p in ps)]) for s, ps in zip(outcomes.submit, parents, strict=True)]
         )
-        outcomes = replace(outcomes, wait=outcomes.wait - (ready - outcomes.submit))
+        outcomes = replace(outcomes, wait=outcomes.wait - (ready - outcomes.submit), ready=ready)
     return tasks, outcomes
 
 

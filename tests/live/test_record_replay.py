@@ -17,6 +17,7 @@ import pytest
 
 from orchlive.record import record
 from orchsim.replay_cli import replay
+from orchsim.traces import load_orchlive_tasks
 
 pytestmark = pytest.mark.live
 
@@ -28,6 +29,7 @@ SPACING = 0.35  # seconds between submissions: each task has its own scheduling 
 
 
 def test_a_recorded_cluster_replays_with_its_placements_and_waits(cluster_factory, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Single tasks, then a gang and a DAG whose root fails (one child skipped, one run on completion)."""
     policy = "bin_packing"  # spread: the killed-worker test below
     cluster = cluster_factory(policy=policy)
     cluster.start_master()
@@ -40,28 +42,41 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(cluster_factor
         ids.append(cluster.submit(body)["id"])
         cluster.wait_until(lambda: cluster.task(ids[-1])["state"] != "PENDING", timeout=15, what="placed")
         time.sleep(SPACING)
-    failing = {"name": "fails", "command": ["sh", "-c", "sleep 0.2; exit 3"], "resources": {"cpu": 100, "memory": 64}}
-    ids.append(cluster.submit(failing)["id"])
-    for task_id in ids[:-1]:
+    for task_id in ids:  # the gang and the DAG on an idle cluster: their placements depend on nothing else
         cluster.wait_for_state(task_id, {"COMPLETED"}, timeout=30)
-    cluster.wait_for_state(ids[-1], {"FAILED"}, timeout=30)
+    gang = cluster.submit({**GANG, "resources": {"cpu": 3000, "memory": 1024}})
+    cluster.wait_for_state(gang["id"], {"COMPLETED"}, timeout=30)
+    made = cluster.http.post("/api/v1/dags", json={"name": "etl", "tasks": DAG})
+    assert made.status_code == 201, made.text
+    dag = {t["name"]: t["id"] for t in made.json()["tasks"]}
+    for name, state in (("fails", "FAILED"), ("skipped", "SKIPPED"), ("cleanup", "COMPLETED")):
+        cluster.wait_for_state(dag[name], {state}, timeout=30)
 
     out = tmp_path / "rec"
     done = record(cluster.url, out, quiet=1.0)
-    assert done.tasks == TASKS + 1 and done.nodes == len(WORKERS) and done.policy == policy
-    rows = list(csv.DictReader((out / "tasks.csv").open()))
-    assert [r["task_id"] for r in rows] == ids and all(r["state"] == "COMPLETED" for r in rows[:-1])
-    assert (rows[-1]["state"], rows[-1]["exit_code"], rows[-1]["attempt"]) == ("FAILED", "3", "1")
-    assert all(float(r["submit_time"]) <= float(r["assigned_time"]) <= float(r["start_time"]) for r in rows)
-    live = {t["id"]: t["node_id"] for t in cluster.tasks()}
-    assert {r["task_id"]: r["node"] for r in rows} == live  # the recording says where each task ran
+    assert done.tasks == TASKS + 2 + 3 and done.nodes == len(WORKERS) and done.policy == policy  # 2 replicas
+    rows = {r["task_id"]: r for r in csv.DictReader((out / "tasks.csv").open())}
+    assert list(rows)[:TASKS] == ids and all(rows[t]["state"] == "COMPLETED" for t in ids)
+    assert all(
+        float(r["submit_time"]) <= float(r["assigned_time"]) <= float(r["start_time"])
+        for r in rows.values()
+        if r["node"]
+    )
+    live = {t["id"]: t["node_id"] or "" for t in cluster.tasks()}
+    assert {t: r["node"] for t, r in rows.items()} == live  # the recording says where each task ran
+    replica = rows[f"{gang['id']}-1"]
+    assert (replica["gang"], replica["replica"], replica["replicas"]) == (gang["id"], "1", "2")
+    failed, skipped, cleanup = (rows[dag[n]] for n in ("fails", "skipped", "cleanup"))
+    assert (failed["state"], failed["exit_code"], failed["attempt"]) == ("FAILED", "3", "1")
+    assert (skipped["state"], skipped["after"], skipped["if_parent_fails"]) == ("SKIPPED", dag["fails"], "skip")
+    assert (cleanup["state"], cleanup["on"]) == ("COMPLETED", "completion")
     nodes = {r["node_id"]: r for r in csv.DictReader((out / "nodes.csv").open())}
     assert {n: (float(r["cpu_milli"]), float(r["memory_mib"])) for n, r in nodes.items()} == WORKERS
-    assert json.loads((out / "policy.json").read_text())["policy"] == policy
+    assert json.loads((out / "policy.json").read_text())["format"] == 2
 
     results, check = replay(out, ["round_robin"])
     print("\n".join(check.lines()))
-    assert check.compared == TASKS + 1
+    assert check.compared == TASKS + 1 + 2  # the gang (its replica 0), the failed root, the cleanup
     # Tasks whose live placement depended on timing (another task ended or arrived between
     # submission and placement; a slow pass on a loaded machine) are left out, and named.
     assert check.timing <= TASKS // 4, check.lines()  # most are compared: the check can fail
@@ -71,9 +86,33 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(cluster_factor
     # master's decision latency, measured from this recording, on every pass.
     assert check.within and "the mean of" in check.latency, check.lines()
     assert list(results.summary["policy"]) == [policy, "round_robin"]
-    replayed = results.tasks[results.tasks["policy"] == policy]
-    durations = np.array([float(r["end_time"]) - float(r["assigned_time"]) for r in rows])  # the node was held
-    np.testing.assert_allclose(np.sort(replayed["end_time"] - replayed["start_time"]), np.sort(durations), atol=1e-5)
+    replayed = results.tasks[results.tasks["policy"] == policy].set_index("task_id")
+    order = list(load_orchlive_tasks(out)[0].names)
+    status = {order[i]: s for i, s in replayed["status"].items()}
+    assert (status[gang["id"]], status[dag["fails"]], status[dag["skipped"]], status[dag["cleanup"]]) == (
+        "completed",
+        "failed",
+        "skipped",
+        "completed",
+    )
+    assert replayed.loc[order.index(gang["id"]), "replicas"] == 2
+    replayed_nodes = {order[i]: n for i, n in replayed["node"].items()}
+    assert replayed_nodes[gang["id"]] == rows[gang["id"]]["node"]  # replica 0, where the core put it live
+    singles = replayed.loc[[order.index(t) for t in ids]]
+    durations = np.array([float(rows[t]["end_time"]) - float(rows[t]["assigned_time"]) for t in ids])  # held
+    np.testing.assert_allclose(np.sort(singles["end_time"] - singles["start_time"]), np.sort(durations), atol=1e-5)
+
+
+# A gang of two replicas, then a DAG whose root fails: "skipped" (on success, if_parent_fails
+# skip) never runs, "cleanup" (on completion) runs after it either way.
+GANG = {"name": "gang", "command": ["sleep", "0.8"], "replicas": 2}
+DAG = [
+    {"name": "fails", "command": ["sh", "-c", "sleep 0.3; exit 3"], "resources": {"cpu": 100, "memory": 64}},
+    {"name": "skipped", "command": ["true"], "resources": {"cpu": 100, "memory": 64}, "after": ["fails"]}
+    | {"if_parent_fails": "skip"},
+    {"name": "cleanup", "command": ["sleep", "0.3"], "resources": {"cpu": 500, "memory": 64}, "after": ["fails"]}
+    | {"on": "completion"},
+]
 
 
 # The killed-worker test paces submissions on a fixed clock, every SLOT seconds, and its tasks
