@@ -99,9 +99,8 @@ class Simulation:
         # An arrival to an empty queue is one decision (SchedulingPass.run_alone), unless the pass does more.
         self._alone = config.queue != "easy" and self.ext is None
         # The policy with its state (generator, cursor, sampling scan) for the whole run.
-        policy = PreparedPolicy(
-            config.policy, filters=self._filters, rng=self.policy_rng, params=self._params, sample=config.sampling
-        )
+        state = {"filters": self._filters, "rng": self.policy_rng, "params": self._params, "sample": config.sampling}
+        policy = PreparedPolicy(config.policy, memo=True, **state)  # memo: a small cluster's repeated states
         self.scheduler = SchedulingPass(
             policy,
             request_of=self._demand_rows.__getitem__,
