@@ -25,9 +25,9 @@ import numpy as np
 
 if TYPE_CHECKING:
     from orchsim.scheduling.matrix import NodeMatrix
-    from orchsim.scheduling.select import Decision
+    from orchsim.scheduling.select import Decision, PreparedPolicy
 
-__all__ = ["MAX_CELLS", "MAX_ENTRIES", "DecisionMemo"]
+__all__ = ["MAX_CELLS", "MAX_ENTRIES", "DecisionMemo", "memoised"]
 
 MAX_CELLS = 256  # nodes x resources beyond which no decision is memoised
 MAX_ENTRIES = 1 << 16  # entries kept before the memo starts over (bounds its memory)
@@ -40,28 +40,41 @@ class DecisionMemo:
     one memo never serves two policies). ``hits`` and ``misses`` count lookups.
     """
 
-    __slots__ = ("_entries", "hits", "misses")
+    __slots__ = ("_entries", "_source", "_views", "hits", "misses")
 
     def __init__(self) -> None:
         self._entries: dict[bytes, Decision] = {}
         self.hits = 0
         self.misses = 0
+        # The matrix's buffers and node count the views below were cut from.
+        self._source: tuple[int, ...] = ()
+        self._views: tuple[np.ndarray, ...] = ()
 
-    @staticmethod
-    def key(nodes: NodeMatrix, req: np.ndarray) -> bytes | None:
-        """The exact state a decision reads, as bytes; None if the cluster is too large to memoise."""
+    def key(self, nodes: NodeMatrix, req: np.ndarray) -> bytes | None:
+        """The exact state a decision reads, as bytes; None if the cluster is too large to memoise.
+
+        The views of the live columns are cut once and reused while the matrix keeps its
+        buffers and node count (cutting them is most of a key's cost on a small cluster).
+        """
         n = nodes._n
-        if n * len(nodes.resources) > MAX_CELLS or nodes.devices:
-            return None
-        return b"".join(
-            (
-                req.tobytes(),
-                nodes._cap[:, :n].tobytes(),
-                nodes._alloc[:, :n].tobytes(),
-                nodes._free[:, :n].tobytes(),
-                nodes._tasks[:n].tobytes(),
-                nodes._sched[:n].tobytes(),
+        # Ids, not the arrays (== on arrays compares elements); the views keep the buffers alive, so no id is reused.
+        source = (id(nodes._cap), id(nodes._alloc), id(nodes._free), id(nodes._tasks), id(nodes._sched), n)
+        if source != self._source:
+            if n * len(nodes.resources) > MAX_CELLS or nodes.devices:
+                return None
+            self._source = source
+            self._views = (
+                nodes._cap[:, :n],
+                nodes._alloc[:, :n],
+                nodes._free[:, :n],
+                nodes._tasks[:n],
+                nodes._sched[:n],
             )
+        elif nodes.devices:
+            return None
+        cap, alloc, free, tasks, sched = self._views
+        return b"".join(
+            (req.tobytes(), cap.tobytes(), alloc.tobytes(), free.tobytes(), tasks.tobytes(), sched.tobytes())
         )
 
     def get(self, key: bytes) -> Decision | None:
@@ -78,3 +91,12 @@ class DecisionMemo:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         self._entries[key] = decision
+
+
+def memoised(prepared: PreparedPolicy, nodes: NodeMatrix) -> bool:
+    """Whether ``prepared``'s decisions on ``nodes`` as it is now go through its memo.
+
+    An owner that keeps other per-decision aids (``fit_masks``) can skip them then: a
+    memo hit reads none of them, and a miss decides as it would without them.
+    """
+    return prepared.memo is not None and DecisionMemo().key(nodes, np.zeros(len(nodes.resources))) is not None

@@ -77,7 +77,7 @@ def test_the_memo_answers_repeated_states_and_stays_off_for_large_clusters() -> 
     assert (prepared.memo.hits, prepared.memo.misses) == (2, 1)  # type: ignore[union-attr]
     wide = [1000.0] * (MAX_CELLS // 2 + 1)  # one node more than a memo takes at two resources
     big = NodeMatrix.from_capacities({"cpu": wide, "memory": wide})
-    assert DecisionMemo.key(big, SHAPES[0]) is None
+    assert DecisionMemo().key(big, SHAPES[0]) is None
 
 
 def test_a_stored_decision_is_not_reused_under_another_node_id() -> None:
