@@ -190,10 +190,11 @@ scenario = parse_scenario({"version": 1, "name": "big", "seed": 1, "policies": [
                   "resources": {"cpu": {"dist": "choice", "values": [500, 1000, 1500]},
                                 "memory": {"dist": "uniform", "low": 256, "high": 4096}},
                   "duration": {"dist": "exponential", "mean": mean}}]})
-began = time.perf_counter()
+began, cpu = time.perf_counter(), time.process_time()
 results = run(scenario)
-wall = time.perf_counter() - began
-print(json.dumps({"wall_seconds": wall, "engine_seconds": float(results.summary.wall_seconds[0]),
+wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+print(json.dumps({"wall_seconds": wall, "cpu_seconds": cpu, "engine_seconds": float(results.summary.wall_seconds[0]),
+                  "loadavg": open("/proc/loadavg").read().split()[:3],
                   "completed": int(results.summary.tasks_completed[0]),
                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
