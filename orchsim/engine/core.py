@@ -42,6 +42,7 @@ from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_struc
 from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, could_ever_fit, explain_never
 from orchsim.scheduling.fit_masks import few_shapes
 from orchsim.scheduling.fragmentation import typical_workload
+from orchsim.scheduling.memo import memoised
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
 from orchsim.workload import Workload
@@ -83,8 +84,6 @@ class Simulation:
         self.tasks = TaskColumns(len(workload))
         self._init_task_state(workload)
         self._init_node_state(self.nodes.n_nodes)
-        if not self.nodes.devices and (shapes := few_shapes(workload.demand)) is not None:
-            self.nodes.keep_fit_masks(shapes)  # a few request shapes: their feasibility kept, not rebuilt
         self.acct = Accounting(config.warmup, config.until, self.nodes.capacity.sum(axis=1), self.nodes.n_nodes)
         self._samples: dict[str, list[float]] = {name: [] for name in series_names(workload.resources)}
         # The "typical" task for fragmentation: the per-resource median request, so that
@@ -102,9 +101,10 @@ class Simulation:
         # An arrival to an empty queue is one decision (SchedulingPass.run_alone), unless the pass does more.
         self._alone = config.queue != "easy" and self.ext is None and not self._delay.active
         # The policy with its state (generator, cursor, sampling scan) for the whole run.
-        policy = PreparedPolicy(
-            config.policy, filters=self._filters, rng=self.policy_rng, params=self._params, sample=config.sampling
-        )
+        state = {"filters": self._filters, "rng": self.policy_rng, "params": self._params, "sample": config.sampling}
+        policy = PreparedPolicy(config.policy, memo=True, **state)  # memo: a small cluster's repeated states
+        if not self.nodes.devices and not memoised(policy, self.nodes) and (shapes := few_shapes(workload.demand)):
+            self.nodes.keep_fit_masks(shapes)  # a few shapes' feasibility kept, not rebuilt (unless the memo answers)
         self.scheduler = SchedulingPass(
             policy,
             request_of=self._demand_rows.__getitem__,

@@ -68,6 +68,11 @@ class PolicySpec:
         choose_devices: The policy's own rule for which GPUs a task takes on the chosen
             node, ``(nodes, request, node, **params) -> device indices`` (FGD, random);
             None: the tightest fitting device (best fit).
+        pure: Its scores are a function of the matrix's numbers (capacity, allocation,
+            free capacity, task counts, schedulability) and the request only: no random
+            draw, no cursor, no labels, nothing outside. Declared, not inferred (the
+            default for a user's policy is False); a pure policy's decisions may be
+            looked up instead of recomputed when the state repeats (``memo.py``).
     """
 
     name: str
@@ -80,6 +85,7 @@ class PolicySpec:
     vetoes: bool = True
     choose_devices: Callable[..., tuple[int, ...]] | None = None
     uses_last: bool = False
+    pure: bool = False
 
     @property
     def skippable(self) -> bool:
@@ -132,6 +138,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
         vetoes: bool = True,
         choose_devices: Callable[..., tuple[int, ...]] | None = None,
         replace: bool = False,
+        pure: bool = False,
     ) -> PolicySpec:
         """Register ``scorer`` under ``name``; re-registering a name needs ``replace=True``."""
         if name in self._specs and not replace:
@@ -153,6 +160,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
             summary=doc.splitlines()[0] if doc else "",
             vetoes=vetoes,
             choose_devices=choose_devices,
+            pure=pure and "rng" not in keyword and "last" not in keyword,
         )
         self._specs[name] = spec
         return spec
@@ -181,16 +189,25 @@ def policy(
     vetoes: bool = True,
     choose_devices: Callable[..., tuple[int, ...]] | None = None,
     replace: bool = False,
+    pure: bool = False,
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator: register a scorer under ``name`` and return it unchanged.
 
     ``vetoes=False`` promises the scorer never returns ``-inf`` (nor NaN), which lets
-    ``select`` skip it when a single node fits; leave it True if unsure.
+    ``select`` skip it when a single node fits; leave it True if unsure. ``pure=True``
+    promises its scores depend on the matrix's numbers and the request only (see
+    ``PolicySpec.pure``); leave it False if unsure.
     """
 
     def register(scorer: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         POLICIES.register(
-            name, scorer, order_dependent=order_dependent, vetoes=vetoes, choose_devices=choose_devices, replace=replace
+            name,
+            scorer,
+            order_dependent=order_dependent,
+            vetoes=vetoes,
+            choose_devices=choose_devices,
+            replace=replace,
+            pure=pure,
         )
         return scorer
 

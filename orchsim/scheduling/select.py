@@ -15,6 +15,7 @@ import numpy as np
 from orchsim.scheduling import node_devices
 from orchsim.scheduling.filters import FILTERS, ActiveFilters, TaskInfo, infeasible, rejections
 from orchsim.scheduling.matrix import NodeMatrix
+from orchsim.scheduling.memo import DecisionMemo
 from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
 from orchsim.scheduling.sampling import Sampling, parse_sampling, scan
@@ -129,9 +130,12 @@ class PreparedPolicy:
         sampling: Node sampling (``orchsim.scheduling.sampling``), None: every node.
         sample_start: Where the next rotating sampling scan starts (kube's
             ``nextStartNodeIndex``).
+        memo: The decision memo (``memo.py``) when asked for (``memo=True``) and the
+            policy is pure and samples no nodes; else None. Same decisions, looked up
+            when the state repeats (small clusters).
     """
 
-    __slots__ = ("_rng", "filters", "last", "params", "sample_start", "sampling", "spec")
+    __slots__ = ("_rng", "filters", "last", "memo", "params", "sample_start", "sampling", "spec")
 
     def __init__(
         self,
@@ -142,6 +146,7 @@ class PreparedPolicy:
         rng: np.random.Generator | None = None,
         params: Mapping[str, Any] | None = None,
         sample: str | Mapping[str, Any] | Sampling | None = None,
+        memo: bool = False,
     ) -> None:
         self.spec = _resolve(policy, registry)
         self.sampling = parse_sampling(sample)
@@ -152,6 +157,7 @@ class PreparedPolicy:
         self.filters = _active(filters)
         self._rng = rng
         self.last: str | None = None
+        self.memo = DecisionMemo() if memo and self.spec.pure and self.sampling is None else None
 
     @property
     def rng(self) -> np.random.Generator:
@@ -269,11 +275,33 @@ def decide(
         req = request  # the hot path: a vector from request_vector or a workload row, trusted as given
     else:
         req = nodes.request_vector(request)
+    memo = prepared.memo
+    if memo is not None and not explain and node_selector is None and task is None and not prepared.filters:
+        return _decide_memo(nodes, req, prepared, memo)
     if prepared.sampling is not None:
         sampled = _decide_sampled(nodes, req, prepared, node_selector, task, explain)
         if sampled is not None:
             return sampled
     return _decide_all(nodes, req, prepared, node_selector, task, explain)
+
+
+def _decide_memo(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, memo: DecisionMemo) -> Decision:
+    """``_decide_all``'s decision, looked up when the same state and request were decided before.
+
+    A stored decision is reused only if its node still has the id it had (nodes removed
+    and others added may repeat the numbers under other ids).
+    """
+    key = memo.key(nodes, req)
+    if key is None:
+        return _decide_all(nodes, req, prepared, None, None, False)
+    decision = memo.get(key)
+    if decision is not None and (decision.node is None or nodes.ids[decision.node] == decision.node_id):
+        if decision.node_id is not None:
+            prepared.last = decision.node_id  # as the decision itself would have moved it
+        return decision
+    decision = _decide_all(nodes, req, prepared, None, None, False)
+    memo.put(key, decision)
+    return decision
 
 
 def _decide_sampled(
