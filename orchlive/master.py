@@ -154,7 +154,7 @@ class Master:
         cache, revision = await read_cache(self.store, self.keys.mirrored())
         self.cache = cache
         # Nodes already dead at start-up need handling only if they still hold tasks.
-        self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).tasks}
+        self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).count}
         return revision + 1
 
     async def watch_loop(self, start_revision: int) -> None:
@@ -337,6 +337,8 @@ class Master:
             self.cache.ledgers[node_id] = (ledger, placed.revision)
         for task in placed.tasks:
             self.cache.tasks[task.id] = (task, placed.revision)
+            if task.node_id and task.state.holds_resources:
+                self.cache.note_placed(task.node_id, task.id)
         return True
 
     async def _refresh(self, task_id: str, node_id: str) -> None:
@@ -390,14 +392,14 @@ class Master:
                 continue
             if await self.store.get(self.keys.alive(node_id)) is not None:
                 continue  # back already: a leader paused meanwhile must not act on what it saw before
-            ledger = self.cache.ledger(node_id)
-            for task_id in list(ledger.tasks):
+            placed = self.cache.on_node(node_id)
+            for task_id in placed:
                 await transitions.requeue(
                     self.store, task_id, node_id, f"node {node_id} lost (heartbeat lease expired)"
                 )
             await transitions.node_lost(self.store, self.cache.node_view(node_id))
             self._lost_handled.add(node_id)
-            log.info("node %s lost; requeued %d task(s)", node_id, len(ledger.tasks))
+            log.info("node %s lost; requeued %d task(s)", node_id, len(placed))
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
