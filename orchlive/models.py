@@ -185,6 +185,9 @@ class Task(TaskCreate):
     gang: str | None = None
     replica: int = 0
     dag: str | None = None  # the DAG it belongs to (``GET /api/v1/dags/{dag}``), None outside any
+    # Evicted on purpose (drain, preemption, a gang requeued): the node whose copy must confirm
+    # it stopped before the task is placed again (``orchlive.stopping``); None otherwise.
+    stopping: str | None = None
 
     @property
     def gang_size(self) -> tuple[int, int] | None:
@@ -242,6 +245,7 @@ class TaskPublic(BaseModel):
     on: str = "success"
     if_parent_fails: str = "fail"
     dag: str | None = None
+    stopping: str | None = None
 
     @classmethod
     def of(cls, task: Task) -> TaskPublic:

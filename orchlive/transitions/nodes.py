@@ -78,7 +78,8 @@ async def drain_node(store: Store, node_id: str, *, evict: bool = False) -> Node
         raise ConflictError("node changed meanwhile; retry")
     if evict:
         for task_id in await _placed(store, node_id):
-            await requeue(store, task_id, node_id, f"evicted: node {node_id} drained", count_attempt=False)
+            reason = f"evicted: node {node_id} drained"
+            await requeue(store, task_id, node_id, reason, count_attempt=False, stopping=True)
     return record
 
 
