@@ -419,11 +419,17 @@ class Ledger:
         self.count += 1
 
     def remove(self, task: Task) -> None:
-        """Give ``task``'s request (and its devices) back; the caller knows the task holds them here."""
+        """Give ``task``'s request (and its devices) back; the caller knows the task holds them here.
+
+        A ledger that counts no task has nothing to give back, and no amount goes below 0:
+        a task written ASSIGNED without its ledger (a faulty writer) cannot free others' room.
+        """
+        if self.count <= 0:
+            return
         for name, amount in task.resources.items():
             if amount:
                 left = self.allocated.get(name, 0) - amount
-                self.allocated[name] = 0 if abs(left) < _DRIFT else left
+                self.allocated[name] = 0 if left < _DRIFT else left
         for kind in list(self.devices):
             self.devices[kind].pop(task.id, None)
             if not self.devices[kind]:

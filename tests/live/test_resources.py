@@ -70,6 +70,11 @@ def test_ledger_adds_and_releases_every_named_resource() -> None:
     ledger.remove(b)
     # 0.1 + 0.2 - 0.1 - 0.2 leaves a few ulps: read as exactly 0.
     assert ledger.allocated == {"cpu": 0, "gpu": 0, "disk": 0} and ledger.count == 0
+    ledger.remove(b)  # a release the ledger never counted (a faulty writer): nothing goes below 0
+    assert ledger.allocated == {"cpu": 0, "gpu": 0, "disk": 0} and ledger.count == 0
+    ledger.add(a)
+    ledger.remove(b)  # more than it holds: clamped at 0, never negative room for others
+    assert ledger.allocated == {"cpu": 50, "gpu": 0, "disk": 0} and ledger.count == 0
     # Shown against a capacity: every resource of the node, 0 where nothing is held.
     shown = Ledger({"gpu": 1000}).on(Resources.model_validate({"cpu": 1000, "gpu": 4000, "disk": 9}))
     assert dict(shown) == {"cpu": 0, "memory": 0, "gpu": 1000, "disk": 0}
