@@ -91,6 +91,8 @@ class ClusterCache:
     alive: dict[str, datetime | None] = field(default_factory=dict)
     ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
     gangs: set[str] = field(default_factory=set)  # gangs that may still need keeping whole (``orchlive.gangs``)
+    # The tasks placed on each node, in the order seen: its inbox keys (the ledger only counts them).
+    placed: dict[str, dict[str, None]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.tasks, TaskTable):
@@ -129,6 +131,9 @@ class ClusterCache:
                 self.alive[ident] = _beat_time(event.value)
                 return joined  # a heartbeat's refresh changes nothing to schedule
             self.alive.pop(ident, None)
+        elif key.startswith(keys.assignments()):
+            self._inbox(key, put)
+            return False  # the ledger, changed in the same transaction, is what wakes a pass
         elif key.startswith(keys.allocs()):
             if _older(self.ledgers.get(ident), event):
                 return False
@@ -140,6 +145,23 @@ class ClusterCache:
             return False
         return True
 
+    def _inbox(self, key: str, put: bool) -> None:
+        node_id, task_id = key.rsplit("/", 2)[-2:]
+        if put:
+            self.placed.setdefault(node_id, {})[task_id] = None
+        elif node_id in self.placed:
+            self.placed[node_id].pop(task_id, None)
+            if not self.placed[node_id]:
+                del self.placed[node_id]
+
+    def note_placed(self, node_id: str, task_id: str, *, put: bool = True) -> None:
+        """The master's own placement or release, before the watch brings its inbox key."""
+        self._inbox(f"{node_id}/{task_id}", put)
+
+    def on_node(self, node_id: str) -> list[str]:
+        """The ids of the tasks placed on ``node_id`` (ASSIGNED or RUNNING there), oldest first."""
+        return list(self.placed.get(node_id, ()))
+
     def ledger(self, node_id: str) -> Ledger:
         """The node's ledger (empty if it has none yet)."""
         entry = self.ledgers.get(node_id)
@@ -150,6 +172,7 @@ class ClusterCache:
         return node_public(
             self.nodes[node_id],
             self.ledger(node_id),
+            self.on_node(node_id),
             alive=node_id in self.alive,
             heartbeat=self.alive.get(node_id),
         )
@@ -195,9 +218,9 @@ async def read_cache(store: Store, prefixes: Iterable[str]) -> tuple[ClusterCach
 async def read_nodes(store: Store) -> dict[str, NodePublic]:
     """Every node that ever registered, by id, as ``ClusterCache.node_view`` shows it, from one snapshot.
 
-    Records, heartbeats and ledgers, read at one revision; no task is read (a node's task
-    list is its ledger's).
+    Records, heartbeats, ledgers and inboxes, read at one revision; no task is read (a
+    node's task list is its inbox).
     """
     keys = store.keys
-    cache, _ = await read_cache(store, (keys.nodes(), keys.alive_all(), keys.allocs()))
+    cache, _ = await read_cache(store, (keys.nodes(), keys.alive_all(), keys.allocs(), keys.assignments()))
     return {node_id: cache.node_view(node_id) for node_id in sorted(cache.nodes)}

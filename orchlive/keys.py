@@ -71,7 +71,7 @@ class Keys:
 
     def mirrored(self) -> tuple[str, ...]:
         """The prefixes a master mirrors (never events or logs: they grow with history, not with the cluster)."""
-        return (self.tasks(), self.nodes(), self.alive_all(), self.allocs())
+        return (self.tasks(), self.nodes(), self.alive_all(), self.allocs(), self.assignments())
 
     @staticmethod
     def last(key: str) -> str:

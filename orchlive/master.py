@@ -44,6 +44,7 @@ from orchlive.gangs import GangPass, keep_whole
 from orchlive.models import Task
 from orchlive.node_matrix import MatrixBuilder
 from orchlive.preemption import Evictions, commit_evictions
+from orchlive.stopping import StopWaits
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchsim.scheduling import (
     DEFAULTS,
@@ -133,9 +134,9 @@ class Master:
         self._matrices = MatrixBuilder()
         self._blocked: dict[str, str] = {}  # pending tasks the pass skips, with the reason (``_unplaceable``)
         self._held: dict[str, str] = {}  # pending tasks waiting for their parents (``orchlive.dependencies``)
+        self._stops = StopWaits(self.wake)  # evicted tasks waiting for their old copy to stop (``orchlive.stopping``)
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.latency_sum = 0.0
-        self.decisions = 0
+        self.latency_sum, self.decisions = 0.0, 0
         self.is_leader = asyncio.Event()  # set by the election while this master leads
         self.election = Election(store, candidate, self.is_leader, ttl=leader_ttl)
         self.ready = asyncio.Event()
@@ -154,7 +155,7 @@ class Master:
         cache, revision = await read_cache(self.store, self.keys.mirrored())
         self.cache = cache
         # Nodes already dead at start-up need handling only if they still hold tasks.
-        self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).tasks}
+        self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).count}
         return revision + 1
 
     async def watch_loop(self, start_revision: int) -> None:
@@ -282,8 +283,13 @@ class Master:
         if shape != self._shape:
             self._shape, self.set_aside = shape, set()
         self.set_aside &= tasks.keys()
-        self._blocked = self._unplaceable(matrix, tasks) | self._held
+        self._blocked = self._unplaceable(matrix, tasks) | self._held | self._stopping(tasks)
         return [tid for tid in tasks if tid not in self.set_aside and tid not in self._blocked]
+
+    def _stopping(self, tasks: dict[str, Any]) -> dict[str, str]:
+        """Evicted tasks whose old copy has not confirmed its stop yet; a timer wakes the loop when a hold ends."""
+        gone = lambda node: node not in self.cache.alive and self._lost_long_enough(node)  # noqa: E731
+        return self._stops.held((task for task, _ in tasks.values()), gone)
 
     def _unplaceable(self, matrix: NodeMatrix, tasks: dict[str, Any]) -> dict[str, str]:
         """Tasks the core must not be asked about, with the reason they wait.
@@ -337,6 +343,8 @@ class Master:
             self.cache.ledgers[node_id] = (ledger, placed.revision)
         for task in placed.tasks:
             self.cache.tasks[task.id] = (task, placed.revision)
+            if task.node_id and task.state.holds_resources:
+                self.cache.note_placed(task.node_id, task.id)
         return True
 
     async def _refresh(self, task_id: str, node_id: str) -> None:
@@ -390,14 +398,14 @@ class Master:
                 continue
             if await self.store.get(self.keys.alive(node_id)) is not None:
                 continue  # back already: a leader paused meanwhile must not act on what it saw before
-            ledger = self.cache.ledger(node_id)
-            for task_id in list(ledger.tasks):
+            placed = self.cache.on_node(node_id)
+            for task_id in placed:
                 await transitions.requeue(
                     self.store, task_id, node_id, f"node {node_id} lost (heartbeat lease expired)"
                 )
             await transitions.node_lost(self.store, self.cache.node_view(node_id))
             self._lost_handled.add(node_id)
-            log.info("node %s lost; requeued %d task(s)", node_id, len(ledger.tasks))
+            log.info("node %s lost; requeued %d task(s)", node_id, len(placed))
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:

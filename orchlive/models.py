@@ -16,6 +16,7 @@ call it, so they cannot disagree on a node's state).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -184,6 +185,9 @@ class Task(TaskCreate):
     gang: str | None = None
     replica: int = 0
     dag: str | None = None  # the DAG it belongs to (``GET /api/v1/dags/{dag}``), None outside any
+    # Evicted on purpose (drain, preemption, a gang requeued): the node whose copy must confirm
+    # it stopped before the task is placed again (``orchlive.stopping``); None otherwise.
+    stopping: str | None = None
 
     @property
     def gang_size(self) -> tuple[int, int] | None:
@@ -241,6 +245,7 @@ class TaskPublic(BaseModel):
     on: str = "success"
     if_parent_fails: str = "fail"
     dag: str | None = None
+    stopping: str | None = None
 
     @classmethod
     def of(cls, task: Task) -> TaskPublic:
@@ -321,12 +326,15 @@ def _minus(have: int | float, used: int | float) -> int | float:
     return left if left > 0 else 0
 
 
-def node_public(record: NodeRecord, ledger: Ledger, *, alive: bool, heartbeat: datetime | None = None) -> NodePublic:
+def node_public(
+    record: NodeRecord, ledger: Ledger, tasks: Iterable[str], *, alive: bool, heartbeat: datetime | None = None
+) -> NodePublic:
     """The one derivation of a node's public view, used by the master and the API alike.
 
     Args:
         record: the node as stored.
         ledger: its allocation ledger (empty if it has none yet).
+        tasks: the ids of the tasks placed on it (its inbox keys: the ledger keeps only a count).
         alive: whether its heartbeat key exists (its lease lives): NOT_READY if not,
             DRAINING if cordoned, READY otherwise.
         heartbeat: the time of its last beat, when known; else the record's.
@@ -337,7 +345,7 @@ def node_public(record: NodeRecord, ledger: Ledger, *, alive: bool, heartbeat: d
         **fields,
         state=state,
         allocated=ledger.on(record.capacity),
-        tasks=list(ledger.tasks),
+        tasks=list(tasks),
         device_use=dev.device_use(record.devices, ledger.devices),
     )
 
@@ -349,16 +357,23 @@ _DRIFT = 1e-9
 
 @dataclass
 class Ledger:
-    """What is allocated on one node: an amount per resource name, the task ids holding them, their devices.
+    """What is allocated on one node: an amount per resource name, how many tasks hold them, their devices.
 
-    Stored as ``{"allocated": {"cpu": 500, "memory": 256, "gpu": 1000}, "tasks": [...],
+    Stored as ``{"allocated": {"cpu": 500, "memory": 256, "gpu": 1000}, "count": 3,
     "devices": {"gpu": {"<task>": {"ids": [2], "share": 500}}}}`` (``devices`` only when a
-    task holds some); the fixed ``{"cpu", "memory", "gpu", "tasks"}`` layout of earlier
-    versions still loads. ``add`` refuses devices past their capacity (``DeviceConflictError``).
+    task holds some). Its size does not grow with the tasks it counts (devices aside, which
+    the devices' capacity bounds): every placement and every release reads, copies and
+    writes it whole, so a list of task ids here made each cost grow with the node's backlog.
+    Which tasks hold a node is its inbox (``PREFIX/assign/<node>/``), written in the same
+    transactions. ``add`` and ``remove`` trust their caller: each transition compares the
+    task's own revision in the transaction that moves the ledger, so a task is added once
+    and released once. Earlier layouts (a ``"tasks"`` list; before that fixed
+    ``{"cpu", "memory", "gpu", "tasks"}`` keys) still load. ``add`` refuses devices past
+    their capacity (``DeviceConflictError``).
     """
 
     allocated: dict[str, int | float] = field(default_factory=dict)
-    tasks: list[str] = field(default_factory=list)
+    count: int = 0
     devices: dict[str, dict[str, Grant]] = field(default_factory=dict)  # kind -> task id -> grant
 
     @classmethod
@@ -371,10 +386,11 @@ class Ledger:
             kind: {task_id: Grant.from_json(grant) for task_id, grant in held.items()}
             for kind, held in dict(data.get("devices", {})).items()
         }
-        return cls(amounts, list(data.get("tasks", [])), grants)
+        count = data["count"] if "count" in data else len(data.get("tasks", []))
+        return cls(amounts, int(count), grants)
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"allocated": dict(self.allocated), "tasks": list(self.tasks)}
+        body: dict[str, Any] = {"allocated": dict(self.allocated), "count": self.count}
         if self.devices:
             body["devices"] = {
                 kind: {task_id: grant.to_json() for task_id, grant in held.items()}
@@ -383,7 +399,7 @@ class Ledger:
         return body
 
     def copy(self) -> Ledger:
-        return Ledger(dict(self.allocated), list(self.tasks), {kind: dict(h) for kind, h in self.devices.items()})
+        return Ledger(dict(self.allocated), self.count, {kind: dict(h) for kind, h in self.devices.items()})
 
     def add(self, task: Task) -> None:
         """Count ``task``'s request (and its devices) on this node; nothing changes if a device cannot hold it.
@@ -392,8 +408,6 @@ class Ledger:
             DeviceConflictError: a device would hold more than its capacity, or the task's
                 devices do not match its request.
         """
-        if task.id in self.tasks:
-            return
         grants = {kind: dev.grant_for(kind, task.resources.get(kind, 0), ids) for kind, ids in task.devices.items()}
         for kind, grant in grants.items():
             dev.check_grant(kind, self.devices.get(kind, {}), grant)
@@ -402,20 +416,25 @@ class Ledger:
         for name, amount in task.resources.items():
             if amount:
                 self.allocated[name] = self.allocated.get(name, 0) + amount
-        self.tasks.append(task.id)
+        self.count += 1
 
     def remove(self, task: Task) -> None:
-        if task.id not in self.tasks:
-            return  # already released: releases are idempotent
+        """Give ``task``'s request (and its devices) back; the caller knows the task holds them here.
+
+        A ledger that counts no task has nothing to give back, and no amount goes below 0:
+        a task written ASSIGNED without its ledger (a faulty writer) cannot free others' room.
+        """
+        if self.count <= 0:
+            return
         for name, amount in task.resources.items():
             if amount:
                 left = self.allocated.get(name, 0) - amount
-                self.allocated[name] = 0 if abs(left) < _DRIFT else left
+                self.allocated[name] = 0 if left < _DRIFT else left
         for kind in list(self.devices):
             self.devices[kind].pop(task.id, None)
             if not self.devices[kind]:
                 del self.devices[kind]
-        self.tasks.remove(task.id)
+        self.count = max(self.count - 1, 0)
 
     def on(self, capacity: Resources) -> Resources:
         """The allocation as Resources naming every resource of ``capacity`` (0 where nothing is held)."""

@@ -102,7 +102,7 @@ class MatrixBuilder:
             ledger = cache.ledger(nid)
             alloc[:, i] = [ledger.allocated.get(name, 0) for name in names]
             free[:, i] = matrix.capacity[:, i] - alloc[:, i]
-            matrix.tasks[i] = len(ledger.tasks)
+            matrix.tasks[i] = ledger.count
             matrix.set_schedulable(i, cache.schedulable(nid))
 
     def _sync_devices(self, matrix: NodeMatrix, cache: ClusterCache, kind: str) -> None:

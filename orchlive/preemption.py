@@ -59,7 +59,7 @@ class Evictions:
         return self.matrix.request_vector(task.resources.as_request())
 
     def _held(self) -> list[tuple[int, Task]]:
-        """``(node index, task)`` for every task a ledger holds and the cache knows, not evicted yet.
+        """``(node index, task)`` for every task placed on a node and the cache knows, not evicted yet.
 
         A task asking for a resource the matrix has no row for (its node left, with the
         only such resource) cannot be weighed, so it is no candidate.
@@ -67,7 +67,7 @@ class Evictions:
         rows = set(self.matrix.resources)
         held = []
         for i, nid in enumerate(self.matrix.ids):
-            for task_id in self.cache.ledger(nid).tasks:
+            for task_id in self.cache.on_node(nid):
                 read = self.cache.tasks.get(task_id)
                 if task_id in self.evicted or read is None:
                     continue
@@ -126,5 +126,6 @@ async def commit_evictions(store: Store, cache: ClusterCache, preempted: list[tu
             continue
         cache.tasks[victim] = (done.task, done.revision)
         cache.ledgers[task.node_id or ""] = (done.ledger, done.revision)
+        cache.note_placed(task.node_id or "", victim, put=False)
         log.info("task %s preempted on node %s (node index %d) by %s", victim, task.node_id, node, preemptor)
     return all_done

@@ -5,9 +5,10 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
     PREFIX/tasks/<task>            Task JSON: the task record and its state
     PREFIX/nodes/<node>            NodeRecord JSON: capacity, labels, cordon flag (worker registration, drain)
     PREFIX/alive/<node>            heartbeat: exists while the worker's lease lives; value = last beat time
-    PREFIX/alloc/<node>            the node's allocation ledger {"allocated": {"cpu", "memory", ...}, "tasks"}
-    PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there;
-                                   deleting it tells the worker to stop the task (fencing, drain, delete)
+    PREFIX/alloc/<node>            the node's allocation ledger {"allocated": {"cpu", "memory", ...}, "count"}
+                                   (totals only: its size does not grow with the tasks it counts)
+    PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there (the node's task
+                                   list); deleting it tells the worker to stop the task (fencing, drain, delete)
     PREFIX/events/<uuid>           Event JSON {type, object, timestamp, index}; the event id is the
                                    key's create revision and its index in the transaction (``event_ids``);
                                    under the writer's events lease, so it expires (``retention``)

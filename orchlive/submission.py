@@ -87,8 +87,12 @@ class _Parents:
         return self._by_name
 
 
-async def build_tasks(store: Store, bodies: list[TaskCreate], *, dag: str | None = None) -> Submission:
+async def build_tasks(
+    store: Store, bodies: list[TaskCreate], *, dag: str | None = None, ids: list[str] | None = None
+) -> Submission:
     """The records of ``bodies`` (one submission); ``dag``: a DAG submission's id (names resolve within it).
+
+    ``ids``: each body's (leader's) id, chosen by the caller (an ``Idempotency-Key``'s); fresh ones by default.
 
     Raises:
         SubmissionError: naming the field at fault.
@@ -105,7 +109,7 @@ async def build_tasks(store: Store, bodies: list[TaskCreate], *, dag: str | None
             if body.name in names:
                 raise SubmissionError([*prefix, i, "name"], f"{body.name!r} names two tasks of this DAG")
             names[body.name] = i
-    leaders = [new_id() for _ in bodies]
+    leaders = list(ids) if ids is not None else [new_id() for _ in bodies]
     parents = await _resolve(store, bodies, names, leaders, prefix)
     _check_cycles(bodies, names, prefix)
     created = now()

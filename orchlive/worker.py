@@ -41,7 +41,7 @@ import numpy as np
 from orchlive import devices as dev
 from orchlive import transitions
 from orchlive.models import NodeRecord, Resources, Task, TaskState
-from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError
+from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError, log_tail
 from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_lease_margin
@@ -111,6 +111,7 @@ class Worker:
         self.lease_id = 0
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
+        self._unassigned: set[str] = set()  # unassigned while being taken: stop confirmed after
         # Containers left by a previous incarnation of this worker, by (task, attempt):
         # adopted if etcd still wants them, removed otherwise.
         self.orphans: dict[tuple[str, int], Handle] = {}
@@ -240,7 +241,11 @@ class Worker:
                     taking.add_done_callback(self._background.discard)
             else:
                 try:
-                    await self._stop(task_id, "unassigned")
+                    killed = await self._stop(task_id, "unassigned")
+                    if task_id in self._taking:
+                        self._unassigned.add(task_id)  # confirmed once its start gave up (``_take_logged``)
+                    elif killed:  # the master may place it again (``orchlive.stopping``)
+                        await transitions.stopped(self.store, task_id, self.node_id)
                 except StoreUnavailableError as err:
                     log.info("inbox: etcd unavailable (%s); reconciling later", err)
 
@@ -254,6 +259,12 @@ class Worker:
             await retrying(lambda: self._take_contained(task_id), what=f"task {task_id}: start")
         finally:
             self._taking.discard(task_id)
+        if task_id in self._unassigned:  # unassigned while starting: stop what started, then confirm
+            self._unassigned.discard(task_id)
+            with contextlib.suppress(StoreUnavailableError):  # unconfirmed, the master waits ``STOP_WAIT``
+                if await self.store.get(self.keys.assignment(self.node_id, task_id)) is None:
+                    await self._stop(task_id, "unassigned while starting")
+                await transitions.stopped(self.store, task_id, self.node_id)
 
     async def _take_contained(self, task_id: str) -> None:
         """``_take``, logging what is not etcd's fault: one bad task must not stop the inbox or the worker."""
@@ -407,7 +418,7 @@ class Worker:
             reason = handle.failure_reason()
         if reason is None and exit_code != 0:
             reason = f"exited with code {exit_code}"
-        tail = _tail(log_path, self.log_tail_bytes)
+        tail = log_tail(log_path, self.log_tail_bytes)
         await retrying(
             lambda: self._report(task.id, attempt, exit_code, reason, tail), what=f"report of task {task.id}"
         )
@@ -417,16 +428,18 @@ class Worker:
         await transitions.save_log_tail(self.store, task_id, tail)
         await transitions.finish(self.store, task_id, self.node_id, attempt, exit_code=exit_code, reason=reason)
 
-    async def _stop(self, task_id: str, why: str) -> None:
+    async def _stop(self, task_id: str, why: str) -> bool:
+        """Kill the task's copy here, if one runs; True if it was still running (not ending on its own)."""
         run = self.running.pop(task_id, None)
         if run is None:
-            return
+            return False
         log.info("stopping task %s (%s)", task_id, why)
-        run.stopping = True
+        run.stopping, running = True, not run.ended  # read before the kill: its end sets ``ended``
         await run.handle.kill()
         run.waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await run.waiter
+        return running
 
     # ------------------------------------------------------------------ run
     async def run(self) -> None:
@@ -454,15 +467,3 @@ class Worker:
             await self._stop(task_id, "worker shutting down")
         with contextlib.suppress(StoreUnavailableError):
             await self.store.revoke_lease(self.lease_id)
-
-
-def _tail(path: Path, limit: int) -> bytes:
-    """The last ``limit`` bytes of the task's output: what etcd keeps of it, however much it printed."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read(limit)
-    except OSError:
-        return b""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from orchlive import transitions
 from orchlive.api.deps import StoreDep
+from orchlive.api.idempotency import IdempotencyKey, keyed_id, replayed
 from orchlive.api.tasks import check_runnable, unprocessable
 from orchlive.limits import MAX_SUBMIT_RECORDS, Name
 from orchlive.models import Task, TaskCreate, TaskPublic, TaskState
@@ -84,17 +85,42 @@ async def read_dag(store: Store, dag: str) -> list[Task]:
     return [found[i] for i in order]
 
 
+async def _replayed_dag(store: Store, key: str, body: DagCreate) -> DagPublic | None:
+    """The DAG a first POST with ``key`` created (its first task found under the key's id), or None."""
+    if await replayed(store, keyed_id(key, 1), body.tasks[0]) is None:
+        return None
+    dag = keyed_id(key)
+    return dag_public(dag, await read_dag(store, dag))
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_dag(body: DagCreate, store: StoreDep) -> DagPublic:
-    """Submit a DAG's tasks in one transaction; each starts PENDING and waits for its parents."""
+async def create_dag(
+    body: DagCreate, store: StoreDep, response: Response, idempotency_key: IdempotencyKey = None
+) -> DagPublic:
+    """Submit a DAG's tasks in one transaction; each starts PENDING and waits for its parents.
+
+    With an ``Idempotency-Key``, a POST resent with the same key answers the first one's DAG
+    with 200 and creates nothing (``orchlive.api.idempotency``).
+    """
+    key = f"dag:{idempotency_key}" if idempotency_key else None  # never the id of a task POSTed with the same key
+    if key and (first := await _replayed_dag(store, key, body)) is not None:
+        response.status_code = status.HTTP_200_OK
+        return first
     for task in body.tasks:
         await check_runnable(task, store)
-    dag = new_id()
+    dag = keyed_id(key) if key else new_id()
+    ids = [keyed_id(key, i + 1) for i in range(len(body.tasks))] if key else None
     try:
-        made = await build_tasks(store, body.tasks, dag=dag)
+        made = await build_tasks(store, body.tasks, dag=dag, ids=ids)
     except SubmissionError as err:
         raise unprocessable(err) from None
-    return dag_public(dag, await transitions.create_tasks(store, made.tasks, made.edges))
+    try:
+        return dag_public(dag, await transitions.create_tasks(store, made.tasks, made.edges))
+    except transitions.ConflictError:
+        if not key or (first := await _replayed_dag(store, key, body)) is None:
+            raise
+        response.status_code = status.HTTP_200_OK
+        return first
 
 
 @router.get("/{dag_id}")

@@ -12,9 +12,11 @@ from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
 from orchlive.api.deps import CreatesDep, StoreDep
+from orchlive.api.idempotency import IdempotencyKey, keyed_id, replayed
 from orchlive.models import NodeRecord, Task, TaskCreate, TaskPublic, TaskState
 from orchlive.store import Store
-from orchlive.submission import SubmissionError, build_tasks
+from orchlive.submission import Submission, SubmissionError, build_tasks
+from orchlive.transitions import ConflictError, CreateBatcher
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 MAX_OFFSET = 10**9
@@ -50,21 +52,43 @@ def unprocessable(err: SubmissionError) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-async def create_task(body: TaskCreate, store: StoreDep, creates: CreatesDep) -> TaskPublic:
+async def create_task(
+    body: TaskCreate,
+    store: StoreDep,
+    creates: CreatesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> TaskPublic:
     """Submit a task; it starts PENDING and the master places it. The answer names its env, without values.
 
     A task without a command is refused (422) when every registered worker runs processes.
     A gang (``replicas`` > 1) is answered with its replica 0, whose id is the gang's; a task
     with ``after`` waits for those tasks (ids, or names that match one task), 422 if unknown.
+    With an ``Idempotency-Key``, a POST resent with the same key answers the first one's
+    task with 200 and creates nothing (``orchlive.api.idempotency``).
     """
+    task_id = keyed_id(idempotency_key) if idempotency_key else None
+    if task_id and (first := await replayed(store, task_id, body)) is not None:
+        response.status_code = status.HTTP_200_OK
+        return TaskPublic.of(first)
     await check_runnable(body, store)
     try:
-        made = await build_tasks(store, [body])
+        made = await build_tasks(store, [body], ids=[task_id] if task_id else None)
     except SubmissionError as err:
         raise unprocessable(err) from None
+    try:
+        return TaskPublic.of(await _create(store, creates, made))
+    except ConflictError:
+        if not task_id or (first := await replayed(store, task_id, body)) is None:
+            raise
+        response.status_code = status.HTTP_200_OK  # a resent POST raced the first one, and lost
+        return TaskPublic.of(first)
+
+
+async def _create(store: Store, creates: CreateBatcher, made: Submission) -> Task:
     if len(made.tasks) == 1 and not made.edges:  # shares a transaction with the posts arriving meanwhile
-        return TaskPublic.of(await creates.create(made.tasks[0]))
-    return TaskPublic.of((await transitions.create_tasks(store, made.tasks, made.edges))[0])
+        return await creates.create(made.tasks[0])
+    return (await transitions.create_tasks(store, made.tasks, made.edges))[0]
 
 
 @router.get("")

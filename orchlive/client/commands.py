@@ -100,7 +100,7 @@ def _submit(api: Api, args: argparse.Namespace) -> str:
         body["node_selector"] = parse_labels(args.node_selector)
     except ValueError as err:
         raise UsageError(f"submit: --node-selector: {err}") from None
-    task = api.call("POST", "/api/v1/tasks", json=body).json()
+    task = api.submit("/api/v1/tasks", body)
     return task["id"] if args.output == "id" else dump(task, args.output)
 
 

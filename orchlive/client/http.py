@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,8 @@ from orchlive.cli.usage import UsageError
 __all__ = ["Api", "error_line"]
 
 _WHERE = ("body", "query", "path", "header")
+# Answers after which a submission may or may not have been written: sent again, same key.
+_RESEND = (502, 503, 504)
 
 
 def _field_error(error: dict[str, Any]) -> str:
@@ -76,6 +80,29 @@ class Api:
         if response.status_code >= 400:
             raise UsageError(f"{self.command}: {error_line(response)}")
         return response
+
+    def submit(self, path: str, body: dict[str, Any], *, tries: int = 3, pause: float = 1.0) -> Any:
+        """POST a submission under a fresh ``Idempotency-Key``, sent again (same key) after no answer or a 5xx.
+
+        A POST that timed out may still have created its task (a master frozen for a while
+        answers late, or not at all); the key makes the master answer a resent one with
+        the first one's task instead of creating a second.
+        """
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        for attempt in range(tries):
+            last = attempt == tries - 1
+            try:
+                response = self.http.post(path, json=body, headers=headers)
+            except httpx.TransportError as err:
+                if last:
+                    raise self._unreachable(err) from None
+            else:
+                if response.status_code not in _RESEND or last:
+                    break
+            time.sleep(pause * 2**attempt)
+        if response.status_code >= 400:
+            raise UsageError(f"{self.command}: {error_line(response)}")
+        return response.json()
 
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params or None).json()

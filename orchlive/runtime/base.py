@@ -9,7 +9,7 @@ from typing import Protocol
 
 from orchlive.devices import Grant, environment
 
-__all__ = ["Handle", "Runtime", "TaskSpec", "TaskStartError", "task_environment"]
+__all__ = ["Handle", "Runtime", "TaskSpec", "TaskStartError", "log_tail", "task_environment"]
 
 
 class TaskStartError(Exception):
@@ -99,3 +99,15 @@ class Runtime(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def log_tail(path: Path, limit: int) -> bytes:
+    """The last ``limit`` bytes of a task's output: what etcd keeps of it, however much it printed."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read(limit)
+    except OSError:
+        return b""

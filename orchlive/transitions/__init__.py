@@ -10,6 +10,7 @@ Tasks (``tasks.py``; master, worker and API share these, so the rules live in on
 * ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the ledger gives the request back)
 * ``requeue``      ASSIGNED | RUNNING -> PENDING, or FAILED past the retry limit (node lost, eviction)
 * ``preempt``      ASSIGNED | RUNNING -> PENDING  (master, for a higher priority; ``task.preempted``)
+* ``stopped``      the copy an eviction left on a node stopped (worker; clears ``stopping``, no event)
 * ``remove``       any -> deleted                 (API ``DELETE``)
 
 Groups (``groups.py``): ``create_tasks`` (a gang's replicas, a DAG's tasks, in one
@@ -48,6 +49,7 @@ from orchlive.transitions.tasks import (
     requeue,
     save_log_tail,
     start,
+    stopped,
 )
 
 __all__ = [
@@ -76,4 +78,5 @@ __all__ = [
     "requeue",
     "save_log_tail",
     "start",
+    "stopped",
 ]

@@ -55,12 +55,13 @@ class CreateBatcher:
 
     def _take(self) -> list[tuple[Task, asyncio.Future[None]]]:
         """The next batch: the oldest waiting submissions, within ``max_tasks`` and ``max_bytes``."""
-        size, count = 0, 0
+        size, count, ids = 0, 0, set()
         for task, _ in self._waiting:
             cost = 2 * record_size(task)
-            if count and (count >= self.max_tasks or size + cost > self.max_bytes):
-                break
+            if count and (count >= self.max_tasks or size + cost > self.max_bytes or task.id in ids):
+                break  # an id twice (one Idempotency-Key resent) would make etcd refuse the transaction
             size, count = size + cost, count + 1
+            ids.add(task.id)
         batch, self._waiting = self._waiting[:count], self._waiting[count:]
         return batch
 

@@ -56,6 +56,7 @@ async def move(store: Store, task_id: str, state: TaskState, reason: str, when: 
             return None
         if state == TaskState.PENDING:
             update = {"node_id": None, "start_time": None, "end_time": None, "exit_code": None, "devices": {}}
+            update["stopping"] = task.node_id if task.state.holds_resources else task.stopping  # its copy may run
         else:
             update = {"end_time": now()}
         return task.model_copy(update=update | {"state": state, "reason": reason}), _EVENTS[state]

@@ -13,10 +13,16 @@ from orchlive.transitions.tasks import requeue
 __all__ = ["beat", "claim_leadership", "drain_node", "node_lost", "register_node"]
 
 
+async def _placed(store: Store, node_id: str) -> list[str]:
+    """The ids of the tasks placed on ``node_id``: its inbox keys (the ledger only counts them)."""
+    entries, _ = await store.range(store.keys.assignments(node_id), keys_only=True)
+    return [store.keys.last(entry.key) for entry in entries]
+
+
 async def _public(store: Store, record: NodeRecord, *, alive: bool) -> NodePublic:
     """The public view of ``record`` with its ledger as stored now (for the event of a node transition)."""
     ledger, _ = await read_ledger(store, record.id)
-    return node_public(record, ledger, alive=alive)
+    return node_public(record, ledger, await _placed(store, record.id), alive=alive)
 
 
 async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:
@@ -71,9 +77,9 @@ async def drain_node(store: Store, node_id: str, *, evict: bool = False) -> Node
     if not applied:
         raise ConflictError("node changed meanwhile; retry")
     if evict:
-        ledger, _ = await read_ledger(store, node_id)
-        for task_id in list(ledger.tasks):
-            await requeue(store, task_id, node_id, f"evicted: node {node_id} drained", count_attempt=False)
+        for task_id in await _placed(store, node_id):
+            reason = f"evicted: node {node_id} drained"
+            await requeue(store, task_id, node_id, reason, count_attempt=False, stopping=True)
     return record
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "requeue",
     "save_log_tail",
     "start",
+    "stopped",
 ]
 
 
@@ -101,6 +102,7 @@ async def place(
     assigned_tasks: list[Task] = []
     for p in placements:
         update = {"state": TaskState.ASSIGNED, "node_id": p.node_id, "attempts": p.task.attempts + 1, "reason": None}
+        update["stopping"] = None
         devices = {kind: [int(i) for i in ids] for kind, ids in p.devices.items()}
         assigned = p.task.model_copy(update=update | {"devices": devices})
         if p.node_id not in new_ledgers:
@@ -205,13 +207,21 @@ async def finish(
 
 
 async def requeue(
-    store: Store, task_id: str, node_id: str, reason: str, *, count_attempt: bool = True, attempt: int | None = None
+    store: Store,
+    task_id: str,
+    node_id: str,
+    reason: str,
+    *,
+    count_attempt: bool = True,
+    attempt: int | None = None,
+    stopping: bool = False,
 ) -> Task | None:
     """Send a task placed on ``node_id`` back to PENDING (or FAILED once out of attempts).
 
     ``count_attempt=False`` (a drain eviction, not a failure) skips the retry limit.
     ``attempt``: only that placement (a worker requeuing what it stopped, which may since
-    have been placed on it anew).
+    have been placed on it anew). ``stopping``: its copy may still run there (an eviction):
+    it is placed again only once the node confirms the copy stopped (``stopped``).
     """
 
     def change(task: Task) -> tuple[Task, str] | None:
@@ -226,9 +236,8 @@ async def requeue(
             return failed, "task.failed"
         # ``attempts`` keeps counting placements either way: it is also the fencing token
         # that tells a worker's late report from the current placement's.
-        pending = task.model_copy(
-            update={"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason, "devices": {}}
-        )
+        update = {"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason, "devices": {}}
+        pending = task.model_copy(update=update | {"stopping": node_id if stopping else None})
         return pending, "task.rescheduled"
 
     return await _with_ledger(store, task_id, change)
@@ -263,12 +272,31 @@ async def preempt(store: Store, task_id: str, node_id: str, attempt: int, reason
         if task.node_id != node_id or not task.state.holds_resources or task.attempts != attempt:
             return True, None
         update = {"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason, "devices": {}}
-        pending = task.model_copy(update=update)
+        pending = task.model_copy(update=update | {"stopping": node_id})
         txn = store.txn().expect_revision(store.keys.task(task_id), revision)
         txn.put_json(store.keys.task(task_id), record_json(pending))
         txn.event("task.preempted", task_public_json(pending), now().isoformat())
         applied, new_revision, ledger = await commit_released(store, txn, task)
         return applied, Preempted(pending, ledger or Ledger(), new_revision) if applied else None
+
+    return await until_applied(step)
+
+
+async def stopped(store: Store, task_id: str, node_id: str) -> bool:
+    """The copy an eviction left on ``node_id`` has stopped: the task may be placed again (worker; no event).
+
+    Clears ``stopping`` if it names ``node_id``; False when there was nothing to clear.
+    """
+
+    async def step() -> tuple[bool, bool]:
+        read = await read_task(store, task_id)
+        if read is None or read[0].stopping != node_id:
+            return True, False
+        task, revision = read
+        key = store.keys.task(task_id)
+        cleared = task.model_copy(update={"stopping": None})
+        applied, _ = await store.txn().expect_revision(key, revision).put_json(key, record_json(cleared)).commit()
+        return applied, applied
 
     return await until_applied(step)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from orchlive.client.http import error_line
+from orchlive.client.http import Api, error_line
 from orchlive.client.output import age, table
 from orchlive.client.views import describe_node, event_line, node_table, task_table
 
@@ -62,6 +62,23 @@ def test_error_lines_name_the_field_and_never_dump_json() -> None:
     unauthorized = httpx.Response(401, json={"detail": "missing or wrong bearer token"})
     assert error_line(unauthorized) == "missing or wrong bearer token (set ORCH_API_TOKEN)"
     assert error_line(httpx.Response(502, text="<html>\nbad gateway</html>")) == "HTTP 502: <html> bad gateway</html>"
+
+
+def test_submit_resends_after_no_answer_under_one_idempotency_key() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["Idempotency-Key"])
+        if len(seen) == 1:
+            raise httpx.ReadTimeout("no answer", request=request)  # the master froze: maybe created
+        if len(seen) == 2:
+            return httpx.Response(503, json={"detail": "etcd unavailable"})
+        return httpx.Response(200, json={"id": "t1"})  # the first POST's task
+
+    with Api("http://master", "submit") as api:
+        api.http = httpx.Client(base_url="http://master", transport=httpx.MockTransport(answer))
+        assert api.submit("/api/v1/tasks", {"name": "x"}, pause=0) == {"id": "t1"}
+    assert len(seen) == 3 and len(set(seen)) == 1 and len(seen[0]) == 32
 
 
 def test_describe_node_shows_each_device_and_who_holds_it() -> None:

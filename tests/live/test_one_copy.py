@@ -75,6 +75,35 @@ def test_a_frozen_worker_s_tasks_are_killed_by_their_supervisor_before_the_rerun
         reason = (cluster.work_dir / "w1" / "logs" / f"{task_id}-1.stopped").read_text()
         assert "did not renew its lease in time" in reason
     cluster.wait_until(lambda: cluster.node_state("w1") == "READY", timeout=20, what="w1 back after SIGCONT")
+    _evicted_while_its_worker_is_slow(cluster, ledger)
+
+
+def _evicted_while_its_worker_is_slow(cluster: LiveCluster, ledger: Path) -> None:
+    """A drain with evict while w1 is frozen (below its lease): the task waits for w1's stop, then moves.
+
+    The eviction deletes w1's inbox key at once, but w1 kills its copy only once it sees
+    that: placed again before, the task would run on w2 beside it (``orchlive.stopping``).
+    """
+    task_id = cluster.submit(ledger_task("evicted", ledger, 4))["id"]
+    _moved(cluster, [task_id], "w1", timeout=20)
+    _ticking(cluster, ledger, [task_id])
+    slow = cluster.workers["w1"]
+    slow.send_signal(signal.SIGSTOP)  # for 0.8 s: the lease (TTL 2 s, renewed every 0.5 s) holds
+    try:
+        drained = cluster.http.post("/api/v1/nodes/w1/drain", params={"evict": "true"})
+        assert drained.status_code == 200, drained.text
+        held = cluster.task(task_id)
+        assert (held["state"], held["stopping"]) == ("PENDING", "w1"), held
+        time.sleep(0.8)
+        assert cluster.task(task_id)["state"] == "PENDING"  # not placed on w2 while w1's copy runs
+    finally:
+        slow.send_signal(signal.SIGCONT)
+    done = cluster.wait_for_state(task_id, {"COMPLETED", "FAILED"}, timeout=30)
+    assert (done["state"], done["node_id"], done["stopping"]) == ("COMPLETED", "w2", None), done
+    seen = Ledger.read(ledger)
+    assert seen.overlaps() == [], "the evicted copy ran beside its rerun"
+    first, second = seen.runs[task_id]
+    assert (first.attempt, second.attempt) == (1, 2) and second.first > first.last
 
 
 def test_a_worker_cut_off_from_etcd_stops_its_tasks_before_its_lease_expires(

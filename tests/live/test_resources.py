@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from orchlive.cache import ClusterCache
 from orchlive.config import parse_resources
 from orchlive.models import Ledger, NodeRecord, Resources, Task, node_public, resource_order
-from orchlive.store import Store
+from orchlive.store import Keys, Store, WatchEvent
 
 GPU_TASK = {"image": "alpine", "command": ["sleep", "60"], "resources": {"cpu": 100, "memory": 64, "gpu": 1000}}
 
@@ -50,12 +50,12 @@ def test_records_stored_with_fixed_fields_still_load() -> None:
         ' "allocated": {"cpu": 100, "memory": 0, "gpu": 0}, "tasks": ["x"]}'
     )
     assert "allocated" not in node.model_dump() and "state" not in node.model_dump()
-    assert dict(node_public(node, Ledger(), alive=True).free) == {"cpu": 4000, "memory": 8192, "gpu": 0}
+    assert dict(node_public(node, Ledger(), [], alive=True).free) == {"cpu": 4000, "memory": 8192, "gpu": 0}
     # The ledger's old layout {cpu, memory, gpu, tasks}; written back in the new one.
     ledger = Ledger.from_json({"cpu": 1500, "memory": 512, "gpu": 0, "tasks": ["a"]})
-    assert ledger.allocated == {"cpu": 1500, "memory": 512, "gpu": 0} and ledger.tasks == ["a"]
+    assert ledger.allocated == {"cpu": 1500, "memory": 512, "gpu": 0} and ledger.count == 1
     assert Ledger.from_json(ledger.to_json()) == ledger
-    assert ledger.to_json() == {"allocated": {"cpu": 1500, "memory": 512, "gpu": 0}, "tasks": ["a"]}
+    assert ledger.to_json() == {"allocated": {"cpu": 1500, "memory": 512, "gpu": 0}, "count": 1}
 
 
 def test_ledger_adds_and_releases_every_named_resource() -> None:
@@ -64,13 +64,17 @@ def test_ledger_adds_and_releases_every_named_resource() -> None:
     b = Task(name="b", image="x", resources=Resources.model_validate({"cpu": 50, "gpu": 0.2, "disk": 7}))
     ledger.add(a)
     ledger.add(b)
-    ledger.add(b)  # idempotent
-    assert ledger.allocated == {"cpu": 150, "gpu": pytest.approx(0.3), "disk": 7}
+    # Each task is added and released once: the transitions compare the task's own revision.
+    assert ledger.allocated == {"cpu": 150, "gpu": pytest.approx(0.3), "disk": 7} and ledger.count == 2
     ledger.remove(a)
     ledger.remove(b)
-    ledger.remove(b)
     # 0.1 + 0.2 - 0.1 - 0.2 leaves a few ulps: read as exactly 0.
-    assert ledger.allocated == {"cpu": 0, "gpu": 0, "disk": 0} and ledger.tasks == []
+    assert ledger.allocated == {"cpu": 0, "gpu": 0, "disk": 0} and ledger.count == 0
+    ledger.remove(b)  # a release the ledger never counted (a faulty writer): nothing goes below 0
+    assert ledger.allocated == {"cpu": 0, "gpu": 0, "disk": 0} and ledger.count == 0
+    ledger.add(a)
+    ledger.remove(b)  # more than it holds: clamped at 0, never negative room for others
+    assert ledger.allocated == {"cpu": 50, "gpu": 0, "disk": 0} and ledger.count == 0
     # Shown against a capacity: every resource of the node, 0 where nothing is held.
     shown = Ledger({"gpu": 1000}).on(Resources.model_validate({"cpu": 1000, "gpu": 4000, "disk": 9}))
     assert dict(shown) == {"cpu": 0, "memory": 0, "gpu": 1000, "disk": 0}
@@ -119,17 +123,19 @@ def test_parse_resources_and_the_row_order() -> None:
 
 def test_a_node_is_derived_from_its_record_its_heartbeat_and_its_ledger() -> None:
     record = NodeRecord(id="w1", capacity=Resources.model_validate({"cpu": 1000, "gpu": 4000}), cordoned=False)
-    ledger = Ledger({"cpu": 250, "gpu": 1000}, ["t1"])
-    view = node_public(record, ledger, alive=True)
+    ledger = Ledger({"cpu": 250, "gpu": 1000}, 1)
+    view = node_public(record, ledger, ["t1"], alive=True)
     assert (view.state, view.tasks) == ("READY", ["t1"])
     assert dict(view.allocated) == {"cpu": 250, "memory": 0, "gpu": 1000}
     assert dict(view.free) == {"cpu": 750, "memory": 0, "gpu": 3000}
-    assert node_public(record, ledger, alive=False).state == "NOT_READY"
+    assert node_public(record, ledger, [], alive=False).state == "NOT_READY"
     cordoned = record.model_copy(update={"cordoned": True})
-    assert node_public(cordoned, ledger, alive=True).state == "DRAINING"
-    assert node_public(cordoned, ledger, alive=False).state == "NOT_READY"
+    assert node_public(cordoned, ledger, [], alive=True).state == "DRAINING"
+    assert node_public(cordoned, ledger, [], alive=False).state == "NOT_READY"
     # The master and the API both show a node through the cache: the same function.
+    # The task list is the node's inbox (its assign keys), not the ledger, which only counts.
     cache = ClusterCache(nodes={"w1": record}, alive={"w1": None}, ledgers={"w1": (ledger, 7)})
+    cache.apply(Keys(), WatchEvent("put", Keys().assignment("w1", "t1"), b"1", 8, 8))
     assert cache.node_view("w1") == view
 
 
@@ -186,7 +192,7 @@ def test_only_the_worker_with_gpus_gets_gpu_tasks(cluster_factory, etcd) -> None
         assert line in metrics, line
     # The old-layout ledger now carries every name, in the new layout.
     ledger = asyncio.run(_get_json(etcd.endpoint, cluster.prefix, "alloc/w1"))
-    assert ledger["allocated"] == {"cpu": 400, "memory": 256, "gpu": 4000} and len(ledger["tasks"]) == 4
+    assert ledger["allocated"] == {"cpu": 400, "memory": 256, "gpu": 4000} and ledger["count"] == 4
 
     # Freeing a GPU lets the fifth run, on w1 again.
     assert cluster.http.delete(f"/api/v1/tasks/{gpu_tasks[0]['id']}").status_code == 204
