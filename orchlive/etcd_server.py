@@ -6,6 +6,7 @@ the PID this module started: nothing else is ever killed.
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
 import subprocess
@@ -16,11 +17,25 @@ from pathlib import Path
 __all__ = ["EtcdServer", "free_port"]
 
 
+# Ports are drawn from below Linux's default ephemeral range (32768-60999): a port the kernel
+# hands out for ``bind(0)`` is also what it hands to the next outgoing connection (a client of
+# etcd, a health probe), which can take it between our pick and the server's bind. Random
+# picks also keep parallel test workers apart.
+_PICK_RANGE = (15_000, 32_000)
+_picker = random.Random()
+
+
+def _bindable(s: socket.socket, port: int) -> bool:
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free right now (outside the ephemeral range)."""
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
@@ -29,10 +44,14 @@ def free_ports(count: int) -> list[int]:
     Held open together while picked: one ``free_port`` after another may be handed the
     same port twice, since each is released before the next is asked for.
     """
-    sockets = [socket.socket() for _ in range(count)]
+    sockets: list[socket.socket] = []
     try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
+        while len(sockets) < count:
+            s = socket.socket()
+            if _bindable(s, _picker.randrange(*_PICK_RANGE)) or _bindable(s, 0):
+                sockets.append(s)
+            else:
+                s.close()
         return [int(s.getsockname()[1]) for s in sockets]
     finally:
         for s in sockets:

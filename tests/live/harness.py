@@ -101,8 +101,31 @@ class LiveCluster:
         )
         self.masters[port] = child
         self.master = self.master or child
-        self.wait_until(lambda: self._get_ok(f"http://127.0.0.1:{port}/health"), timeout=20, what="master health")
+        self._wait_for_child(child, f"master-{port}.log", lambda: self._get_ok(f"http://127.0.0.1:{port}/health"))
         return port
+
+    def _wait_for_child(self, child: subprocess.Popen[bytes], log_name: str, ready: Callable[[], bool]) -> None:
+        """Wait until ``ready``; fail at once if the child exits, and with its log's tail either way.
+
+        45 s: starting a master or worker (imports, etcd session) takes about a second here,
+        but tens of seconds on a machine at load 30.
+        """
+
+        def check() -> bool:
+            if child.poll() is not None:
+                raise AssertionError(f"{log_name} exited with {child.returncode}:\n{self._tail(log_name)}")
+            return ready()
+
+        try:
+            self.wait_until(check, timeout=45, what=log_name.removesuffix(".log"))
+        except AssertionError as error:
+            if "exited with" in str(error):
+                raise
+            raise AssertionError(f"{error}; {log_name} ends:\n{self._tail(log_name)}") from None
+
+    def _tail(self, log_name: str, lines: int = 15) -> str:
+        path = self.work_dir / log_name
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
     def leader_ports(self) -> list[int]:
         leaders = []
@@ -158,7 +181,7 @@ class LiveCluster:
             args += ["--resource", f"{resource}={amount}"]
         self.workers[name] = self._spawn(args, f"{name}.log", env)
         if wait:
-            self.wait_until(lambda: self.node_state(name) == "READY", timeout=20, what=f"worker {name} READY")
+            self._wait_for_child(self.workers[name], f"{name}.log", lambda: self.node_state(name) == "READY")
 
     def kill_worker(self, name: str, sig: int = signal.SIGKILL) -> None:
         child = self.workers.pop(name)
