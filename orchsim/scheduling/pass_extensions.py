@@ -104,91 +104,78 @@ class PassExtensions:
         preempted: list[tuple[Any, Any, int]],
     ) -> Decision:
         """Decide ``task`` (a gang, or one task that may preempt) and place it if it can go."""
+        attempt = _Attempt(nodes, task, request, selector, prepared, preempted)
         gang = self.gang_of(task) if self.gang_of is not None else None
         if gang is not None:
-            return self._gang(nodes, task, request, selector, prepared, gang, preempted)
+            return self._gang(attempt, gang)
         decision = decide(nodes, request, prepared, selector, explain=explain)
         if decision.node is None and self.running_of is not None:
-            decision = self._preempt(nodes, task, request, selector, prepared, explain, preempted) or decision
+            decision = self._preempt(attempt, explain) or decision
         if decision.node is not None:
             place(task, decision.node, decision.devices)
         return decision
 
-    def _gang(
-        self,
-        nodes: NodeMatrix,
-        task: Any,
-        request: np.ndarray,
-        selector: Mapping[str, str] | None,
-        prepared: PreparedPolicy,
-        gang: Gang,
-        preempted: list[tuple[Any, Any, int]],
-    ) -> Decision:
-        placements = place_gang(nodes, request, gang, prepared, selector)
+    def _gang(self, attempt: _Attempt, gang: Gang) -> Decision:
+        nodes, prepared = attempt.nodes, attempt.prepared
+        placements = place_gang(nodes, attempt.request, gang, prepared, attempt.selector)
         name = prepared.spec.name
         if not placements and self.running_of is not None:
-            placements = self._preempt_gang(nodes, task, request, selector, prepared, gang, preempted)
+            placements = self._preempt_gang(attempt, gang)
         if not placements:
             replicas, least = gang
             return GangDecision(None, nodes, name, f"gang of {replicas}: fewer than {least} replicas fit at once")
-        self.place_gang(task, placements)  # type: ignore[misc]
+        self.place_gang(attempt.task, placements)  # type: ignore[misc]
         return GangDecision(placements[0][0], nodes, name, f"gang of {len(placements)} placed by {name}")
 
-    def _preempt_gang(
-        self,
-        nodes: NodeMatrix,
-        task: Any,
-        request: np.ndarray,
-        selector: Mapping[str, str] | None,
-        prepared: PreparedPolicy,
-        gang: Gang,
-        preempted: list[tuple[Any, Any, int]],
-    ) -> list[tuple[int, Assignment]]:
+    def _preempt_gang(self, attempt: _Attempt, gang: Gang) -> list[tuple[int, Assignment]]:
         """Evict what ``plan_gang_preemption`` plans and return its placements; [] (nothing evicted) without a plan."""
         running = self.running_of()  # type: ignore[misc]
-        candidates = self._candidates(nodes, request, selector, prepared)
-        priority = self.priority_of(task)  # type: ignore[misc]
+        priority = self.priority_of(attempt.task)  # type: ignore[misc]
+        nodes, request, candidates = attempt.nodes, attempt.request, attempt.candidates()
+        prepared, selector = attempt.prepared, attempt.selector
         plan = plan_gang_preemption(nodes, request, gang, priority, running, candidates, prepared, selector)
         if plan is None:
             return []
         placements, evictions = plan
         steps = [([running.task[i] for i in rows.tolist()], node) for rows, node in evictions]  # keys before evicting
         for victims, node in steps:
-            self.evict(victims, node)  # type: ignore[misc]
-            preempted.extend((victim, task, node) for victim in victims)
+            self._evict(attempt, victims, node)
         return placements
 
-    @staticmethod
-    def _candidates(
-        nodes: NodeMatrix, request: np.ndarray, selector: Mapping[str, str] | None, prepared: PreparedPolicy
-    ) -> np.ndarray:
-        """Nodes a preemptor may use apart from their load: schedulable, labels, the static filters."""
-        candidates = nodes.schedulable.copy()
-        if selector:
-            candidates &= nodes.label_mask(selector)
-        info = TaskInfo(node_selector=selector)
-        for spec, params in prepared.filters:
-            if spec.static:  # filters that depend on load are checked by the decision after eviction
-                candidates &= spec.check(nodes, request, info, **params)
-        return candidates
-
-    def _preempt(
-        self,
-        nodes: NodeMatrix,
-        task: Any,
-        request: np.ndarray,
-        selector: Mapping[str, str] | None,
-        prepared: PreparedPolicy,
-        explain: bool,
-        preempted: list[tuple[Any, Any, int]],
-    ) -> Decision | None:
+    def _preempt(self, attempt: _Attempt, explain: bool) -> Decision | None:
         """Evict the victims ``choose_victims`` names and decide again; None when there are none."""
-        candidates = self._candidates(nodes, request, selector, prepared)
         running = self.running_of()  # type: ignore[misc]
-        choice = choose_victims(nodes.free, request, self.priority_of(task), running, candidates)  # type: ignore[misc]
+        priority = self.priority_of(attempt.task)  # type: ignore[misc]
+        choice = choose_victims(attempt.nodes.free, attempt.request, priority, running, attempt.candidates())
         if choice is None:
             return None
-        victims = [running.task[i] for i in choice.victims.tolist()]
-        self.evict(victims, choice.node)  # type: ignore[misc]
-        preempted.extend((victim, task, choice.node) for victim in victims)
-        return decide(nodes, request, prepared, selector, explain=explain)
+        self._evict(attempt, [running.task[i] for i in choice.victims.tolist()], choice.node)
+        return decide(attempt.nodes, attempt.request, attempt.prepared, attempt.selector, explain=explain)
+
+    def _evict(self, attempt: _Attempt, victims: list[Any], node: int) -> None:
+        """Have the owner stop ``victims`` on ``node`` and note them as preempted by the attempt's task."""
+        self.evict(victims, node)  # type: ignore[misc]
+        attempt.preempted.extend((victim, attempt.task, node) for victim in victims)
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One task's placement attempt: what every step of deciding it (gang, preemption) reads."""
+
+    nodes: NodeMatrix
+    task: Any
+    request: np.ndarray
+    selector: Mapping[str, str] | None
+    prepared: PreparedPolicy
+    preempted: list[tuple[Any, Any, int]]
+
+    def candidates(self) -> np.ndarray:
+        """Nodes a preemptor may use apart from their load: schedulable, labels, the static filters."""
+        candidates = self.nodes.schedulable.copy()
+        if self.selector:
+            candidates &= self.nodes.label_mask(self.selector)
+        info = TaskInfo(node_selector=self.selector)
+        for spec, params in self.prepared.filters:
+            if spec.static:  # filters that depend on load are checked by the decision after eviction
+                candidates &= spec.check(self.nodes, self.request, info, **params)
+        return candidates
