@@ -50,7 +50,7 @@ def test_the_readme_sections_parse_into_commands() -> None:
     """The extraction itself: what the walks below run is what the README shows."""
     (setup,), (tests,) = blocks("The two commands")
     assert setup.startswith("pip install -e '.[dev]' && python -m orchsim ")
-    assert tests == "python -m pytest -q -n 2"
+    assert tests == "python -m pytest -q -n 2 --dist loadfile"
     dev, client = blocks("Quick start")
     assert len(dev) == 1 and dev[0].startswith("python -m orchlive dev ")
     assert client[0].startswith("export ORCH_MASTER=") and any(c.startswith("curl ") for c in client)

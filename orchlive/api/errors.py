@@ -22,6 +22,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchlive.limits import MAX_BODY_BYTES
 
+# 422 by number: Starlette renamed its constant (UNPROCESSABLE_ENTITY -> _CONTENT) and warns on the old one.
+UNPROCESSABLE = 422
+
 __all__ = ["BodyLimit", "SafeJSONResponse", "install_error_handlers", "json_safe"]
 
 
@@ -50,7 +53,7 @@ class SafeJSONResponse(JSONResponse):
 async def _validation_error(request: Request, err: Exception) -> SafeJSONResponse:
     assert isinstance(err, RequestValidationError)
     detail = [{k: v for k, v in e.items() if k in ("type", "loc", "msg", "input", "ctx")} for e in err.errors()]
-    return SafeJSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return SafeJSONResponse({"detail": detail}, status_code=UNPROCESSABLE)
 
 
 async def _http_error(request: Request, err: Exception) -> SafeJSONResponse:

@@ -19,10 +19,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from orchlive.api.deps import StoreDep
+from orchlive.api.errors import UNPROCESSABLE
 from orchlive.event_ids import event_id, split, validate_resume_id
 from orchlive.models import now
 from orchlive.store import Store, WatchEvent
@@ -47,7 +48,7 @@ async def stream_events(
     try:
         after = validate_resume_id(given, current_revision=revision)
     except ValueError as err:
-        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(err)) from None
+        raise HTTPException(status_code=UNPROCESSABLE, detail=str(err)) from None
     # The events after ``after`` may share its revision: watch from that revision, skip up to it.
     return EventSourceResponse(_stream(request, store, max(split(after)[0], 1), after), ping=10)
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 from typing import Annotated
 
-from fastapi import Header, HTTPException, status
+from fastapi import Header, HTTPException
 
 from orchlive import transitions
+from orchlive.api.errors import UNPROCESSABLE
 from orchlive.models import Task, TaskCreate
 from orchlive.store import Store
 
@@ -59,5 +60,5 @@ async def replayed(store: Store, task_id: str, body: TaskCreate) -> Task | None:
     if _differs(read[0], body):
         message = f"this Idempotency-Key was first used for another task ({read[0].id}, {read[0].name!r})"
         error = {"type": "value_error", "loc": ["header", "Idempotency-Key"], "msg": message}
-        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[error])
+        raise HTTPException(status_code=UNPROCESSABLE, detail=[error])
     return read[0]

@@ -12,6 +12,7 @@ from fastapi.responses import PlainTextResponse
 
 from orchlive import transitions
 from orchlive.api.deps import CreatesDep, StoreDep
+from orchlive.api.errors import UNPROCESSABLE
 from orchlive.api.idempotency import IdempotencyKey, keyed_id, replayed
 from orchlive.models import NodeRecord, Task, TaskCreate, TaskPublic, TaskState
 from orchlive.store import Store
@@ -42,13 +43,13 @@ async def check_runnable(body: TaskCreate, store: Store) -> None:
     if runtimes and runtimes <= {"process"}:
         message = "a command is required: every worker of this cluster runs processes, which have no default command"
         error = {"type": "missing", "loc": ["body", "command"], "msg": message, "input": body.command}
-        raise HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[error])
+        raise HTTPException(status_code=UNPROCESSABLE, detail=[error])
 
 
 def unprocessable(err: SubmissionError) -> HTTPException:
     """A submission's error as FastAPI's 422 shape (one item naming the field)."""
     error = {"type": "value_error", "loc": err.loc, "msg": str(err)}
-    return HTTPException(status_code=status.HTTP_422_UNPROCESSABLE_ENTITY, detail=[error])
+    return HTTPException(status_code=UNPROCESSABLE, detail=[error])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)

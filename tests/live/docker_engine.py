@@ -102,3 +102,8 @@ class DockerEngine:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        # dockerd leaves its default network namespace bind-mounted under the exec root, which
+        # keeps pytest from removing the temp folder later ("Device or resource busy").
+        netns = self.work / "exec" / "netns" / "default"
+        if os.path.ismount(netns):
+            subprocess.run(["umount", str(netns)], check=False, capture_output=True)

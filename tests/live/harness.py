@@ -249,8 +249,16 @@ class LiveCluster:
                 return False
             return found["state"] in states
 
-        self.wait_until(check, timeout=timeout, what=f"task {task_id} in {states}")
+        try:
+            self.wait_until(check, timeout=timeout, what=f"task {task_id} in {states}")
+        except AssertionError as error:
+            seen = {k: found.get(k) for k in ("state", "node", "attempts", "reason", "exit_code")}
+            logs = "\n".join(f"--- {name}:\n{self._tail(name, 8)}" for name in self._log_names())
+            raise AssertionError(f"{error}; last seen {seen}\n{logs}") from None
         return found
+
+    def _log_names(self) -> list[str]:
+        return sorted(path.name for path in self.work_dir.glob("*.log"))
 
     def events(self, since: int = 0, *, until_idle: float = 1.0) -> list[dict[str, Any]]:
         """Events recorded after ``since``, read from the SSE stream until it is quiet."""
