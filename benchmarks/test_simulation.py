@@ -79,19 +79,25 @@ def engine_cpu_seconds(scenario: object, policy: str = "bin_packing") -> Callabl
 
 def ciw_cpu_seconds(servers: int, tasks: int) -> Callable[[], float]:
     """A callable returning the CPU seconds of Ciw's run of the same M/M/c (network building excluded)."""
-    import ciw
 
     def once() -> float:
-        network = ciw.create_network(
-            arrival_distributions=[ciw.dists.Exponential(rate=ARRIVAL_RATE / SERVERS * servers)],
-            service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
-            number_of_servers=[servers],
-        )
-        ciw.seed(1)
-        simulation = ciw.Simulation(network)
+        simulation = ciw_simulation(servers)
         return cpu_seconds(lambda: simulation.simulate_until_max_customers(tasks, method="Finish"))
 
     return once
+
+
+def ciw_simulation(servers: int) -> Any:
+    """Ciw's model of the same M/M/c with ``servers`` servers, seeded, ready to run."""
+    import ciw
+
+    network = ciw.create_network(
+        arrival_distributions=[ciw.dists.Exponential(rate=ARRIVAL_RATE / SERVERS * servers)],
+        service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
+        number_of_servers=[servers],
+    )
+    ciw.seed(1)
+    return ciw.Simulation(network)
 
 
 def paired_beside_ciw(servers: int, tasks: int, pairs: int, capacity: dict[str, int] | None = None) -> dict[str, Any]:
@@ -102,15 +108,7 @@ def paired_beside_ciw(servers: int, tasks: int, pairs: int, capacity: dict[str, 
 
 def run_ciw(servers: int = SERVERS, tasks: int = TASKS) -> float:
     """Seconds Ciw takes for ``tasks`` customers of the same M/M/c (network building excluded)."""
-    import ciw
-
-    network = ciw.create_network(
-        arrival_distributions=[ciw.dists.Exponential(rate=ARRIVAL_RATE / SERVERS * servers)],
-        service_distributions=[ciw.dists.Exponential(rate=SERVICE_RATE)],
-        number_of_servers=[servers],
-    )
-    ciw.seed(1)
-    simulation = ciw.Simulation(network)
+    simulation = ciw_simulation(servers)
     began = time.perf_counter()
     simulation.simulate_until_max_customers(tasks, method="Finish")
     return time.perf_counter() - began

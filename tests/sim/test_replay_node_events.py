@@ -139,12 +139,21 @@ NODES = (
 )
 
 
-def test_a_recording_replays_its_lost_node_and_its_late_join(tmp_path: Path) -> None:
+def recording(tmp_path: Path, tasks: str, nodes: str, node_events: str | None = None, *, policy: bool = True) -> Path:
+    """A hand-made recording folder: tasks.csv, nodes.csv, optionally node_events.csv and policy.json."""
     folder = tmp_path / "rec"
     folder.mkdir()
-    (folder / "tasks.csv").write_text(TASKS)
-    (folder / "nodes.csv").write_text(NODES)
-    (folder / "policy.json").write_text(json.dumps({"policy": "bin_packing", "params": {}, "lease_ttl": 2}))
+    (folder / "tasks.csv").write_text(tasks)
+    (folder / "nodes.csv").write_text(nodes)
+    if node_events is not None:
+        (folder / "node_events.csv").write_text(node_events)
+    if policy:
+        (folder / "policy.json").write_text(json.dumps({"policy": "bin_packing", "params": {}, "lease_ttl": 2}))
+    return folder
+
+
+def test_a_recording_replays_its_lost_node_and_its_late_join(tmp_path: Path) -> None:
+    folder = recording(tmp_path, TASKS, NODES)
     assert load_orchlive_node_times(folder)["c"] == {"joined": 3.0}
     # The lease is 2 s: a dies at 6 - 2 = 4 and is declared lost at 6, as recorded. t1 (5 s, its
     # completed attempt) goes to a at 0 (bin packing: a is the fuller after), dies with it at 4, goes
@@ -164,10 +173,7 @@ def test_a_divergence_near_a_join_or_a_loss_is_timing_and_named(tmp_path: Path) 
     from orchsim.replay_check import compare_replay
     from orchsim.traces import load_orchlive_tasks
 
-    folder = tmp_path / "rec"
-    folder.mkdir()
-    (folder / "tasks.csv").write_text(TASKS)
-    (folder / "nodes.csv").write_text(NODES)
+    folder = recording(tmp_path, TASKS, NODES, policy=False)
     _, recorded = load_orchlive_tasks(folder)
     # t2 (submitted at 1, placed live at 3 on c) replayed on b: c joined at 3.0, inside [1, 3].
     replayed = {"node": np.array(["b", "b"], dtype=object), "wait": np.array([0.0, 2.0])}
@@ -213,13 +219,8 @@ TWICE = (
 
 
 def test_a_node_lost_twice_replays_both_losses_and_returns(tmp_path: Path) -> None:
-    folder = tmp_path / "rec"
-    folder.mkdir()
-    (folder / "tasks.csv").write_text(TWICE)
     nodes = "node_id,labels,devices,joined,lost,drained,rejoined,cpu_milli,memory_mib\n"
-    (folder / "nodes.csv").write_text(nodes + "a,,,-1,8,,9,2000,1024\nb,,,-1,,4.2,7,4000,1024\n")
-    (folder / "node_events.csv").write_text(NODE_EVENTS)
-    (folder / "policy.json").write_text(json.dumps({"policy": "bin_packing", "params": {}, "lease_ttl": 2}))
+    folder = recording(tmp_path, TWICE, nodes + "a,,,-1,8,,9,2000,1024\nb,,,-1,,4.2,7,4000,1024\n", NODE_EVENTS)
     results, check = replay(folder, latency="none")
     failures = results.failures.sort_values("failed_at")
     assert list(failures.node) == ["a", "a"]
