@@ -6,9 +6,12 @@ Two checks:
   same node, leaving out those whose placement depended on timing, and every divergence
   with its cause: another task arrived or ended between the task's submission and its
   live placement (the simulator places at submission); the live cluster placed it more
-  than once (a node loss); it was on a lost node around the time its worker died, which
-  the recording knows only to within one lease; it followed such a divergence while the
-  cluster differed;
+  than once (a node loss); the replay placed it more than once, requeued by a node loss
+  (the replay's loss dates the worker's death from when the master declared it, and the
+  master may declare it late: a task can end on the node in one cluster and not the
+  other, and what the node holds then differs); it was on a lost node around the time
+  its worker died, which the recording knows only to within one lease; it followed such
+  a divergence while the cluster differed;
   else "unexplained" (counted against the agreement);
 * waits (submission to first placement, seconds): the replayed mean against the recorded
   mean and a percentile bootstrap interval of it; ``within`` says whether the replayed
@@ -148,6 +151,25 @@ def _lost_node(
     return None
 
 
+def _requeued_in_replay(
+    i: int,
+    recorded: RecordedTasks,
+    replayed_attempts: np.ndarray | None,
+    replayed_start: np.ndarray | None,
+    losses: Mapping[str, Sequence[float]],
+) -> str | None:
+    """Why the replay placed task ``i`` more than once (a node lost between its submission and last start), or None."""
+    if replayed_attempts is None or replayed_attempts[i] <= 1:
+        return None
+    last = np.inf if replayed_start is None or np.isnan(replayed_start[i]) else replayed_start[i]
+    after = sorted((at, node) for node, times in losses.items() for at in times if recorded.submit[i] <= at <= last)
+    if not after:
+        return None
+    at, node = after[0]
+    times = int(replayed_attempts[i])
+    return f"timing: placed {times} times in the replay, requeued when node {node} was lost at {at:.3f} s"
+
+
 def _causes(
     recorded: RecordedTasks,
     diverged: np.ndarray,
@@ -197,7 +219,8 @@ def compare_replay(
     Args:
         recorded: What the live cluster did (``load_orchlive_tasks``), in workload order.
         replayed: The replay's tasks table for one policy (``Results.table("tasks")``
-            rows of that policy): ``node`` and ``wait`` (and ``end_time``, if given), in the same order.
+            rows of that policy): ``node`` and ``wait`` (and ``end_time`` and ``attempts``,
+            if given), in the same order.
         race_window: Seconds around a task's submission and live placement within which
             another task's arrival or end makes its placement a matter of timing: an end
             is the process's exit, which reaches the master after the worker reports it
@@ -217,8 +240,15 @@ def compare_replay(
     lost = {node: [t] if isinstance(t, int | float) else list(t) for node, t in (losses or {}).items()}
     ends = np.asarray(replayed["end_time"], dtype=np.float64) if "end_time" in replayed else None
 
+    again = np.asarray(replayed["attempts"]) if "attempts" in replayed else None
+    starts = np.asarray(replayed["start_time"], dtype=np.float64) if "start_time" in replayed else None
+
     def node_cause(i: int) -> str | None:
-        return _joined_near(i, recorded, joins, race_window) or _lost_node(i, recorded, nodes, lost, lease)
+        return (
+            _joined_near(i, recorded, joins, race_window)
+            or _requeued_in_replay(i, recorded, again, starts, lost)
+            or _lost_node(i, recorded, nodes, lost, lease)
+        )
 
     causes = _causes(recorded, diverged, race_window, node_cause, ends)
     divergences = [

@@ -186,6 +186,28 @@ def test_a_divergence_near_a_join_or_a_loss_is_timing_and_named(tmp_path: Path) 
     assert lost.startswith("timing: node c was lost at 4.500 s")
 
 
+def test_a_divergence_the_replay_requeued_after_a_loss_is_timing(tmp_path: Path) -> None:
+    """The replay placed t2 twice: node a, lost at 2.5 (after t2's submission at 1), requeued it.
+
+    The replay dates a worker's death from when the master declared the loss; a master that
+    declares it late leaves the node's tasks ending in the replay and not live, so the replay
+    puts a task there that live went elsewhere. That is timing, not a policy difference.
+    """
+    from orchsim.replay_check import compare_replay
+    from orchsim.traces import load_orchlive_tasks
+
+    folder = recording(tmp_path, TASKS, NODES, policy=False)
+    _, recorded = load_orchlive_tasks(folder)
+    replayed = {"node": np.array(["b", "b"], dtype=object), "wait": np.array([0.0, 2.0])}
+    twice = replayed | {"attempts": np.array([1, 2]), "start_time": np.array([0.0, 3.0])}
+    cause = compare_replay(recorded, twice, losses={"a": 2.5}).divergences[-1].cause
+    assert cause == "timing: placed 2 times in the replay, requeued when node a was lost at 2.500 s"
+    # Placed once in the replay, or the loss after its last start (not what requeued it): unexplained.
+    once = replayed | {"attempts": np.array([1, 1]), "start_time": np.array([0.0, 3.0])}
+    assert compare_replay(recorded, once, losses={"a": 2.5}).divergences[-1].cause == "unexplained"
+    assert compare_replay(recorded, twice, losses={"a": 3.5}).divergences[-1].cause == "unexplained"
+
+
 def test_resize_refuses_a_recording_and_events_naming_a_node() -> None:
     from orchsim.resize import scale_scenario
     from orchsim.scenario import load_scenario
