@@ -116,14 +116,14 @@ DAG = [
 
 
 # The killed-worker test paces submissions on a fixed clock, every SLOT seconds, and its tasks
-# sleep a whole number of slots and a quarter: with the worker's start and report (about
-# 0.07 s on an idle machine) a task ends about 0.17 s after a submission, 0.23 s before the
-# next, and a loaded machine, whose start and report are slower, moves it towards the middle
-# of the slot first: tasks end between two submissions, not during one (an end racing a
-# submission is a timing divergence, left out of the agreement).
-SLOT = 0.4
+# sleep a whole number of slots and a third: with the worker's start and report (about 0.07 s
+# on an idle machine) a task ends about 0.27 s after a submission and 0.33 s before the next.
+# The master learns of an end after its report's etcd commit and its watch, later on a loaded
+# machine, and an end racing a submission is a timing divergence (left out of the agreement):
+# both sides keep well clear of the check's 0.1 s window.
+SLOT = 0.6
 # (cpu millicores, memory MiB, seconds): long enough that the killed worker has tasks running.
-LONG_SHAPES = [(500, 256, 1.7), (1500, 1024, 2.5), (250, 2048, 1.3), (2000, 3000, 2.1), (750, 512, 2.9)]
+LONG_SHAPES = [(500, 256, 2.6), (1500, 1024, 3.8), (250, 2048, 2.0), (2000, 3000, 3.2), (750, 512, 4.4)]
 LONG_TASKS = 30
 
 
