@@ -57,6 +57,7 @@ from orchsim.recording_format import (
     NODES_FILE,
     POLICY_FILE,
     TASK_COLUMNS,
+    TASK_EVENTS,
     TASK_OPTIONAL,
     TASK_TAIL,
     TASKS_FILE,
@@ -129,7 +130,7 @@ def write_recording(
     resources = resource_order(tasks, nodes)
     columns = [column(r) for r in resources]
     rows = task_rows(tasks, attempts(events), resources, epoch)
-    write_csv(out / TASKS_FILE, [*TASK_COLUMNS, *columns, *TASK_TAIL, *TASK_OPTIONAL], rows)
+    write_csv(out / TASKS_FILE, [*TASK_COLUMNS, *columns, *TASK_TAIL, *TASK_OPTIONAL, *TASK_EVENTS], rows)
     write_csv(
         out / NODES_FILE,
         [*NODE_COLUMNS, *NODE_OPTIONAL, *columns],

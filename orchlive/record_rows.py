@@ -88,7 +88,11 @@ def merge_nodes(listed: list[dict[str, Any]], events: list[dict[str, Any]]) -> l
 
 
 def attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Per task id, its attempts in order, each ``{attempt, node, devices, start, end, state, reason, exit_code}``."""
+    """Per task id, its attempts in order: ``{attempt, node, devices, start, end, state, reason, exit_code}``.
+
+    And ``assigned_event``, ``end_event``: the ids of the events that opened and ended it
+    (``TASK_EVENTS``), which compare in commit order.
+    """
     found: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         kind, obj = event.get("type", ""), event.get("object", {})
@@ -99,6 +103,7 @@ def attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         if kind == "task.assigned":
             rows.append({"attempt": obj.get("attempts", len(rows) + 1), "node": obj.get("node_id") or ""})
             rows[-1] |= {"devices": obj.get("devices", {}), "assigned": stamp, "state": "ASSIGNED"}
+            rows[-1]["assigned_event"] = event.get("id")
         elif rows and kind == "task.running":
             rows[-1] |= {"start": when(obj.get("start_time")) or stamp, "state": "RUNNING"}
         elif kind in _ENDS:
@@ -106,6 +111,7 @@ def attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
                 rows.append({"attempt": 0, "node": "", "devices": {}})
             end = when(obj.get("end_time")) if kind not in _REQUEUED else None
             rows[-1] |= {"end": end or stamp, "state": _ENDS[kind], "reason": obj.get("reason") or ""}
+            rows[-1]["end_event"] = event.get("id")
             rows[-1]["exit_code"] = obj.get("exit_code") if kind not in _REQUEUED else None
     return found
 
@@ -154,6 +160,10 @@ def _seconds(at: datetime | None, epoch: datetime) -> str:
     return "" if at is None else f"{(at - epoch).total_seconds():.6f}"
 
 
+def _id_text(event_id: int | None) -> str:
+    return "" if event_id is None else str(int(event_id))
+
+
 def _devices_text(devices: dict[str, list[int]]) -> str:
     """``{"gpu": [0, 3]}`` as ``gpu:0;gpu:3``."""
     return ";".join(f"{kind}:{index}" for kind in sorted(devices) for index in devices[kind])
@@ -173,7 +183,8 @@ def task_rows(
 ) -> list[list[str]]:
     """One row per attempt of every task (attempt 0 for a task never placed), in ``tasks``' order.
 
-    Columns: ``TASK_COLUMNS``, the resources, ``TASK_TAIL``, ``TASK_OPTIONAL`` (gang, DAG).
+    Columns: ``TASK_COLUMNS``, the resources, ``TASK_TAIL``, ``TASK_OPTIONAL`` (gang, DAG),
+    ``TASK_EVENTS``.
     """
     rows = []
     for task in tasks:
@@ -188,7 +199,8 @@ def task_rows(
             head += [start, end]
             code = a.get("exit_code")
             tail = [a.get("reason", ""), "" if code is None else str(code)]
-            rows.append([*head, a.get("state", task["state"]), str(a["attempt"]), *asks, *tail, *structure])
+            ids = [_id_text(a.get("assigned_event")), _id_text(a.get("end_event"))]
+            rows.append([*head, a.get("state", task["state"]), str(a["attempt"]), *asks, *tail, *structure, *ids])
     return rows
 
 

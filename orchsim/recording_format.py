@@ -14,6 +14,10 @@ Versions (``policy.json``'s ``format``; a recording without it is format 1). For
 ``node_events.csv`` and the optional task columns ``TASK_OPTIONAL`` (gangs, dependencies). A
 format-2 reader reads format 1 (the missing columns are empty, the node history comes from
 ``nodes.csv``'s columns); a format-1 reader would take the new task columns for resources.
+Format 3 adds the task columns ``TASK_EVENTS``: the ids of the events that opened and ended
+each attempt, whose order is the order etcd committed them (a time is stamped before its
+transaction commits, and on a loaded machine the commit may come well after it). A
+format-3 reader reads formats 1 and 2 (without them, the replay check falls back on times).
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ __all__ = [
     "RESOURCE_COLUMNS",
     "TASKS_FILE",
     "TASK_COLUMNS",
+    "TASK_EVENTS",
+    "TASK_FIXED",
     "TASK_OPTIONAL",
     "TASK_TAIL",
 ]
 
 #: The format this package writes (``policy.json``'s ``format``); see the module.
-FORMAT = 2
+FORMAT = 3
 
 TASKS_FILE = "tasks.csv"
 NODES_FILE = "nodes.csv"
@@ -68,6 +74,13 @@ TASK_TAIL = ("reason", "exit_code")
 #: ``min_replicas``; ``after`` (parent task ids, ``;``-separated), ``on`` (``success`` or
 #: ``completion``), ``if_parent_fails`` (``fail`` or ``skip``).
 TASK_OPTIONAL = ("gang", "replica", "replicas", "min_replicas", "after", "on", "if_parent_fails")
+#: ``tasks.csv`` columns of format 3, after ``TASK_OPTIONAL``: the event ids (``revision * 1000 +
+#: index``, see ``orchlive.event_ids``) of the attempt's ``task.assigned`` and of the event that
+#: ended it (empty: none). Ids compare in commit order: the replay check uses them to tell what
+#: the master could have known when it placed a task.
+TASK_EVENTS = ("assigned_event", "end_event")
+#: Every ``tasks.csv`` column that is not a resource.
+TASK_FIXED = TASK_COLUMNS + TASK_TAIL + TASK_OPTIONAL + TASK_EVENTS
 
 #: ``nodes.csv``: these first, then one column per resource (capacity).
 NODE_COLUMNS = ("node_id", "labels", "devices", "joined", "lost", "drained")

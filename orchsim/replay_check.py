@@ -5,7 +5,9 @@ Two checks:
 * placements: the share of the tasks the live cluster placed that the replay put on the
   same node, leaving out those whose placement depended on timing, and every divergence
   with its cause: another task arrived or ended between the task's submission and its
-  live placement (the simulator places at submission); the live cluster placed it more
+  live placement (the simulator places at submission); another task's end was committed
+  on the other side of its placement live than in the replay (event ids, format 3: a
+  time is stamped before its commit, which a loaded machine delays); the live cluster placed it more
   than once (a node loss); the replay placed it more than once, requeued by a node loss
   (the replay's loss dates the worker's death from when the master declared it, and the
   master may declare it late: a task can end on the node in one cluster and not the
@@ -120,6 +122,32 @@ def _race(i: int, recorded: RecordedTasks, window: float) -> str | None:
             j = int(hits[0])
             return f"timing: {recorded.task_id[j]} {what} {times[j] - recorded.submit[i]:+.3f} s from its submission"
     return None
+
+
+def _commit_order(i: int, recorded: RecordedTasks, start: np.ndarray | None, end: np.ndarray | None) -> str | None:
+    """A task whose end the live master and the replay saw on different sides of task ``i``'s placement, or None.
+
+    Live, ``i`` was placed in the transaction of its ``task.assigned`` event: an attempt
+    whose end event has a smaller id was committed before it, a larger one after, whatever
+    its time says (a time is stamped before its transaction commits, and on a loaded machine
+    the commit can come a good while later). In the replay, an end at or before ``i``'s
+    placement counted. Needs the event ids (format 3) and the replay's times; what the
+    master's watch had not yet delivered when it decided is the time window's (``_race``).
+    """
+    if recorded.assigned_event is None or recorded.end_event is None or start is None or end is None:
+        return None
+    placed, at = recorded.assigned_event[i], start[i]
+    if np.isnan(placed) or np.isnan(at):
+        return None
+    known = ~np.isnan(recorded.end_event) & ~np.isnan(end)
+    live, replay = recorded.end_event < placed, end <= at
+    differ = np.flatnonzero(known & (live != replay))
+    differ = differ[differ != i]
+    if not differ.size:
+        return None
+    j = int(differ[0])
+    sides = ("before", "after") if live[j] else ("after", "before")
+    return f"timing: {recorded.task_id[j]} ended {sides[0]} its placement live (commit order), {sides[1]} in the replay"
 
 
 def _joined_near(i: int, recorded: RecordedTasks, joins: Sequence[tuple[str, float]], window: float) -> str | None:
@@ -245,7 +273,8 @@ def compare_replay(
 
     def node_cause(i: int) -> str | None:
         return (
-            _joined_near(i, recorded, joins, race_window)
+            _commit_order(i, recorded, starts, ends)
+            or _joined_near(i, recorded, joins, race_window)
             or _requeued_in_replay(i, recorded, again, starts, lost)
             or _lost_node(i, recorded, nodes, lost, lease)
         )

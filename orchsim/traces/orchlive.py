@@ -33,8 +33,8 @@ from orchsim.recording_format import (
     NODE_OPTIONAL,
     NODES_FILE,
     TASK_COLUMNS,
-    TASK_OPTIONAL,
-    TASK_TAIL,
+    TASK_EVENTS,
+    TASK_FIXED,
     TASKS_FILE,
 )
 from orchsim.traces.openb import MIN_POD_DURATION
@@ -69,6 +69,10 @@ class RecordedTasks:
         end: End of the replayed attempt (seconds), ``nan`` if it did not end.
         ready: When it could first be placed: its submission, or for a DAG's child the
             end of its last parent (seconds); None when no task has parents.
+        assigned_event: Id of the replayed attempt's ``task.assigned`` event, ``nan`` if
+            none; None for a recording before format 3 (``TASK_EVENTS``).
+        end_event: Id of the event that ended the replayed attempt, likewise. Event ids
+            compare in etcd's commit order.
     """
 
     task_id: np.ndarray
@@ -79,6 +83,8 @@ class RecordedTasks:
     submit: np.ndarray
     end: np.ndarray
     ready: np.ndarray | None = None
+    assigned_event: np.ndarray | None = None
+    end_event: np.ndarray | None = None
 
 
 def _optional(table: Table, column: str) -> np.ndarray:
@@ -145,7 +151,7 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
     never = np.isnan(duration) | (duration <= 0)
     duration = np.where(never, MIN_POD_DURATION, duration)
     resources = {}
-    for column, name in _resource_columns(table, TASK_COLUMNS + TASK_TAIL + TASK_OPTIONAL).items():
+    for column, name in _resource_columns(table, TASK_FIXED).items():
         values = _optional(table, column)
         resources[name] = np.nan_to_num(values)[rows]
     tasks = sorted_tasks(
@@ -208,7 +214,9 @@ def recorded_outcomes(
     wait = np.array([first.get(t, np.nan) for t in chosen]) - submit[order]
     states = text_column(table, "state")[order]
     attempts = np.array([placements[t] for t in chosen], dtype=np.int64)
-    return RecordedTasks(chosen, nodes, wait, states, attempts, submit[order], end[order])
+    events = {c: _optional(table, c)[order] if c in table.columns else None for c in TASK_EVENTS}
+    outcome = RecordedTasks(chosen, nodes, wait, states, attempts, submit[order], end[order])
+    return replace(outcome, assigned_event=events["assigned_event"], end_event=events["end_event"])
 
 
 def _pairs(text: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from orchsim.recording_format import TASK_COLUMNS, TASK_OPTIONAL, TASK_TAIL
+from orchsim.recording_format import TASK_FIXED
 from orchsim.traces.orchlive import (
     _optional,
     _resource_columns,
@@ -77,7 +77,7 @@ def decision_latencies(path: str | os.PathLike[str]) -> np.ndarray:
     table, submit, _, end = _tasks_table(folder)
     ids, on_node = text_column(table, "task_id"), text_column(table, "node")
     assigned = _optional(table, "assigned_time")
-    columns = _resource_columns(table, TASK_COLUMNS + TASK_TAIL + TASK_OPTIONAL)
+    columns = _resource_columns(table, TASK_FIXED)
     names, capacity, _ = load_orchlive_nodes(folder)
     history = load_orchlive_node_history(folder)
     asks = np.array([np.nan_to_num(_optional(table, c)) for c in columns], dtype=np.float64).reshape(len(columns), -1)

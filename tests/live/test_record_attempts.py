@@ -65,8 +65,29 @@ def test_a_gang_replica_and_a_dag_child_carry_their_structure() -> None:
     epoch = datetime.fromisoformat("2026-12-02T10:00:00+00:00")
     rows = task_rows([replica, child, single], {}, ["cpu"], epoch)
     # TASK_COLUMNS (10), cpu_milli, reason, exit_code, then TASK_OPTIONAL (gang ... if_parent_fails)
-    assert [r[13:] for r in rows] == [
+    assert [r[13:20] for r in rows] == [
         ["g", "1", "3", "2", "", "", ""],
         ["", "", "", "", "p;q", "completion", "skip"],
         ["", "", "", "", "", "", ""],
     ]
+
+
+def test_each_attempt_keeps_the_ids_of_the_events_that_opened_and_ended_it() -> None:
+    """The ids compare in commit order: a time is stamped before its transaction commits."""
+    stamps = [f"2026-12-02T10:00:0{s}+00:00" for s in range(5)]
+    events = [
+        event("task.assigned", stamps[0], attempts=1, node_id="w1") | {"id": 7001},
+        event("task.rescheduled", stamps[1], reason="node w1 lost") | {"id": 9000},
+        event("task.assigned", stamps[2], attempts=2, node_id="w2") | {"id": 9003},
+        event("task.running", stamps[2], start_time=stamps[2]) | {"id": 9500},
+        event("task.completed", stamps[3], end_time=stamps[3], exit_code=0) | {"id": 12002},
+    ]
+    tried = _attempts(events)
+    assert [(a["assigned_event"], a["end_event"]) for a in tried["t1"]] == [(7001, 9000), (9003, 12002)]
+    task = {"id": "t1", "name": "t", "creation_time": stamps[0], "resources": {"cpu": 500}, "state": "COMPLETED"}
+    epoch = datetime.fromisoformat(stamps[0])
+    rows = task_rows([task], tried, ["cpu"], epoch)
+    assert [r[-2:] for r in rows] == [["7001", "9000"], ["9003", "12002"]]
+    # Events without ids (a stream that gave none): empty cells, and the reader sees nan.
+    bare = task_rows([task], _attempts([{k: v for k, v in e.items() if k != "id"} for e in events]), ["cpu"], epoch)
+    assert [r[-2:] for r in bare] == [["", ""], ["", ""]]

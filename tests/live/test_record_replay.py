@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from orchlive.record import record
+from orchsim.recording_format import FORMAT
 from orchsim.replay_cli import replay
 from orchsim.traces import load_orchlive_tasks
 
@@ -72,7 +73,7 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(cluster_factor
     assert (cleanup["state"], cleanup["on"]) == ("COMPLETED", "completion")
     nodes = {r["node_id"]: r for r in csv.DictReader((out / "nodes.csv").open())}
     assert {n: (float(r["cpu_milli"]), float(r["memory_mib"])) for n, r in nodes.items()} == WORKERS
-    assert json.loads((out / "policy.json").read_text())["format"] == 2
+    assert json.loads((out / "policy.json").read_text())["format"] == FORMAT
 
     results, check = replay(out, ["round_robin"])
     print("\n".join(check.lines()))

@@ -6,6 +6,7 @@ Times worked out in the comments; every scenario is a few tasks on two or three 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +207,38 @@ def test_a_divergence_the_replay_requeued_after_a_loss_is_timing(tmp_path: Path)
     once = replayed | {"attempts": np.array([1, 1]), "start_time": np.array([0.0, 3.0])}
     assert compare_replay(recorded, once, losses={"a": 2.5}).divergences[-1].cause == "unexplained"
     assert compare_replay(recorded, twice, losses={"a": 3.5}).divergences[-1].cause == "unexplained"
+
+
+def test_an_end_committed_after_a_placement_is_timing_whatever_its_time(tmp_path: Path) -> None:
+    """Format 3: t1's end is stamped at 2.0, before t2's submission (2.3), but committed after t2's placement.
+
+    Live, the master could not have counted it when it placed t2; the replay, going by the
+    time, did. The event ids say so, and the divergence is timing; without them (an older
+    recording) the same divergence is unexplained.
+    """
+    from orchsim.replay_check import compare_replay
+    from orchsim.traces import load_orchlive_tasks
+
+    header = TASKS.splitlines()[0] + ",gang,replica,replicas,min_replicas,after,on,if_parent_fails"
+    rows = [
+        "t1,one,0,a,,0,0,2.0,COMPLETED,1,1000,256,,0,,,,,,,,1001,5002",
+        "t2,two,2.3,b,,2.32,2.32,4.0,COMPLETED,1,1000,256,,0,,,,,,,,4003,6001",
+    ]
+    folder = recording(tmp_path, "\n".join([header + ",assigned_event,end_event", *rows]) + "\n", NODES, policy=False)
+    _, recorded = load_orchlive_tasks(folder)
+    assert list(recorded.assigned_event) == [1001, 4003] and list(recorded.end_event) == [5002, 6001]
+    replayed = {
+        "node": np.array(["a", "a"], dtype=object),
+        "wait": np.array([0.0, 0.02]),
+        "start_time": np.array([0.0, 2.32]),
+        "end_time": np.array([2.0, 4.0]),
+    }
+    cause = compare_replay(recorded, replayed).divergences[-1].cause
+    assert cause == "timing: t1 ended after its placement live (commit order), before in the replay"
+    # Committed before t2's placement (its id below 4003): both saw it, the divergence is unexplained.
+    before = replace(recorded, end_event=np.array([3002.0, 6001.0]))
+    assert compare_replay(before, replayed).divergences[-1].cause == "unexplained"
+    assert compare_replay(replace(recorded, end_event=None), replayed).divergences[-1].cause == "unexplained"
 
 
 def test_resize_refuses_a_recording_and_events_naming_a_node() -> None:
