@@ -27,10 +27,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from orchsim.traces.orchlive import RecordedTasks
+
+if TYPE_CHECKING:
+    from orchsim.replay_decisions import DecisionCheck
 
 __all__ = ["LOSS_MARGIN", "Divergence", "ReplayCheck", "bootstrap_mean", "compare_replay"]
 
@@ -60,6 +64,8 @@ class ReplayCheck:
     interval: tuple[float, float]
     latency: str = "none"
     divergences: list[Divergence] = field(default_factory=list)
+    # Every live placement decided again on the cluster the master saw (format 3), if checked.
+    decisions: DecisionCheck | None = None
 
     @property
     def agreement(self) -> float:
@@ -88,6 +94,8 @@ class ReplayCheck:
         if len(shown) < len(self.divergences):
             more = len(self.divergences) - len(shown)
             out.append(f"  ... and {more} more divergences (all in replay_check.txt: --out)")
+        if self.decisions is not None:
+            out += self.decisions.lines(limit)
         return out
 
 

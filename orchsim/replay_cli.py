@@ -10,6 +10,7 @@ the recorded policy's replay against what the live cluster did (``orchsim.replay
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -114,6 +115,7 @@ def replay(
 ) -> tuple[Any, Any]:
     """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
     from orchsim.replay_check import compare_replay
+    from orchsim.replay_decisions import check_decisions
     from orchsim.run import run
     from orchsim.traces import load_orchlive_node_history, load_orchlive_tasks
 
@@ -129,7 +131,9 @@ def replay(
     lease = scenario.cluster.failure_timeout
     described = _latency_text(directory, latency)
     check = compare_replay(recorded, mine_tasks, losses=losses, lease=lease, joins=joins, latency=described)
-    return results, check
+    name, params, meta = _recorded_policy(Path(directory))
+    decisions = check_decisions(directory, name, params, lost_grace=float(meta.get("lost_grace") or 0.0))
+    return results, dataclasses.replace(check, decisions=decisions)
 
 
 def _latency_text(directory: str | Path, latency: str) -> str:

@@ -43,6 +43,8 @@ from orchsim.traces.table import Table, parse_floats, read_table, text_column, t
 from orchsim.traces.tasks import TraceTasks, sorted_tasks
 
 __all__ = [
+    "RecordedAttempts",
+    "load_orchlive_attempts",
     "RecordedTasks",
     "load_orchlive_node_history",
     "load_orchlive_node_times",
@@ -165,6 +167,57 @@ def load_orchlive_tasks(path: str | os.PathLike[str]) -> tuple[TraceTasks, Recor
         )
         outcomes = replace(outcomes, wait=outcomes.wait - (ready - outcomes.submit), ready=ready)
     return tasks, outcomes
+
+
+@dataclass(frozen=True)
+class RecordedAttempts:
+    """Every attempt of a recording (one per ``tasks.csv`` row), as the decision check reads them.
+
+    Attributes:
+        task_id, node, state: Text ``(A,)``; ``node`` is ``""`` for a task never placed.
+        assigned_time, end: The attempt's placement and end (s), ``nan`` if none.
+        assigned_event, end_event: Their event ids (format 3), ``nan`` if none; None for
+            an older recording.
+        gang: A replica of a gang (any, replica 0 too); ``devices``: it held devices.
+        requests: Per resource name (``cpu``, ``memory``, ``gpu``...), the request ``(A,)``.
+    """
+
+    task_id: np.ndarray
+    node: np.ndarray
+    state: np.ndarray
+    assigned_time: np.ndarray
+    end: np.ndarray
+    assigned_event: np.ndarray | None
+    end_event: np.ndarray | None
+    gang: np.ndarray
+    devices: np.ndarray
+    requests: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.task_id)
+
+
+def load_orchlive_attempts(path: str | os.PathLike[str]) -> RecordedAttempts:
+    """Every attempt of the recording in ``path``, in file order.
+
+    Raises:
+        TraceError: naming the file, line and column of the first problem.
+    """
+    table, _, _, end = _tasks_table(Path(path))
+    events = {c: _optional(table, c) if c in table.columns else None for c in TASK_EVENTS}
+    requests = {name: np.nan_to_num(_optional(table, c)) for c, name in _resource_columns(table, TASK_FIXED).items()}
+    return RecordedAttempts(
+        task_id=text_column(table, "task_id"),
+        node=text_column(table, "node"),
+        state=text_column(table, "state"),
+        assigned_time=_optional(table, "assigned_time"),
+        end=end,
+        assigned_event=events["assigned_event"],
+        end_event=events["end_event"],
+        gang=structure_cells(table)["gang"] != "",
+        devices=text_column(table, "devices") != "",
+        requests=requests,
+    )
 
 
 def _gang_ends(table: Table, end: np.ndarray) -> np.ndarray:

@@ -1,0 +1,204 @@
+"""Every live placement decided again by the shared core, on the cluster the master saw then.
+
+The replay (``orchsim.replay_cli``) runs a recording's workload through the simulator: ends,
+waits and losses are the simulator's, so one timing race shifts every later placement and
+the replay check has to leave those out. This check simulates nothing. A recording of
+format 3 orders every attempt's placement and end by etcd's commit order (the event ids,
+``TASK_EVENTS``), so the cluster as the master held it when it placed a task can be rebuilt
+exactly: the attempts placed before that placement and not ended before it, on the nodes in
+service at that moment. The shared core (``decide``, the recorded policy and parameters) is
+asked where the task goes, and a master running that same function must have chosen the
+same node, decision after decision, with no race to leave out.
+
+A difference is named. The master decides from its watch's copy of the store, which may
+not yet hold an end committed just before (``WATCH_LAG`` seconds by its time stamp): if
+deciding again without those ends gives the live node, the difference is "lag". Otherwise
+it is "unexplained": the master and the core disagreed, which is what the check is for.
+
+Not checked, and counted by reason: placements of policies that keep state across
+decisions (``round_robin``'s cursor, random draws: only ``pure`` policies are decided
+again), gang replicas (a gang is placed all or nothing by the pass), tasks with devices,
+placements that evicted others (preemption). A recording before format 3 is not checked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from orchsim.scheduling import POLICIES, CapacityError, NodeMatrix, PreparedPolicy, decide
+from orchsim.traces import load_orchlive_node_history, load_orchlive_nodes
+from orchsim.traces.orchlive import RecordedAttempts, load_orchlive_attempts
+from orchsim.traces.orchlive_latency import in_service
+
+__all__ = ["WATCH_LAG", "DecisionCheck", "DecisionDifference", "check_decisions"]
+
+#: Seconds before a placement within which a committed end may not yet have reached the master's watch.
+WATCH_LAG = 0.25
+
+
+@dataclass(frozen=True)
+class DecisionDifference:
+    """A live placement the core, on the rebuilt cluster, would have made elsewhere."""
+
+    task_id: str
+    recorded: str
+    decided: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class DecisionCheck:
+    """Live placements decided again: how many were compared, agreed, differed by lag, and were not checked."""
+
+    policy: str
+    compared: int
+    agreed: int
+    lag: int
+    not_checked: dict[str, int] = field(default_factory=dict)
+    differences: list[DecisionDifference] = field(default_factory=list)
+
+    @property
+    def unexplained(self) -> int:
+        """Differences neither agreement nor the watch's lag accounts for."""
+        return self.compared - self.agreed - self.lag
+
+    def lines(self, limit: int | None = None) -> list[str]:
+        """The report as text lines: the count, what was not checked, then every difference (the first ``limit``)."""
+        skipped = ", ".join(f"{n} {why}" for why, n in sorted(self.not_checked.items()))
+        out = [
+            f"decisions: {self.agreed}/{self.compared} live placements decided alike by the core ({self.policy}) "
+            f"on the cluster the master saw; {self.lag} differ by the watch's lag, {self.unexplained} unexplained"
+            + (f"; not checked: {skipped}" if skipped else "")
+        ]
+        shown = self.differences if limit is None else self.differences[:limit]
+        out += [f"  {d.task_id}: live {d.recorded}, core {d.decided or '-'} ({d.cause})" for d in shown]
+        if len(shown) < len(self.differences):
+            out.append(f"  ... and {len(self.differences) - len(shown)} more (all in replay_check.txt: --out)")
+        return out
+
+
+def _why_not_checked(rec: RecordedAttempts, k: int, pure: bool, evicting: set[int]) -> str | None:
+    """Why placement ``k`` is not decided again (see the module), or None."""
+    if not pure:
+        return "placements (the policy keeps state across decisions)"
+    if rec.gang[k]:
+        return "gang replicas"
+    if rec.devices[k]:
+        return "with devices"
+    if k in evicting:
+        return "that evicted others"
+    return None
+
+
+def _evicting(rec: RecordedAttempts) -> set[int]:
+    """Placements committed in the same transaction (revision) as a preempted attempt's end."""
+    assert rec.assigned_event is not None and rec.end_event is not None
+    preempted = {int(e) // 1000 for e, s in zip(rec.end_event, rec.state, strict=True) if s == "PREEMPTED" and e == e}
+    return {k for k, e in enumerate(rec.assigned_event) if e == e and int(e) // 1000 in preempted}
+
+
+def _service(history: list[tuple[float, str]], lost_grace: float) -> list[tuple[float, str]]:
+    """A node's history with each loss moved to its lease's expiry: the master places nothing there after it."""
+    return sorted((at - lost_grace if kind == "lost" else at, kind) for at, kind in history)
+
+
+def check_decisions(
+    directory: str | Path, policy: str, params: dict[str, object] | None = None, *, lost_grace: float = 0.0
+) -> DecisionCheck | None:
+    """Decide every live placement of the recording in ``directory`` again under ``policy``.
+
+    Returns None for a recording before format 3 (no event ids: no commit order to rebuild from).
+
+    ``lost_grace``: the master's grace between a lease's expiry and the loss it declares
+    (``policy.json``'s ``lost_grace``): a node is out of service from its lease's expiry.
+
+    Raises:
+        TraceError: a malformed recording (naming file, line and column).
+    """
+    ids, capacity, labels = load_orchlive_nodes(directory)
+    history = {n: _service(h, lost_grace) for n, h in load_orchlive_node_history(directory).items()}
+    rec = load_orchlive_attempts(directory)
+    if rec.assigned_event is None or rec.end_event is None:
+        return None
+    matrix = NodeMatrix.from_capacities(capacity, ids=ids, labels=labels)
+    prepared = PreparedPolicy(policy, params=dict(params or {}))
+    pure = POLICIES.spec(policy).pure if policy in POLICIES else False
+    requests = [matrix.request_vector({r: float(v[k]) for r, v in rec.requests.items()}) for k in range(len(rec))]
+    evicting = _evicting(rec)
+    held: dict[int, int] = {}  # attempt -> node index, while it holds its node
+    skipped: Counter[str] = Counter()
+    differences: list[DecisionDifference] = []
+    for kind, k in _commit_order(rec):
+        if kind == "end":
+            if k in held:
+                matrix.release(held.pop(k), requests[k])
+            continue
+        why = _why_not_checked(rec, k, pure, evicting)
+        if why is not None:
+            skipped[why] += 1
+        else:
+            for i, nid in enumerate(ids):
+                matrix.set_schedulable(i, in_service(history.get(nid, []), float(rec.assigned_time[k])))
+            decided = decide(matrix, requests[k], prepared, explain=False).node_id or ""
+            cause = "" if decided == rec.node[k] else (_lag(rec, k, held, matrix, requests, prepared) or "unexplained")
+            differences.append(DecisionDifference(str(rec.task_id[k]), str(rec.node[k]), decided, cause))
+        node = matrix.index_of(str(rec.node[k]))
+        try:
+            matrix.allocate(node, requests[k])
+        except CapacityError:
+            skipped["held nowhere (more than its node had free in the rebuilt cluster)"] += 1
+            continue
+        held[k] = node
+    return _summary(policy, differences, skipped)
+
+
+def _summary(policy: str, decided: list[DecisionDifference], skipped: Counter[str]) -> DecisionCheck:
+    """The check from every decision made again (``cause`` empty where the core agreed)."""
+    lag = sum(d.cause.startswith("lag") for d in decided)
+    agreed = sum(not d.cause for d in decided)
+    return DecisionCheck(policy, len(decided), agreed, lag, dict(skipped), [d for d in decided if d.cause])
+
+
+def _commit_order(rec: RecordedAttempts) -> list[tuple[str, int]]:
+    """Every placement and end, ``("place" | "end", attempt)``, in commit order (an end first at equal ids)."""
+    steps: list[tuple[float, int, str, int]] = []
+    for k in range(len(rec)):
+        if rec.node[k] and not np.isnan(rec.assigned_event[k]):
+            steps.append((float(rec.assigned_event[k]), 1, "place", k))
+            if not np.isnan(rec.end_event[k]):
+                steps.append((float(rec.end_event[k]), 0, "end", k))
+    return [(kind, k) for _, _, kind, k in sorted(steps)]
+
+
+def _lag(
+    rec: RecordedAttempts,
+    k: int,
+    held: dict[int, int],
+    matrix: NodeMatrix,
+    requests: list[np.ndarray],
+    prepared: PreparedPolicy,
+) -> str | None:
+    """A "lag: ..." cause if deciding with the ends of the last ``WATCH_LAG`` seconds still held gives the live node."""
+    at = float(rec.assigned_time[k])
+    recent = [
+        j
+        for j in range(len(rec))
+        if j not in held
+        and rec.node[j]
+        and not np.isnan(rec.end_event[j])
+        and rec.end_event[j] < rec.assigned_event[k]
+        and at - WATCH_LAG <= rec.end[j] <= at
+    ]
+    if not recent:
+        return None
+    trial = matrix.copy()
+    for j in recent:
+        trial.allocate_unchecked(trial.index_of(str(rec.node[j])), list(requests[j]))
+    if decide(trial, requests[k], prepared, explain=False).node_id != rec.node[k]:
+        return None
+    names = ", ".join(str(rec.task_id[j]) for j in recent)
+    return f"lag: the master had not yet seen the end of {names}"
