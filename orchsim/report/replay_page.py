@@ -60,6 +60,7 @@ def _check(check: Any) -> list[str]:
     esc = html.escape
     head, waits = check.lines()[:2]
     parts = ["<h3>Recorded policy: replay vs the live cluster</h3>", f"<p>{esc(head)}</p>", f"<p>{esc(waits)}</p>"]
+    parts += _decisions(check.decisions)
     if not check.divergences:
         return [*parts, "<p>No divergence: every task went to the node it went to live.</p>"]
     rows = "".join(
@@ -70,6 +71,24 @@ def _check(check: Any) -> list[str]:
     heads = "".join(f"<th>{h}</th>" for h in ("task", "live node", "replayed node", "cause"))
     table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
     return [*parts, f'<h4>Divergences ({len(check.divergences)})</h4><div class="table-wrap">{table}</div>']
+
+
+def _decisions(decisions: Any) -> list[str]:
+    """Every live placement decided again by the core (``orchsim.replay_decisions``), when the recording allows it."""
+    if decisions is None:
+        return ["<p>Decisions not checked: the recording has no event ids (before format 3).</p>"]
+    esc = html.escape
+    parts = [f"<p>{esc(decisions.lines()[0])}</p>"]
+    if decisions.differences:
+        rows = "".join(
+            f"<tr><td><code>{esc(d.task_id)}</code></td><td>{esc(d.recorded)}</td><td>{esc(d.decided or '-')}</td>"
+            f"<td>{esc(d.cause)}</td></tr>"
+            for d in decisions.differences
+        )
+        heads = "".join(f"<th>{h}</th>" for h in ("task", "live node", "core's node", "cause"))
+        table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+        parts.append(f'<div class="table-wrap">{table}</div>')
+    return parts
 
 
 def _history(results: Any) -> list[str]:

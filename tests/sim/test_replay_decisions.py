@@ -101,3 +101,13 @@ def test_a_node_is_out_of_service_from_its_lease_expiry(tmp_path: Path) -> None:
     # ...without the grace, b was in service at 3.2 and empty: spread would have chosen it.
     check = check_decisions(recording(tmp_path, spread, nodes=nodes), "spread", lost_grace=0.0)
     assert check is not None and [(d.task_id, d.decided) for d in check.differences] == [("t4", "b")]
+
+
+def test_the_what_if_page_shows_the_decisions_and_each_difference(tmp_path: Path) -> None:
+    from orchsim.report.replay_page import _decisions
+
+    check = check_decisions(recording(tmp_path, rows(2.0, 5500)), "bin_packing")
+    page = "".join(_decisions(check))
+    assert "decisions: 3/4 live placements" in page and "<code>t4</code></td><td>b</td><td>a</td>" in page
+    assert "unexplained" in page
+    assert "no event ids" in "".join(_decisions(None))
