@@ -40,11 +40,10 @@ from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, 
 from orchsim.engine.sampling import series_names
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
 from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, could_ever_fit, explain_never
-from orchsim.scheduling.fit_masks import few_shapes
 from orchsim.scheduling.fragmentation import typical_workload
-from orchsim.scheduling.memo import memoised
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
+from orchsim.scheduling.state_classes import keep_decision_aids
 from orchsim.workload import Workload
 
 __all__ = ["Simulation"]
@@ -103,8 +102,9 @@ class Simulation:
         # The policy with its state (generator, cursor, sampling scan) for the whole run.
         state = {"filters": self._filters, "rng": self.policy_rng, "params": self._params, "sample": config.sampling}
         policy = PreparedPolicy(config.policy, memo=True, **state)  # memo: a small cluster's repeated states
-        if not self.nodes.devices and not memoised(policy, self.nodes) and (shapes := few_shapes(workload.demand)):
-            self.nodes.keep_fit_masks(shapes)  # a few shapes' feasibility kept, not rebuilt (unless the memo answers)
+        keep_decision_aids(
+            self.nodes, policy, workload.demand
+        )  # state classes or shapes' masks, unless the memo answers
         self.scheduler = SchedulingPass(
             policy,
             request_of=self._demand_rows.__getitem__,

@@ -75,8 +75,8 @@ class FitMasks:
             return None  # device fit is not part of the masks
         return self._entries.get(request.tobytes())
 
-    def update(self, node: int) -> None:
-        """Node ``node`` changed (allocation, release, cordon): bring its column up to date.
+    def update(self, node: int, move: object = None) -> None:
+        """Node ``node`` changed (allocation, release, cordon): bring its column up to date (``move``: unused).
 
         Plain Python on the column's R floats (a generator or a numpy reduction per
         shape would cost more than the mask it saves on small clusters).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from orchsim.scheduling.errors import CapacityError, UnknownResourceError
 from orchsim.scheduling.fit_masks import FitMasks
 from orchsim.scheduling.labels import NodeLabels
 from orchsim.scheduling.node_devices import Assignment
+
+if TYPE_CHECKING:
+    from orchsim.scheduling.state_classes import StateClasses
 
 __all__ = ["CapacityError", "NodeMatrix", "UnknownResourceError"]
 
@@ -52,8 +56,10 @@ class NodeMatrix:
         schedulable: bool ``(N,)``, False for down, draining or cordoned nodes.
     """
 
-    # Kept feasibility masks (``keep_fit_masks``); a class default so subsets have none too.
+    # Kept feasibility masks (``keep_fit_masks``) and state classes (``state_classes.keep_state_classes``);
+    # class defaults so subsets have none too.
     fit_masks: FitMasks | None = None
+    state_classes: StateClasses | None = None
 
     def __init__(self, resources: Sequence[str]) -> None:
         names = tuple(str(r) for r in resources)
@@ -302,8 +308,7 @@ class NodeMatrix:
                 self._labels.set(start + i, node_labels)
         for kind, devices in self.devices.items():
             devices.add_nodes(node_devices.device_counts(cap[self._row[kind]], devices.unit, kind, node_ids))
-        if self.fit_masks is not None:
-            self.fit_masks.rebuild()
+        self._changed(None)
         return range(start, end)
 
     def track_devices(self, kind: str, unit: float = 1000.0) -> DeviceSet:
@@ -361,16 +366,26 @@ class NodeMatrix:
         self._scale = None
         if self._cap.shape[1] > _MIN_BUFFER and m < self._cap.shape[1] // 4:
             self._alloc_buffers(max(_MIN_BUFFER, self._cap.shape[1] // 2))
-        if self.fit_masks is not None:
-            self.fit_masks.rebuild()
+        self._changed(None)
         return mapping
 
     def set_schedulable(self, node: int, schedulable: bool) -> None:
         """Cordon (False) or uncordon (True) a node; its running tasks are untouched."""
         self._check_node(node)
         self._sched[node] = schedulable
-        if self.fit_masks is not None:
-            self.fit_masks.update(node)
+        self._changed(node)
+
+    def _changed(self, node: int | None, move: tuple[int, Sequence[float]] | None = None) -> None:
+        """Bring the kept aids up to date at column ``node`` (None: nodes joined or left, rebuild).
+
+        ``move``: ``(+1, request)`` after ``allocate_unchecked``, ``(-1, request)`` after
+        ``release_unchecked``; state classes look such a change up instead of reading the column.
+        """
+        for kept in (self.fit_masks, self.state_classes):
+            if kept is not None and node is None:
+                kept.rebuild()
+            elif kept is not None:
+                kept.update(node, move)  # type: ignore[arg-type]
 
     def keep_fit_masks(self, requests: Iterable[np.ndarray]) -> None:
         """Keep the built-in feasibility masks of these request vectors current (``fit_masks``).
@@ -424,8 +439,7 @@ class NodeMatrix:
         alloc += vec
         col -= vec
         self._tasks[node] += 1
-        if self.fit_masks is not None:
-            self.fit_masks.update(node)
+        self._changed(node)
         return taken
 
     def release(self, node: int, request: Mapping[str, float] | np.ndarray, devices: Assignment | None = None) -> None:
@@ -452,8 +466,7 @@ class NodeMatrix:
         np.maximum(alloc, 0.0, out=alloc)
         np.subtract(self._cap[:, node], alloc, out=self._free[:, node])
         self._tasks[node] -= 1
-        if self.fit_masks is not None:
-            self.fit_masks.update(node)
+        self._changed(node)
 
     def allocate_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``allocate`` for an owner that has already validated both the request and the fit.
@@ -474,8 +487,7 @@ class NodeMatrix:
                 alloc[r, node] += amount
                 free[r, node] -= amount
         self._tasks[node] += 1
-        if self.fit_masks is not None:
-            self.fit_masks.update(node)
+        self._changed(node, (1, request))
 
     def release_unchecked(self, node: int, request: Sequence[float], devices: Assignment | None = None) -> None:
         """``release`` of a request that ``allocate_unchecked`` placed on ``node``, unchecked.
@@ -494,8 +506,7 @@ class NodeMatrix:
                 alloc[r, node] = left
                 free[r, node] = cap[r, node] - left
         self._tasks[node] -= 1
-        if self.fit_masks is not None:
-            self.fit_masks.update(node)
+        self._changed(node, (-1, request))
 
     def copy(self) -> NodeMatrix:
         """A deep copy (a snapshot the caller may change freely)."""

@@ -114,7 +114,7 @@ def round_robin(nodes: NodeMatrix, request: np.ndarray, *, last: int = -1) -> np
     return score
 
 
-@policy("bin_packing", vetoes=False, pure=True)
+@policy("bin_packing", vetoes=False, pure=True, per_node=True)
 def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str, float] | None = None) -> np.ndarray:
     """Bin packing: the Go orchestrator's score, 0.7 * cpu + 0.3 * memory utilisation after placement.
 
@@ -129,13 +129,13 @@ def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str,
     return _weighted_sum(nodes, request, rows)
 
 
-@policy("spread", vetoes=False, pure=True)
+@policy("spread", vetoes=False, pure=True, per_node=True)
 def spread(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Spread: the Go orchestrator's score 1 / (tasks + 1); the node with fewest tasks wins."""
     return 1.0 / (nodes.tasks + 1.0)
 
 
-@policy("least_allocated", vetoes=False, pure=True)
+@policy("least_allocated", vetoes=False, pure=True, per_node=True)
 def least_allocated(
     nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str, float] | None = None
 ) -> np.ndarray:
@@ -165,7 +165,7 @@ def least_allocated(
     return score
 
 
-@policy("most_allocated", vetoes=False, pure=True)
+@policy("most_allocated", vetoes=False, pure=True, per_node=True)
 def most_allocated(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str, float] | None = None) -> np.ndarray:
     """Kubernetes ``NodeResourcesFit`` ``MostAllocated``: weighted mean utilisation after placement.
 
@@ -184,7 +184,7 @@ def _leftover(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return left
 
 
-@policy("best_fit", vetoes=False, pure=True)
+@policy("best_fit", vetoes=False, pure=True, per_node=True)
 def best_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Best fit: the node left with the least free capacity after placement.
 
@@ -196,7 +196,7 @@ def best_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return -_leftover(nodes, request)
 
 
-@policy("worst_fit", vetoes=False, pure=True)
+@policy("worst_fit", vetoes=False, pure=True, per_node=True)
 def worst_fit(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Worst fit: the node left with the most free capacity after placement (Johnson 1973)."""
     return _leftover(nodes, request)
@@ -214,7 +214,7 @@ def random(nodes: NodeMatrix, request: np.ndarray, *, rng: np.random.Generator) 
     return rng.random(nodes.n_nodes)
 
 
-@policy("balanced", vetoes=False, pure=True)
+@policy("balanced", vetoes=False, pure=True, per_node=True)
 def balanced(nodes: NodeMatrix, request: np.ndarray, *, resources: Sequence[str] | None = None) -> np.ndarray:
     """Kubernetes ``NodeResourcesBalancedAllocation``: 1 - std of utilisation across resources.
 
@@ -238,7 +238,7 @@ def balanced(nodes: NodeMatrix, request: np.ndarray, *, resources: Sequence[str]
     return 1.0 - np.sqrt(var)
 
 
-@policy("dot_product", vetoes=False, pure=True)
+@policy("dot_product", vetoes=False, pure=True, per_node=True)
 def dot_product(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Tetris alignment: dot product of the request with the node's free capacity, both normalised.
 
@@ -253,7 +253,7 @@ def dot_product(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     return score
 
 
-@policy("dominant_resource", vetoes=False, pure=True)
+@policy("dominant_resource", vetoes=False, pure=True, per_node=True)
 def dominant_resource(nodes: NodeMatrix, request: np.ndarray) -> np.ndarray:
     """Lowest dominant share after placement: ``-max_r utilisation_r``.
 

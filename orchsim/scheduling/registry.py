@@ -73,6 +73,13 @@ class PolicySpec:
             draw, no cursor, no labels, nothing outside. Declared, not inferred (the
             default for a user's policy is False); a pure policy's decisions may be
             looked up instead of recomputed when the state repeats (``memo.py``).
+        per_node: Each node's score is a function of that node's own numbers (its column
+            of capacity, allocation, free capacity, task count, schedulability), the
+            request and cluster-wide constants (``resource_scale``) only, computed by
+            correctly rounded elementwise arithmetic: a node scores the same bits in any
+            ``NodeSubset`` that holds it. Nodes in the same state then score alike, and a
+            decision may score one node per state (``state_classes.py``). Declared;
+            implies ``pure``; False for a user's policy unless it says so.
     """
 
     name: str
@@ -86,6 +93,7 @@ class PolicySpec:
     choose_devices: Callable[..., tuple[int, ...]] | None = None
     uses_last: bool = False
     pure: bool = False
+    per_node: bool = False
 
     @property
     def skippable(self) -> bool:
@@ -139,6 +147,7 @@ class PolicyRegistry(Mapping[str, Scorer]):
         choose_devices: Callable[..., tuple[int, ...]] | None = None,
         replace: bool = False,
         pure: bool = False,
+        per_node: bool = False,
     ) -> PolicySpec:
         """Register ``scorer`` under ``name``; re-registering a name needs ``replace=True``."""
         if name in self._specs and not replace:
@@ -160,7 +169,8 @@ class PolicyRegistry(Mapping[str, Scorer]):
             summary=doc.splitlines()[0] if doc else "",
             vetoes=vetoes,
             choose_devices=choose_devices,
-            pure=pure and "rng" not in keyword and "last" not in keyword,
+            pure=(pure or per_node) and "rng" not in keyword and "last" not in keyword,
+            per_node=per_node and not ({"rng", "last", "feasible"} & set(keyword)),
         )
         self._specs[name] = spec
         return spec
@@ -190,13 +200,15 @@ def policy(
     choose_devices: Callable[..., tuple[int, ...]] | None = None,
     replace: bool = False,
     pure: bool = False,
+    per_node: bool = False,
 ) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
     """Decorator: register a scorer under ``name`` and return it unchanged.
 
     ``vetoes=False`` promises the scorer never returns ``-inf`` (nor NaN), which lets
     ``select`` skip it when a single node fits; leave it True if unsure. ``pure=True``
     promises its scores depend on the matrix's numbers and the request only (see
-    ``PolicySpec.pure``); leave it False if unsure.
+    ``PolicySpec.pure``), ``per_node=True`` that each node's score depends on its own
+    column only (``PolicySpec.per_node``); leave them False if unsure.
     """
 
     def register(scorer: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -208,6 +220,7 @@ def policy(
             choose_devices=choose_devices,
             replace=replace,
             pure=pure,
+            per_node=per_node,
         )
         return scorer
 

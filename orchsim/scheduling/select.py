@@ -19,11 +19,13 @@ from orchsim.scheduling.memo import DecisionMemo
 from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
 from orchsim.scheduling.sampling import Sampling, parse_sampling, scan
+from orchsim.scheduling.state_classes import ClassTable, StateClasses
 from orchsim.scheduling.subset import NodeSubset
 
 __all__ = ["Decision", "PolicyError", "PreparedPolicy", "choose_devices", "decide", "select"]
 
 Request = Mapping[str, float] | np.ndarray
+_FLOAT64 = np.dtype(np.float64)  # what a native float64 vector's dtype is (a singleton): checked by identity
 
 
 class PolicyError(RuntimeError):
@@ -271,7 +273,12 @@ def decide(
     explain: bool = True,
 ) -> Decision:
     """``select`` with a policy prepared once (see ``PreparedPolicy``); the same decision."""
-    if isinstance(request, np.ndarray) and request.dtype == np.float64 and request.shape == (len(nodes.resources),):
+    if (
+        type(request) is np.ndarray
+        and request.dtype is _FLOAT64
+        and request.ndim == 1
+        and len(request) == len(nodes.resources)
+    ):
         req = request  # the hot path: a vector from request_vector or a workload row, trusted as given
     else:
         req = nodes.request_vector(request)
@@ -363,6 +370,8 @@ def _decide_all(
         pass  # the sampling scan has filtered already
     elif extra or task is not None:
         bad = infeasible(nodes, req, node_selector, extra=extra, task=task)
+    elif (classes := _classes_for(nodes, spec, node_selector, explain)) is not None:
+        return _decide_classes(nodes, req, prepared, classes)  # one score per state, not per node
     elif nodes.fit_masks is not None and not node_selector and (kept := nodes.fit_masks.get(req)) is not None:
         bad, n_bad = kept[0], kept[1]  # kept current by the matrix: no pass over the nodes
     else:  # the common case, without the keyword plumbing (this runs on every decision)
@@ -391,6 +400,62 @@ def _decide_all(
     devices = choose_devices(nodes, req, prepared, best) if nodes.devices else NO_DEVICES
     prepared.last = node_id = nodes.id_of(best)
     return Decision(best, node_id, score, spec.name, n, n_fit, {}, devices=devices)
+
+
+def _classes_for(
+    nodes: NodeMatrix, spec: PolicySpec, node_selector: Mapping[str, str] | None, explain: bool
+) -> StateClasses | None:
+    """The matrix's state classes if this decision can be made from them (``_decide_classes``), else None."""
+    classes = nodes.state_classes
+    if classes is None or not spec.per_node or explain or node_selector or nodes.devices:
+        return None
+    return classes
+
+
+def _decide_classes(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, classes: StateClasses) -> Decision:
+    """``_decide_all``'s decision (no explanation, selector or extra filter) from the nodes' state classes.
+
+    A ``per_node`` policy scores every node of a class alike and the built-in filters
+    treat them alike, so the best class (ties to the lowest node index, as argmax) holds
+    the node and the feasible count is the feasible classes' sum (``state_classes.py``).
+    """
+    spec, n = prepared.spec, nodes.n_nodes
+    live = classes.live()
+    table = classes.table(prepared, req)
+    fits, scores = table.fits, table.scores
+    if len(fits) < len(classes.counts) or any(fits[cls] is None for cls, _, _ in live):
+        _fill_table(nodes, req, prepared, table, live, len(classes.counts))
+    feasible = [(scores[cls], -low, count) for cls, count, low in live if fits[cls]]
+    n_fit = sum(count for _, _, count in feasible)
+    if n_fit == 0:
+        return Decision(None, None, None, spec.name, n, 0, {})
+    if n_fit == 1 and spec.skippable:
+        best = -feasible[0][1]
+        prepared.last = node_id = nodes.id_of(best)
+        return Decision(best, node_id, None, spec.name, n, 1, {})
+    nans = [-low for score, low, _ in feasible if score != score]
+    if nans:  # argmax would stop at the first NaN
+        raise PolicyError(f"policy {spec.name!r} scored node {nodes.id_of(min(nans))!r} NaN")
+    score, low, _ = max(feasible)  # the highest score, then the lowest node index
+    if score == -np.inf:
+        return Decision(None, None, None, spec.name, n, n_fit, {}, vetoed=True)
+    prepared.last = node_id = nodes.id_of(-low)
+    return Decision(-low, node_id, score, spec.name, n, n_fit, {})
+
+
+def _fill_table(
+    nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, table: ClassTable, live: list, n_classes: int
+) -> None:
+    """Fit and score the live classes ``table`` lacks, on one node of each (the same bits as on all)."""
+    grow = n_classes - len(table.fits)
+    table.fits.extend([None] * grow)
+    table.scores.extend([None] * grow)
+    todo = [(cls, low) for cls, _, low in live if table.fits[cls] is None]
+    sub = NodeSubset(nodes, np.array([low for _, low in todo], dtype=np.int64))
+    bad = infeasible(sub, req)
+    for (cls, _), rejected, score in zip(todo, bad.tolist(), _scores(sub, req, prepared, bad).tolist(), strict=True):
+        table.fits[cls] = not rejected
+        table.scores[cls] = score
 
 
 def choose_devices(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, node: int) -> Assignment:
