@@ -2,8 +2,8 @@
 
 Design, for speed and for truth:
 
-* No SimPy process per task. Arrivals are one chain of ``Timeout`` events walking the
-  pre-generated, sorted submit times; a task's completion is one ``Timeout`` with a
+* No SimPy process per task. Arrivals are one chain of timed events walking the
+  pre-generated, sorted submit times; a task's completion is one timed event with a
   callback. Placing tasks is the shared core's ``SchedulingPass`` (queue discipline,
   filters, ``select``), the pass the live master runs: the engine neither scores nodes
   nor decides the order in which queued tasks are tried.
@@ -50,7 +50,7 @@ __all__ = ["Simulation"]
 
 
 class _Completion:
-    """A run's end as SimPy's queue holds it: only what ``Environment.step`` reads of an event.
+    """A run's end (or the next arrival) as SimPy's queue holds it: what ``Environment.step`` reads of an event.
 
     One per task, so a bare slotted object scheduled with ``env.schedule`` rather than a
     ``Timeout`` (whose constructor and attributes cost more than the engine's own work).
@@ -364,15 +364,14 @@ class Simulation:
 
     # ------------------------------------------------------------------ task events
     def _schedule_arrival(self) -> None:
-        """Chain arrivals: one Timeout for the next submit time, none queued up ahead."""
+        """Chain arrivals: one bare timed event (a ``_Completion``'s kind) for the next submit time."""
         i = self._next_arrival
         if i < len(self._submit):
-            arrival = Timeout(self.env, self._submit[i] - self.env.now)
-            arrival.callbacks.append(self._on_arrival)
+            self.env.schedule(_Completion(self._on_arrival, i, 0), NORMAL, self._submit[i] - self.env.now)
         else:
             self.pending_external -= 1
 
-    def _on_arrival(self, _: Timeout) -> None:
+    def _on_arrival(self, _: _Completion) -> None:
         self.advance()
         submit, now, i = self._submit, self.env.now, self._next_arrival
         n = len(submit)

@@ -346,6 +346,8 @@ def fits_node(
     """
     if not nodes.schedulable[node]:
         return False
+    if not (node_selector or task or extra or nodes.devices):  # the built-ins only: the engine's every completion
+        return all(need <= have for need, have in zip(request, nodes.free[:, node].tolist(), strict=True))
     info = _task(node_selector, task)
     if info.node_selector and not nodes.label_mask(info.node_selector)[node]:
         return False

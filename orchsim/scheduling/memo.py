@@ -40,7 +40,7 @@ class DecisionMemo:
     one memo never serves two policies). ``hits`` and ``misses`` count lookups.
     """
 
-    __slots__ = ("_entries", "_source", "_views", "hits", "misses")
+    __slots__ = ("_entries", "_large", "_source", "_views", "hits", "misses")
 
     def __init__(self) -> None:
         self._entries: dict[bytes, Decision] = {}
@@ -49,6 +49,7 @@ class DecisionMemo:
         # The matrix's buffers and node count the views below were cut from.
         self._source: tuple[int, ...] = ()
         self._views: tuple[np.ndarray, ...] = ()
+        self._large = False
 
     def key(self, nodes: NodeMatrix, req: np.ndarray) -> bytes | None:
         """The exact state a decision reads, as bytes; None if the cluster is too large to memoise.
@@ -60,9 +61,8 @@ class DecisionMemo:
         # Ids, not the arrays (== on arrays compares elements); the views keep the buffers alive, so no id is reused.
         source = (id(nodes._cap), id(nodes._alloc), id(nodes._free), id(nodes._tasks), id(nodes._sched), n)
         if source != self._source:
-            if n * len(nodes.resources) > MAX_CELLS or nodes.devices:
-                return None
             self._source = source
+            self._large = n * len(nodes.resources) > MAX_CELLS  # remembered: asked again on every decision
             self._views = (
                 nodes._cap[:, :n],
                 nodes._alloc[:, :n],
@@ -70,7 +70,7 @@ class DecisionMemo:
                 nodes._tasks[:n],
                 nodes._sched[:n],
             )
-        elif nodes.devices:
+        if self._large or nodes.devices:
             return None
         cap, alloc, free, tasks, sched = self._views
         return b"".join(

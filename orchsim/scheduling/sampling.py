@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 
 from orchsim.scheduling.matrix import NodeMatrix
-from orchsim.scheduling.subset import NodeSubset
 
-__all__ = ["KUBE_MIN_FEASIBLE", "Sampling", "parse_sampling", "scan"]
+__all__ = ["KUBE_MIN_FEASIBLE", "Sampling", "fits_range", "parse_sampling", "scan"]
 
 KUBE_MIN_FEASIBLE = 100  # kube-scheduler's minFeasibleNodesToFind
 KUBE_MIN_PERCENTAGE = 5  # minFeasibleNodesPercentageToFind
@@ -97,14 +96,33 @@ def parse_sampling(spec: str | Mapping[str, Any] | Sampling | None) -> Sampling 
     raise ValueError(f"sample: unknown key {next(iter(spec))!r}; use candidates or percentage")
 
 
+def fits_range(nodes: NodeMatrix, request: np.ndarray) -> Callable[[int, int], np.ndarray]:
+    """``feasible_in`` for ``scan`` with the built-in filters only (no selector, extra filter or devices).
+
+    Exactly ``~filters.infeasible`` on the nodes ``lo:hi`` (the same comparisons, in the
+    same order), read from the matrix's own rows: no ``NodeSubset`` per window.
+    """
+    free, sched = nodes._free, nodes._sched
+    needs = [(r, amount) for r, amount in enumerate(request.tolist()) if amount > 0]
+
+    def feasible_in(lo: int, hi: int) -> np.ndarray:
+        bad = ~sched[lo:hi]
+        for r, amount in needs:
+            bad |= free[r, lo:hi] < amount
+        return ~bad
+
+    return feasible_in
+
+
 def scan(
-    nodes: NodeMatrix, start: int, wanted: int, feasible_in: Callable[[NodeMatrix], np.ndarray]
+    nodes: NodeMatrix, start: int, wanted: int, feasible_in: Callable[[int, int], np.ndarray]
 ) -> tuple[np.ndarray, int]:
     """The first ``wanted`` feasible nodes from ``start`` on, wrapping; and how many were examined.
 
-    ``feasible_in(window)`` is the bool mask of the filters on a ``NodeSubset``. Windows
-    grow geometrically (views of the parent's arrays: no copies), and the count examined
-    stops at the last node taken, as kube's sequential count would.
+    ``feasible_in(lo, hi)`` is the bool mask of the filters on nodes ``lo:hi`` (e.g. on a
+    ``NodeSubset`` of them, views of the parent's arrays: no copies). Windows grow
+    geometrically, and the count examined stops at the last node taken, as kube's
+    sequential count would.
     """
     n = nodes.n_nodes
     found: list[np.ndarray] = []
@@ -112,7 +130,7 @@ def scan(
     while pos < n and got < wanted:
         lo = (start + pos) % n
         hi = min(lo + size, n, lo + (n - pos))
-        hits = np.flatnonzero(feasible_in(NodeSubset(nodes, slice(lo, hi))))
+        hits = np.flatnonzero(feasible_in(lo, hi))
         need = wanted - got
         if len(hits) >= need:
             found.append(hits[:need] + lo)

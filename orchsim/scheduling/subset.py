@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from orchsim.scheduling.labels import NodeLabels
 from orchsim.scheduling.matrix import NodeMatrix
 
 __all__ = ["NodeSubset"]
+
+_NO_INDEX = np.arange(0, dtype=np.int64)
 
 
 class NodeSubset(NodeMatrix):
@@ -38,12 +41,21 @@ class NodeSubset(NodeMatrix):
         self._cap, self._alloc = parent._cap[:, columns], parent._alloc[:, columns]
         self._free, self._inv, self._safe = parent._free[:, columns], parent._inv[:, columns], parent._safe[:, columns]
         self._tasks, self._sched = parent._tasks[columns], parent._sched[columns]
-        self._labels = parent._labels.take(columns)
-        self.devices = {kind: devices.take(columns, n) for kind, devices in parent.devices.items()}
-        self._arange = np.arange(0, dtype=np.int64)
+        self.devices = (
+            {kind: devices.take(columns, n) for kind, devices in parent.devices.items()} if parent.devices else {}
+        )
+        self._arange = _NO_INDEX  # replaced, never written, when a policy asks for index_range
         self._scale = parent.resource_scale
         self._ids: list[str] | None = None
         self._id_index: dict[str, int] | None = None
+        self._subset_labels: NodeLabels | None = None
+
+    @property  # type: ignore[override]
+    def _labels(self) -> NodeLabels:
+        """The parent's labels of these columns, taken on first use (a node selector; most decisions have none)."""
+        if self._subset_labels is None:
+            self._subset_labels = self._parent._labels.take(self._columns)
+        return self._subset_labels
 
     @property  # type: ignore[override]
     def ids(self) -> list[str]:

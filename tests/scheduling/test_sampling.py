@@ -82,19 +82,19 @@ def cluster(free_cpu: list[int]) -> NodeMatrix:
     return nodes
 
 
-def fits(request: np.ndarray):  # type: ignore[no-untyped-def]
-    return lambda window: ~infeasible(window, request, None)
+def fits(nodes: NodeMatrix, request: np.ndarray):  # type: ignore[no-untyped-def]
+    return lambda lo, hi: ~infeasible(NodeSubset(nodes, slice(lo, hi)), request, None)
 
 
 def test_scan_takes_the_first_feasible_nodes_from_the_start_and_wraps() -> None:
     # free cpu: nodes 1, 3, 4, 7 can hold 500
     nodes = cluster([100, 600, 100, 900, 500, 0, 0, 700, 100, 100])
     req = nodes.request_vector({"cpu": 500})
-    found, examined = scan(nodes, 2, 2, fits(req))
+    found, examined = scan(nodes, 2, 2, fits(nodes, req))
     assert found.tolist() == [3, 4] and examined == 3  # examined 2, 3, 4: stops at the last taken
-    found, examined = scan(nodes, 5, 3, fits(req))
+    found, examined = scan(nodes, 5, 3, fits(nodes, req))
     assert found.tolist() == [7, 1, 3] and examined == 9  # 5..9, wraps to 0..3
-    found, examined = scan(nodes, 0, 10, fits(req))
+    found, examined = scan(nodes, 0, 10, fits(nodes, req))
     assert sorted(found.tolist()) == [1, 3, 4, 7] and examined == 10  # fewer than wanted: every node
 
 
@@ -103,7 +103,7 @@ def test_scan_windows_grow_over_a_large_cluster() -> None:
     for i in (10, 4_000, 4_999):
         free[i] = 1000
     nodes = cluster(free)
-    found, examined = scan(nodes, 100, 2, fits(nodes.request_vector({"cpu": 1})))
+    found, examined = scan(nodes, 100, 2, fits(nodes, nodes.request_vector({"cpu": 1})))
     assert found.tolist() == [4_000, 4_999] and examined == 4_900
 
 
@@ -190,7 +190,7 @@ def test_the_sampled_choice_is_the_best_among_the_nodes_the_scan_found(
     prepared = PreparedPolicy("bin_packing", sample={"candidates": k, "start": "rotating"})
     prepared.sample_start = start
     d = decide(nodes, req, prepared)
-    found, _ = scan(nodes, start % nodes.n_nodes, min(k, nodes.n_nodes), fits(req))
+    found, _ = scan(nodes, start % nodes.n_nodes, min(k, nodes.n_nodes), fits(nodes, req))
     if not len(found):
         assert d.node is None
         return
