@@ -6,8 +6,8 @@ Each records ``ratio`` (higher is better) against a baseline timed in the same r
 * one ``select`` at 10,000 nodes x 4 resources for three policies, against the Go loop;
 * the M/M/c engine on 20,000 tasks (8 nodes: the decision memo's case), against Ciw on the
   same workload, in paired CPU time (``paired.py``);
-* the M/M/1000 engine (1,000 nodes x 4 resources, the kept feasibility masks' case) on 5,000
-  tasks, against Ciw with 1,000 servers;
+* the M/M/1000 engine (1,000 nodes x 4 resources, the state classes' case: every node empty
+  or full) on 5,000 tasks, against Ciw with 1,000 servers;
 * one sampled decision (Nomad's ``log2``, kube's adaptive window) on 100,000 nodes x 4
   resources, against scoring every node (``test_sampling.py``'s cluster and ratio);
 * writing a 200,000-row tasks table as CSV, against ``DataFrame.to_csv`` (``test_cli.py``);
@@ -64,7 +64,7 @@ def test_quick_mmc_beside_ciw(benchmark: Any) -> None:
 
 @pytest.mark.benchmark(group="quick")
 def test_quick_wide_mmc_beside_ciw(benchmark: Any) -> None:
-    """M/M/1000 as 1,000 nodes x 4 resources (every task one shape: its feasibility mask is kept)."""
+    """M/M/1000 as 1,000 nodes x 4 resources (every node empty or full: decided by state classes)."""
     paired = paired_beside_ciw(1_000, QUICK_WIDE_TASKS, pairs=3, capacity=WIDE_RESOURCES)
     scenario = mmc_scenario(QUICK_WIDE_TASKS, 1_000, WIDE_RESOURCES, name="mmc-wide-quick")
 

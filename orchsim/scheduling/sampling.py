@@ -32,7 +32,7 @@ import numpy as np
 
 from orchsim.scheduling.matrix import NodeMatrix
 
-__all__ = ["KUBE_MIN_FEASIBLE", "Sampling", "fits_range", "parse_sampling", "scan"]
+__all__ = ["KUBE_MIN_FEASIBLE", "RememberedWindow", "Sampling", "fits_range", "parse_sampling", "scan"]
 
 KUBE_MIN_FEASIBLE = 100  # kube-scheduler's minFeasibleNodesToFind
 KUBE_MIN_PERCENTAGE = 5  # minFeasibleNodesPercentageToFind
@@ -112,6 +112,32 @@ def fits_range(nodes: NodeMatrix, request: np.ndarray) -> Callable[[int, int], n
         return ~bad
 
     return feasible_in
+
+
+class RememberedWindow:
+    """A ``feasible_in`` for ``scan`` that keeps the mask of the last window it was asked for.
+
+    The decision after a scan needs the filters on the stretch of nodes it found, which
+    usually lies inside the scan's last window (kube's window is found in one): it is then
+    a slice of the kept mask, not a second pass of the filters.
+    """
+
+    __slots__ = ("_check", "hi", "lo", "mask")
+
+    def __init__(self, check: Callable[[int, int], np.ndarray]) -> None:
+        self._check = check
+        self.lo = self.hi = 0
+        self.mask = np.zeros(0, dtype=bool)
+
+    def __call__(self, lo: int, hi: int) -> np.ndarray:
+        self.lo, self.hi, self.mask = lo, hi, self._check(lo, hi)
+        return self.mask
+
+    def rejected(self, lo: int, hi: int) -> np.ndarray:
+        """Bool: True where a node of ``lo:hi`` fails the filters (a new array)."""
+        if self.lo <= lo and hi <= self.hi:
+            return ~self.mask[lo - self.lo : hi - self.lo]
+        return ~self._check(lo, hi)
 
 
 def scan(

@@ -18,7 +18,7 @@ from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.memo import DecisionMemo
 from orchsim.scheduling.node_devices import NO_DEVICES, Assignment
 from orchsim.scheduling.registry import POLICIES, PolicyRegistry, PolicySpec
-from orchsim.scheduling.sampling import Sampling, fits_range, parse_sampling, scan
+from orchsim.scheduling.sampling import RememberedWindow, Sampling, fits_range, parse_sampling, scan
 from orchsim.scheduling.state_classes import ClassTable, StateClasses
 from orchsim.scheduling.subset import NodeSubset
 
@@ -333,11 +333,12 @@ def _decide_sampled(
     extra = prepared.filters
     if extra or task is not None or node_selector or nodes.devices:
 
-        def feasible_in(lo: int, hi: int) -> np.ndarray:
+        def check(lo: int, hi: int) -> np.ndarray:
             return ~infeasible(NodeSubset(nodes, slice(lo, hi)), req, node_selector, extra=extra, task=task)
 
     else:
-        feasible_in = fits_range(nodes, req)  # the built-ins on the matrix's own rows, no subset per window
+        check = fits_range(nodes, req)  # the built-ins on the matrix's own rows, no subset per window
+    feasible_in = RememberedWindow(check)
     found, examined = scan(nodes, start, wanted, feasible_in)
     prepared.sample_start = (start + examined) % n
     if not len(found):
@@ -346,7 +347,7 @@ def _decide_sampled(
     if last >= first and last - first < 4 * len(found) + 64:
         # Found close together (the usual case): decide on that window (views), the rest masked. The scan
         # took every feasible node of one unwrapped stretch, so the window's mask is exactly ``found``.
-        sub, bad = NodeSubset(nodes, slice(first, last + 1)), ~feasible_in(first, last + 1)
+        sub, bad = NodeSubset(nodes, slice(first, last + 1)), feasible_in.rejected(first, last + 1)
     else:
         sub, bad = NodeSubset(nodes, found), np.zeros(len(found), dtype=bool)
     d = _decide_all(sub, req, prepared, node_selector, task, explain, bad)
