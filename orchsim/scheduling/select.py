@@ -426,7 +426,7 @@ def _decide_classes(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy
     live = classes.live()
     table = classes.table(prepared, req)
     fits, scores = table.fits, table.scores
-    if len(fits) < len(classes.counts) or any(fits[cls] is None for cls, _, _ in live):
+    if len(fits) < len(classes.counts) or (not table.complete and any(fits[cls] is None for cls, _, _ in live)):
         _fill_table(nodes, req, prepared, table, live, len(classes.counts))
     feasible = [(scores[cls], -low, count) for cls, count, low in live if fits[cls]]
     n_fit = sum(count for _, _, count in feasible)
@@ -436,8 +436,7 @@ def _decide_classes(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy
         best = -feasible[0][1]
         prepared.last = node_id = nodes.id_of(best)
         return Decision(best, node_id, None, spec.name, n, 1, {})
-    nans = [-low for score, low, _ in feasible if score != score]
-    if nans:  # argmax would stop at the first NaN
+    if table.nan and (nans := [-low for score, low, _ in feasible if score != score]):  # argmax stops at a NaN
         raise PolicyError(f"policy {spec.name!r} scored node {nodes.id_of(min(nans))!r} NaN")
     score, low, _ = max(feasible)  # the highest score, then the lowest node index
     if score == -np.inf:
@@ -459,6 +458,8 @@ def _fill_table(
     for (cls, _), rejected, score in zip(todo, bad.tolist(), _scores(sub, req, prepared, bad).tolist(), strict=True):
         table.fits[cls] = not rejected
         table.scores[cls] = score
+        table.nan = table.nan or score != score
+    table.complete = None not in table.fits
 
 
 def choose_devices(nodes: NodeMatrix, req: np.ndarray, prepared: PreparedPolicy, node: int) -> Assignment:

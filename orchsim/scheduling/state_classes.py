@@ -45,15 +45,17 @@ class ClassTable:
     """One policy's fit and score of each class for one request vector.
 
     ``fits[c]`` and ``scores[c]`` are None for a class not evaluated yet (new since);
-    ``prepared`` is held so that the table's key (its id) is never reused.
+    ``complete``: none is; ``nan``: some score is NaN. ``prepared`` is held so that the
+    table's key (its id) is never reused.
     """
 
-    __slots__ = ("fits", "prepared", "scores")
+    __slots__ = ("complete", "fits", "nan", "prepared", "scores")
 
     def __init__(self, prepared: Any) -> None:
         self.prepared = prepared
         self.fits: list[bool | None] = []
         self.scores: list[float | None] = []
+        self.complete = self.nan = False
 
 
 class StateClasses:
@@ -201,4 +203,5 @@ def keep_decision_aids(nodes: NodeMatrix, prepared: Any, demand: np.ndarray) -> 
     they are few. ``demand``: float64 ``(T, R)``, every task's request.
     """
     if not memoised(prepared, nodes):
+        prepared.memo = None  # a key per decision for nothing: decisions are the same without it
         keep_state_classes(nodes, prepared, few_shapes(demand))
