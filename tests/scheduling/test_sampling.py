@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchsim.scheduling import NodeMatrix, PreparedPolicy, decide, select
+from orchsim.scheduling import FILTERS, NodeMatrix, PreparedPolicy, decide, select
 from orchsim.scheduling.filters import infeasible
 from orchsim.scheduling.sampling import Sampling, parse_sampling, scan
 from orchsim.scheduling.subset import NodeSubset
@@ -197,3 +197,39 @@ def test_the_sampled_choice_is_the_best_among_the_nodes_the_scan_found(
     among = select(NodeSubset(nodes, np.sort(found)), req, "bin_packing")
     assert d.node in found.tolist()
     assert d.score == pytest.approx(among.score, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    free=st.lists(st.tuples(st.integers(0, 1000), st.integers(0, 1000), st.booleans()), min_size=1, max_size=400),
+    request=st.tuples(st.integers(0, 1000), st.integers(0, 1000)),
+    sample=st.sampled_from(["log2", {"candidates": 5}, {"percentage": 30}, {"percentage": "adaptive"}]),
+    start=st.integers(0, 10_000),
+)
+def test_the_built_in_scan_decides_as_the_filters_on_every_window(
+    free: list[tuple[int, int, bool]], request: tuple[int, int], sample: object, start: int
+) -> None:
+    """``fits_range`` and the remembered window (no ``NodeSubset`` per window) against the generic scan.
+
+    A filter that rejects nothing sends the other decision through the generic path
+    (the filters run on a ``NodeSubset`` of every window and of the decision's window).
+    """
+    n = len(free)
+    nodes = NodeMatrix.from_capacities({"cpu": [1000.0] * n, "memory": [1000.0] * n})
+    for i, (cpu, memory, up) in enumerate(free):
+        nodes.allocate(i, {"cpu": 1000 - cpu, "memory": 1000 - memory})
+        nodes.set_schedulable(i, up)
+    req = nodes.request_vector({"cpu": request[0], "memory": request[1]})
+    FILTERS.register("rejects_nothing", lambda nodes, request, task: np.ones(nodes.n_nodes, dtype=bool))
+    try:
+        generic = PreparedPolicy("bin_packing", sample=sample, filters={"rejects_nothing": {}})
+        built_in = PreparedPolicy("bin_packing", sample=sample)
+        for prepared in (generic, built_in):
+            prepared.sample_start = start
+            prepared._rng = np.random.default_rng(start)
+        for _ in range(3):  # the scan moves on (rotating) or draws again (random)
+            want, got = decide(nodes, req, generic, explain=False), decide(nodes, req, built_in, explain=False)
+            assert (got.node, got.score, got.feasible) == (want.node, want.score, want.feasible)
+            assert built_in.sample_start == generic.sample_start
+    finally:
+        FILTERS.unregister("rejects_nothing")
