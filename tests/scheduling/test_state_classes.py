@@ -1,7 +1,7 @@
 """State classes (``state_classes.py``) decide exactly what the plain pipeline decides.
 
 Random clusters of a few node kinds go through random placements, completions (checked
-and unchecked), cordons and node joins; at every step a decision on the matrix keeping
+and unchecked), cordons, node joins and removals; at every step a decision on the matrix keeping
 state classes and one on an identical plain copy must agree on node, id, score, counts
 and the policy's cursor, for every ``per_node`` policy. Classes turn themselves off past
 ``MAX_CLASSES`` states (and hand over to feasibility masks when the owner named shapes).
@@ -82,9 +82,15 @@ def test_decisions_by_class_equal_the_plain_pipeline_s(policy: str, kinds: list[
             node = pick % plain.n_nodes
             for nodes in (classed, plain):
                 nodes.set_schedulable(node, not bool(nodes.schedulable[node]))
-        elif kind == 4:  # a node joins: class ids start over
+        elif kind == 4 and pick % 2:  # a node joins: class ids start over
             for nodes in (classed, plain):
-                nodes.add_nodes([f"new-{len(steps)}-{nodes.n_nodes}"], np.array([[KINDS[shape][0]], [KINDS[shape][1]]]))
+                nodes.add_nodes([f"new-{pick}-{nodes.n_nodes}"], np.array([[KINDS[shape][0]], [KINDS[shape][1]]]))
+        elif kind == 4 and plain.n_nodes > 1:  # an idle node leaves: columns move, class ids start over
+            idle = np.flatnonzero(plain.tasks == 0)
+            if len(idle):
+                gone = int(idle[pick % len(idle)])
+                mapping = [nodes.remove_nodes([gone]) for nodes in (classed, plain)][-1]
+                running = [(int(mapping[node]), request, unchecked) for node, request, unchecked in running]
         for other in SHAPES:  # every shape, so that a node in a wrong class shows
             _agree(policy, classed, plain, fast, slow, other)
 
