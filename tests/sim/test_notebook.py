@@ -295,9 +295,9 @@ def test_the_live_recording_replays_as_the_notebook_says(notebook_run: tuple[nbf
     live, spread, packed = (table.loc[r] for r in ("recorded (live)", "replay: spread", "replay: bin_packing"))
     for metric in ("mean_nodes_used", "mean_stranded_cpu"):  # "within a few percent"
         assert abs(spread[metric] - live[metric]) < 0.05 * live[metric], metric
-    assert packed["mean_nodes_used"] < spread["mean_nodes_used"] - 0.8  # "about one node fewer"
-    assert packed["mean_stranded_cpu"] < 0.5 * spread["mean_stranded_cpu"]
+    assert packed["mean_nodes_used"] < spread["mean_nodes_used"] - 0.6  # "about 0.7 of a node fewer"
+    assert packed["mean_stranded_cpu"] < 0.7 * spread["mean_stranded_cpu"]  # "a third less"
     lost = table["tasks_lost"]
-    assert (lost["replay: bin_packing"], lost["replay: spread"], lost["replay: round_robin"]) == (0, 2, 2)
+    assert (lost["replay: bin_packing"], lost["replay: spread"], lost["replay: round_robin"]) == (3, 2, 2)
     assert lost["recorded (live)"] == 2 and lost["replay: fgd"] == 4
-    assert table.loc["replay: bin_packing", "failure_cost_time_in_system"] == 0
+    assert table.loc["replay: bin_packing", "failure_cost_time_in_system"] > 0  # its three tasks ran again

@@ -99,28 +99,33 @@ def test_the_wait_verdict_can_fail(tmp_path: Path) -> None:
 def test_the_shipped_recordings_replay_their_placements_and_waits(recording: str, placed: int) -> None:
     results, check = replay(SCENARIOS / "recordings" / recording, ["round_robin"])
     assert list(results.summary["policy"])[1:] == ["round_robin"]
-    # Timing leaves out about half (a race within one pass, then the tasks that follow it while
-    # it runs): 73 of 150 and 105 of 200 are compared, every one on its live node.
+    # Timing may leave tasks out (a race within one pass, then the tasks that follow it while it
+    # runs); the recordings shipped now, made on a quiet machine, have none: 150/150 and 200/200.
     assert check.compared == placed and check.agreement >= 0.95 and check.timing <= 0.55 * placed, check.lines()
     assert all(d.cause != "unexplained" for d in check.divergences)
     # The replayed mean wait in the recorded mean's bare bootstrap interval: the replay waits the
     # master's decision latency (the mean measured from the recording) on every pass.
     assert check.interval[0] <= check.replayed_mean_wait <= check.interval[1] and check.within, check.lines()
     assert "the mean of" in check.latency
-    # Without the latency the simulator places in zero time, and the waits of this recording
-    # (mostly the master's own latency) fall below the interval.
-    _, bare = replay(SCENARIOS / "recordings" / recording, latency="none")
-    assert bare.replayed_mean_wait < check.replayed_mean_wait
+    # Every live placement (killed_worker's 2 rescheduled ones too) decided alike by the core on
+    # the cluster the master saw: format 3's event ids give the commit order.
+    decisions = check.decisions
+    assert decisions is not None and decisions.compared >= placed and decisions.unexplained == 0, check.lines()
+    if recording == "killed_worker":
+        # Without the latency the simulator places in zero time, and the waits of this recording
+        # (all the master's own latency: nothing queues) fall below the interval.
+        _, bare = replay(SCENARIOS / "recordings" / recording, latency="none")
+        assert bare.replayed_mean_wait < check.interval[0], bare.lines()
 
 
 def test_the_replay_command_prints_policies_and_the_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     recording = str(SCENARIOS / "recordings" / "dev_mixed")
     assert main(["replay", recording, "--policy", "round_robin", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "round_robin" in out and "placements: 73/73 on the same node" in out
-    written = (tmp_path / "replay_check.txt").read_text()
-    assert written.startswith("placements: 73/73") and "\n".join(written.splitlines()[:7]) in out
-    assert len(written.splitlines()) == 2 + 77 and "... and 72 more divergences" in out  # the file has every one
+    assert "round_robin" in out and "placements: 150/150 on the same node" in out
+    written = (tmp_path / "replay_check.txt").read_text().splitlines()
+    assert written[0].startswith("placements: 150/150") and "\n".join(written) in out  # no divergence to cut
+    assert len(written) == 3 and written[2].startswith("decisions: 150/150 live placements decided alike")
     assert set((tmp_path / "summary.csv").read_text().splitlines()[1:][0].split(",")[:1]) == {"bin_packing"}
 
 
