@@ -23,6 +23,7 @@ from orchlive.models import (
     node_public,
     resource_order,
 )
+from orchlive.releases import Release, Released, allocation
 from orchlive.store import Entry, Keys, Store, WatchEvent
 
 __all__ = ["ClusterCache", "TaskTable", "read_cache", "read_nodes"]
@@ -89,7 +90,8 @@ class ClusterCache:
     tasks: TaskTable = field(default_factory=TaskTable)
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     alive: dict[str, datetime | None] = field(default_factory=dict)
-    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
+    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)  # what was placed: placements compare it
+    released: dict[str, tuple[Released, int]] = field(default_factory=dict)  # what was given back (``releases``)
     gangs: set[str] = field(default_factory=set)  # gangs that may still need keeping whole (``orchlive.gangs``)
     # The tasks placed on each node, in the order seen: its inbox keys (the ledger only counts them).
     placed: dict[str, dict[str, None]] = field(default_factory=dict)
@@ -141,6 +143,13 @@ class ClusterCache:
                 self.ledgers[ident] = (Ledger.from_json(json.loads(event.value)), event.mod_revision)
             else:
                 self.ledgers.pop(ident, None)
+        elif key.startswith(keys.released_all()):
+            if _older(self.released.get(ident), event):
+                return False
+            if put:
+                self.released[ident] = (Released.from_json(json.loads(event.value)), event.mod_revision)
+            else:
+                self.released.pop(ident, None)
         else:
             return False
         return True
@@ -163,9 +172,18 @@ class ClusterCache:
         return list(self.placed.get(node_id, ()))
 
     def ledger(self, node_id: str) -> Ledger:
-        """The node's ledger (empty if it has none yet)."""
-        entry = self.ledgers.get(node_id)
-        return entry[0] if entry is not None else Ledger()
+        """What the node holds: its ledger of placements minus its releases (empty if it has none yet).
+
+        A view (``releases.allocation``): change ``ledgers`` or ``released``, never this.
+        """
+        entry, released = self.ledgers.get(node_id), self.released.get(node_id)
+        return allocation(entry[0] if entry is not None else Ledger(), released[0] if released is not None else None)
+
+    def note_release(self, node_id: str, release: Release, revision: int) -> None:
+        """Keep what one of this process's releases wrote (``transitions.Release``), before the watch brings it."""
+        self.released[node_id] = (release.released, revision)
+        if release.ledger is not None:
+            self.ledgers[node_id] = (release.ledger, revision)
 
     def node_view(self, node_id: str) -> NodePublic:
         """The node as the API, the events and the metrics show it."""
@@ -218,9 +236,10 @@ async def read_cache(store: Store, prefixes: Iterable[str]) -> tuple[ClusterCach
 async def read_nodes(store: Store) -> dict[str, NodePublic]:
     """Every node that ever registered, by id, as ``ClusterCache.node_view`` shows it, from one snapshot.
 
-    Records, heartbeats, ledgers and inboxes, read at one revision; no task is read (a
+    Records, heartbeats, ledgers, releases and inboxes, read at one revision; no task is read (a
     node's task list is its inbox).
     """
     keys = store.keys
-    cache, _ = await read_cache(store, (keys.nodes(), keys.alive_all(), keys.allocs(), keys.assignments()))
+    prefixes = (keys.nodes(), keys.alive_all(), keys.allocs(), keys.released_all(), keys.assignments())
+    cache, _ = await read_cache(store, prefixes)
     return {node_id: cache.node_view(node_id) for node_id in sorted(cache.nodes)}
