@@ -9,6 +9,7 @@ disagree on a node's state, allocation or tasks.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,9 +24,10 @@ from orchlive.models import (
     node_public,
     resource_order,
 )
+from orchlive.releases import Release, Released, allocation
 from orchlive.store import Entry, Keys, Store, WatchEvent
 
-__all__ = ["ClusterCache", "TaskTable", "read_cache", "read_nodes"]
+__all__ = ["ClusterCache", "TaskTable", "queue_key", "read_cache", "read_nodes"]
 
 
 def _beat_time(raw: bytes) -> datetime | None:
@@ -36,34 +38,59 @@ def _beat_time(raw: bytes) -> datetime | None:
         return None
 
 
+def queue_key(task: Task) -> tuple[int, datetime, str]:
+    """A pending task's place in the queue: highest priority first, then by creation (the simulator's order)."""
+    return (-task.priority, task.creation_time, task.id)
+
+
 class TaskTable(dict[str, tuple[Task, int]]):
-    """Tasks by id (task, mod revision) that also keep the ids of the PENDING ones.
+    """Tasks by id (task, mod revision) that also keep the PENDING ones in queue order.
 
     The master's pass reads only the pending tasks; finished ones stay in the table (the
     API's ``/metrics`` counts them) but cost the pass nothing, so its cost follows the
-    queue, not every task the cluster ever ran.
+    queue, not every task the cluster ever ran. The queue is kept sorted as tasks enter
+    and leave it (``queue_key``; a binary search each), so a pass does not sort the whole
+    queue again: what each change costs no longer grows with the backlog's sort.
     """
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__()
         self.pending_ids: set[str] = set()
+        self._keys: dict[str, tuple[int, datetime, str]] = {}  # each pending task's queue_key
+        self._order: list[tuple[int, datetime, str]] = []  # the pending tasks' keys, sorted
         for task_id, value in dict(*args, **kwargs).items():  # type: ignore[arg-type]
             self[task_id] = value
 
     def __setitem__(self, task_id: str, value: tuple[Task, int]) -> None:
         super().__setitem__(task_id, value)
         if value[0].state == TaskState.PENDING:
+            key = queue_key(value[0])
+            if self._keys.get(task_id) != key:
+                self._leave(task_id)
+                self._keys[task_id] = key
+                insort(self._order, key)
             self.pending_ids.add(task_id)
         else:
-            self.pending_ids.discard(task_id)
+            self._leave(task_id)
 
     def __delitem__(self, task_id: str) -> None:
         super().__delitem__(task_id)
-        self.pending_ids.discard(task_id)
+        self._leave(task_id)
 
     def pop(self, task_id: str, *default: object) -> object:  # type: ignore[override]
-        self.pending_ids.discard(task_id)
+        self._leave(task_id)
         return super().pop(task_id, *default)
+
+    def _leave(self, task_id: str) -> None:
+        """``task_id`` is no longer pending (or its key changed): out of the queue."""
+        self.pending_ids.discard(task_id)
+        key = self._keys.pop(task_id, None)
+        if key is not None:
+            del self._order[bisect_left(self._order, key)]
+
+    def queue(self) -> list[tuple[Task, int]]:
+        """The PENDING tasks (task, mod revision) in queue order."""
+        return [self[key[2]] for key in self._order]
 
 
 def _older(cached: tuple[object, int] | None, event: WatchEvent) -> bool:
@@ -89,7 +116,8 @@ class ClusterCache:
     tasks: TaskTable = field(default_factory=TaskTable)
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     alive: dict[str, datetime | None] = field(default_factory=dict)
-    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)
+    ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)  # what was placed: placements compare it
+    released: dict[str, tuple[Released, int]] = field(default_factory=dict)  # what was given back (``releases``)
     gangs: set[str] = field(default_factory=set)  # gangs that may still need keeping whole (``orchlive.gangs``)
     # The tasks placed on each node, in the order seen: its inbox keys (the ledger only counts them).
     placed: dict[str, dict[str, None]] = field(default_factory=dict)
@@ -141,6 +169,13 @@ class ClusterCache:
                 self.ledgers[ident] = (Ledger.from_json(json.loads(event.value)), event.mod_revision)
             else:
                 self.ledgers.pop(ident, None)
+        elif key.startswith(keys.released_all()):
+            if _older(self.released.get(ident), event):
+                return False
+            if put:
+                self.released[ident] = (Released.from_json(json.loads(event.value)), event.mod_revision)
+            else:
+                self.released.pop(ident, None)
         else:
             return False
         return True
@@ -163,9 +198,18 @@ class ClusterCache:
         return list(self.placed.get(node_id, ()))
 
     def ledger(self, node_id: str) -> Ledger:
-        """The node's ledger (empty if it has none yet)."""
-        entry = self.ledgers.get(node_id)
-        return entry[0] if entry is not None else Ledger()
+        """What the node holds: its ledger of placements minus its releases (empty if it has none yet).
+
+        A view (``releases.allocation``): change ``ledgers`` or ``released``, never this.
+        """
+        entry, released = self.ledgers.get(node_id), self.released.get(node_id)
+        return allocation(entry[0] if entry is not None else Ledger(), released[0] if released is not None else None)
+
+    def note_release(self, node_id: str, release: Release, revision: int) -> None:
+        """Keep what one of this process's releases wrote (``transitions.Release``), before the watch brings it."""
+        self.released[node_id] = (release.released, revision)
+        if release.ledger is not None:
+            self.ledgers[node_id] = (release.ledger, revision)
 
     def node_view(self, node_id: str) -> NodePublic:
         """The node as the API, the events and the metrics show it."""
@@ -183,8 +227,7 @@ class ClusterCache:
 
     def pending(self) -> list[tuple[Task, int]]:
         """The PENDING tasks in queue order: highest priority first, then by creation (the simulator's order)."""
-        found = [self.tasks[task_id] for task_id in self.tasks.pending_ids]  # not every task: only the queue
-        return sorted(found, key=lambda item: (-item[0].priority, item[0].creation_time, item[0].id))
+        return self.tasks.queue()  # kept sorted as tasks come and go: not every task, and no sort per pass
 
     def resource_names(self, pending: list[tuple[Task, int]]) -> tuple[str, ...]:
         """Matrix rows: cpu, memory, gpu, and every other resource a node offers or ``pending`` asks for.
@@ -218,9 +261,10 @@ async def read_cache(store: Store, prefixes: Iterable[str]) -> tuple[ClusterCach
 async def read_nodes(store: Store) -> dict[str, NodePublic]:
     """Every node that ever registered, by id, as ``ClusterCache.node_view`` shows it, from one snapshot.
 
-    Records, heartbeats, ledgers and inboxes, read at one revision; no task is read (a
+    Records, heartbeats, ledgers, releases and inboxes, read at one revision; no task is read (a
     node's task list is its inbox).
     """
     keys = store.keys
-    cache, _ = await read_cache(store, (keys.nodes(), keys.alive_all(), keys.allocs(), keys.assignments()))
+    prefixes = (keys.nodes(), keys.alive_all(), keys.allocs(), keys.released_all(), keys.assignments())
+    cache, _ = await read_cache(store, prefixes)
     return {node_id: cache.node_view(node_id) for node_id in sorted(cache.nodes)}

@@ -41,6 +41,13 @@ class Keys:
     def alloc(self, node_id: str) -> str:
         return f"{self.prefix}/alloc/{node_id}"
 
+    def released_all(self) -> str:
+        return f"{self.prefix}/released/"
+
+    def released(self, node_id: str) -> str:
+        """What the node's tasks gave back (``orchlive.releases``): the allocation is ``alloc`` minus this."""
+        return f"{self.prefix}/released/{node_id}"
+
     def assignments(self, node_id: str | None = None) -> str:
         return f"{self.prefix}/assign/" if node_id is None else f"{self.prefix}/assign/{node_id}/"
 
@@ -71,7 +78,7 @@ class Keys:
 
     def mirrored(self) -> tuple[str, ...]:
         """The prefixes a master mirrors (never events or logs: they grow with history, not with the cluster)."""
-        return (self.tasks(), self.nodes(), self.alive_all(), self.allocs(), self.assignments())
+        return (self.tasks(), self.nodes(), self.alive_all(), self.allocs(), self.released_all(), self.assignments())
 
     @staticmethod
     def last(key: str) -> str:

@@ -45,7 +45,7 @@ from orchlive.models import Task
 from orchlive.node_matrix import MatrixBuilder
 from orchlive.preemption import Evictions, commit_evictions
 from orchlive.stopping import StopWaits
-from orchlive.store import Keys, Store, StoreUnavailableError, retrying
+from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retrying
 from orchsim.scheduling import (
     DEFAULTS,
     FILTERS,
@@ -129,8 +129,7 @@ class Master:
         self.prepared = PreparedPolicy(
             policy, filters=self.filters, rng=random_streams(seed)[0], params=self.params, sample=sample
         )
-        self.cache = ClusterCache()
-        self.wake = asyncio.Event()
+        self.cache, self.wake = ClusterCache(), asyncio.Event()
         self._matrices = MatrixBuilder()
         self._blocked: dict[str, str] = {}  # pending tasks the pass skips, with the reason (``_unplaceable``)
         self._held: dict[str, str] = {}  # pending tasks waiting for their parents (``orchlive.dependencies``)
@@ -144,15 +143,26 @@ class Master:
         self.lost_grace = lost_grace
         self._lost_since: dict[str, float] = {}  # nodes seen without their lease, since (time.monotonic)
         self._grace_wake: float | None = None  # when the grace timer wakes the loop (time.monotonic)
+        self._since_load: list[WatchEvent] | None = None  # the watch's changes while ``load`` reads
 
     # ------------------------------------------------------------------ state mirror
     async def load(self) -> int:
         """Read tasks, nodes, heartbeats and ledgers (one snapshot); returns the revision to watch from.
 
         Never events or logs: what the master reads at start-up grows with the cluster,
-        not with its history (``Keys.mirrored``).
+        not with its history (``Keys.mirrored``). When the watch already runs (leadership
+        regained), the changes it applies during the read go to the new cache as well if
+        newer than the read: else they were lost with the old cache (tasks left PENDING
+        that no pass saw, seen in issue 13's load runs after a lost leadership).
         """
-        cache, revision = await read_cache(self.store, self.keys.mirrored())
+        self._since_load = []
+        try:
+            cache, revision = await read_cache(self.store, self.keys.mirrored())
+        finally:
+            seen, self._since_load = self._since_load, None
+        for event in seen:  # what the watch brought meanwhile (a leader again): on the new cache too
+            if event.mod_revision > revision:
+                cache.apply(self.keys, event)
         self.cache = cache
         # Nodes already dead at start-up need handling only if they still hold tasks.
         self._lost_handled = {n for n in cache.nodes if n not in cache.alive and not cache.ledger(n).count}
@@ -160,6 +170,8 @@ class Master:
 
     async def watch_loop(self, start_revision: int) -> None:
         async for event in self.store.watch(self.keys.root(), start_revision):
+            if self._since_load is not None:
+                self._since_load.append(event)
             if self.cache.apply(self.keys, event):
                 if event.key.startswith(self.keys.alive_all()):
                     node = Keys.last(event.key)

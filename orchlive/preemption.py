@@ -110,8 +110,8 @@ class Evictions:
 async def commit_evictions(store: Store, cache: ClusterCache, preempted: list[tuple[Any, Any, int]]) -> bool:
     """``transitions.preempt`` for each ``(victim, preemptor, node)`` of a pass, mirrored in ``cache``.
 
-    The cache then holds each victim PENDING and its node's ledger as written, so the
-    placements committed next compare the ledger without the victims. Returns False when
+    The cache then holds each victim PENDING and its node's releases (and ledger, when
+    devices left it) as written, so the placements committed next see the victims' room. Returns False when
     a victim had moved on meanwhile (finished, deleted): the pass's matrix no longer says
     what etcd holds, and the next pass decides again.
     """
@@ -125,7 +125,7 @@ async def commit_evictions(store: Store, cache: ClusterCache, preempted: list[tu
             all_done = False
             continue
         cache.tasks[victim] = (done.task, done.revision)
-        cache.ledgers[task.node_id or ""] = (done.ledger, done.revision)
+        cache.note_release(task.node_id or "", done.release, done.revision)
         cache.note_placed(task.node_id or "", victim, put=False)
         log.info("task %s preempted on node %s (node index %d) by %s", victim, task.node_id, node, preemptor)
     return all_done

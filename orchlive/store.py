@@ -5,8 +5,10 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
     PREFIX/tasks/<task>            Task JSON: the task record and its state
     PREFIX/nodes/<node>            NodeRecord JSON: capacity, labels, cordon flag (worker registration, drain)
     PREFIX/alive/<node>            heartbeat: exists while the worker's lease lives; value = last beat time
-    PREFIX/alloc/<node>            the node's allocation ledger {"allocated": {"cpu", "memory", ...}, "count"}
+    PREFIX/alloc/<node>            the node's ledger of placements {"allocated": {"cpu", "memory", ...}, "count"}
                                    (totals only: its size does not grow with the tasks it counts)
+    PREFIX/released/<node>         what the node's tasks gave back, same layout: the allocation is alloc
+                                   minus released (``orchlive.releases``), so a finish never moves alloc
     PREFIX/assign/<node>/<task>    a worker's inbox: present while the task is placed there (the node's task
                                    list); deleting it tells the worker to stop the task (fencing, drain, delete)
     PREFIX/events/<uuid>           Event JSON {type, object, timestamp, index}; the event id is the
@@ -17,7 +19,7 @@ Key layout (``PREFIX`` defaults to ``/orch``; one cluster per prefix)::
     PREFIX/leader                  the scheduling leader's id, under its lease
 
 Every state transition is one transaction that compares the mod revisions it read
-(the task, and the node's ledger when resources move), so a task is never assigned
+(the task, and the node's ledger or releases when resources move), so a task is never assigned
 twice and a node is never over-committed, even with masters racing. The event that
 describes a transition is written in the same transaction. This module only provides
 the means (``Store``, ``Txn``); every write of orchlive is a named function of

@@ -52,6 +52,7 @@ __all__ = ["Worker"]
 log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 64 * 1024  # the default of --log-tail-bytes (ORCH_LOG_TAIL_BYTES)
 MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
+STARTING = 16  # tasks being started at once (``Worker._take_logged``)
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Worker:
         self.lease_id = 0
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
+        self._starting = asyncio.Semaphore(STARTING)
         self._unassigned: set[str] = set()  # unassigned while being taken: stop confirmed after
         # Containers left by a previous incarnation of this worker, by (task, attempt):
         # adopted if etcd still wants them, removed otherwise.
@@ -234,8 +236,7 @@ class Worker:
             task_id = Keys.last(event.key)
             if event.kind == "put":
                 if task_id not in self.running and task_id not in self._taking:
-                    # Start tasks concurrently: one slow start must not hold up the inbox.
-                    self._taking.add(task_id)
+                    self._taking.add(task_id)  # started concurrently: a slow start must not hold up the inbox
                     taking = asyncio.create_task(self._take_logged(task_id))
                     self._background.add(taking)
                     taking.add_done_callback(self._background.discard)
@@ -252,11 +253,16 @@ class Worker:
     async def _take_logged(self, task_id: str) -> None:
         """``_take``, again until etcd answers: a task left ASSIGNED would hold its place for ever.
 
+        At most ``STARTING`` at a time (read, spawn, report RUNNING); the others wait their
+        turn. Hundreds of assignments started all at once filled the event loop so that the
+        lease renewal's answer waited behind them: the lease expired and every task was requeued.
+
         Safe to repeat: until the process starts, ``_take`` only reads and decides; once it
         started, ``_mark_running`` retries on its own and never gives up half-way.
         """
         try:
-            await retrying(lambda: self._take_contained(task_id), what=f"task {task_id}: start")
+            async with self._starting:
+                await retrying(lambda: self._take_contained(task_id), what=f"task {task_id}: start")
         finally:
             self._taking.discard(task_id)
         if task_id in self._unassigned:  # unassigned while starting: stop what started, then confirm

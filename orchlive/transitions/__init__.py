@@ -7,7 +7,7 @@ Tasks (``tasks.py``; master, worker and API share these, so the rules live in on
 * ``place``        PENDING  -> ASSIGNED           (master; the node's ledger gains the request)
 * ``note_reason``  why a PENDING task waits       (master; no event: not a transition)
 * ``start``        ASSIGNED -> RUNNING            (worker)
-* ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the ledger gives the request back)
+* ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the node's releases take the request back)
 * ``requeue``      ASSIGNED | RUNNING -> PENDING, or FAILED past the retry limit (node lost, eviction)
 * ``preempt``      ASSIGNED | RUNNING -> PENDING  (master, for a higher priority; ``task.preempted``)
 * ``stopped``      the copy an eviction left on a node stopped (worker; clears ``stopping``, no event)
@@ -23,16 +23,16 @@ Nodes (``nodes.py``): ``register_node`` (worker; ``node.joined``), ``drain_node`
 and the leader key, ``claim_leadership``. Two plain writes without a compare live here too,
 so that nothing else writes: ``beat`` (the heartbeat's timestamp) and ``save_log_tail``.
 
-A transition compares the mod revision it read of every key it depends on (the task, and
-the node's ledger when resources move); if another party changed one in between, the
-transaction does not apply, and the transition re-reads (``core.until_applied``, the one
-retry loop) or reports the conflict (``ConflictError``). The assignment key (a worker's
-inbox) is created and deleted in the same transactions, and the event describing the
-change is written with them, so the event stream never shows a transition that did not
-happen. Callers keep what a transition returns and never rebuild it.
+A transition compares the mod revision it read of every key it depends on (the task, and the
+node's ledger when it places, its releases when it frees: ``orchlive.releases``); if another
+party changed one in between, the transaction does not apply, and the transition re-reads
+(``core.until_applied``, the one retry loop) or reports the conflict (``ConflictError``).
+The assignment key (a worker's inbox) is created and deleted in the same transactions, and
+the event describing the change is written with them, so the event stream never shows a
+transition that did not happen. Callers keep what a transition returns and never rebuild it.
 """
 
-from orchlive.transitions.core import ConflictError, read_ledger, read_task, record_size
+from orchlive.transitions.core import ConflictError, read_allocation, read_ledger, read_released, read_task, record_size
 from orchlive.transitions.creates import CreateBatcher
 from orchlive.transitions.groups import create_tasks, move, remove_tree
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
@@ -70,7 +70,9 @@ __all__ = [
     "place",
     "preempt",
     "Preempted",
+    "read_allocation",
     "read_ledger",
+    "read_released",
     "read_task",
     "record_size",
     "register_node",

@@ -1,4 +1,4 @@
-"""What every transition shares: the reads, the one retry loop, the conflict error, the ledger release.
+"""What every transition shares: the reads, the one retry loop, the conflict error, the release of resources.
 
 Reads return the record with the mod revision the transition will compare; only races
 repeat (``until_applied``), while etcd being unreachable raises ``StoreUnavailableError``
@@ -13,13 +13,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from orchlive.models import Ledger, NodeRecord, Task
+from orchlive.releases import Release, Released, allocation, drop_grants
 from orchlive.store import Entry, Store, Txn
 
 __all__ = [
     "ConflictError",
+    "Release",
     "commit_released",
     "commit_releasing",
+    "read_allocation",
     "read_ledger",
+    "read_released",
     "read_task",
     "record_json",
     "record_size",
@@ -44,11 +48,33 @@ async def read_task(store: Store, task_id: str) -> tuple[Task, int] | None:
 
 
 async def read_ledger(store: Store, node_id: str) -> tuple[Ledger, int]:
-    """A node's ledger and its mod revision (0 if it has none yet: an empty ledger)."""
+    """A node's ledger of placements and its mod revision (0 if it has none yet: an empty ledger).
+
+    What a placement compares; what the node holds is ``read_allocation``.
+    """
     entry: Entry | None = await store.get(store.keys.alloc(node_id))
     if entry is None:
         return Ledger(), 0
     return Ledger.from_json(entry.json()), entry.mod_revision
+
+
+async def read_released(store: Store, node_id: str) -> tuple[Released, int]:
+    """What a node's tasks gave back and its mod revision (0 if nothing yet: ``orchlive.releases``)."""
+    entry: Entry | None = await store.get(store.keys.released(node_id))
+    if entry is None:
+        return Released(), 0
+    return Released.from_json(entry.json()), entry.mod_revision
+
+
+async def read_allocation(store: Store, node_id: str) -> Ledger:
+    """What a node holds now: its ledger minus its releases (read one after the other).
+
+    The releases are read first: a placement landing between the two reads shows, a
+    release does not yet, so the view errs on the side of more allocated.
+    """
+    released, _ = await read_released(store, node_id)
+    placed, _ = await read_ledger(store, node_id)
+    return allocation(placed, released)
 
 
 def record_json(record: Task | NodeRecord) -> dict[str, Any]:
@@ -90,28 +116,33 @@ async def until_applied(step: Callable[[], Awaitable[tuple[bool, T]]]) -> T:
 async def commit_releasing(store: Store, txn: Txn, task: Task) -> bool:
     """Commit ``txn``, first adding the release of ``task``'s resources if it holds any.
 
-    The release compares the node ledger's revision and pulls the task from the worker's
-    inbox; it is built under the ledger's lock so that this process does not race itself.
+    The release compares the node's ``released`` key (``orchlive.releases``), not its
+    ledger, so it never makes a placement lose; it pulls the task from the worker's inbox.
+    It is built under the node's lock so that this process does not race itself.
     """
     applied, _, _ = await commit_released(store, txn, task)
     return applied
 
 
-async def commit_released(store: Store, txn: Txn, task: Task) -> tuple[bool, int, Ledger | None]:
-    """``commit_releasing``, also returning the revision and the node's ledger as written.
+async def commit_released(store: Store, txn: Txn, task: Task) -> tuple[bool, int, Release | None]:
+    """``commit_releasing``, also returning the revision and what the release wrote.
 
-    The ledger is None when ``task`` held nothing. The master keeps both (``preempt``), so
-    that its placements right after compare the ledger it just wrote.
+    None when ``task`` held nothing. The master keeps what was written (``preempt``), so
+    that its placements right after see the room the victims left.
     """
     if not (task.node_id and task.state.holds_resources):
         applied, revision = await txn.commit()
         return applied, revision, None
-    keys = store.keys
-    async with _ledger_lock(store, task.node_id):
-        ledger, ledger_revision = await read_ledger(store, task.node_id)
-        ledger.remove(task)
-        txn.expect_revision(keys.alloc(task.node_id), ledger_revision)
-        txn.put_json(keys.alloc(task.node_id), ledger.to_json())
-        txn.delete(keys.assignment(task.node_id, task.id))
+    keys, node_id = store.keys, task.node_id
+    async with _ledger_lock(store, node_id):
+        placed, placed_revision = await read_ledger(store, node_id)
+        released, released_revision = await read_released(store, node_id)
+        released.release(task, placed)
+        txn.expect_revision(keys.released(node_id), released_revision)
+        txn.put_json(keys.released(node_id), released.to_json())
+        ledger = placed if drop_grants(placed, task.id) else None
+        if ledger is not None:  # a device's share is per task: the ledger itself must change
+            txn.expect_revision(keys.alloc(node_id), placed_revision).put_json(keys.alloc(node_id), ledger.to_json())
+        txn.delete(keys.assignment(node_id, task.id))
         applied, revision = await txn.commit()
-    return applied, revision, ledger
+    return applied, revision, Release(released, ledger)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from orchlive.models import Ledger, NodePublic, NodeRecord, node_public, now
 from orchlive.store import Store
-from orchlive.transitions.core import ConflictError, read_ledger, record_json, until_applied
+from orchlive.transitions.core import ConflictError, read_allocation, record_json, until_applied
 from orchlive.transitions.tasks import requeue
 
 __all__ = ["beat", "claim_leadership", "drain_node", "node_lost", "register_node"]
@@ -20,9 +20,8 @@ async def _placed(store: Store, node_id: str) -> list[str]:
 
 
 async def _public(store: Store, record: NodeRecord, *, alive: bool) -> NodePublic:
-    """The public view of ``record`` with its ledger as stored now (for the event of a node transition)."""
-    ledger, _ = await read_ledger(store, record.id)
-    return node_public(record, ledger, await _placed(store, record.id), alive=alive)
+    """The public view of ``record`` with its allocation as stored now (for the event of a node transition)."""
+    return node_public(record, await read_allocation(store, record.id), await _placed(store, record.id), alive=alive)
 
 
 async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from orchlive.models import Ledger, Task, TaskState, now, task_public_json
+from orchlive.releases import Release, Released
 from orchlive.store import Store
 from orchlive.transitions.core import (
     ConflictError,
@@ -245,10 +246,10 @@ async def requeue(
 
 @dataclass(frozen=True)
 class Preempted:
-    """What ``preempt`` wrote: the task, PENDING again, and its former node's ledger, at ``revision``."""
+    """What ``preempt`` wrote: the task, PENDING again, and its former node's release, at ``revision``."""
 
     task: Task
-    ledger: Ledger
+    release: Release
     revision: int
 
 
@@ -256,7 +257,7 @@ async def preempt(store: Store, task_id: str, node_id: str, attempt: int, reason
     """ASSIGNED | RUNNING -> PENDING on ``node_id`` for placement ``attempt``: evicted for a higher priority.
 
     The master calls it for each victim the shared pass chose (``orchsim.scheduling.preemption``),
-    before it commits the preemptor's placement. The node's ledger gives the request back
+    before it commits the preemptor's placement. The node's releases take the request back
     and the worker's inbox key goes, in the same transaction as the event ``task.preempted``;
     the worker stops the run as for any task no longer assigned to it. ``attempts`` keeps
     counting placements (the next one is one more, as in the simulator), and never fails the
@@ -276,8 +277,8 @@ async def preempt(store: Store, task_id: str, node_id: str, attempt: int, reason
         txn = store.txn().expect_revision(store.keys.task(task_id), revision)
         txn.put_json(store.keys.task(task_id), record_json(pending))
         txn.event("task.preempted", task_public_json(pending), now().isoformat())
-        applied, new_revision, ledger = await commit_released(store, txn, task)
-        return applied, Preempted(pending, ledger or Ledger(), new_revision) if applied else None
+        applied, new_revision, release = await commit_released(store, txn, task)
+        return applied, Preempted(pending, release or Release(Released()), new_revision) if applied else None
 
     return await until_applied(step)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from orchlive import transitions
+from orchlive.models import Ledger
 from orchlive.store import Store
 from orchsim.scheduling import NodeMatrix, PreparedPolicy, decide
 from orchsim.scheduling.queueing import random_streams
@@ -95,6 +97,12 @@ async def _ledgers(endpoint: str, prefix: str) -> dict[str, dict[str, Any]]:
         return {store.keys.last(e.key): e.json() for e in entries}
 
 
+async def _allocations(endpoint: str, prefix: str, nodes: list[str]) -> dict[str, Ledger]:
+    """What each node holds: its ledger of placements minus its releases (``orchlive.releases``)."""
+    async with Store(endpoint, prefix) as store:
+        return {node: await transitions.read_allocation(store, node) for node in nodes}
+
+
 def _device_load(ledger: dict[str, Any]) -> dict[int, float]:
     """Milli-GPU per device, summed from a raw ledger's grants."""
     load: dict[int, float] = {}
@@ -153,4 +161,6 @@ def test_gpu_tasks_get_the_devices_the_simulator_picks(policy: str, cluster_fact
         lambda: all(not n["tasks"] for n in cluster.nodes().values()), timeout=10, what="ledgers emptied"
     )
     ledgers = asyncio.run(_ledgers(etcd.endpoint, cluster.prefix))
-    assert all("devices" not in ledger and not ledger["count"] for ledger in ledgers.values()), ledgers
+    assert all("devices" not in ledger for ledger in ledgers.values()), ledgers
+    held = asyncio.run(_allocations(etcd.endpoint, cluster.prefix, list(ledgers)))
+    assert all(not ledger.count and not any(ledger.allocated.values()) for ledger in held.values()), held

@@ -131,3 +131,31 @@ def test_node_lost_only_while_the_heartbeat_is_gone(etcd) -> None:  # type: igno
         assert await events(store) == ["node.joined", "node.lost"]
 
     run(etcd, body)
+
+
+def test_a_reload_keeps_what_the_watch_brought_during_its_read(etcd, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A master leading again reloads while its watch runs: a task created during the read is not lost."""
+    from orchlive import master as master_module
+
+    async def body(store: Store) -> None:
+        await join(store, "w1")
+        master = Master(store, "bin_packing")
+        watching = asyncio.create_task(master.watch_loop(await master.load()))
+        real_read = master_module.read_cache
+        created: list[Task] = []
+
+        async def read_then_create(*args: Any) -> Any:
+            read = await real_read(*args)  # the snapshot, then a submission the watch brings before load returns
+            created.append(await transitions.create_task(store, Task(name="late", resources=Resources(cpu=100))))
+            for _ in range(200):
+                if created[0].id in master.cache.tasks:  # the old cache has it: the watch applied it
+                    return read
+                await asyncio.sleep(0.01)
+            raise AssertionError("the watch never brought the task")
+
+        monkeypatch.setattr(master_module, "read_cache", read_then_create)
+        await master.load()
+        watching.cancel()
+        assert [task.id for task, _ in master.cache.pending()] == [created[0].id]
+
+    run(etcd, body)
