@@ -63,30 +63,31 @@ def _check(check: Any) -> list[str]:
     parts += _decisions(check.decisions)
     if not check.divergences:
         return [*parts, "<p>No divergence: every task went to the node it went to live.</p>"]
-    rows = "".join(
-        f"<tr><td><code>{esc(d.task_id)}</code></td><td>{esc(d.recorded)}</td><td>{esc(d.replayed or '-')}</td>"
-        f"<td>{esc(d.cause)}</td></tr>"
-        for d in check.divergences
-    )
-    heads = "".join(f"<th>{h}</th>" for h in ("task", "live node", "replayed node", "cause"))
-    table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+    cells = [(d.task_id, d.recorded, d.replayed, d.cause) for d in check.divergences]
+    table = _task_nodes_table(cells, "replayed node")
     return [*parts, f'<h4>Divergences ({len(check.divergences)})</h4><div class="table-wrap">{table}</div>']
+
+
+def _task_nodes_table(cells: list[tuple[str, str, str, str]], other: str) -> str:
+    """A table of (task, live node, ``other`` node, cause) rows: the replay's divergences or the core's differences."""
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td><code>{esc(task)}</code></td><td>{esc(live)}</td><td>{esc(node or '-')}</td>"
+        f"<td>{esc(cause)}</td></tr>"
+        for task, live, node, cause in cells
+    )
+    heads = "".join(f"<th>{h}</th>" for h in ("task", "live node", other, "cause"))
+    return f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _decisions(decisions: Any) -> list[str]:
     """Every live placement decided again by the core (``orchsim.replay_decisions``), when the recording allows it."""
     if decisions is None:
         return ["<p>Decisions not checked: the recording has no event ids (before format 3).</p>"]
-    esc = html.escape
-    parts = [f"<p>{esc(decisions.lines()[0])}</p>"]
+    parts = [f"<p>{html.escape(decisions.lines()[0])}</p>"]
     if decisions.differences:
-        rows = "".join(
-            f"<tr><td><code>{esc(d.task_id)}</code></td><td>{esc(d.recorded)}</td><td>{esc(d.decided or '-')}</td>"
-            f"<td>{esc(d.cause)}</td></tr>"
-            for d in decisions.differences
-        )
-        heads = "".join(f"<th>{h}</th>" for h in ("task", "live node", "core's node", "cause"))
-        table = f"<table><thead><tr>{heads}</tr></thead><tbody>{rows}</tbody></table>"
+        cells = [(d.task_id, d.recorded, d.decided, d.cause) for d in decisions.differences]
+        table = _task_nodes_table(cells, "core's node")
         parts.append(f'<div class="table-wrap">{table}</div>')
     return parts
 
