@@ -99,17 +99,17 @@ def parse_sampling(spec: str | Mapping[str, Any] | Sampling | None) -> Sampling 
 def fits_range(nodes: NodeMatrix, request: np.ndarray) -> Callable[[int, int], np.ndarray]:
     """``feasible_in`` for ``scan`` with the built-in filters only (no selector, extra filter or devices).
 
-    Exactly ``~filters.infeasible`` on the nodes ``lo:hi`` (the same comparisons, in the
+    Exactly ``~filters.infeasible`` on the nodes ``lo:hi`` (the same comparisons, negated, in the
     same order), read from the matrix's own rows: no ``NodeSubset`` per window.
     """
     free, sched = nodes._free, nodes._sched
     needs = [(r, amount) for r, amount in enumerate(request.tolist()) if amount > 0]
 
     def feasible_in(lo: int, hi: int) -> np.ndarray:
-        bad = ~sched[lo:hi]
+        ok = sched[lo:hi].copy()
         for r, amount in needs:
-            bad |= free[r, lo:hi] < amount
-        return ~bad
+            ok &= free[r, lo:hi] >= amount  # ~(free < amount): free capacity is never NaN
+        return ok
 
     return feasible_in
 
@@ -141,26 +141,31 @@ class RememberedWindow:
 
 
 def scan(
-    nodes: NodeMatrix, start: int, wanted: int, feasible_in: Callable[[int, int], np.ndarray]
+    nodes: NodeMatrix, start: int, wanted: int, feasible_in: Callable[[int, int], np.ndarray], reach: int = 0
 ) -> tuple[np.ndarray, int]:
     """The first ``wanted`` feasible nodes from ``start`` on, wrapping; and how many were examined.
 
     ``feasible_in(lo, hi)`` is the bool mask of the filters on nodes ``lo:hi`` (e.g. on a
     ``NodeSubset`` of them, views of the parent's arrays: no copies). Windows grow
     geometrically, and the count examined stops at the last node taken, as kube's
-    sequential count would.
+    sequential count would. ``reach``: nodes the previous scan examined (0: unknown); the
+    first window is half as much again, not twice ``wanted``, when that is smaller.
+    The windows decide the cost only: the nodes found are the same whatever their sizes.
     """
     n = nodes.n_nodes
     found: list[np.ndarray] = []
-    got, pos, size = 0, 0, max(_FIRST_WINDOW, 2 * wanted)
+    size = max(_FIRST_WINDOW, 2 * wanted)
+    if reach:
+        size = max(_FIRST_WINDOW, min(size, reach + reach // 2))
+    got, pos = 0, 0
     while pos < n and got < wanted:
         lo = (start + pos) % n
         hi = min(lo + size, n, lo + (n - pos))
         hits = np.flatnonzero(feasible_in(lo, hi))
         need = wanted - got
         if len(hits) >= need:
-            found.append(hits[:need] + lo)
-            return np.concatenate(found), pos + int(hits[need - 1]) + 1
+            taken = hits[:need] + lo
+            return (np.concatenate((*found, taken)) if found else taken), pos + int(hits[need - 1]) + 1
         found.append(hits + lo)
         got += len(hits)
         pos += hi - lo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from orchsim.scheduling import FILTERS, NodeMatrix, PreparedPolicy, decide, select
@@ -233,3 +233,63 @@ def test_the_built_in_scan_decides_as_the_filters_on_every_window(
             assert built_in.sample_start == generic.sample_start
     finally:
         FILTERS.unregister("rejects_nothing")
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(8, 200),
+    seed=st.integers(0, 2**32 - 1),
+    request=st.tuples(st.integers(0, 4), st.integers(0, 4)),
+    k=st.integers(1, 12),
+    before_end=st.integers(1, 8),
+)
+def test_a_scan_that_wraps_decides_as_on_the_nodes_it_found_in_scan_order(
+    n: int, seed: int, request: tuple[int, int], k: int, before_end: int
+) -> None:
+    """The wrapped window (two joined slices, masked) against a subset of exactly the nodes found.
+
+    The scan starts a few nodes before the last one, so it usually wraps. Few distinct
+    states, so ties are common: they go to the node found first (scan order).
+    """
+    rng = np.random.default_rng(seed)
+    nodes = NodeMatrix.from_capacities({"cpu": [4.0] * n, "memory": [4.0] * n})
+    for i in range(n):
+        nodes.allocate(i, {"cpu": float(rng.integers(0, 5)), "memory": float(rng.integers(0, 5))})
+        nodes.set_schedulable(i, bool(rng.random() < 0.9))
+    req = nodes.request_vector({"cpu": request[0], "memory": request[1]})
+    assume(k < n)  # k >= n samples every node: the plain decision, ties to the lowest index
+    start = n - min(before_end, n - 1)
+    wrapped = 0
+    for policy in ("bin_packing", "spread", "first_fit"):
+        prepared = PreparedPolicy(policy, sample={"candidates": k, "start": "rotating"})
+        prepared.sample_start = start
+        d = decide(nodes, req, prepared, explain=False)
+        found, _ = scan(nodes, start, k, fits(nodes, req))
+        if not len(found):
+            continue  # nothing fits: the full decision answers
+        wrapped += int(found[-1] < found[0])
+        want = decide(NodeSubset(nodes, found), req, PreparedPolicy(policy), explain=False)
+        assert (d.node, d.feasible) == (int(found[want.node]), want.feasible), policy
+        if policy != "first_fit":  # first_fit scores a position in the window, masked nodes included
+            assert d.score == want.score, policy
+    assume(wrapped)  # the case this test is for
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 60), first=st.integers(0, 59), last=st.integers(0, 59))
+def test_a_subset_of_two_joined_slices_is_the_subset_of_their_indices(n: int, first: int, last: int) -> None:
+    first, last = first % n, last % n
+    rng = np.random.default_rng(n)
+    nodes = NodeMatrix.from_capacities({"cpu": rng.integers(1, 9, n) * 1000.0, "memory": [8.0] * n})
+    for i in range(n):
+        nodes.allocate(i, {"cpu": float(rng.integers(0, 1000))})
+        nodes.set_schedulable(i, bool(rng.integers(2)))
+    joined = NodeSubset(nodes, (slice(first, n), slice(0, last + 1)))
+    indices = NodeSubset(nodes, np.r_[first:n, 0 : last + 1])
+    assert joined.n_nodes == indices.n_nodes == n - first + last + 1
+    for name in ("capacity", "allocated", "free", "inv_capacity", "safe_capacity", "tasks", "schedulable"):
+        assert np.array_equal(getattr(joined, name), getattr(indices, name)), name
+    assert joined.ids == indices.ids
+    assert [joined.parent_index(i) for i in range(joined.n_nodes)] == [
+        indices.parent_index(i) for i in range(indices.n_nodes)
+    ]
