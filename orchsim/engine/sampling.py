@@ -35,6 +35,8 @@ def cluster_sample(
         cap_total: Float ``(R,)`` live capacity.
         typical: The workload's typical request (for ``fragmentation``).
     """
+    if nodes.state_classes is not None and not dead and (by_class := _sample_by_class(nodes, cap_total, typical)):
+        return by_class
     tasks = nodes.tasks
     sample: dict[str, float] = {"max_tasks_per_node": int(tasks.max()) if len(tasks) else 0}
     busy = tasks > 0
@@ -74,3 +76,48 @@ def fragmentation(nodes: NodeMatrix, typical: np.ndarray) -> float:
     sums = (free[asked] @ weights).tolist()
     shares = [stranded / total for total, stranded in sums if total > 0]
     return sum(shares) / len(shares) if shares else 0.0
+
+
+def _sample_by_class(nodes: NodeMatrix, cap_total: np.ndarray, typical: np.ndarray) -> dict[str, float] | None:
+    """``cluster_sample`` from the matrix's state classes: one column per state, not per node.
+
+    Every node of a class has the same column, so each sum is a sum over the live classes
+    of count x column. With whole-unit amounts (the workloads round requests to whole
+    millicores and MiB) every partial sum is an exact integer, in any order, so the
+    sample has the same bits as the pass over every node; a class with a fractional amount
+    gives None and the caller takes that pass. At M/M/1000 (two states) a sample drops
+    from about 50 us to a few.
+    """
+    classes = nodes.state_classes
+    assert classes is not None
+    alloc, free, tasks, sched = nodes._alloc, nodes._free, nodes._tasks, nodes._sched
+    n_res = len(nodes.resources)
+    used, stranded = [0.0] * n_res, [0.0] * n_res
+    asked = [r for r, amount in enumerate(typical.tolist()) if amount > 0]
+    wanted = typical.tolist()
+    free_sched, free_unfit = [0.0] * n_res, [0.0] * n_res
+    most = 0
+    for _, count, low in classes.live():
+        held, left = alloc[:, low].tolist(), free[:, low].tolist()
+        if not all(v.is_integer() for v in held) or not all(v.is_integer() for v in left):
+            return None
+        running = int(tasks[low])
+        most = max(most, running)
+        for r in range(n_res):
+            used[r] += count * held[r]
+            if running > 0:
+                stranded[r] += count * left[r]
+        if sched[low]:
+            fits = all(left[r] >= wanted[r] for r in range(n_res))
+            for r in asked:
+                free_sched[r] += count * left[r]
+                if not fits:
+                    free_unfit[r] += count * left[r]
+    sample: dict[str, float] = {"max_tasks_per_node": most}
+    cap = np.where(cap_total > 0, cap_total, 1.0).tolist()
+    for r, (name, c) in enumerate(zip(nodes.resources, cap, strict=True)):
+        sample[f"util_{name}"] = used[r] / c
+        sample[f"stranded_{name}"] = stranded[r] / c
+    shares = [free_unfit[r] / free_sched[r] for r in asked if free_sched[r] > 0]
+    sample["fragmentation"] = sum(shares) / len(shares) if shares else 0.0
+    return sample
