@@ -112,27 +112,21 @@ class NodeMatrix:
         return nodes
 
     def _alloc_buffers(self, size: int) -> None:
-        r = len(self.resources)
-        old = getattr(self, "_cap", None)
-        cap = np.zeros((r, size))
-        alloc = np.zeros((r, size))
-        free = np.zeros((r, size))
-        inv = np.zeros((r, size))
-        safe = np.full((r, size), np.inf)
-        tasks = np.zeros(size, dtype=np.int64)
-        sched = np.zeros(size, dtype=bool)
-        if old is not None:
-            n = self._n
-            cap[:, :n] = self._cap[:, :n]
-            alloc[:, :n] = self._alloc[:, :n]
-            free[:, :n] = self._free[:, :n]
-            inv[:, :n] = self._inv[:, :n]
-            safe[:, :n] = self._safe[:, :n]
-            tasks[:n] = self._tasks[:n]
-            sched[:n] = self._sched[:n]
-        self._cap, self._alloc, self._free, self._inv, self._safe = cap, alloc, free, inv, safe
-        self._tasks, self._sched = tasks, sched
-        self._labels.resize(size, self._n)
+        r, n, grow = len(self.resources), self._n, hasattr(self, "_cap")
+        fresh = {
+            "_cap": np.zeros((r, size)),
+            "_alloc": np.zeros((r, size)),
+            "_free": np.zeros((r, size)),
+            "_inv": np.zeros((r, size)),
+            "_safe": np.full((r, size), np.inf),
+            "_tasks": np.zeros(size, dtype=np.int64),
+            "_sched": np.zeros(size, dtype=bool),
+        }
+        for name, array in fresh.items():
+            if grow:
+                array[..., :n] = getattr(self, name)[..., :n]
+            setattr(self, name, array)
+        self._labels.resize(size, n)
 
     # ------------------------------------------------------------------ views
     @property
@@ -481,6 +475,8 @@ class NodeMatrix:
         """
         if devices:
             node_devices.take(self, node, np.asarray(request, dtype=np.float64), devices)
+        elif self.state_classes is not None and self.state_classes.apply_known(node, 1, request):
+            return  # a move seen before: the new class's columns written
         alloc, free = self._alloc, self._free
         for r, amount in enumerate(request):
             if amount:
@@ -497,6 +493,8 @@ class NodeMatrix:
         """
         if devices:
             node_devices.give_back(self, node, np.asarray(request, dtype=np.float64), devices)
+        elif self.state_classes is not None and self.state_classes.apply_known(node, -1, request):
+            return
         alloc, free, cap = self._alloc, self._free, self._cap
         for r, amount in enumerate(request):
             if amount:

@@ -66,7 +66,19 @@ class StateClasses:
         off: The classes turned themselves off (too many states); the matrix no longer has them.
     """
 
-    __slots__ = ("_class_of", "_group_of", "_heaps", "_ids", "_moves", "_nodes", "_shapes", "_tables", "counts", "off")
+    __slots__ = (
+        "_class_of",
+        "_columns",
+        "_group_of",
+        "_heaps",
+        "_ids",
+        "_moves",
+        "_nodes",
+        "_shapes",
+        "_tables",
+        "counts",
+        "off",
+    )
 
     def __init__(self, nodes: NodeMatrix, shapes: Sequence[np.ndarray] | None = None) -> None:
         self._nodes = nodes
@@ -84,6 +96,7 @@ class StateClasses:
         self._class_of: list[int] = [-1] * nodes.n_nodes
         self.counts: list[int] = []
         self._heaps: list[list[int]] = []
+        self._columns: list[tuple[np.ndarray, np.ndarray, int]] = []  # each class's allocation, free, task count
         self._tables: dict[tuple[int, bytes], ClassTable] = {}
         self._moves: dict[tuple[int, int, tuple[float, ...]], int] = {}  # (class, +1/-1, request) -> class
         for node in range(nodes.n_nodes):
@@ -121,11 +134,35 @@ class StateClasses:
             cls = self._ids[key] = len(self.counts)
             self.counts.append(0)
             self._heaps.append([])
+            self._columns.append((nodes._alloc[:, node].copy(), nodes._free[:, node].copy(), int(nodes._tasks[node])))
         if step is not None:
             if len(self._moves) >= MAX_MOVES:
                 self._moves.clear()
             self._moves[step] = cls
         return self._move(node, old, cls)
+
+    def apply_known(self, node: int, sign: int, request: Sequence[float]) -> bool:
+        """Apply an unchecked allocation (+1) or release (-1) of ``request`` if seen before from this class.
+
+        The move's result is a function of the node's class (exact bits) and the request,
+        so once one node made it, the new class's columns are its exact result: they are
+        written into the matrix (two column writes instead of two scalar read-modify-writes
+        per resource) and True is returned. False: never made (or forgotten), the matrix
+        does the arithmetic and calls ``update``.
+        """
+        old = self._class_of[node]
+        cls = self._moves.get((old, sign, tuple(request))) if old >= 0 else None
+        if cls is None:
+            return False
+        nodes = self._nodes
+        alloc, free, tasks = self._columns[cls]
+        nodes._alloc[:, node] = alloc
+        nodes._free[:, node] = free
+        nodes._tasks[node] = tasks
+        if nodes.fit_masks is not None:
+            nodes.fit_masks.update(node)
+        self._move(node, old, cls)
+        return True
 
     def _move(self, node: int, old: int, cls: int) -> bool:
         """Node ``node`` leaves class ``old`` (-1: none yet) for ``cls``."""

@@ -63,7 +63,7 @@ def test_decisions_by_class_equal_the_plain_pipeline_s(policy: str, kinds: list[
     fast, slow = PreparedPolicy(policy), PreparedPolicy(policy)
     keep_state_classes(classed, fast)
     running: list[tuple[int, np.ndarray, bool]] = []
-    for kind, shape, pick in steps:
+    for step, (kind, shape, pick) in enumerate(steps):
         request = SHAPES[shape]
         if kind <= 1:  # decide and place, unchecked (the simulator) or checked (the live master)
             want = _agree(policy, classed, plain, fast, slow, request)
@@ -84,7 +84,7 @@ def test_decisions_by_class_equal_the_plain_pipeline_s(policy: str, kinds: list[
                 nodes.set_schedulable(node, not bool(nodes.schedulable[node]))
         elif kind == 4 and pick % 2:  # a node joins: class ids start over
             for nodes in (classed, plain):
-                nodes.add_nodes([f"new-{pick}-{nodes.n_nodes}"], np.array([[KINDS[shape][0]], [KINDS[shape][1]]]))
+                nodes.add_nodes([f"new-{step}"], np.array([[KINDS[shape][0]], [KINDS[shape][1]]]))
         elif kind == 4 and plain.n_nodes > 1:  # an idle node leaves: columns move, class ids start over
             idle = np.flatnonzero(plain.tasks == 0)
             if len(idle):
@@ -93,6 +93,9 @@ def test_decisions_by_class_equal_the_plain_pipeline_s(policy: str, kinds: list[
                 running = [(int(mapping[node]), request, unchecked) for node, request, unchecked in running]
         for other in SHAPES:  # every shape, so that a node in a wrong class shows
             _agree(policy, classed, plain, fast, slow, other)
+        # A move seen before writes the class's columns instead of the arithmetic: the same bits.
+        for name in ("allocated", "free", "tasks", "schedulable"):
+            assert np.array_equal(getattr(classed, name), getattr(plain, name)), name
 
 
 def test_whole_node_tasks_leave_two_states_and_the_lowest_free_node_wins() -> None:
