@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import marshal
 import os
 import pwd
 import signal
@@ -65,7 +65,7 @@ async def spawn_supervisor(order: dict[str, object], *, stderr: int, new_session
         start_new_session=new_session,
     )
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps(order).encode())
+    process.stdin.write(marshal.dumps(order))  # the supervisor runs this interpreter: no json to import there
     await process.stdin.drain()
     process.stdin.close()
     answer = (await process.stdout.readline()).decode().strip()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from orchlive.runtime.base import TaskSpec
+from orchlive.runtime.base import TaskSpec, TaskStartError
 from orchlive.runtime.process import ProcessRuntime, spawn_supervisor
 from orchlive.runtime.supervisor import write_deadline
 
@@ -129,3 +129,51 @@ def test_the_container_supervisor_leaves_once_the_container_stopped(engine: _Fak
     assert _container_supervisor(tmp_path, heartbeat) == 0
     assert [c for c in engine.calls if c[0] == "POST"] == []
     assert not (tmp_path / "c.stopped").exists()
+
+
+def _run(tmp_path: Path, command: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Start ``command`` through the process runtime (its supervisor); its exit code and log."""
+
+    async def run() -> int:
+        spec = TaskSpec("t", 1, None, command, env=env or {}, log_path=tmp_path / "t.log")
+        handle = await ProcessRuntime().start(spec)
+        return await asyncio.wait_for(handle.wait(), timeout=15)
+
+    code = asyncio.run(run())
+    return code, (tmp_path / "t.log").read_text()
+
+
+def _refused(tmp_path: Path, command: list[str], env: dict[str, str] | None = None) -> str:
+    with pytest.raises(TaskStartError) as refused:
+        _run(tmp_path, command, env)
+    return str(refused.value)
+
+
+def test_the_supervisor_starts_tasks_as_subprocess_would(tmp_path: Path) -> None:
+    """The supervisor forks and execs the task itself (no ``subprocess``): the same outcomes."""
+    assert _run(tmp_path, ["true"]) == (0, "")  # found on os.defpath: no PATH declared
+    code, log = _run(tmp_path, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    assert (code, sorted(log.split())) == (3, ["err", "out"])  # stdout and stderr both in the log
+    assert _run(tmp_path, ["sh", "-c", "kill -TERM $$"])[0] == -15  # killed by a signal: -N
+    assert _run(tmp_path, ["sh", "-c", "cat; echo eof"]) == (0, "eof\n")  # stdin is /dev/null
+    assert _run(tmp_path, ["sh", "-c", "echo $ONLY; echo ${HOME:-unset}"], {"ONLY": "this"})[1] == "this\nunset\n"
+    # SIGPIPE is back to its default in the task (Python ignores it): `yes` dies quietly.
+    code, log = _run(tmp_path, ["sh", "-c", "yes | head -n 1"])
+    assert (code, log) == (0, "y\n")
+    script = tmp_path / "bin" / "hello"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\necho hello\n")
+    script.chmod(0o755)
+    assert _run(tmp_path, ["hello"], {"PATH": str(script.parent)}) == (0, "hello\n")  # the task's own PATH
+
+
+def test_what_cannot_start_is_refused_with_the_reason(tmp_path: Path) -> None:
+    assert "No such file or directory" in _refused(tmp_path, ["/no/such/program"])
+    assert "'/no/such/program'" in _refused(tmp_path, ["/no/such/program"])
+    assert "No such file or directory" in _refused(tmp_path, ["no-such-program-anywhere"])
+    plain = tmp_path / "plain"
+    plain.write_text("not a program\n")
+    assert "Permission denied" in _refused(tmp_path, [str(plain)])
+    assert "embedded null byte" in _refused(tmp_path, ["echo", "a\x00b"])
+    assert "embedded null byte" in _refused(tmp_path, ["true"], {"A": "x\x00y"})
+    assert "illegal environment variable name" in _refused(tmp_path, ["true"], {"A=B": "x"})
