@@ -80,17 +80,24 @@ def write_deadline(path: str, deadline: float) -> None:
     os.replace(scratch, path)
 
 
-_PRCTL: list[Any] = []  # libc's prctl, looked up once (before a fork, so the child only calls it)
+_PRCTL: list[Any] = []  # libc's prctl (or None), looked up once: before a fork, so the child only calls it
+
+
+def _prctl() -> Any:
+    """The C library's ``prctl``, or None where it cannot be found."""
+    if not _PRCTL:
+        try:
+            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except (OSError, AttributeError):
+            _PRCTL.append(None)
+    return _PRCTL[0]
 
 
 def _set_parent_death_signal(sig: int) -> None:
     """Ask Linux to send ``sig`` when the parent dies (no-op where prctl is unavailable)."""
-    try:
-        if not _PRCTL:
-            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
-        _PRCTL[0](PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
 
 def _exec_arguments(order: dict[str, Any]) -> tuple[list[bytes], list[bytes], dict[bytes, bytes]]:
@@ -151,7 +158,7 @@ def _start_task(order: dict[str, Any]) -> int:
 
         entry = pwd.getpwnam(user)
         ids = (entry.pw_uid, entry.pw_gid, os.getgrouplist(entry.pw_name, entry.pw_gid))
-    _set_parent_death_signal(0) if not _PRCTL else None  # look prctl up before the fork
+    _prctl()  # looked up before the fork: the child only calls it
     ready, report = os.pipe()  # close-on-exec: EOF on a successful exec
     pid = os.fork()
     if pid == 0:
