@@ -11,8 +11,9 @@ asked where the task goes, and a master running that same function must have cho
 same node, decision after decision, with no race to leave out.
 
 A difference is named. The master decides from its watch's copy of the store, which may
-not yet hold an end committed just before (``WATCH_LAG`` seconds by its time stamp): if
-deciding again without those ends gives the live node, the difference is "lag". Otherwise
+not yet hold the ends committed just before (``WATCH_LAG`` seconds by their time stamps;
+the latest committed of them, as a watch delivers in commit order): if deciding again
+without some such ends gives the live node, the difference is "lag". Otherwise
 it is "unexplained": the master and the core disagreed, which is what the check is for.
 
 Not checked, and counted by reason: placements of policies that keep state across
@@ -182,23 +183,31 @@ def _lag(
     requests: list[np.ndarray],
     prepared: PreparedPolicy,
 ) -> str | None:
-    """A "lag: ..." cause if deciding with the ends of the last ``WATCH_LAG`` seconds still held gives the live node."""
+    """A "lag: ..." cause if some ends of the last ``WATCH_LAG`` seconds, still held, give the live node.
+
+    The watch delivers in commit order, so what the master had not yet seen is the *latest
+    committed* of those ends: each such suffix is tried, from all of them to the last one
+    alone (a gang's two replicas ended 21 ms apart; the master had seen the first end only).
+    """
     at = float(rec.assigned_time[k])
-    recent = [
-        j
-        for j in range(len(rec))
-        if j not in held
-        and rec.node[j]
-        and not np.isnan(rec.end_event[j])
-        and rec.end_event[j] < rec.assigned_event[k]
-        and at - WATCH_LAG <= rec.end[j] <= at
-    ]
-    if not recent:
-        return None
-    trial = matrix.copy()
-    for j in recent:
-        trial.allocate_unchecked(trial.index_of(str(rec.node[j])), list(requests[j]))
-    if decide(trial, requests[k], prepared, explain=False).node_id != rec.node[k]:
-        return None
-    names = ", ".join(str(rec.task_id[j]) for j in recent)
-    return f"lag: the master had not yet seen the end of {names}"
+    recent = sorted(
+        (
+            j
+            for j in range(len(rec))
+            if j not in held
+            and rec.node[j]
+            and not np.isnan(rec.end_event[j])
+            and rec.end_event[j] < rec.assigned_event[k]
+            and at - WATCH_LAG <= rec.end[j] <= at
+        ),
+        key=lambda j: float(rec.end_event[j]),
+    )
+    for first in range(len(recent)):
+        unseen = recent[first:]
+        trial = matrix.copy()
+        for j in unseen:
+            trial.allocate_unchecked(trial.index_of(str(rec.node[j])), list(requests[j]))
+        if decide(trial, requests[k], prepared, explain=False).node_id == rec.node[k]:
+            names = ", ".join(str(rec.task_id[j]) for j in unseen)
+            return f"lag: the master had not yet seen the end of {names}"
+    return None

@@ -71,6 +71,28 @@ def test_a_difference_is_lag_when_the_end_was_fresh_and_unexplained_otherwise(tm
     assert "1 unexplained" in old.lines()[0]
 
 
+def test_lag_is_the_latest_committed_ends_the_master_had_not_seen(tmp_path: Path) -> None:
+    """CI's case: a gang's replicas on a and b ended 20 ms apart, just before t3's placement.
+
+    The master had seen a's end (committed first) but not b's: t3 went to b, the fuller then.
+    Holding both ends gives a; only the latest committed one alone explains b.
+    """
+    nodes = "node_id,labels,devices,joined,lost,drained,rejoined,cpu_milli,memory_mib\na,,,-1,,,,4000,8192\n"
+    nodes += "b,,,-1,,,,6000,16384\n"
+    folder = recording(
+        tmp_path,
+        [
+            attempt("g", 0.0, "a", 0.01, 2.90, 3000, (1000, 5000), gang="g"),
+            attempt("g-1", 0.0, "b", 0.01, 2.92, 3000, (1001, 5500), gang="g"),
+            attempt("t3", 2.91, "b", 2.93, 9.0, 100, (6000, 9000)),
+        ],
+        nodes=nodes,
+    )
+    check = check_decisions(folder, "bin_packing")
+    assert check is not None and (check.compared, check.lag, check.unexplained) == (1, 1, 0)
+    assert check.differences[0].cause == "lag: the master had not yet seen the end of g-1"
+
+
 def test_another_policy_disagrees_and_stateful_gang_and_old_recordings_are_not_checked(tmp_path: Path) -> None:
     folder = recording(tmp_path, rows(3.0, 7000))
     spread = check_decisions(folder, "spread")  # fewest tasks: t2 and t3 would have gone to b
