@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, KeysView
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from orchlive.models import (
     STANDARD_RESOURCES,
@@ -55,7 +56,6 @@ class TaskTable(dict[str, tuple[Task, int]]):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__()
-        self.pending_ids: set[str] = set()
         self._keys: dict[str, tuple[int, datetime, str]] = {}  # each pending task's queue_key
         self._order: list[tuple[int, datetime, str]] = []  # the pending tasks' keys, sorted
         for task_id, value in dict(*args, **kwargs).items():  # type: ignore[arg-type]
@@ -69,7 +69,6 @@ class TaskTable(dict[str, tuple[Task, int]]):
                 self._leave(task_id)
                 self._keys[task_id] = key
                 insort(self._order, key)
-            self.pending_ids.add(task_id)
         else:
             self._leave(task_id)
 
@@ -83,10 +82,14 @@ class TaskTable(dict[str, tuple[Task, int]]):
 
     def _leave(self, task_id: str) -> None:
         """``task_id`` is no longer pending (or its key changed): out of the queue."""
-        self.pending_ids.discard(task_id)
         key = self._keys.pop(task_id, None)
         if key is not None:
             del self._order[bisect_left(self._order, key)]
+
+    @property
+    def pending_ids(self) -> KeysView[str]:
+        """The ids of the PENDING tasks (those with a queue key)."""
+        return self._keys.keys()
 
     def queue(self) -> list[tuple[Task, int]]:
         """The PENDING tasks (task, mod revision) in queue order."""
@@ -104,6 +107,20 @@ def _older(cached: tuple[object, int] | None, event: WatchEvent) -> bool:
     wake a pass with nothing new to decide.
     """
     return cached is not None and cached[1] >= event.mod_revision
+
+
+T = TypeVar("T")
+
+
+def _mirror_totals(table: dict[str, tuple[T, int]], ident: str, event: WatchEvent, parse: Callable[..., T]) -> bool:
+    """Apply a node's totals key (its ledger or its releases) to ``table``; False if already held or older."""
+    if _older(table.get(ident), event):
+        return False
+    if event.kind == "put":
+        table[ident] = (parse(json.loads(event.value)), event.mod_revision)
+    else:
+        table.pop(ident, None)
+    return True
 
 
 @dataclass
@@ -163,19 +180,9 @@ class ClusterCache:
             self._inbox(key, put)
             return False  # the ledger, changed in the same transaction, is what wakes a pass
         elif key.startswith(keys.allocs()):
-            if _older(self.ledgers.get(ident), event):
-                return False
-            if put:
-                self.ledgers[ident] = (Ledger.from_json(json.loads(event.value)), event.mod_revision)
-            else:
-                self.ledgers.pop(ident, None)
+            return _mirror_totals(self.ledgers, ident, event, Ledger.from_json)
         elif key.startswith(keys.released_all()):
-            if _older(self.released.get(ident), event):
-                return False
-            if put:
-                self.released[ident] = (Released.from_json(json.loads(event.value)), event.mod_revision)
-            else:
-                self.released.pop(ident, None)
+            return _mirror_totals(self.released, ident, event, Released.from_json)
         else:
             return False
         return True

@@ -107,7 +107,8 @@ def _exec_arguments(order: dict[str, Any]) -> tuple[list[bytes], list[bytes], di
     an ``=`` in a variable's name is a ValueError the worker reports (nothing starts).
     """
     argv = [os.fsencode(arg) for arg in order["command"]]
-    env = {os.fsencode(k): os.fsencode(v) for k, v in (order.get("env") or {}).items()}
+    declared = order.get("env") or {}
+    env = {os.fsencode(k): os.fsencode(v) for k, v in declared.items()}
     if any(b"\0" in arg for arg in argv) or any(b"\0" in k or b"\0" in v for k, v in env.items()):
         raise ValueError("embedded null byte")
     if any(b"=" in k or not k for k in env):
@@ -115,7 +116,7 @@ def _exec_arguments(order: dict[str, Any]) -> tuple[list[bytes], list[bytes], di
     program = argv[0]
     if os.path.dirname(program):
         return argv, [program], env
-    return argv, [os.path.join(os.fsencode(d), program) for d in os.get_exec_path(order.get("env") or {})], env
+    return argv, [os.path.join(os.fsencode(d), program) for d in os.get_exec_path(declared)], env
 
 
 def _in_child(argv: list[bytes], paths: list[bytes], env: dict[bytes, bytes], ids: Any, report: int) -> None:

@@ -49,14 +49,26 @@ def cluster_sample(
     # Stranded: free capacity on nodes that run something (they cannot be switched off or
     # handed back), as a share of live capacity. Consolidation drives it down. Sums over
     # a mask as one product, few numpy calls in all: the sampler runs a thousand times a run.
-    used_total = allocated.sum(axis=1)
     stranded = free @ busy.astype(np.float64)
-    cap = np.where(cap_total > 0, cap_total, 1.0).tolist()
-    for name, used, idle, c in zip(nodes.resources, used_total.tolist(), stranded.tolist(), cap, strict=True):
-        sample[f"util_{name}"] = used / c
-        sample[f"stranded_{name}"] = idle / c
+    _add_shares(sample, nodes.resources, allocated.sum(axis=1).tolist(), stranded.tolist(), cap_total)
     sample["fragmentation"] = fragmentation(nodes, typical)
     return sample
+
+
+def _add_shares(
+    sample: dict[str, float], resources: Sequence[str], used: list[float], stranded: list[float], cap_total: np.ndarray
+) -> None:
+    """``util_<r>`` and ``stranded_<r>``: the summed amounts over live capacity (1 where there is none)."""
+    cap = np.where(cap_total > 0, cap_total, 1.0).tolist()
+    for name, held, idle, c in zip(resources, used, stranded, cap, strict=True):
+        sample[f"util_{name}"] = held / c
+        sample[f"stranded_{name}"] = idle / c
+
+
+def _mean_share(sums: list[tuple[float, float]]) -> float:
+    """The mean of ``stranded / total`` over the ``(total, stranded)`` pairs with free capacity at all."""
+    shares = [stranded / total for total, stranded in sums if total > 0]
+    return sum(shares) / len(shares) if shares else 0.0
 
 
 def fragmentation(nodes: NodeMatrix, typical: np.ndarray) -> float:
@@ -73,9 +85,7 @@ def fragmentation(nodes: NodeMatrix, typical: np.ndarray) -> float:
     fits = (free >= typical[:, None]).all(axis=0)
     # Free on schedulable nodes, and on those of them that cannot fit: both sums in one product.
     weights = np.stack([sched, sched & ~fits], axis=1).astype(np.float64)
-    sums = (free[asked] @ weights).tolist()
-    shares = [stranded / total for total, stranded in sums if total > 0]
-    return sum(shares) / len(shares) if shares else 0.0
+    return _mean_share((free[asked] @ weights).tolist())
 
 
 def _sample_by_class(nodes: NodeMatrix, cap_total: np.ndarray, typical: np.ndarray) -> dict[str, float] | None:
@@ -114,10 +124,6 @@ def _sample_by_class(nodes: NodeMatrix, cap_total: np.ndarray, typical: np.ndarr
                 if not fits:
                     free_unfit[r] += count * left[r]
     sample: dict[str, float] = {"max_tasks_per_node": most}
-    cap = np.where(cap_total > 0, cap_total, 1.0).tolist()
-    for r, (name, c) in enumerate(zip(nodes.resources, cap, strict=True)):
-        sample[f"util_{name}"] = used[r] / c
-        sample[f"stranded_{name}"] = stranded[r] / c
-    shares = [free_unfit[r] / free_sched[r] for r in asked if free_sched[r] > 0]
-    sample["fragmentation"] = sum(shares) / len(shares) if shares else 0.0
+    _add_shares(sample, nodes.resources, used, stranded, cap_total)
+    sample["fragmentation"] = _mean_share([(free_sched[r], free_unfit[r]) for r in asked])
     return sample
