@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import marshal
 import os
 import pwd
@@ -28,10 +29,12 @@ from pathlib import Path
 from orchlive.runtime import supervisor
 from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environment
 
-__all__ = ["ProcessHandle", "ProcessRuntime", "check_run_as", "spawn_supervisor"]
+__all__ = ["Launcher", "ProcessHandle", "ProcessRuntime", "check_run_as", "spawn_supervisor"]
 
 # Seconds between the supervisor's reads of the lease deadline: part of the worker's margin.
 SUPERVISOR_POLL = 0.1
+# Run as a script, never imported here: it puts its own directory on its sys.path.
+LAUNCHER = str(Path(supervisor.__file__).with_name("launcher.py"))
 
 
 def check_run_as(user: str | None) -> str | None:
@@ -84,30 +87,113 @@ def stop_reason(path: Path) -> str | None:
 
 
 class ProcessHandle:
-    """A running task: its supervisor, which leads the task's process group."""
+    """A running task: its supervisor (forked by the launcher), which leads the task's process group."""
 
-    def __init__(self, process: asyncio.subprocess.Process, reason_path: Path) -> None:
-        self.process = process
+    def __init__(self, group: int, exited: asyncio.Future[int], reason_path: Path) -> None:
+        self.group = group
+        self.exited = exited
         self.reason_path = reason_path
 
     async def wait(self) -> int:
-        return await self.process.wait()
+        return await asyncio.shield(self.exited)
 
     async def kill(self) -> None:
-        if self.process.returncode is not None:
+        if self.exited.done():
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        await self.process.wait()
+            os.killpg(self.group, signal.SIGKILL)
+        await self.wait()
 
     def describe(self) -> str:
-        return f"pid {self.process.pid}"
+        return f"pid {self.group}"
 
     def failure_reason(self) -> str | None:
         return self.fenced()
 
     def fenced(self) -> str | None:
         return stop_reason(self.reason_path)
+
+
+def _returncode(status: int) -> int:
+    """A raw wait status as asyncio reports it: the exit code, or minus the signal."""
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.waitstatus_to_exitcode(status)
+
+
+class Launcher:
+    """The worker's end of its task launcher (``orchlive.runtime.launcher``): orders out, answers in.
+
+    Started on the first task; started again if it ever dies (its tasks died with it and
+    are reported as killed).
+    """
+
+    def __init__(self) -> None:
+        self.process: asyncio.subprocess.Process | None = None
+        self.starts: dict[str, asyncio.Future[int]] = {}
+        self.exits: dict[str, asyncio.Future[int]] = {}
+        self.numbers = itertools.count()
+        self.reader: asyncio.Task[None] | None = None
+
+    async def start(self, order: dict[str, object]) -> tuple[int, asyncio.Future[int]]:
+        """Send ``order``; its supervisor's process group and a future of the task's exit code."""
+        process = await self._running()
+        assert process.stdin is not None
+        name = str(next(self.numbers))
+        loop = asyncio.get_running_loop()
+        started, exited = self.starts[name], self.exits[name] = loop.create_future(), loop.create_future()
+        blob = marshal.dumps(order | {"id": name})
+        process.stdin.write(len(blob).to_bytes(4, "big") + blob)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the reader fails the start
+            await process.stdin.drain()
+        return await started, exited
+
+    async def _running(self) -> asyncio.subprocess.Process:
+        if self.process is None or self.process.returncode is not None or self.reader is None or self.reader.done():
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-I",
+                "-S",
+                LAUNCHER,
+                str(os.getpid()),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env={},  # nothing of the worker's environment may change the launcher or reach a task
+                start_new_session=True,
+            )
+            self.reader = asyncio.create_task(self._read(self.process))
+        return self.process
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            name, kind, rest = line.decode(errors="replace").rstrip("\n").split(" ", 2)
+            if kind == "exit":
+                if (started := self.starts.pop(name, None)) is not None and not started.done():
+                    started.set_exception(TaskStartError("the task's supervisor ended before it started the task"))
+                if (exited := self.exits.pop(name, None)) is not None and not exited.done():
+                    exited.set_result(_returncode(int(rest)))
+            elif (started := self.starts.pop(name, None)) is not None and not started.done():
+                if kind == "ok":
+                    started.set_result(int(rest.split()[0]))
+                else:
+                    started.set_exception(TaskStartError(rest))
+        await process.wait()  # the launcher ended: every supervisor it forked kills its task
+        for started in self.starts.values():
+            if not started.done():
+                started.set_exception(TaskStartError("the worker's task launcher stopped"))
+        for exited in self.exits.values():
+            if not exited.done():
+                exited.set_result(-signal.SIGKILL)
+        self.starts.clear()
+        self.exits.clear()
+
+    async def close(self) -> None:
+        """Let the launcher go (it kills whatever still runs) and wait for it."""
+        if self.process is not None and self.process.returncode is None:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+            await self.process.wait()
+        if self.reader is not None:
+            await self.reader
 
 
 class ProcessRuntime:
@@ -124,6 +210,7 @@ class ProcessRuntime:
     def __init__(self, heartbeat: Path | None = None, run_as: str | None = None) -> None:
         self.heartbeat = heartbeat
         self.run_as = check_run_as(run_as)
+        self.launcher = Launcher()
 
     async def start(self, spec: TaskSpec) -> Handle:
         if not spec.command:
@@ -137,17 +224,18 @@ class ProcessRuntime:
             "user": self.run_as,
             "heartbeat": None if self.heartbeat is None else str(self.heartbeat),
             "reason": str(reason_path),
+            "log": str(spec.log_path),
+            "poll": SUPERVISOR_POLL,
         }
-        with open(spec.log_path, "wb") as log:
-            try:
-                process = await spawn_supervisor(order, stderr=log.fileno(), new_session=True)
-            except OSError as err:
-                raise TaskStartError(f"cannot start the task's supervisor: {err.strerror or err}") from err
-        return ProcessHandle(process, reason_path)
+        try:
+            group, exited = await self.launcher.start(order)
+        except OSError as err:
+            raise TaskStartError(f"cannot start the task's launcher: {err.strerror or err}") from err
+        return ProcessHandle(group, exited, reason_path)
 
     async def orphans(self) -> dict[tuple[str, int], Handle]:
         # Tasks die with the worker (their supervisor kills them), so a new worker never inherits any.
         return {}
 
     async def close(self) -> None:
-        return None
+        await self.launcher.close()

@@ -24,8 +24,10 @@ reads one ``marshal``-encoded dict on stdin (the worker runs the same interprete
      "heartbeat": "/path/lease-deadline" | null, "reason": "/path/x.stopped",
      "parent": 1234, "poll": 0.1}
 
-and answers one line on stdout, ``ok PID`` or ``error MESSAGE`` (the task could not
-start), then closes it. Process mode: the supervisor leads the process group the worker
+and answers one line on stdout, ``ok GROUP PID`` or ``error MESSAGE`` (the task could not
+start), then closes it. (The worker's launcher, ``launcher.py``, forks this supervisor
+instead of starting it: there the order has an ``id`` that prefixes both answers.)
+Process mode: the supervisor leads the process group the worker
 created (``start_new_session``); the task runs in it (as ``user`` if given, with that
 user's groups), with stdout and stderr on the supervisor's stderr (the task's log), so
 the worker's ``killpg`` stops both. If the worker dies (even ``kill -9``) the
@@ -223,6 +225,7 @@ def _kill_group() -> None:
 def supervise_process(order: dict[str, Any]) -> None:
     """Process mode: run the task, kill the group at the lease deadline or when the worker dies."""
     parent = int(order.get("parent") or os.getppid())
+    tag = f"{order['id']} " if "id" in order else ""  # forked by the launcher: its answers name the order
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, lambda *_: _kill_group())
     _set_parent_death_signal(signal.SIGTERM)
@@ -231,9 +234,9 @@ def supervise_process(order: dict[str, Any]) -> None:
     except (OSError, KeyError, ValueError, TypeError, IndexError) as err:  # e.g. a NUL byte
         program = order["command"][0] if order.get("command") else ""
         detail = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        _answer(f"error cannot start {program!r}: {detail}")
+        _answer(f"{tag}error cannot start {program!r}: {detail}")
         os._exit(127)
-    _answer(f"ok {child}")
+    _answer(f"{tag}ok {os.getpgrp()} {child}")
     poll = float(order.get("poll") or 0.1)
     waiter = _exit_waiter(child)
     while True:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import os
+import signal
 import socketserver
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -177,3 +180,87 @@ def test_what_cannot_start_is_refused_with_the_reason(tmp_path: Path) -> None:
     assert "embedded null byte" in _refused(tmp_path, ["echo", "a\x00b"])
     assert "embedded null byte" in _refused(tmp_path, ["true"], {"A": "x\x00y"})
     assert "illegal environment variable name" in _refused(tmp_path, ["true"], {"A=B": "x"})
+
+
+_WORKER = """
+import asyncio, sys
+from pathlib import Path
+from orchlive.runtime.base import TaskSpec
+from orchlive.runtime.process import ProcessRuntime
+
+async def main():
+    runtime = ProcessRuntime()
+    await runtime.start(TaskSpec("t", 1, None, ["sh", "-c", sys.argv[1]], log_path=Path(sys.argv[2])))
+    print("started", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+def _gone(marker: str, seconds: float = 5.0) -> bool:
+    for _ in range(int(seconds / 0.1)):
+        if not _alive(marker):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_tasks_die_with_a_worker_killed_by_sigkill(tmp_path: Path) -> None:
+    """The worker (here a small script driving the runtime) is killed with -9: its launcher
+    and every task's group follow it, grandchildren included."""
+    marker = f"sleep 8{time.monotonic_ns() % 1000:03d}"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, f"{marker}; echo never", str(tmp_path / "t.log")], stdout=subprocess.PIPE
+    )
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == b"started\n"
+        assert _alive(marker)
+        worker.kill()
+        worker.wait(timeout=10)
+        assert _gone(marker), "the task outlived its worker"
+        assert _gone(f"launcher.py {worker.pid}"), "the launcher outlived its worker"
+    finally:
+        worker.kill()
+
+
+def test_a_dead_launcher_takes_its_tasks_along_and_the_next_task_gets_a_new_one(tmp_path: Path) -> None:
+    marker = f"sleep 9{time.monotonic_ns() % 1000:03d}"
+
+    async def scenario() -> tuple[int, int, int]:
+        runtime = ProcessRuntime()
+        spec = TaskSpec("long", 1, None, ["sh", "-c", f"{marker}; echo never"], log_path=tmp_path / "a.log")
+        handle = await runtime.start(spec)
+        assert runtime.launcher.process is not None
+        first = runtime.launcher.process.pid
+        os.kill(first, signal.SIGKILL)
+        code = await asyncio.wait_for(handle.wait(), timeout=10)
+        after = await runtime.start(TaskSpec("next", 1, None, ["sh", "-c", "exit 4"], log_path=tmp_path / "b.log"))
+        next_code = await asyncio.wait_for(after.wait(), timeout=10)
+        assert runtime.launcher.process is not None
+        second = runtime.launcher.process.pid
+        await runtime.close()
+        return code, next_code, first - second
+
+    code, next_code, difference = asyncio.run(scenario())
+    assert code == -signal.SIGKILL
+    assert _gone(marker), "the task outlived its launcher"
+    assert next_code == 4 and difference != 0
+    assert "never" not in (tmp_path / "a.log").read_text()
+
+
+def test_many_tasks_at_once_each_get_their_own_exit_code(tmp_path: Path) -> None:
+    """Answers from one launcher are matched to their orders, however they interleave."""
+
+    async def scenario() -> list[int]:
+        runtime = ProcessRuntime()
+        specs = [
+            TaskSpec(f"t{i}", 1, None, ["sh", "-c", f"sleep 0.{i % 3}; exit {i}"], log_path=tmp_path / f"{i}.log")
+            for i in range(40)
+        ]
+        handles = await asyncio.gather(*(runtime.start(spec) for spec in specs))
+        codes = await asyncio.wait_for(asyncio.gather(*(h.wait() for h in handles)), timeout=30)
+        await runtime.close()
+        return list(codes)
+
+    assert asyncio.run(scenario()) == list(range(40))
