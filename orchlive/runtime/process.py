@@ -1,17 +1,18 @@
 """The process runtime: a task is a child process group, like Nomad's ``raw_exec`` driver.
 
-Each task runs under its supervisor (``orchlive.runtime.supervisor``), a small process
-that leads the task's process group: it kills the group when the worker's lease deadline
-passes (a frozen worker cannot stop anything itself) or when the worker dies, even by
-``kill -9`` (parent-death signal), so a restarted worker never finds a stale copy still
-running. A stop from the worker is a ``SIGKILL`` to the whole group. The command runs as
-given (no shell); its output goes to the task's log file.
+Every task is started and watched by the worker's launcher (``orchlive.runtime.launcher``),
+one small long-lived process per worker: each task leads its own process group, and the
+launcher kills the group when the worker's lease deadline passes (a frozen worker cannot
+stop anything itself) or when the worker dies, even by ``kill -9`` (parent-death
+signal), so a restarted worker never finds a stale copy still running. A stop from the
+worker is a ``SIGKILL`` to the whole group. The command runs as given (no shell); its
+output goes to the task's log file.
 
 The environment is clean: only what the task declares and the ``ORCH_*`` variables of
 the task (``task_environment``), never the worker's own (its tokens, its etcd address).
 With no ``PATH`` declared, the program is looked up in ``os.defpath`` (``/bin:/usr/bin``).
 With ``run_as`` (``--run-as``, ``ORCH_RUN_AS``) the task runs as that user and its
-groups; the supervisor stays with the worker's user, so it can always kill the task.
+groups; the launcher stays with the worker's user, so it can always kill the task.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environ
 
 __all__ = ["Launcher", "ProcessHandle", "ProcessRuntime", "check_run_as", "spawn_supervisor"]
 
-# Seconds between the supervisor's reads of the lease deadline: part of the worker's margin.
+# Seconds between the launcher's reads of the lease deadline: part of the worker's margin.
 SUPERVISOR_POLL = 0.1
 # Run as a script, never imported here: it puts its own directory on its sys.path.
 LAUNCHER = str(Path(supervisor.__file__).with_name("launcher.py"))
@@ -87,7 +88,7 @@ def stop_reason(path: Path) -> str | None:
 
 
 class ProcessHandle:
-    """A running task: its supervisor (forked by the launcher), which leads the task's process group."""
+    """A running task: the leader of its process group, started and reaped by the launcher."""
 
     def __init__(self, group: int, exited: asyncio.Future[int], reason_path: Path) -> None:
         self.group = group
@@ -122,19 +123,20 @@ def _returncode(status: int) -> int:
 class Launcher:
     """The worker's end of its task launcher (``orchlive.runtime.launcher``): orders out, answers in.
 
-    Started on the first task; started again if it ever dies (its tasks died with it and
-    are reported as killed).
+    Started on the first task; started again if it ever dies. Its tasks then die too: the
+    worker kills the groups it knows of and reports them killed.
     """
 
     def __init__(self) -> None:
         self.process: asyncio.subprocess.Process | None = None
         self.starts: dict[str, asyncio.Future[int]] = {}
         self.exits: dict[str, asyncio.Future[int]] = {}
+        self.groups: dict[str, int] = {}  # running tasks' process groups, by order
         self.numbers = itertools.count()
         self.reader: asyncio.Task[None] | None = None
 
     async def start(self, order: dict[str, object]) -> tuple[int, asyncio.Future[int]]:
-        """Send ``order``; its supervisor's process group and a future of the task's exit code."""
+        """Send ``order``; the task's process group and a future of its exit code."""
         process = await self._running()
         assert process.stdin is not None
         name = str(next(self.numbers))
@@ -166,17 +168,21 @@ class Launcher:
         assert process.stdout is not None
         while line := await process.stdout.readline():
             name, kind, rest = line.decode(errors="replace").rstrip("\n").split(" ", 2)
-            if kind == "exit":
-                if (started := self.starts.pop(name, None)) is not None and not started.done():
-                    started.set_exception(TaskStartError("the task's supervisor ended before it started the task"))
+            if kind == "exit":  # always after the task's "ok"
+                self.groups.pop(name, None)
                 if (exited := self.exits.pop(name, None)) is not None and not exited.done():
                     exited.set_result(_returncode(int(rest)))
             elif (started := self.starts.pop(name, None)) is not None and not started.done():
                 if kind == "ok":
-                    started.set_result(int(rest.split()[0]))
+                    self.groups[name] = int(rest)
+                    started.set_result(int(rest))
                 else:
+                    self.exits.pop(name, None)
                     started.set_exception(TaskStartError(rest))
-        await process.wait()  # the launcher ended: every supervisor it forked kills its task
+        await process.wait()  # the launcher ended: so must what it started
+        for group in self.groups.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         for started in self.starts.values():
             if not started.done():
                 started.set_exception(TaskStartError("the worker's task launcher stopped"))
@@ -185,6 +191,7 @@ class Launcher:
                 exited.set_result(-signal.SIGKILL)
         self.starts.clear()
         self.exits.clear()
+        self.groups.clear()
 
     async def close(self) -> None:
         """Let the launcher go (it kills whatever still runs) and wait for it."""
