@@ -11,7 +11,7 @@
 
 Placements are counted by a watch on the events prefix from this process (``task.assigned``),
 so waiting for them costs the master nothing. ``ORCH_BENCH_PROFILE=DIR`` runs each master
-under cProfile and prints where its time goes (the profile slows it down: read the ratio
+and worker under cProfile and prints where their time goes (the profile slows it down: read the ratio
 from a run without it).
 """
 
@@ -60,10 +60,11 @@ class _LoadCluster(LiveCluster):
         self.profile = profile
 
     def _spawn(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        if args[0] != "master" or self.profile is None:
+        if args[0] not in ("master", "worker") or self.profile is None:
             return super()._spawn(args, log_name, env)
         log = open(self.work_dir / log_name, "ab")  # noqa: SIM115 - the child keeps it
-        command = [sys.executable, "-c", _PROFILED, str(self.profile), "--log-level", "INFO", *args]
+        path = self.profile if args[0] == "master" else self.profile.with_suffix(f".{Path(log_name).stem}.prof")
+        command = [sys.executable, "-c", _PROFILED, str(path), "--log-level", "INFO", *args]
         child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self._env() | (env or {}))
         log.close()
         return child
@@ -271,6 +272,9 @@ def _run(etcd: EtcdServer, work: Path, tasks: int, measure: Callable[..., Awaita
         if profile is not None and profile.exists():
             print(f"\nmaster profile, {tasks} tasks ({profile}):")
             pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(30)
+        if profile is not None and (workers := sorted(profile.parent.glob(f"{profile.stem}.*.prof"))):
+            print(f"\nworkers' profile, {tasks} tasks ({', '.join(map(str, workers))}):")
+            pstats.Stats(*map(str, workers)).sort_stats("cumulative").print_stats(30)
 
 
 @pytest.mark.benchmark(group="live_load")

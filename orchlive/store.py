@@ -212,6 +212,18 @@ class Store:
             return None
         return Entry(key, kv.value, kv.mod_revision, kv.create_revision, kv.lease)
 
+    async def get_many(self, *keys: str) -> list[Entry | None]:
+        """Several keys in one request (one transaction of reads: one revision), in the order asked."""
+        await self.connect()
+        t = self.client.transactions
+        with self.unavailable():
+            _, responses = await self.client.transaction(compare=[], success=[t.get(_b(k)) for k in keys], failure=[])
+        entries: list[Entry | None] = []
+        for key, found in zip(keys, responses, strict=True):
+            kv = found[0][1] if found else None
+            entries.append(None if kv is None else Entry(key, kv.value, kv.mod_revision, kv.create_revision, kv.lease))
+        return entries
+
     async def range(self, prefix: str, *, revision: int = 0, keys_only: bool = False) -> tuple[list[Entry], int]:
         """Every key under ``prefix`` (ordered by key) and the store revision of the read.
 

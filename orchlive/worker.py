@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 LOG_TAIL_BYTES = 64 * 1024  # the default of --log-tail-bytes (ORCH_LOG_TAIL_BYTES)
 MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
 STARTING = 16  # tasks being started at once (``Worker._take_logged``)
+TAIL_IN_REPORT = 64 * 1024  # a log tail up to this size goes in the report's transaction
 
 
 @dataclass
@@ -324,34 +325,37 @@ class Worker:
             log.warning("task %s could not start: %s", task_id, reason)
             await self._fail_to_start(task, reason)
             return
-        started = await retrying(lambda: self._mark_running(task_id, task.attempts), what=f"task {task_id}: RUNNING")
+        started = await retrying(lambda: self._mark_running(read), what=f"task {task_id}: RUNNING")
         if started is None:
             await handle.kill()  # the task moved on while we were starting it
             return
-        waiter = asyncio.create_task(self._supervise(started, task.attempts, handle, spec.log_path))
-        self.running[task_id] = _Running(started, task.attempts, handle, waiter)
+        waiter = asyncio.create_task(self._supervise(started, handle, spec.log_path))
+        self.running[task_id] = _Running(started[0], task.attempts, handle, waiter)
 
-    async def _mark_running(self, task_id: str, attempt: int) -> Task | None:
-        """ASSIGNED -> RUNNING for a started process; None if the task moved on.
+    async def _mark_running(self, read: tuple[Task, int]) -> tuple[Task, int] | None:
+        """ASSIGNED -> RUNNING for a started process (as ``read``); the task and its revision, None if it moved on.
 
         Retried while etcd is unavailable (the process runs: dropping it would leave the
         task ASSIGNED for ever, holding its resources). A try whose commit applied but
         whose answer was lost finds the task RUNNING here, at this attempt: that is ours.
         """
-        started = await transitions.start(self.store, task_id, self.node_id, attempt)
+        task_id, attempt = read[0].id, read[0].attempts
+        started = await transitions.start(self.store, task_id, self.node_id, attempt, read=read)
         if started is not None:
             return started
-        read = await transitions.read_task(self.store, task_id)
-        if read is not None:
-            task = read[0]
+        now = await transitions.read_task(self.store, task_id)
+        if now is not None:
+            task = now[0]
             if task.state == TaskState.RUNNING and task.node_id == self.node_id and task.attempts == attempt:
-                return task
+                return now
         return None
 
     async def _fail_to_start(self, task: Task, reason: str) -> None:
         """ASSIGNED -> RUNNING -> FAILED with ``reason``: the report frees the task's resources."""
-        if await transitions.start(self.store, task.id, self.node_id, task.attempts) is not None:
-            await transitions.finish(self.store, task.id, self.node_id, task.attempts, exit_code=None, reason=reason)
+        if (started := await transitions.start(self.store, task.id, self.node_id, task.attempts)) is not None:
+            await transitions.finish(
+                self.store, task.id, self.node_id, task.attempts, exit_code=None, reason=reason, known=started
+            )
 
     def _never_fits(self, task: Task) -> str | None:
         """Why this worker could never hold ``task``, even empty; None if it could.
@@ -392,12 +396,17 @@ class Worker:
         log_path = self._log_path(task)
         if hasattr(orphan, "log_path"):
             orphan.log_path = log_path  # type: ignore[attr-defined]
-        waiter = asyncio.create_task(self._supervise(task, task.attempts, orphan, log_path))
+        waiter = asyncio.create_task(self._supervise((task, 0), orphan, log_path))
         self.running[task.id] = _Running(task, task.attempts, orphan, waiter)
         log.info("adopted %s for task %s", orphan.describe(), task.id)
 
-    async def _supervise(self, task: Task, attempt: int, handle: Handle, log_path: Path) -> None:
-        """Wait for the end (or the timeout), then report the outcome."""
+    async def _supervise(self, running: tuple[Task, int], handle: Handle, log_path: Path) -> None:
+        """Wait for the end (or the timeout), then report the outcome.
+
+        ``running``: the task as RUNNING and its revision (0: unknown), which the report
+        tries first without reading it again.
+        """
+        task, attempt = running[0], running[0].attempts
         reason = None
         try:
             if task.timeout is not None:
@@ -425,14 +434,24 @@ class Worker:
         if reason is None and exit_code != 0:
             reason = f"exited with code {exit_code}"
         tail = log_tail(log_path, self.log_tail_bytes)
-        await retrying(
-            lambda: self._report(task.id, attempt, exit_code, reason, tail), what=f"report of task {task.id}"
-        )
+        await retrying(lambda: self._report(running, exit_code, reason, tail), what=f"report of task {task.id}")
         self.running.pop(task.id, None)
 
-    async def _report(self, task_id: str, attempt: int, exit_code: int, reason: str | None, tail: bytes) -> None:
-        await transitions.save_log_tail(self.store, task_id, tail)
-        await transitions.finish(self.store, task_id, self.node_id, attempt, exit_code=exit_code, reason=reason)
+    async def _report(self, running: tuple[Task, int], exit_code: int, reason: str | None, tail: bytes) -> None:
+        """The outcome, with the log's tail in the same transaction (a long tail first, on its own)."""
+        task = running[0]
+        if len(tail) > TAIL_IN_REPORT:  # the report's transaction stays well under etcd's request limit
+            await transitions.save_log_tail(self.store, task.id, tail)
+        await transitions.finish(
+            self.store,
+            task.id,
+            self.node_id,
+            task.attempts,
+            exit_code=exit_code,
+            reason=reason,
+            known=running if running[1] else None,
+            log_tail=tail if len(tail) <= TAIL_IN_REPORT else None,
+        )
 
     async def _stop(self, task_id: str, why: str) -> bool:
         """Kill the task's copy here, if one runs; True if it was still running (not ending on its own)."""

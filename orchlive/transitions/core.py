@@ -23,6 +23,7 @@ __all__ = [
     "commit_releasing",
     "read_allocation",
     "read_ledger",
+    "read_ledger_and_released",
     "read_released",
     "read_task",
     "record_json",
@@ -64,6 +65,15 @@ async def read_released(store: Store, node_id: str) -> tuple[Released, int]:
     if entry is None:
         return Released(), 0
     return Released.from_json(entry.json()), entry.mod_revision
+
+
+async def read_ledger_and_released(store: Store, node_id: str) -> tuple[tuple[Ledger, int], tuple[Released, int]]:
+    """``read_ledger`` and ``read_released`` in one request (at one revision): what a release compares."""
+    placed, released = await store.get_many(store.keys.alloc(node_id), store.keys.released(node_id))
+    return (
+        (Ledger(), 0) if placed is None else (Ledger.from_json(placed.json()), placed.mod_revision),
+        (Released(), 0) if released is None else (Released.from_json(released.json()), released.mod_revision),
+    )
 
 
 async def read_allocation(store: Store, node_id: str) -> Ledger:
@@ -135,8 +145,7 @@ async def commit_released(store: Store, txn: Txn, task: Task) -> tuple[bool, int
         return applied, revision, None
     keys, node_id = store.keys, task.node_id
     async with _ledger_lock(store, node_id):
-        placed, placed_revision = await read_ledger(store, node_id)
-        released, released_revision = await read_released(store, node_id)
+        (placed, placed_revision), (released, released_revision) = await read_ledger_and_released(store, node_id)
         released.release(task, placed)
         txn.expect_revision(keys.released(node_id), released_revision)
         txn.put_json(keys.released(node_id), released.to_json())

@@ -142,9 +142,16 @@ async def note_reason(store: Store, task: Task, revision: int, reason: str) -> t
     return (updated, new_revision) if applied else None
 
 
-async def start(store: Store, task_id: str, node_id: str, attempt: int) -> Task | None:
-    """ASSIGNED -> RUNNING by the worker ``node_id``, for placement number ``attempt`` only."""
-    read = await read_task(store, task_id)
+async def start(
+    store: Store, task_id: str, node_id: str, attempt: int, *, read: tuple[Task, int] | None = None
+) -> tuple[Task, int] | None:
+    """ASSIGNED -> RUNNING by the worker ``node_id``, for placement number ``attempt`` only.
+
+    ``read``: the task and its mod revision as the caller just read them (one read less;
+    if it has moved since, the transaction compares and does not apply). Returns the
+    running task and its new mod revision, or None.
+    """
+    read = read or await read_task(store, task_id)
     if read is None:
         return None
     task, revision = read
@@ -157,21 +164,32 @@ async def start(store: Store, task_id: str, node_id: str, attempt: int) -> Task 
         .put_json(store.keys.task(task_id), record_json(running))
         .event("task.running", task_public_json(running), now().isoformat())
     )
-    applied, _ = await txn.commit()
-    return running if applied else None
+    applied, new_revision = await txn.commit()
+    return (running, new_revision) if applied else None
 
 
-async def _with_ledger(store: Store, task_id: str, change: Callable[[Task], tuple[Task, str] | None]) -> Task | None:
+async def _with_ledger(
+    store: Store,
+    task_id: str,
+    change: Callable[[Task], tuple[Task, str] | None],
+    *,
+    known: tuple[Task, int] | None = None,
+    puts: dict[str, bytes] | None = None,
+) -> Task | None:
     """Apply ``change`` to the task, releasing its resources from its node's ledger.
 
     ``change`` returns the new task and the event type, or None when the transition no
     longer applies (the task moved on). Retries, for as long as it takes, while only the
-    ledger raced: a report must never be dropped.
+    ledger raced: a report must never be dropped. ``known``: the task and its revision as
+    the caller last wrote them, tried first without a read (a stale one only costs a
+    retry). ``puts``: keys written in the same transaction, if it applies.
     """
     keys = store.keys
+    first = [known]
 
     async def step() -> tuple[bool, Task | None]:
-        read = await read_task(store, task_id)
+        read = first.pop() if first and first[0] is not None else await read_task(store, task_id)
+        first.clear()
         result = None if read is None else change(read[0])
         if read is None or result is None:
             return True, None
@@ -179,6 +197,8 @@ async def _with_ledger(store: Store, task_id: str, change: Callable[[Task], tupl
         txn = store.txn().expect_revision(keys.task(task_id), revision)
         txn.put_json(keys.task(task_id), record_json(new_task))
         txn.event(event, task_public_json(new_task), now().isoformat())
+        for key, value in (puts or {}).items():
+            txn.put(key, value)
         applied = await commit_releasing(store, txn, task)
         return applied, new_task
 
@@ -193,8 +213,14 @@ async def finish(
     *,
     exit_code: int | None,
     reason: str | None = None,
+    known: tuple[Task, int] | None = None,
+    log_tail: bytes | None = None,
 ) -> Task | None:
-    """RUNNING -> COMPLETED (exit 0) or FAILED, reported by the worker that ran it."""
+    """RUNNING -> COMPLETED (exit 0) or FAILED, reported by the worker that ran it.
+
+    ``known``: the RUNNING task and its revision as the worker wrote them (``start``).
+    ``log_tail``: the tail of its output, saved in the same transaction (``save_log_tail``).
+    """
 
     def change(task: Task) -> tuple[Task, str] | None:
         if task.state != TaskState.RUNNING or task.node_id != node_id or task.attempts != attempt:
@@ -204,7 +230,8 @@ async def finish(
         done = task.model_copy(update={"state": state, "end_time": now(), "exit_code": exit_code, "reason": reason})
         return done, "task.completed" if ok else "task.failed"
 
-    return await _with_ledger(store, task_id, change)
+    puts = None if log_tail is None else {store.keys.logs(task_id): log_tail}
+    return await _with_ledger(store, task_id, change, known=known, puts=puts)
 
 
 async def requeue(
