@@ -114,6 +114,7 @@ class Worker:
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
         self._starting = asyncio.Semaphore(STARTING)
+        self.reports = transitions.ReportBatcher(store, node_id)
         self._unassigned: set[str] = set()  # unassigned while being taken: stop confirmed after
         # Containers left by a previous incarnation of this worker, by (task, attempt):
         # adopted if etcd still wants them, removed otherwise.
@@ -438,7 +439,13 @@ class Worker:
         self.running.pop(task.id, None)
 
     async def _report(self, running: tuple[Task, int], exit_code: int, reason: str | None, tail: bytes) -> None:
-        """The outcome, with the log's tail in the same transaction (a long tail first, on its own)."""
+        """The outcome, with the log's tail in the same transaction (a long tail first, on its own).
+
+        With the reports of the tasks ending meanwhile when it can (``ReportBatcher``), else alone.
+        """
+        report = transitions.Report(running, exit_code, reason, tail)
+        if self.reports.fits(report) and await self.reports.finish(report):
+            return
         task = running[0]
         if len(tail) > TAIL_IN_REPORT:  # the report's transaction stays well under etcd's request limit
             await transitions.save_log_tail(self.store, task.id, tail)

@@ -7,7 +7,8 @@ Tasks (``tasks.py``; master, worker and API share these, so the rules live in on
 * ``place``        PENDING  -> ASSIGNED           (master; the node's ledger gains the request)
 * ``note_reason``  why a PENDING task waits       (master; no event: not a transition)
 * ``start``        ASSIGNED -> RUNNING            (worker)
-* ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the node's releases take the request back)
+* ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the node's releases take the request back); the
+  worker's ``ReportBatcher`` (``reports.py``) writes the reports of tasks ending together in one transaction
 * ``requeue``      ASSIGNED | RUNNING -> PENDING, or FAILED past the retry limit (node lost, eviction)
 * ``preempt``      ASSIGNED | RUNNING -> PENDING  (master, for a higher priority; ``task.preempted``)
 * ``stopped``      the copy an eviction left on a node stopped (worker; clears ``stopping``, no event)
@@ -36,6 +37,7 @@ from orchlive.transitions.core import ConflictError, read_allocation, read_ledge
 from orchlive.transitions.creates import CreateBatcher
 from orchlive.transitions.groups import create_tasks, move, remove_tree
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
+from orchlive.transitions.reports import Report, ReportBatcher
 from orchlive.transitions.tasks import (
     Placed,
     Placement,
@@ -76,6 +78,8 @@ __all__ = [
     "read_task",
     "record_size",
     "register_node",
+    "Report",
+    "ReportBatcher",
     "remove",
     "requeue",
     "save_log_tail",

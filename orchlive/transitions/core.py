@@ -18,6 +18,7 @@ from orchlive.store import Entry, Store, Txn
 
 __all__ = [
     "ConflictError",
+    "ledger_lock",
     "Release",
     "commit_released",
     "commit_releasing",
@@ -103,7 +104,8 @@ def record_size(task: Task) -> int:
     return 1024 + 64 * len(task.resources) + sum(6 * len(t) + 4 for t in texts)
 
 
-def _ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
+def ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
+    """This process's lock on ``node_id``'s ledger and releases (see ``_ledger_locks``)."""
     return _ledger_locks.setdefault((id(store), node_id), asyncio.Lock())
 
 
@@ -144,7 +146,7 @@ async def commit_released(store: Store, txn: Txn, task: Task) -> tuple[bool, int
         applied, revision = await txn.commit()
         return applied, revision, None
     keys, node_id = store.keys, task.node_id
-    async with _ledger_lock(store, node_id):
+    async with ledger_lock(store, node_id):
         (placed, placed_revision), (released, released_revision) = await read_ledger_and_released(store, node_id)
         released.release(task, placed)
         txn.expect_revision(keys.released(node_id), released_revision)

@@ -25,6 +25,7 @@ __all__ = [
     "Placement",
     "create_task",
     "finish",
+    "finished",
     "note_reason",
     "place",
     "preempt",
@@ -223,15 +224,22 @@ async def finish(
     """
 
     def change(task: Task) -> tuple[Task, str] | None:
-        if task.state != TaskState.RUNNING or task.node_id != node_id or task.attempts != attempt:
-            return None  # fenced: the task was rescheduled or deleted meanwhile
-        ok = exit_code == 0 and reason is None
-        state = TaskState.COMPLETED if ok else TaskState.FAILED
-        done = task.model_copy(update={"state": state, "end_time": now(), "exit_code": exit_code, "reason": reason})
-        return done, "task.completed" if ok else "task.failed"
+        return finished(task, node_id, attempt, exit_code, reason)
 
     puts = None if log_tail is None else {store.keys.logs(task_id): log_tail}
     return await _with_ledger(store, task_id, change, known=known, puts=puts)
+
+
+def finished(
+    task: Task, node_id: str, attempt: int, exit_code: int | None, reason: str | None
+) -> tuple[Task, str] | None:
+    """``task`` COMPLETED (exit 0, no reason) or FAILED, and the event type; None if it moved on."""
+    if task.state != TaskState.RUNNING or task.node_id != node_id or task.attempts != attempt:
+        return None  # fenced: the task was rescheduled or deleted meanwhile
+    ok = exit_code == 0 and reason is None
+    state = TaskState.COMPLETED if ok else TaskState.FAILED
+    done = task.model_copy(update={"state": state, "end_time": now(), "exit_code": exit_code, "reason": reason})
+    return done, "task.completed" if ok else "task.failed"
 
 
 async def requeue(
