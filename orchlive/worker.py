@@ -114,7 +114,10 @@ class Worker:
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
         self._starting = asyncio.Semaphore(STARTING)
-        self.reports = transitions.ReportBatcher(store, node_id)
+        self._shapes: dict[tuple[str, ...], NodeMatrix] = {}  # this worker as a one-node matrix (``_never_fits``)
+        self.reads = transitions.read_batches(store)
+        self.starts = transitions.start_batches(store, node_id)
+        self.reports = transitions.report_batches(store, node_id)
         self._unassigned: set[str] = set()  # unassigned while being taken: stop confirmed after
         # Containers left by a previous incarnation of this worker, by (task, attempt):
         # adopted if etcd still wants them, removed otherwise.
@@ -284,7 +287,7 @@ class Worker:
             log.exception("task %s: could not be taken", task_id)
 
     async def _take(self, task_id: str) -> None:
-        read = await transitions.read_task(self.store, task_id)
+        read = await self.reads.submit(task_id)  # with the other tasks just assigned here
         if read is None:
             return
         task, _ = read
@@ -341,7 +344,9 @@ class Worker:
         whose answer was lost finds the task RUNNING here, at this attempt: that is ours.
         """
         task_id, attempt = read[0].id, read[0].attempts
-        started = await transitions.start(self.store, task_id, self.node_id, attempt, read=read)
+        if (started := await self.starts.submit(read)) is not None:  # with the starts going together
+            return started
+        started = await transitions.start(self.store, task_id, self.node_id, attempt)  # alone: read again, decide
         if started is not None:
             return started
         now = await transitions.read_task(self.store, task_id)
@@ -365,8 +370,9 @@ class Worker:
         matrix of its declared capacity; a resource it does not declare counts as 0): the
         master already checked it, so this only catches a master that saw other capacity.
         """
-        names = sorted(set(self.capacity) | {name for name, amount in task.resources.items() if amount > 0})
-        shape = NodeMatrix.from_capacities({name: [self.capacity.get(name, 0)] for name in names})
+        names = tuple(sorted(set(self.capacity) | {name for name, amount in task.resources.items() if amount > 0}))
+        if (shape := self._shapes.get(names)) is None:  # one per set of resource names: built once
+            shape = self._shapes[names] = NodeMatrix.from_capacities({n: [self.capacity.get(n, 0)] for n in names})
         request = shape.request_vector(dict(task.resources.items()))
         if could_ever_fit(shape, request, np.ones(1, dtype=bool)):
             return None
@@ -444,7 +450,7 @@ class Worker:
         With the reports of the tasks ending meanwhile when it can (``ReportBatcher``), else alone.
         """
         report = transitions.Report(running, exit_code, reason, tail)
-        if self.reports.fits(report) and await self.reports.finish(report):
+        if transitions.batchable(report) and await self.reports.submit(report):
             return
         task = running[0]
         if len(tail) > TAIL_IN_REPORT:  # the report's transaction stays well under etcd's request limit

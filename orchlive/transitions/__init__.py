@@ -6,9 +6,10 @@ Tasks (``tasks.py``; master, worker and API share these, so the rules live in on
   ``CreateBatcher`` (``creates.py``) writes single submissions arriving together in one transaction
 * ``place``        PENDING  -> ASSIGNED           (master; the node's ledger gains the request)
 * ``note_reason``  why a PENDING task waits       (master; no event: not a transition)
-* ``start``        ASSIGNED -> RUNNING            (worker)
+* ``start``        ASSIGNED -> RUNNING            (worker); ``runs.start_batches`` writes starts
+  going together in one transaction
 * ``finish``       RUNNING  -> COMPLETED | FAILED (worker; the node's releases take the request back); the
-  worker's ``ReportBatcher`` (``reports.py``) writes the reports of tasks ending together in one transaction
+  worker's ``runs.report_batches`` writes the reports of tasks ending together in one transaction
 * ``requeue``      ASSIGNED | RUNNING -> PENDING, or FAILED past the retry limit (node lost, eviction)
 * ``preempt``      ASSIGNED | RUNNING -> PENDING  (master, for a higher priority; ``task.preempted``)
 * ``stopped``      the copy an eviction left on a node stopped (worker; clears ``stopping``, no event)
@@ -37,7 +38,7 @@ from orchlive.transitions.core import ConflictError, read_allocation, read_ledge
 from orchlive.transitions.creates import CreateBatcher
 from orchlive.transitions.groups import create_tasks, move, remove_tree
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
-from orchlive.transitions.reports import Report, ReportBatcher
+from orchlive.transitions.runs import Report, batchable, read_batches, report_batches, start_batches
 from orchlive.transitions.tasks import (
     Placed,
     Placement,
@@ -79,7 +80,10 @@ __all__ = [
     "record_size",
     "register_node",
     "Report",
-    "ReportBatcher",
+    "batchable",
+    "read_batches",
+    "report_batches",
+    "start_batches",
     "remove",
     "requeue",
     "save_log_tail",

@@ -27,6 +27,7 @@ __all__ = [
     "read_ledger_and_released",
     "read_released",
     "read_task",
+    "read_tasks",
     "record_json",
     "record_size",
     "until_applied",
@@ -47,6 +48,12 @@ async def read_task(store: Store, task_id: str) -> tuple[Task, int] | None:
     """A task and its mod revision, or None if it does not exist."""
     entry = await store.get(store.keys.task(task_id))
     return None if entry is None else (Task.model_validate_json(entry.value), entry.mod_revision)
+
+
+async def read_tasks(store: Store, task_ids: list[str]) -> list[tuple[Task, int] | None]:
+    """``read_task`` for several tasks, in one request."""
+    entries = await store.get_many(*(store.keys.task(task_id) for task_id in task_ids))
+    return [None if e is None else (Task.model_validate_json(e.value), e.mod_revision) for e in entries]
 
 
 async def read_ledger(store: Store, node_id: str) -> tuple[Ledger, int]:

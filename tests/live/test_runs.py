@@ -1,9 +1,9 @@
-"""A worker's reports grouped in one transaction (``orchlive.transitions.reports``), on a real etcd.
+"""A worker's starts and reports grouped in one transaction (``orchlive.transitions.runs``), on a real etcd.
 
-Reports arriving together go in one transaction, and write what one ``finish`` each would
-have written: the task's end state, its event, its log tail, the release of its request and
-the removal of its inbox key. A batch where one task has moved on writes nothing, and says
-so, so that each report goes again alone.
+Starts arriving together go in one transaction, and so do reports; each writes what one
+``start`` or ``finish`` would have written: the task's state, its event and, for a
+report, its log tail, the release of its request and the removal of its inbox key. A
+batch where one task has moved on writes nothing, and says so, so that each goes alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.live
 
 
 async def _running(store: Store, count: int) -> list[tuple[Task, int]]:
-    """``count`` tasks of 100 cpu each, placed on w1 and started there: (task, revision) as RUNNING."""
+    """``count`` tasks of 100 cpu each, placed on w1 and started there together: (task, revision) as RUNNING."""
     lease = await store.grant_lease(30)
     await transitions.register_node(store, NodeRecord(id="w1", capacity=Resources(cpu=4000, memory=8192)), lease)
     tasks = [
@@ -32,8 +32,13 @@ async def _running(store: Store, count: int) -> list[tuple[Task, int]]:
     ledger = await transitions.read_ledger(store, "w1")
     placements = [transitions.Placement(*read, "w1") for read in reads if read is not None]
     assert (await transitions.place(store, placements, {"w1": ledger})).applied
-    started = [await transitions.start(store, task.id, "w1", 1) for task in tasks]
-    assert all(s is not None for s in started)
+    reads = [await transitions.read_task(store, task.id) for task in tasks]  # ASSIGNED, as the worker reads them
+    starts = transitions.start_batches(store, "w1")
+    started = await asyncio.gather(*(starts.submit(read) for read in reads if read is not None))
+    assert starts.transactions == 1  # they arrived together: one transaction
+    assert all(s is not None and s[0].state == TaskState.RUNNING for s in started)
+    for task, revision in (s for s in started if s is not None):
+        assert await transitions.read_task(store, task.id) == (task, revision)  # as stored
     return [s for s in started if s is not None]
 
 
@@ -45,10 +50,10 @@ def _reports(running: list[tuple[Task, int]]) -> list[transitions.Report]:
 
 async def _batched(store: Store) -> None:
     running = await _running(store, 5)
-    batcher = transitions.ReportBatcher(store, "w1")
+    batcher = transitions.report_batches(store, "w1")
     reports = _reports(running)
-    assert all(batcher.fits(r) for r in reports)
-    assert await asyncio.gather(*(batcher.finish(r) for r in reports)) == [True] * 5
+    assert all(transitions.batchable(r) for r in reports)
+    assert await asyncio.gather(*(batcher.submit(r) for r in reports)) == [True] * 5
     assert batcher.transactions == 1  # they arrived together: one transaction
     for i, (task, _) in enumerate(running):
         read = await transitions.read_task(store, task.id)
@@ -68,8 +73,8 @@ async def _one_moved(store: Store) -> None:
     # The middle task is deleted meanwhile (the API): its known revision no longer holds.
     assert await transitions.remove(store, running[1][0].id)
     held = await transitions.read_allocation(store, "w1")
-    batcher = transitions.ReportBatcher(store, "w1")
-    assert await asyncio.gather(*(batcher.finish(r) for r in _reports(running))) == [False] * 3
+    batcher = transitions.report_batches(store, "w1")
+    assert await asyncio.gather(*(batcher.submit(r) for r in _reports(running))) == [False] * 3
     for task, _ in (running[0], running[2]):  # nothing of the batch was written
         read = await transitions.read_task(store, task.id)
         assert read is not None and read[0].state == TaskState.RUNNING
@@ -88,5 +93,29 @@ def test_reports_arriving_together_share_one_transaction(etcd: Any, scenario: An
     async def main() -> None:
         async with Store(etcd.endpoint, f"/reports-{uuid.uuid4().hex[:8]}") as store:
             await scenario(store)
+
+    asyncio.run(main())
+
+
+async def _start_moved(store: Store) -> None:
+    lease = await store.grant_lease(30)
+    await transitions.register_node(store, NodeRecord(id="w1", capacity=Resources(cpu=4000, memory=8192)), lease)
+    tasks = [await transitions.create_task(store, Task(name=f"s{i}", resources=Resources(cpu=100))) for i in range(2)]
+    ledger = await transitions.read_ledger(store, "w1")
+    reads = [await transitions.read_task(store, task.id) for task in tasks]
+    placements = [transitions.Placement(*read, "w1") for read in reads if read is not None]
+    assert (await transitions.place(store, placements, {"w1": ledger})).applied
+    reads = [await transitions.read_task(store, task.id) for task in tasks]
+    assert await transitions.remove(store, tasks[0].id)  # deleted after the worker read it
+    starts = transitions.start_batches(store, "w1")
+    assert await asyncio.gather(*(starts.submit(read) for read in reads if read is not None)) == [None, None]
+    read = await transitions.read_task(store, tasks[1].id)
+    assert read is not None and read[0].state == TaskState.ASSIGNED  # nothing of the batch was written
+
+
+def test_starts_where_one_task_moved_write_nothing(etcd: Any) -> None:
+    async def main() -> None:
+        async with Store(etcd.endpoint, f"/starts-{uuid.uuid4().hex[:8]}") as store:
+            await _start_moved(store)
 
     asyncio.run(main())
