@@ -293,7 +293,7 @@ def test_a_worker_refuses_what_it_could_never_hold_by_the_cores_rule() -> None:
 
     from orchlive.worker import Worker
 
-    worker = SimpleNamespace(capacity=Resources.model_validate({"cpu": 2000, "memory": 1024, "gpu": 1000}))
+    worker = SimpleNamespace(capacity=Resources.model_validate({"cpu": 2000, "memory": 1024, "gpu": 1000}), _shapes={})
     fits = Task(name="a", image="x", resources=Resources.model_validate({"cpu": 2000, "gpu": 1000}))
     assert Worker._never_fits(worker, fits) is None  # type: ignore[arg-type]
     too_big = Task(name="b", image="x", resources=Resources.model_validate({"cpu": 2500, "disk": 1}))
