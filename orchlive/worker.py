@@ -36,16 +36,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from orchlive import devices as dev
 from orchlive import transitions
 from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError, log_tail
 from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
+from orchlive.worker_checks import AssignmentCheck
 from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_lease_margin
-from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 
 __all__ = ["Worker"]
 
@@ -105,6 +103,7 @@ class Worker:
         self.runtime = runtime
         self.node_id = node_id
         self.capacity = Resources.model_validate(amounts)
+        self.check = AssignmentCheck(self.capacity, self.devices)
         self.labels = labels or {}
         self.lease_ttl = lease_ttl
         self.data_dir = data_dir
@@ -114,23 +113,18 @@ class Worker:
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
         self._starting = asyncio.Semaphore(STARTING)
-        self._shapes: dict[tuple[str, ...], NodeMatrix] = {}  # this worker as a one-node matrix (``_never_fits``)
         self.reads = transitions.read_batches(store)
         self.starts = transitions.start_batches(store, node_id)
         self.reports = transitions.report_batches(store, node_id)
         self._unassigned: set[str] = set()  # unassigned while being taken: stop confirmed after
-        # Containers left by a previous incarnation of this worker, by (task, attempt):
-        # adopted if etcd still wants them, removed otherwise.
+        # Containers a previous incarnation left, by (task, attempt): adopted if etcd still wants them, else removed.
         self.orphans: dict[tuple[str, int], Handle] = {}
         self._background: set[asyncio.Task[None]] = set()
         self.registered = asyncio.Event()
-        # When the lease was last granted or renewed (time.monotonic): /metrics' heartbeat age.
-        self.renewed_at = time.monotonic()
-        # When the tasks must have stopped if the lease is not renewed (time.monotonic), and
-        # when the renewal that set it was sent.
+        self.renewed_at = time.monotonic()  # the lease's last grant or renewal: /metrics' heartbeat age
+        # When the tasks must have stopped if the lease is not renewed, and when the renewal that set it was sent.
         self.deadline = self.renewal_sent = time.monotonic()
-        # Tasks stopped at the lease deadline, with why: requeued once etcd answers.
-        self.stranded: dict[str, tuple[int, str]] = {}
+        self.stranded: dict[str, tuple[int, str]] = {}  # stopped at the lease deadline, why: requeued later
 
     # ------------------------------------------------------------------ registration
     async def register(self) -> int:
@@ -298,12 +292,12 @@ class Worker:
             return
         if task.state != TaskState.ASSIGNED:
             return
-        if (never := self._never_fits(task)) is not None:
+        if (never := self.check.never_fits(task)) is not None:
             reason = f"request exceeds this worker's capacity ({never})"
             await transitions.requeue(self.store, task_id, self.node_id, reason)
             return
         try:
-            grants = self._grants(task)
+            grants = self.check.grants(task)
         except ValueError as err:
             await transitions.requeue(self.store, task_id, self.node_id, f"devices not on this worker: {err}")
             return
@@ -362,32 +356,6 @@ class Worker:
             await transitions.finish(
                 self.store, task.id, self.node_id, task.attempts, exit_code=None, reason=reason, known=started
             )
-
-    def _never_fits(self, task: Task) -> str | None:
-        """Why this worker could never hold ``task``, even empty; None if it could.
-
-        The scheduling core's own never-fits rule, on this worker alone (a one-node
-        matrix of its declared capacity; a resource it does not declare counts as 0): the
-        master already checked it, so this only catches a master that saw other capacity.
-        """
-        names = tuple(sorted(set(self.capacity) | {name for name, amount in task.resources.items() if amount > 0}))
-        if (shape := self._shapes.get(names)) is None:  # one per set of resource names: built once
-            shape = self._shapes[names] = NodeMatrix.from_capacities({n: [self.capacity.get(n, 0)] for n in names})
-        request = shape.request_vector(dict(task.resources.items()))
-        if could_ever_fit(shape, request, np.ones(1, dtype=bool)):
-            return None
-        return explain_never(shape, request)
-
-    def _grants(self, task: Task) -> dict[str, dev.Grant]:
-        """The task's devices as grants, each checked against this worker's devices (ValueError if absent)."""
-        grants = {}
-        for kind, ids in task.devices.items():
-            grant = dev.grant_for(kind, task.resources.get(kind, 0), ids)
-            missing = [i for i in grant.ids if not 0 <= i < self.devices.get(kind, 0)]
-            if missing:
-                raise ValueError(f"{kind} {missing} (it has {self.devices.get(kind, 0)})")
-            grants[kind] = grant
-        return grants
 
     def _log_path(self, task: Task) -> Path:
         return self.data_dir / "logs" / f"{task.id}-{task.attempts}.log"

@@ -98,6 +98,9 @@ def _as_user(user: str, log: int, argv: list[bytes], paths: list[bytes], env: di
     pid = os.fork()
     if pid == 0:
         try:
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # not the launcher's handlers
+                signal.signal(sig, signal.SIG_DFL)
             os.setsid()
             for sig in DEFAULTED:
                 signal.signal(sig, signal.SIG_DFL)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import marshal
 import os
 import pwd
@@ -29,6 +30,8 @@ from pathlib import Path
 
 from orchlive.runtime import supervisor
 from orchlive.runtime.base import Handle, TaskSpec, TaskStartError, task_environment
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Launcher", "ProcessHandle", "ProcessRuntime", "check_run_as", "spawn_supervisor"]
 
@@ -167,7 +170,11 @@ class Launcher:
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None
         while line := await process.stdout.readline():
-            name, kind, rest = line.decode(errors="replace").rstrip("\n").split(" ", 2)
+            try:
+                name, kind, rest = line.decode(errors="replace").rstrip("\n").split(" ", 2)
+            except ValueError:  # not one of its answers: say so, and read on
+                log.warning("task launcher: unexpected output %r", line[:200])
+                continue
             if kind == "exit":  # always after the task's "ok"
                 self.groups.pop(name, None)
                 if (exited := self.exits.pop(name, None)) is not None and not exited.done():

@@ -289,13 +289,11 @@ async def _get_json(endpoint: str, prefix: str, key: str) -> Any:
 
 
 def test_a_worker_refuses_what_it_could_never_hold_by_the_cores_rule() -> None:
-    from types import SimpleNamespace
+    from orchlive.worker_checks import AssignmentCheck
 
-    from orchlive.worker import Worker
-
-    worker = SimpleNamespace(capacity=Resources.model_validate({"cpu": 2000, "memory": 1024, "gpu": 1000}), _shapes={})
+    check = AssignmentCheck(Resources.model_validate({"cpu": 2000, "memory": 1024, "gpu": 1000}), {})
     fits = Task(name="a", image="x", resources=Resources.model_validate({"cpu": 2000, "gpu": 1000}))
-    assert Worker._never_fits(worker, fits) is None  # type: ignore[arg-type]
+    assert check.never_fits(fits) is None
     too_big = Task(name="b", image="x", resources=Resources.model_validate({"cpu": 2500, "disk": 1}))
-    reason = Worker._never_fits(worker, too_big)  # type: ignore[arg-type]
+    reason = check.never_fits(too_big)
     assert reason is not None and "0/1 nodes could hold it even when empty: 1 insufficient cpu" in reason
