@@ -236,11 +236,11 @@ def serve(parent: int) -> None:
     poller.register(0, select.POLLIN)
     poller.register(wake_read, select.POLLIN)
     buffer, checked = bytearray(), 0.0
+    poll = 1.0  # seconds between reads of the lease deadline: the orders' own (a worker's are all alike)
     while True:
         if os.getppid() != parent:  # the worker died before the parent-death signal was set
             _kill_all(tasks)
-        guarded = [order["poll"] for order in tasks.values() if order.get("heartbeat")]
-        for fd, _ in poller.poll(1000 * min(guarded) if guarded else 1000):
+        for fd, _ in poller.poll(1000 * (poll if tasks else 1.0)):
             if fd == wake_read:
                 _drain(wake_read)
                 continue
@@ -249,9 +249,10 @@ def serve(parent: int) -> None:
                 _kill_all(tasks)
             buffer += chunk
             for order in _orders(buffer):
+                poll = min(poll, float(order.get("poll") or poll))
                 _start(order, tasks)
         _reap(tasks)
-        if guarded and supervisor.time.monotonic() - checked >= min(guarded):
+        if tasks and supervisor.time.monotonic() - checked >= poll:  # not on every order: a file read each
             checked = supervisor.time.monotonic()
             _fence(tasks)
 
