@@ -411,10 +411,13 @@ class Master:
             if await self.store.get(self.keys.alive(node_id)) is not None:
                 continue  # back already: a leader paused meanwhile must not act on what it saw before
             placed = self.cache.on_node(node_id)
-            for task_id in placed:
+            for task_id in placed:  # each only while the node is still gone (it may register meanwhile)
                 await transitions.requeue(
-                    self.store, task_id, node_id, f"node {node_id} lost (heartbeat lease expired)"
+                    self.store, task_id, node_id, f"node {node_id} lost (heartbeat lease expired)", node_lost=True
                 )
+            if await self.store.get(self.keys.alive(node_id)) is not None:
+                log.info("node %s registered again while its tasks were requeued", node_id)
+                continue
             await transitions.node_lost(self.store, self.cache.node_view(node_id))
             self._lost_handled.add(node_id)
             log.info("node %s lost; requeued %d task(s)", node_id, len(placed))

@@ -176,6 +176,7 @@ async def _with_ledger(
     *,
     known: tuple[Task, int] | None = None,
     puts: dict[str, bytes] | None = None,
+    absent: str | None = None,
 ) -> Task | None:
     """Apply ``change`` to the task, releasing its resources from its node's ledger.
 
@@ -183,7 +184,8 @@ async def _with_ledger(
     longer applies (the task moved on). Retries, for as long as it takes, while only the
     ledger raced: a report must never be dropped. ``known``: the task and its revision as
     the caller last wrote them, tried first without a read (a stale one only costs a
-    retry). ``puts``: keys written in the same transaction, if it applies.
+    retry). ``puts``: keys written in the same transaction, if it applies. ``absent``: a key
+    that must not exist when it applies; if it does, nothing is written and None returned.
     """
     keys = store.keys
     first = [known]
@@ -200,7 +202,11 @@ async def _with_ledger(
         txn.event(event, task_public_json(new_task), now().isoformat())
         for key, value in (puts or {}).items():
             txn.put(key, value)
+        if absent is not None:
+            txn.expect_absent(absent)
         applied = await commit_releasing(store, txn, task)
+        if not applied and absent is not None and await store.get(absent) is not None:
+            return True, None
         return applied, new_task
 
     return await until_applied(step)
@@ -251,6 +257,7 @@ async def requeue(
     count_attempt: bool = True,
     attempt: int | None = None,
     stopping: bool = False,
+    node_lost: bool = False,
 ) -> Task | None:
     """Send a task placed on ``node_id`` back to PENDING (or FAILED once out of attempts).
 
@@ -258,6 +265,10 @@ async def requeue(
     ``attempt``: only that placement (a worker requeuing what it stopped, which may since
     have been placed on it anew). ``stopping``: its copy may still run there (an eviction):
     it is placed again only once the node confirms the copy stopped (``stopped``).
+    ``node_lost``: the master requeuing the tasks of a node whose lease expired; it applies
+    only while the node's heartbeat key is still absent, in the same transaction. A worker
+    restarting just then registers first and starts what is assigned to it: the requeue
+    must not then place that task elsewhere too (None: the node is back, nothing written).
     """
 
     def change(task: Task) -> tuple[Task, str] | None:
@@ -276,7 +287,7 @@ async def requeue(
         pending = task.model_copy(update=update | {"stopping": node_id if stopping else None})
         return pending, "task.rescheduled"
 
-    return await _with_ledger(store, task_id, change)
+    return await _with_ledger(store, task_id, change, absent=store.keys.alive(node_id) if node_lost else None)
 
 
 @dataclass(frozen=True)
