@@ -1,9 +1,13 @@
-"""The task supervisor on its own (``orchlive.runtime.supervisor``): no etcd, no worker.
+"""What stops tasks from outside the worker, on its own: no etcd, no worker.
 
-Process mode: the whole process group dies at the lease deadline (grandchildren too)
-and the reason is recorded; a deadline the worker keeps pushing lets the task finish.
-Docker mode, against a fake engine on a unix socket: the supervisor asks the engine to
-kill the container at the deadline, and leaves on its own once the container stopped.
+Process tasks (the worker's launcher, ``orchlive.runtime.launcher``, driven through
+``ProcessRuntime``): the whole process group dies at the lease deadline (grandchildren too)
+and the reason is recorded; a deadline the worker keeps pushing lets the task finish; tasks
+die with a worker killed by ``-9`` and with a launcher killed by ``-9``; many tasks at once
+each get their own exit code; tasks start with ``subprocess``'s outcomes. Docker mode (a
+supervisor per container, ``orchlive.runtime.supervisor``), against a fake engine on a unix
+socket: the supervisor asks the engine to kill the container at the deadline, and leaves on
+its own once the container stopped.
 """
 
 from __future__ import annotations
