@@ -3,7 +3,8 @@
 * **Placements per second** for 2,000 tasks posted by 16 concurrent clients (keep-alive
   HTTP/1.1 connections, ``_Connection``) to a live master with 3 process workers (tasks
   run ``true``), as a ratio to the raw compare-and-swap rate of the same aetcd client
-  (``Store``) in the same run. Target ratio >= 0.3.
+  (``Store``) in the same run: the median of 3 paired rounds (``ORCH_BENCH_LOAD_ROUNDS``).
+  Target ratio >= 0.3.
 * **Master CPU per task** (user + system time of the master process, from
   ``/proc/PID/stat``, from the first post to the last placement) at 1,000 and 2,000
   tasks, and at 4,000 on demand (``ORCH_BENCH_LOAD_SIZES=1000,2000,4000``: the default
@@ -278,9 +279,29 @@ def _run(etcd: EtcdServer, work: Path, tasks: int, measure: Callable[..., Awaita
 
 
 @pytest.mark.benchmark(group="live_load")
+def _paired_rounds() -> int:
+    """How many paired runs (raw CAS, then the cluster) the ratio is the median of: ``ORCH_BENCH_LOAD_ROUNDS``, 3."""
+    raw = os.environ.get("ORCH_BENCH_LOAD_ROUNDS", "3")
+    if not raw.isdigit() or int(raw) < 1:
+        raise pytest.UsageError(f"ORCH_BENCH_LOAD_ROUNDS: a positive number of rounds, got {raw!r}")
+    return int(raw)
+
+
 def test_placements_per_second_beside_raw_cas(benchmark, etcd: EtcdServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    baseline = raw_cas_rate(etcd.endpoint)
-    result = benchmark.pedantic(lambda: _run(etcd, tmp_path / "load", 2000, _post_and_place), rounds=1, iterations=1)
+    """The ratio is the median of paired rounds: one run varies by about 15% on a quiet machine."""
+    rounds: list[tuple[float, dict[str, Any]]] = []
+
+    def paired(i: int) -> dict[str, Any]:
+        baseline = raw_cas_rate(etcd.endpoint)
+        result = _run(etcd, tmp_path / f"load{i}", 2000, _post_and_place)
+        rounds.append((baseline, result))
+        return result
+
+    benchmark.pedantic(paired, args=(0,), rounds=1, iterations=1)
+    for i in range(1, _paired_rounds()):
+        paired(i)
+    ratios = [result["placements_per_second"] / baseline for baseline, result in rounds]
+    baseline, result = rounds[int(np.argsort(ratios)[len(ratios) // 2])]  # the median round
     # Where the time goes: the same 2,000 tasks placed from a backlog, without the API in the way.
     backlog = _run(etcd, tmp_path / "backlog", 2000, _place_backlog)
     ratio = result["placements_per_second"] / baseline
@@ -291,6 +312,7 @@ def test_placements_per_second_beside_raw_cas(benchmark, etcd: EtcdServer, tmp_p
             "workers": WORKERS,
             "baseline_cas_per_second": baseline,
             "ratio": ratio,
+            "ratios_of_rounds": ratios,
             "target_ratio": 0.3,
             "backlog_placements_per_second": backlog["backlog_placements_per_second"],
             "backlog_ratio": backlog["backlog_placements_per_second"] / baseline,
@@ -299,8 +321,9 @@ def test_placements_per_second_beside_raw_cas(benchmark, etcd: EtcdServer, tmp_p
         }
     )
     print(
-        f"\nlive load: {result['placements_per_second']:.1f} placements/s for 2,000 tasks from {CLIENTS} clients; "
-        f"raw CAS {baseline:.0f}/s; ratio {ratio:.3f} (target 0.3); master CPU "
+        f"\nlive load (the median of {len(ratios)} paired rounds, ratios "
+        f"{', '.join(f'{r:.3f}' for r in ratios)}): {result['placements_per_second']:.1f} placements/s "
+        f"for 2,000 tasks from {CLIENTS} clients; raw CAS {baseline:.0f}/s; ratio {ratio:.3f} (target 0.3); master CPU "
         f"{result['master_cpu_ms_per_task']:.2f} ms/task; the last post returned after "
         f"{result['submit_seconds']:.1f} s, the last placement after {result['place_seconds']:.1f} s. "
         f"From a backlog (no API): {backlog['backlog_placements_per_second']:.0f} placements/s "
