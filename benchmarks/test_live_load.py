@@ -35,7 +35,7 @@ import pytest
 
 from orchlive.etcd_server import EtcdServer
 from orchlive.store import Store
-from tests.live.harness import LiveCluster
+from tests.live.harness import LiveCluster, children_of
 
 CLIENTS = 16
 WORKERS = 3
@@ -96,19 +96,11 @@ def cpu_seconds(pid: int, *, children: bool = False) -> float:
     return sum(int(f) for f in fields[11 : 15 if children else 13]) / TICKS
 
 
-def _children(pid: int) -> list[int]:
-    """The live children of process ``pid`` (a worker's task launcher)."""
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
 def _launchers_seconds(pid: int) -> float:
-    """CPU seconds of a worker's live children and what they reaped: its launcher, the
-    supervisors it forked and their tasks (the worker reaps the launcher only when it ends)."""
+    """CPU seconds of a worker's live children and what they reaped: its launcher and the
+    tasks it started (the worker reaps the launcher only when it ends)."""
     total = 0.0
-    for child in _children(pid):
+    for child in children_of(pid):
         try:  # noqa: SIM105 - a child may end between the listing and the read
             total += cpu_seconds(child, children=True)
         except OSError:

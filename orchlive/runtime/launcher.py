@@ -99,11 +99,9 @@ def _as_user(user: str, log: int, argv: list[bytes], paths: list[bytes], env: di
     if pid == 0:
         try:
             signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):  # not the launcher's handlers
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, *DEFAULTED):  # not the launcher's handlers
                 signal.signal(sig, signal.SIG_DFL)
             os.setsid()
-            for sig in DEFAULTED:
-                signal.signal(sig, signal.SIG_DFL)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(log, 1)
@@ -185,19 +183,21 @@ def _fence(tasks: dict[int, dict[str, Any]]) -> None:
             order["fenced"] = True
             reason = supervisor.stop_reason(deadlines[path])
             supervisor.record(order, reason)
-            try:  # noqa: SIM105 - no contextlib here (see the supervisor's docstring)
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:  # ended meanwhile: reaped next
-                pass
+            _kill_group(pid)
+
+
+def _kill_group(pid: int) -> None:
+    """SIGKILL to the process group ``pid`` leads (gone already: reaped next, or reaped)."""
+    try:  # noqa: SIM105 - no contextlib here (see the supervisor's docstring)
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def _kill_all(tasks: dict[int, dict[str, Any]]) -> None:
     """SIGKILL to every task's group, then leave."""
     for pid in tasks:
-        try:  # noqa: SIM105 - no contextlib here
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:  # ended already
-            pass
+        _kill_group(pid)
     os._exit(0)
 
 

@@ -59,7 +59,7 @@ def check_run_as(user: str | None) -> str | None:
 
 async def spawn_supervisor(order: dict[str, object], *, stderr: int, new_session: bool) -> asyncio.subprocess.Process:
     """Start the supervisor with ``order`` on its stdin; raises TaskStartError with its refusal."""
-    order = {"parent": os.getpid(), "poll": SUPERVISOR_POLL, **order}
+    order = {"poll": SUPERVISOR_POLL, **order}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-I",
@@ -118,11 +118,6 @@ class ProcessHandle:
         return stop_reason(self.reason_path)
 
 
-def _returncode(status: int) -> int:
-    """A raw wait status as asyncio reports it: the exit code, or minus the signal."""
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.waitstatus_to_exitcode(status)
-
-
 class Launcher:
     """The worker's end of its task launcher (``orchlive.runtime.launcher``): orders out, answers in.
 
@@ -178,7 +173,7 @@ class Launcher:
             if kind == "exit":  # always after the task's "ok"
                 self.groups.pop(name, None)
                 if (exited := self.exits.pop(name, None)) is not None and not exited.done():
-                    exited.set_result(_returncode(int(rest)))
+                    exited.set_result(os.waitstatus_to_exitcode(int(rest)))  # -N: killed by N
             elif (started := self.starts.pop(name, None)) is not None and not started.done():
                 if kind == "ok":
                     self.groups[name] = int(rest)
@@ -211,7 +206,7 @@ class Launcher:
 
 
 class ProcessRuntime:
-    """Runs ``command`` directly on the worker's machine, each under its supervisor.
+    """Runs ``command`` directly on the worker's machine, each started and watched by the worker's launcher.
 
     Args:
         heartbeat: The worker's lease-deadline file (``Worker.heartbeat_path``); None:
@@ -248,7 +243,7 @@ class ProcessRuntime:
         return ProcessHandle(group, exited, reason_path)
 
     async def orphans(self) -> dict[tuple[str, int], Handle]:
-        # Tasks die with the worker (their supervisor kills them), so a new worker never inherits any.
+        # Tasks die with the worker (its launcher kills them), so a new worker never inherits any.
         return {}
 
     async def close(self) -> None:

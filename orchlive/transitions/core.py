@@ -18,7 +18,6 @@ from orchlive.store import Entry, Store, Txn
 
 __all__ = [
     "ConflictError",
-    "ledger_lock",
     "Release",
     "commit_released",
     "commit_releasing",
@@ -111,8 +110,7 @@ def record_size(task: Task) -> int:
     return 1024 + 64 * len(task.resources) + sum(6 * len(t) + 4 for t in texts)
 
 
-def ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
-    """This process's lock on ``node_id``'s ledger and releases (see ``_ledger_locks``)."""
+def _ledger_lock(store: Store, node_id: str) -> asyncio.Lock:
     return _ledger_locks.setdefault((id(store), node_id), asyncio.Lock())
 
 
@@ -132,35 +130,41 @@ async def until_applied(step: Callable[[], Awaitable[tuple[bool, T]]]) -> T:
         await asyncio.sleep(min(0.001 * 2**attempt, 0.1) * random.random())
 
 
-async def commit_releasing(store: Store, txn: Txn, task: Task) -> bool:
-    """Commit ``txn``, first adding the release of ``task``'s resources if it holds any.
+async def commit_releasing(store: Store, txn: Txn, *tasks: Task) -> bool:
+    """Commit ``txn``, first adding the release of the resources ``tasks`` hold, if any.
 
     The release compares the node's ``released`` key (``orchlive.releases``), not its
-    ledger, so it never makes a placement lose; it pulls the task from the worker's inbox.
+    ledger, so it never makes a placement lose; it pulls the tasks from the worker's inbox.
     It is built under the node's lock so that this process does not race itself.
     """
-    applied, _, _ = await commit_released(store, txn, task)
+    applied, _, _ = await commit_released(store, txn, *tasks)
     return applied
 
 
-async def commit_released(store: Store, txn: Txn, task: Task) -> tuple[bool, int, Release | None]:
+async def commit_released(store: Store, txn: Txn, *tasks: Task) -> tuple[bool, int, Release | None]:
     """``commit_releasing``, also returning the revision and what the release wrote.
 
-    None when ``task`` held nothing. The master keeps what was written (``preempt``), so
-    that its placements right after see the room the victims left.
+    None when no task held anything. The master keeps what was written (``preempt``), so
+    that its placements right after see the room the victims left. Several tasks (a
+    worker's reports going together, ``runs.finish_many``) must all be on one node.
     """
-    if not (task.node_id and task.state.holds_resources):
+    holding = [task for task in tasks if task.node_id and task.state.holds_resources]
+    if not holding:
         applied, revision = await txn.commit()
         return applied, revision, None
-    keys, node_id = store.keys, task.node_id
-    async with ledger_lock(store, node_id):
+    keys, node_id = store.keys, holding[0].node_id
+    assert node_id is not None and all(task.node_id == node_id for task in holding), "one node's tasks"
+    async with _ledger_lock(store, node_id):
         (placed, placed_revision), (released, released_revision) = await read_ledger_and_released(store, node_id)
-        released.release(task, placed)
+        ledger_changed = False
+        for task in holding:
+            released.release(task, placed)
+            ledger_changed |= drop_grants(placed, task.id)
+            txn.delete(keys.assignment(node_id, task.id))
         txn.expect_revision(keys.released(node_id), released_revision)
         txn.put_json(keys.released(node_id), released.to_json())
-        ledger = placed if drop_grants(placed, task.id) else None
+        ledger = placed if ledger_changed else None
         if ledger is not None:  # a device's share is per task: the ledger itself must change
             txn.expect_revision(keys.alloc(node_id), placed_revision).put_json(keys.alloc(node_id), ledger.to_json())
-        txn.delete(keys.assignment(node_id, task.id))
         applied, revision = await txn.commit()
     return applied, revision, Release(released, ledger)

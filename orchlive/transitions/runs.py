@@ -20,11 +20,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchlive.models import Task, TaskState, now, task_public_json
-from orchlive.releases import drop_grants
 from orchlive.store import Store
 from orchlive.transitions.batching import GroupCommit
-from orchlive.transitions.core import ledger_lock, read_ledger_and_released, read_tasks, record_json, record_size
-from orchlive.transitions.tasks import finished
+from orchlive.transitions.core import commit_releasing, read_tasks, record_json, record_size
+from orchlive.transitions.tasks import finished, mark_running
 
 __all__ = ["Report", "batchable", "finish_many", "read_batches", "report_batches", "start_batches", "start_many"]
 
@@ -57,33 +56,23 @@ async def finish_many(store: Store, node_id: str, reports: list[Report]) -> list
     """Every report's transition in one transaction; the tasks as written, or None if it did not apply.
 
     Each task must still be at its known revision, RUNNING on ``node_id`` at its attempt.
+    The releases are ``commit_releasing``'s, for all the tasks at once.
     """
     keys = store.keys
     txn = store.txn()
-    done: list[tuple[Task, Task, str]] = []
+    done: list[Task] = []
     for report in reports:
         task, revision = report.running
         change = finished(task, node_id, task.attempts, report.exit_code, report.reason)
         if change is None:
             return None
-        txn.expect_revision(keys.task(task.id), revision)
-        done.append((task, *change))
-    async with ledger_lock(store, node_id):
-        (placed, placed_revision), (released, released_revision) = await read_ledger_and_released(store, node_id)
-        ledger_changed = False
-        for (task, new_task, event), report in zip(done, reports, strict=True):
-            released.release(task, placed)
-            ledger_changed |= drop_grants(placed, task.id)
-            txn.put_json(keys.task(task.id), record_json(new_task))
-            txn.event(event, task_public_json(new_task), now().isoformat())
-            txn.put(keys.logs(task.id), report.log_tail)
-            txn.delete(keys.assignment(node_id, task.id))
-        txn.expect_revision(keys.released(node_id), released_revision)
-        txn.put_json(keys.released(node_id), released.to_json())
-        if ledger_changed:  # a device's share is per task: the ledger itself must change
-            txn.expect_revision(keys.alloc(node_id), placed_revision).put_json(keys.alloc(node_id), placed.to_json())
-        applied, _ = await txn.commit()
-    return [new_task for _, new_task, _ in done] if applied else None
+        new_task, event = change
+        txn.expect_revision(keys.task(task.id), revision).put_json(keys.task(task.id), record_json(new_task))
+        txn.event(event, task_public_json(new_task), now().isoformat())
+        txn.put(keys.logs(task.id), report.log_tail)
+        done.append(new_task)
+    applied = await commit_releasing(store, txn, *(report.running[0] for report in reports))
+    return done if applied else None
 
 
 def batchable(report: Report) -> bool:
@@ -109,16 +98,12 @@ async def start_many(store: Store, node_id: str, reads: list[tuple[Task, int]]) 
     Returns each running task with its new revision, or None if the batch did not apply
     (a task moved since it was read, or is no longer ASSIGNED here).
     """
-    keys = store.keys
     txn = store.txn()
     running: list[Task] = []
     for task, revision in reads:
         if task.state != TaskState.ASSIGNED or task.node_id != node_id:
             return None
-        started = task.model_copy(update={"state": TaskState.RUNNING, "start_time": now(), "end_time": None})
-        txn.expect_revision(keys.task(task.id), revision).put_json(keys.task(task.id), record_json(started))
-        txn.event("task.running", task_public_json(started), now().isoformat())
-        running.append(started)
+        running.append(mark_running(store, txn, task, revision))
     applied, revision = await txn.commit()
     return [(task, revision) for task in running] if applied else None
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from orchlive.models import Ledger, Task, TaskState, now, task_public_json
 from orchlive.releases import Release, Released
-from orchlive.store import Store
+from orchlive.store import Store, Txn
 from orchlive.transitions.core import (
     ConflictError,
     commit_released,
@@ -26,6 +26,7 @@ __all__ = [
     "create_task",
     "finish",
     "finished",
+    "mark_running",
     "note_reason",
     "place",
     "preempt",
@@ -158,15 +159,18 @@ async def start(
     task, revision = read
     if task.state != TaskState.ASSIGNED or task.node_id != node_id or task.attempts != attempt:
         return None
-    running = task.model_copy(update={"state": TaskState.RUNNING, "start_time": now(), "end_time": None})
-    txn = (
-        store.txn()
-        .expect_revision(store.keys.task(task_id), revision)
-        .put_json(store.keys.task(task_id), record_json(running))
-        .event("task.running", task_public_json(running), now().isoformat())
-    )
+    txn = store.txn()
+    running = mark_running(store, txn, task, revision)
     applied, new_revision = await txn.commit()
     return (running, new_revision) if applied else None
+
+
+def mark_running(store: Store, txn: Txn, task: Task, revision: int) -> Task:
+    """Add ``task`` RUNNING (compared at ``revision``) and its event to ``txn``; the task as it will be."""
+    running = task.model_copy(update={"state": TaskState.RUNNING, "start_time": now(), "end_time": None})
+    txn.expect_revision(store.keys.task(task.id), revision).put_json(store.keys.task(task.id), record_json(running))
+    txn.event("task.running", task_public_json(running), now().isoformat())
+    return running
 
 
 async def _with_ledger(
@@ -188,11 +192,10 @@ async def _with_ledger(
     that must not exist when it applies; if it does, nothing is written and None returned.
     """
     keys = store.keys
-    first = [known]
+    untried = [known] if known is not None else []  # the known one, for the first try only
 
     async def step() -> tuple[bool, Task | None]:
-        read = first.pop() if first and first[0] is not None else await read_task(store, task_id)
-        first.clear()
+        read = untried.pop() if untried else await read_task(store, task_id)
         result = None if read is None else change(read[0])
         if read is None or result is None:
             return True, None

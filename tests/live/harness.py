@@ -24,6 +24,14 @@ from orchlive.etcd_server import EtcdServer, free_port
 _ids = itertools.count()
 
 
+def children_of(pid: int) -> list[int]:
+    """The live direct children of process ``pid`` (none if it is gone)."""
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 class LiveCluster:
     """A master and named workers on one key prefix."""
 

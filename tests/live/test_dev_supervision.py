@@ -22,6 +22,8 @@ import pytest
 
 from orchlive.etcd_server import free_port
 
+from .harness import children_of  # etcd, the master, the workers: each execs in place of setpriv
+
 pytestmark = pytest.mark.live
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,14 +31,6 @@ ROOT = Path(__file__).resolve().parents[2]
 def dev_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORCH_")}
     return env | {"TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-
-
-def children_of(pid: int) -> list[int]:
-    """The direct children of ``pid`` (etcd, the master, the workers: each execs in place of setpriv)."""
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def cmdline(pid: int) -> str:
