@@ -259,7 +259,8 @@ async def read_cache(store: Store, prefixes: Iterable[str]) -> tuple[ClusterCach
     keys = store.keys
     cache, revision = ClusterCache(), 0
     for prefix in prefixes:
-        entries, revision = await store.range(prefix, revision=revision)
+        # An inbox key's value (the task as placed, for its worker) is not the cache's: its key says all.
+        entries, revision = await store.range(prefix, revision=revision, keys_only=prefix == keys.assignments())
         for entry in entries:
             cache.apply(keys, WatchEvent("put", entry.key, entry.value, entry.mod_revision, entry.create_revision))
     return cache, revision

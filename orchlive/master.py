@@ -75,14 +75,15 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 def batches(placements: list[transitions.Placement]) -> list[list[transitions.Placement]]:
     """The placements cut into transactions of at most ``BATCH`` tasks and about ``BATCH_BYTES``.
 
-    A transaction carries each task twice (the record and its event); etcd refuses a
-    request over 1.5 MiB, and a refused batch would be retried for ever. One task always
-    fits alone: submissions are bounded (``orchlive.limits``) far below that.
+    A transaction carries each task two or three times (the record, its event, and a small
+    one's copy in the inbox: ``transitions.place_size``); etcd refuses a request over 1.5 MiB,
+    and a refused batch would be retried for ever. One task always fits alone: submissions
+    are bounded (``orchlive.limits``) far below that.
     """
     out: list[list[transitions.Placement]] = []
     size = 0
     for p in placements:
-        cost = 2 * transitions.record_size(p.task)
+        cost = transitions.place_size(p.task)
         if not out or len(out[-1]) >= BATCH or size + cost > BATCH_BYTES:
             out.append([])
             size = 0

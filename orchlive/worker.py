@@ -42,7 +42,7 @@ from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError, log_tail
 from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
-from orchlive.worker_checks import AssignmentCheck
+from orchlive.worker_checks import AssignmentCheck, assigned_copy
 from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_lease_margin
 
 __all__ = ["Worker"]
@@ -98,10 +98,7 @@ class Worker:
         if devices is None and os.environ.get("ORCH_DEVICES", "").strip():
             devices = dev.parse_devices(os.environ["ORCH_DEVICES"])
         amounts, self.devices = dev.declare(capacity, devices)
-        self.store = store
-        self.keys = store.keys
-        self.runtime = runtime
-        self.node_id = node_id
+        self.store, self.keys, self.runtime, self.node_id = store, store.keys, runtime, node_id
         self.capacity = Resources.model_validate(amounts)
         self.check = AssignmentCheck(self.capacity, self.devices)
         self.labels = labels or {}
@@ -236,7 +233,7 @@ class Worker:
             if event.kind == "put":
                 if task_id not in self.running and task_id not in self._taking:
                     self._taking.add(task_id)  # started concurrently: a slow start must not hold up the inbox
-                    taking = asyncio.create_task(self._take_logged(task_id))
+                    taking = asyncio.create_task(self._take_logged(task_id, assigned_copy(event, self.deadline)))
                     self._background.add(taking)
                     taking.add_done_callback(self._background.discard)
             else:
@@ -249,7 +246,7 @@ class Worker:
                 except StoreUnavailableError as err:
                     log.info("inbox: etcd unavailable (%s); reconciling later", err)
 
-    async def _take_logged(self, task_id: str) -> None:
+    async def _take_logged(self, task_id: str, copy: tuple[Task, int] | None = None) -> None:
         """``_take``, again until etcd answers: a task left ASSIGNED would hold its place for ever.
 
         At most ``STARTING`` at a time (read, spawn, report RUNNING); the others wait their
@@ -259,9 +256,11 @@ class Worker:
         Safe to repeat: until the process starts, ``_take`` only reads and decides; once it
         started, ``_mark_running`` retries on its own and never gives up half-way.
         """
+        copies = iter([copy])  # the first try only: a retry reads the task
         try:
             async with self._starting:
-                await retrying(lambda: self._take_contained(task_id), what=f"task {task_id}: start")
+                take = lambda: self._take_contained(task_id, next(copies, None))  # noqa: E731
+                await retrying(take, what=f"task {task_id}: start")
         finally:
             self._taking.discard(task_id)
         if task_id in self._unassigned:  # unassigned while starting: stop what started, then confirm
@@ -271,17 +270,17 @@ class Worker:
                     await self._stop(task_id, "unassigned while starting")
                 await transitions.stopped(self.store, task_id, self.node_id)
 
-    async def _take_contained(self, task_id: str) -> None:
+    async def _take_contained(self, task_id: str, copy: tuple[Task, int] | None = None) -> None:
         """``_take``, logging what is not etcd's fault: one bad task must not stop the inbox or the worker."""
         try:
-            await self._take(task_id)
+            await self._take(task_id, copy)
         except StoreUnavailableError:
             raise
         except Exception:
             log.exception("task %s: could not be taken", task_id)
 
-    async def _take(self, task_id: str) -> None:
-        read = await self.reads.submit(task_id)  # with the other tasks just assigned here
+    async def _take(self, task_id: str, copy: tuple[Task, int] | None = None) -> None:
+        read = copy or await self.reads.submit(task_id)  # with the other tasks just assigned here
         if read is None:
             return
         task, _ = read

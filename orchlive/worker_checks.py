@@ -2,20 +2,40 @@
 
 The master already decided on this node, so these only catch a master that saw another
 capacity or other devices (a worker restarted with new flags): the task is then requeued
-with the reason, never run on a node that cannot hold it.
+with the reason, never run on a node that cannot hold it. ``assigned_copy`` decides whether
+the copy of the task that came with the assignment may be started without reading it again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import numpy as np
 
 from orchlive import devices as dev
 from orchlive.models import Resources, Task
+from orchlive.store_types import WatchEvent
 from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 
-__all__ = ["AssignmentCheck"]
+__all__ = ["AssignmentCheck", "assigned_copy"]
+
+
+def assigned_copy(event: WatchEvent, lease_deadline: float) -> tuple[Task, int] | None:
+    """The task as its placement wrote it into the inbox key, at the event's revision; None: read it.
+
+    The start compares that revision, so a copy that moved on starts nothing that gets
+    recorded, and the inbox key's delete (next in the same watch) stops what started. Past
+    the lease deadline (``time.monotonic()``; a worker back from a pause, whose node the
+    master may have given up) the copy is not trusted: the task is read first, as is a key
+    written before inbox keys carried their task.
+    """
+    if not event.value.startswith(b"{") or time.monotonic() >= lease_deadline:
+        return None
+    try:
+        return Task.model_validate_json(event.value), event.mod_revision
+    except ValueError:
+        return None
 
 
 class AssignmentCheck:

@@ -29,7 +29,8 @@ A transition compares the mod revision it read of every key it depends on (the t
 node's ledger when it places, its releases when it frees: ``orchlive.releases``); if another
 party changed one in between, the transaction does not apply, and the transition re-reads
 (``core.until_applied``, the one retry loop) or reports the conflict (``ConflictError``).
-The assignment key (a worker's inbox) is created and deleted in the same transactions, and
+The assignment key (a worker's inbox) is created and deleted in the same transactions (it
+holds the task as placed, at the same revision: the worker starts from it without a read), and
 the event describing the change is written with them, so the event stream never shows a
 transition that did not happen. Callers keep what a transition returns and never rebuild it.
 """
@@ -47,6 +48,7 @@ from orchlive.transitions.tasks import (
     finish,
     note_reason,
     place,
+    place_size,
     preempt,
     remove,
     requeue,
@@ -71,6 +73,7 @@ __all__ = [
     "node_lost",
     "note_reason",
     "place",
+    "place_size",
     "preempt",
     "Preempted",
     "read_allocation",

@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from orchlive.models import Ledger, Task, TaskState, now, task_public_json
 from orchlive.releases import Release, Released
 from orchlive.store import Store, Txn
+from orchlive.store_types import dumps
 from orchlive.transitions.core import (
     ConflictError,
     commit_released,
     commit_releasing,
     read_task,
     record_json,
+    record_size,
     until_applied,
 )
 
@@ -29,6 +31,7 @@ __all__ = [
     "mark_running",
     "note_reason",
     "place",
+    "place_size",
     "preempt",
     "Preempted",
     "remove",
@@ -65,6 +68,18 @@ class Placement:
     revision: int
     node_id: str
     devices: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+# A task's record up to this size (``record_size``'s estimate) is copied into its inbox key.
+# Past it the key holds the attempt number and the worker reads the task: a placement's
+# transaction must stay far below etcd's 1.5 MiB request limit.
+INBOX_COPY_BYTES = 16 * 1024
+
+
+def place_size(task: Task) -> int:
+    """An upper estimate of what placing ``task`` writes: its record, its event, and the inbox's copy."""
+    size = record_size(task)
+    return 2 * size + (size if size <= INBOX_COPY_BYTES else 0)
 
 
 @dataclass(frozen=True)
@@ -113,10 +128,11 @@ async def place(
             new_ledgers[p.node_id] = ledger.copy()
             txn.expect_revision(keys.alloc(p.node_id), ledger_revision).expect_exists(keys.alive(p.node_id))
         new_ledgers[p.node_id].add(assigned)
-        body = record_json(assigned)
-        txn.expect_revision(keys.task(p.task.id), p.revision)
-        txn.put_json(keys.task(p.task.id), body)
-        txn.put(keys.assignment(p.node_id, p.task.id), str(assigned.attempts).encode())
+        stored = dumps(record_json(assigned))
+        txn.expect_revision(keys.task(p.task.id), p.revision).put(keys.task(p.task.id), stored)
+        # The inbox key carries the task as written (at the same revision): the worker starts it without a read.
+        inbox = stored if record_size(assigned) <= INBOX_COPY_BYTES else str(assigned.attempts).encode()
+        txn.put(keys.assignment(p.node_id, p.task.id), inbox)
         txn.event("task.assigned", task_public_json(assigned), now().isoformat())
         assigned_tasks.append(assigned)
     for node_id, ledger in new_ledgers.items():

@@ -62,3 +62,20 @@ def test_protect_system_closes_health_and_metrics(etcd) -> None:  # type: ignore
                 assert (await client.get("/api/v1/tasks")).status_code == 401
 
     asyncio.run(main())
+
+
+def test_an_event_shows_of_a_task_what_the_api_shows_and_no_env_value() -> None:
+    from datetime import UTC, datetime
+
+    from orchlive.models import Resources, Task, TaskPublic, TaskState, task_public_json
+
+    started = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    task = Task(
+        name="n", image="img", command=["sh", "-c", "echo é"], env={"Z": SECRET, "A": "1"},
+        resources=Resources.model_validate({"cpu": 250, "memory": 64, "gpu": 500}), node_selector={"zone": "a"},
+        timeout=3.5, priority=2, state=TaskState.RUNNING, node_id="w1", start_time=started, attempts=2,
+        devices={"gpu": [1]}, after=["x"], reason="why",
+    )  # fmt: skip
+    body = task_public_json(task)
+    assert body == TaskPublic.of(task).model_dump(mode="json")
+    assert body["env_names"] == ["A", "Z"] and SECRET not in json.dumps(body)

@@ -8,6 +8,7 @@ in the same transaction, and reports a lost compare-and-swap instead of overwrit
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +20,8 @@ from orchlive.cache import read_nodes
 from orchlive.master import Master
 from orchlive.models import NodeRecord, Resources, Task, TaskState
 from orchlive.store import Store
+from orchlive.store_types import WatchEvent
+from orchlive.worker_checks import assigned_copy
 
 pytestmark = pytest.mark.live
 
@@ -97,6 +100,29 @@ def test_place_returns_what_it_stored_and_the_master_caches_that(etcd) -> None: 
         ledger, _ = await transitions.read_ledger(store, "w1")
         assert master.cache.ledger("w1") == ledger and ledger.count == 1 and master.cache.on_node("w1") == [task.id]
         assert await events(store) == ["node.joined", "task.created", "task.assigned"]
+
+    run(etcd, body)
+
+
+def test_the_inbox_key_carries_the_task_as_placed_so_the_worker_starts_it_without_a_read(etcd) -> None:  # type: ignore[no-untyped-def]
+    async def body(store: Store) -> None:
+        await join(store, "w1")
+        task = await transitions.create_task(store, Task(name="a", image="alpine", resources=Resources(cpu=500)))
+        master = Master(store, "bin_packing")
+        await master.load()
+        assert await master.schedule_pass() == 1
+        stored, stored_revision = await transitions.read_task(store, task.id)  # type: ignore[misc]
+        (inbox,), _ = await store.range(store.keys.assignments("w1"))
+        event = WatchEvent("put", inbox.key, inbox.value, inbox.mod_revision, inbox.create_revision)
+        fresh = time.monotonic() + 5
+        assert assigned_copy(event, fresh) == (stored, stored_revision)  # the start compares this revision
+        assert assigned_copy(event, time.monotonic() - 0.01) is None  # past the lease deadline: read it
+        assert assigned_copy(WatchEvent("put", inbox.key, b"1", inbox.mod_revision, 0), fresh) is None  # older format
+        assert assigned_copy(WatchEvent("put", inbox.key, b"{nope", inbox.mod_revision, 0), fresh) is None
+        started = await transitions.start(store, task.id, "w1", 1, read=assigned_copy(event, fresh))
+        assert started is not None and started[0].state == TaskState.RUNNING
+        # A copy that moved on starts nothing: the transaction compares the revision it carries.
+        assert await transitions.start(store, task.id, "w1", 1, read=(stored, stored_revision)) is None
 
     run(etcd, body)
 
