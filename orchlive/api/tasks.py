@@ -52,14 +52,18 @@ def unprocessable(err: SubmissionError) -> HTTPException:
     return HTTPException(status_code=UNPROCESSABLE, detail=[error])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+def _answer(task: Task, status_code: int = status.HTTP_201_CREATED) -> Response:
+    """``task`` as ``TaskPublic`` JSON, serialised once (FastAPI would dump, validate and dump a returned model)."""
+    return Response(TaskPublic.of(task).model_dump_json(), status_code=status_code, media_type="application/json")
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TaskPublic)
 async def create_task(
     body: TaskCreate,
     store: StoreDep,
     creates: CreatesDep,
-    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> TaskPublic:
+) -> Response:
     """Submit a task; it starts PENDING and the master places it. The answer names its env, without values.
 
     A task without a command is refused (422) when every registered worker runs processes.
@@ -70,20 +74,18 @@ async def create_task(
     """
     task_id = keyed_id(idempotency_key) if idempotency_key else None
     if task_id and (first := await replayed(store, task_id, body)) is not None:
-        response.status_code = status.HTTP_200_OK
-        return TaskPublic.of(first)
+        return _answer(first, status.HTTP_200_OK)
     await check_runnable(body, store)
     try:
         made = await build_tasks(store, [body], ids=[task_id] if task_id else None)
     except SubmissionError as err:
         raise unprocessable(err) from None
     try:
-        return TaskPublic.of(await _create(store, creates, made))
+        return _answer(await _create(store, creates, made))
     except ConflictError:
         if not task_id or (first := await replayed(store, task_id, body)) is None:
             raise
-        response.status_code = status.HTTP_200_OK  # a resent POST raced the first one, and lost
-        return TaskPublic.of(first)
+        return _answer(first, status.HTTP_200_OK)  # a resent POST raced the first one, and lost
 
 
 async def _create(store: Store, creates: CreateBatcher, made: Submission) -> Task:

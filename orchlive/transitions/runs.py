@@ -69,7 +69,10 @@ async def finish_many(store: Store, node_id: str, reports: list[Report]) -> list
         new_task, event = change
         txn.expect_revision(keys.task(task.id), revision).put_json(keys.task(task.id), record_json(new_task))
         txn.event(event, task_public_json(new_task), now().isoformat())
-        txn.put(keys.logs(task.id), report.log_tail)
+        if report.log_tail:
+            txn.put(keys.logs(task.id), report.log_tail)
+        else:  # nothing to keep (GET .../logs answers "" either way): no key, no watch event; an earlier try's goes
+            txn.delete(keys.logs(task.id))
         done.append(new_task)
     applied = await commit_releasing(store, txn, *(report.running[0] for report in reports))
     return done if applied else None
