@@ -106,7 +106,7 @@ class Worker:
         self.data_dir = data_dir
         self.address = address
         self.log_tail_bytes = log_tail_bytes
-        self.lease_id = 0
+        self.lease_id = self.registered_revision = 0  # the lease, and the revision that registered it
         self.running: dict[str, _Running] = {}
         self._taking: set[str] = set()
         self._starting = asyncio.Semaphore(STARTING)
@@ -137,7 +137,7 @@ class Worker:
             devices=self.devices,
             labels=self.labels,
         )
-        revision = await transitions.register_node(self.store, record, self.lease_id)
+        self.registered_revision = revision = await transitions.register_node(self.store, record, self.lease_id)
         self.registered.set()
         log.info("worker %s registered (lease %x)", self.node_id, self.lease_id)
         return revision
@@ -233,7 +233,8 @@ class Worker:
             if event.kind == "put":
                 if task_id not in self.running and task_id not in self._taking:
                     self._taking.add(task_id)  # started concurrently: a slow start must not hold up the inbox
-                    taking = asyncio.create_task(self._take_logged(task_id, assigned_copy(event, self.deadline)))
+                    copy = assigned_copy(event, self.deadline, self.registered_revision)  # or None: read it
+                    taking = asyncio.create_task(self._take_logged(task_id, copy))
                     self._background.add(taking)
                     taking.add_done_callback(self._background.discard)
             else:

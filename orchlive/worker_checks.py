@@ -21,16 +21,18 @@ from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
 __all__ = ["AssignmentCheck", "assigned_copy"]
 
 
-def assigned_copy(event: WatchEvent, lease_deadline: float) -> tuple[Task, int] | None:
+def assigned_copy(event: WatchEvent, lease_deadline: float, registered: int) -> tuple[Task, int] | None:
     """The task as its placement wrote it into the inbox key, at the event's revision; None: read it.
 
     The start compares that revision, so a copy that moved on starts nothing that gets
-    recorded, and the inbox key's delete (next in the same watch) stops what started. Past
-    the lease deadline (``time.monotonic()``; a worker back from a pause, whose node the
-    master may have given up) the copy is not trusted: the task is read first, as is a key
-    written before inbox keys carried their task.
+    recorded, and the inbox key's delete (next in the same watch) stops what started. The
+    copy is trusted only from a placement after the worker's registration at revision
+    ``registered`` and while its lease deadline (``time.monotonic()``) has not passed: a
+    worker back from a pause, whose node the master may have given up and whose watch
+    brings old news, reads the task first, as it does for a key written before inbox keys
+    carried their task.
     """
-    if not event.value.startswith(b"{") or time.monotonic() >= lease_deadline:
+    if not event.value.startswith(b"{") or event.mod_revision <= registered or time.monotonic() >= lease_deadline:
         return None
     try:
         return Task.model_validate_json(event.value), event.mod_revision

@@ -114,12 +114,13 @@ def test_the_inbox_key_carries_the_task_as_placed_so_the_worker_starts_it_withou
         stored, stored_revision = await transitions.read_task(store, task.id)  # type: ignore[misc]
         (inbox,), _ = await store.range(store.keys.assignments("w1"))
         event = WatchEvent("put", inbox.key, inbox.value, inbox.mod_revision, inbox.create_revision)
-        fresh = time.monotonic() + 5
-        assert assigned_copy(event, fresh) == (stored, stored_revision)  # the start compares this revision
-        assert assigned_copy(event, time.monotonic() - 0.01) is None  # past the lease deadline: read it
-        assert assigned_copy(WatchEvent("put", inbox.key, b"1", inbox.mod_revision, 0), fresh) is None  # older format
-        assert assigned_copy(WatchEvent("put", inbox.key, b"{nope", inbox.mod_revision, 0), fresh) is None
-        started = await transitions.start(store, task.id, "w1", 1, read=assigned_copy(event, fresh))
+        fresh, joined = time.monotonic() + 5, stored_revision - 1
+        assert assigned_copy(event, fresh, joined) == (stored, stored_revision)  # the start compares this revision
+        assert assigned_copy(event, time.monotonic() - 0.01, joined) is None  # past the lease deadline: read it
+        assert assigned_copy(event, fresh, stored_revision) is None  # placed before the worker (re)registered
+        assert assigned_copy(WatchEvent("put", inbox.key, b"1", inbox.mod_revision, 0), fresh, joined) is None  # older
+        assert assigned_copy(WatchEvent("put", inbox.key, b"{nope", inbox.mod_revision, 0), fresh, joined) is None
+        started = await transitions.start(store, task.id, "w1", 1, read=assigned_copy(event, fresh, joined))
         assert started is not None and started[0].state == TaskState.RUNNING
         # A copy that moved on starts nothing: the transaction compares the revision it carries.
         assert await transitions.start(store, task.id, "w1", 1, read=(stored, stored_revision)) is None
