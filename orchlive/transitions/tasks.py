@@ -204,7 +204,8 @@ async def _with_ledger(
     longer applies (the task moved on). Retries, for as long as it takes, while only the
     ledger raced: a report must never be dropped. ``known``: the task and its revision as
     the caller last wrote them, tried first without a read (a stale one only costs a
-    retry). ``puts``: keys written in the same transaction, if it applies. ``absent``: a key
+    retry). ``puts``: keys written in the same transaction, if it applies (an empty value
+    deletes the key). ``absent``: a key
     that must not exist when it applies; if it does, nothing is written and None returned.
     """
     keys = store.keys
@@ -220,7 +221,10 @@ async def _with_ledger(
         txn.put_json(keys.task(task_id), record_json(new_task))
         txn.event(event, task_public_json(new_task), now().isoformat())
         for key, value in (puts or {}).items():
-            txn.put(key, value)
+            if value:
+                txn.put(key, value)
+            else:
+                txn.delete(key)
         if absent is not None:
             txn.expect_absent(absent)
         applied = await commit_releasing(store, txn, task)
@@ -245,7 +249,8 @@ async def finish(
     """RUNNING -> COMPLETED (exit 0) or FAILED, reported by the worker that ran it.
 
     ``known``: the RUNNING task and its revision as the worker wrote them (``start``).
-    ``log_tail``: the tail of its output, saved in the same transaction (``save_log_tail``).
+    ``log_tail``: the tail of its output, saved in the same transaction (``save_log_tail``);
+    empty, the logs key is deleted (as ``runs.finish_many`` does: GET .../logs answers "").
     """
 
     def change(task: Task) -> tuple[Task, str] | None:

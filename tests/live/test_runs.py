@@ -84,11 +84,16 @@ async def _one_moved(store: Store) -> None:
         assert read is not None and read[0].state == TaskState.RUNNING
     assert await transitions.read_allocation(store, "w1") == held
     # Alone, each report reads the task and decides: the deleted one is fenced, the others finish.
+    await store.put(store.keys.logs(running[2][0].id), b"an earlier try's output")
+    tails = [b"said something\n", b"", b""]
     outcomes = [
-        await transitions.finish(store, task.id, "w1", 1, exit_code=0, known=(task, revision))
-        for task, revision in running
+        await transitions.finish(store, task.id, "w1", 1, exit_code=0, known=(task, revision), log_tail=tail)
+        for (task, revision), tail in zip(running, tails, strict=True)
     ]
     assert [o.state if o else None for o in outcomes] == [TaskState.COMPLETED, None, TaskState.COMPLETED]
+    first = await store.get(store.keys.logs(running[0][0].id))
+    assert first is not None and first.value == b"said something\n"
+    assert await store.get(store.keys.logs(running[2][0].id)) is None  # alone too, no output: no logs key
     assert await transitions.read_allocation(store, "w1") == Ledger({"cpu": 0}, 0)
 
 
