@@ -26,7 +26,7 @@ from typing import Any
 
 from orchlive.models import Ledger, Task
 
-__all__ = ["DRIFT", "Release", "Released", "allocation", "drop_grants"]
+__all__ = ["DRIFT", "KnownTotals", "Release", "Released", "allocation", "drop_grants"]
 
 # Float amounts are summed on both sides by the very same numbers; what drift is left
 # between the two sums is a few ulps, read as 0 (as ``Ledger.remove`` does).
@@ -70,6 +70,53 @@ class Released:
                 self.allocated[name] = min(self.allocated.get(name, 0) + amount, placed.allocated.get(name, 0))
         self.count += 1
         return True
+
+    def within(self, task: Task, placed: Ledger) -> bool:
+        """Whether ``release(task, placed)`` gives back all of ``task``'s request, reaching no bound of ``placed``.
+
+        Then it gives back the same against any newer ledger (a ledger only grows).
+        """
+        if self.count >= placed.count:
+            return False
+        have, bound = self.allocated, placed.allocated
+        asked = ((name, amount) for name, amount in task.resources.items() if amount)
+        return all(have.get(name, 0) + amount <= bound.get(name, 0) for name, amount in asked)
+
+
+@dataclass
+class KnownTotals:
+    """A node's ledger and releases as this process last read or wrote them, kept between its releases.
+
+    A worker keeps its own node's (``transitions.keep_totals``): it is the one that releases
+    there, so a report can release against what it knows without reading both keys first.
+    That is exact when no bound is reached (``Released.within``): the ledger kept is a lower
+    bound of the current one, since only placements add to it, and the release compares the
+    ``released`` key's revision as before, so a release by anyone else makes it lose and
+    forget (the next one reads). A node whose ledger holds device grants is always read:
+    releasing a device's share writes the ledger itself.
+    """
+
+    placed: Ledger | None = None
+    released: Released | None = None
+    revision: int = 0
+
+    def usable(self, tasks: list[Task]) -> tuple[Ledger, Released, int] | None:
+        """The ledger, a copy of the releases and their revision to release ``tasks`` against; None: read them."""
+        if self.placed is None or self.released is None or self.placed.devices:
+            return None
+        trial = self.released.copy()
+        for task in tasks:
+            if not trial.within(task, self.placed):
+                return None
+            trial.release(task, self.placed)
+        return self.placed, self.released.copy(), self.revision
+
+    def keep(self, placed: Ledger | None, released: Released, revision: int) -> None:
+        """After a release that applied: the ledger it used (None: it wrote the ledger) and what it wrote."""
+        self.placed, self.released, self.revision = placed, released.copy(), revision
+
+    def forget(self) -> None:
+        self.placed = self.released = None
 
 
 @dataclass(frozen=True)

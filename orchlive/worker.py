@@ -113,6 +113,7 @@ class Worker:
         self.reads = transitions.read_batches(store)
         self.starts = transitions.start_batches(store, node_id)
         self.reports = transitions.report_batches(store, node_id)
+        transitions.keep_totals(store, node_id)  # its releases read the node's totals only when needed
         self._unassigned: set[str] = set()  # unassigned while being taken: stop confirmed after
         # Containers a previous incarnation left, by (task, attempt): adopted if etcd still wants them, else removed.
         self.orphans: dict[tuple[str, int], Handle] = {}

@@ -35,7 +35,15 @@ the event describing the change is written with them, so the event stream never 
 transition that did not happen. Callers keep what a transition returns and never rebuild it.
 """
 
-from orchlive.transitions.core import ConflictError, read_allocation, read_ledger, read_released, read_task, record_size
+from orchlive.transitions.core import (
+    ConflictError,
+    keep_totals,
+    read_allocation,
+    read_ledger,
+    read_released,
+    read_task,
+    record_size,
+)
 from orchlive.transitions.creates import CreateBatcher
 from orchlive.transitions.groups import create_tasks, move, remove_tree
 from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
@@ -66,6 +74,7 @@ __all__ = [
     "CreateBatcher",
     "create_task",
     "create_tasks",
+    "keep_totals",
     "move",
     "remove_tree",
     "drain_node",

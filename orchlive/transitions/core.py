@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from orchlive.models import Ledger, NodeRecord, Task
-from orchlive.releases import Release, Released, allocation, drop_grants
+from orchlive.releases import KnownTotals, Release, Released, allocation, drop_grants
 from orchlive.store import Entry, Store, Txn
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "Release",
     "commit_released",
     "commit_releasing",
+    "keep_totals",
     "read_allocation",
     "read_ledger",
     "read_ledger_and_released",
@@ -37,6 +38,18 @@ T = TypeVar("T")
 # master placing many) takes turns instead of racing itself; only cross-process races
 # are left to the compare-and-swap, with a jittered back-off.
 _ledger_locks: dict[tuple[int, str], asyncio.Lock] = {}
+# The nodes whose totals this process keeps between its releases (``keep_totals``).
+_kept_totals: dict[tuple[int, str], KnownTotals] = {}
+
+
+def keep_totals(store: Store, node_id: str) -> None:
+    """Keep ``node_id``'s totals between this process's releases there (``KnownTotals``): a worker, for its node.
+
+    Its releases then read the ledger and releases only when what they kept cannot answer,
+    one request less per report. Only for a process that does most of a node's releases:
+    anyone else's release makes the next one lose its compare and read again.
+    """
+    _kept_totals.setdefault((id(store), node_id), KnownTotals())
 
 
 class ConflictError(Exception):
@@ -154,8 +167,12 @@ async def commit_released(store: Store, txn: Txn, *tasks: Task) -> tuple[bool, i
         return applied, revision, None
     keys, node_id = store.keys, holding[0].node_id
     assert node_id is not None and all(task.node_id == node_id for task in holding), "one node's tasks"
+    kept = _kept_totals.get((id(store), node_id))
     async with _ledger_lock(store, node_id):
-        (placed, placed_revision), (released, released_revision) = await read_ledger_and_released(store, node_id)
+        if kept is not None and (known := kept.usable(holding)) is not None:
+            (placed, released, released_revision), placed_revision = known, 0  # no devices: the ledger is not written
+        else:
+            (placed, placed_revision), (released, released_revision) = await read_ledger_and_released(store, node_id)
         ledger_changed = False
         for task in holding:
             released.release(task, placed)
@@ -167,4 +184,8 @@ async def commit_released(store: Store, txn: Txn, *tasks: Task) -> tuple[bool, i
         if ledger is not None:  # a device's share is per task: the ledger itself must change
             txn.expect_revision(keys.alloc(node_id), placed_revision).put_json(keys.alloc(node_id), ledger.to_json())
         applied, revision = await txn.commit()
+        if kept is not None and applied:
+            kept.keep(None if ledger_changed else placed, released, revision)
+        elif kept is not None:
+            kept.forget()
     return applied, revision, Release(released, ledger)

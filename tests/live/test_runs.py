@@ -16,6 +16,7 @@ import pytest
 
 from orchlive import transitions
 from orchlive.models import Ledger, NodeRecord, Resources, Task, TaskState
+from orchlive.releases import Released
 from orchlive.store import Store
 
 pytestmark = pytest.mark.live
@@ -126,5 +127,45 @@ def test_starts_where_one_task_moved_write_nothing(etcd: Any) -> None:
     async def main() -> None:
         async with Store(etcd.endpoint, f"/starts-{uuid.uuid4().hex[:8]}") as store:
             await _start_moved(store)
+
+    asyncio.run(main())
+
+
+async def _kept_totals(store: Store, endpoint: str) -> None:
+    running = await _running(store, 6)  # 6 tasks of 100 cpu, RUNNING on w1
+    transitions.keep_totals(store, "w1")  # as the worker of w1 does
+    reads = 0
+    read_many = store.get_many
+
+    async def counted(*keys: str) -> Any:
+        nonlocal reads
+        reads += 1
+        return await read_many(*keys)
+
+    store.get_many = counted  # type: ignore[method-assign]
+    batcher = transitions.report_batches(store, "w1")
+    reports = _reports(running)
+    assert await transitions.finish(store, running[0][0].id, "w1", 1, exit_code=0, known=running[0])
+    assert reads == 1  # nothing kept yet: the ledger and releases are read
+    assert await asyncio.gather(batcher.submit(reports[1]), batcher.submit(reports[2])) == [True, True]
+    assert reads == 1  # released against what the first release kept: no read, the same totals written
+    assert (await transitions.read_released(store, "w1"))[0] == Released({"cpu": 300}, 3)
+    async with Store(endpoint, store.keys.prefix) as other:  # another process (the API) releases one
+        assert await transitions.remove(other, running[3][0].id)
+    assert await batcher.submit(reports[4]) is False  # what was kept lost its compare: nothing written, forgotten
+    assert await transitions.finish(store, running[4][0].id, "w1", 1, exit_code=4, known=running[4])
+    assert reads == 2  # alone, it read again
+    assert await batcher.submit(reports[5]) is True and reads == 2
+    assert await transitions.read_allocation(store, "w1") == Ledger({"cpu": 0}, 0)
+    # A task placed after the last read: what was kept would bound its release (6 placed, 6 given back), so it reads.
+    (late,) = await _running(store, 1)
+    assert await batcher.submit(_reports([late])[0]) is True and reads == 3
+    assert await transitions.read_allocation(store, "w1") == Ledger({"cpu": 0}, 0)
+
+
+def test_a_worker_releases_against_the_totals_it_kept_and_reads_when_they_moved(etcd: Any) -> None:
+    async def main() -> None:
+        async with Store(etcd.endpoint, f"/kept-{uuid.uuid4().hex[:8]}") as store:
+            await _kept_totals(store, etcd.endpoint)
 
     asyncio.run(main())
