@@ -92,8 +92,8 @@ class KnownTotals:
     That is exact when no bound is reached (``Released.within``): the ledger kept is a lower
     bound of the current one, since only placements add to it, and the release compares the
     ``released`` key's revision as before, so a release by anyone else makes it lose and
-    forget (the next one reads). A node whose ledger holds device grants is always read:
-    releasing a device's share writes the ledger itself.
+    forget (the next one reads). A task with devices, or a node whose ledger holds device
+    grants, is always read: releasing a device's share writes the ledger itself.
     """
 
     placed: Ledger | None = None
@@ -103,6 +103,8 @@ class KnownTotals:
     def usable(self, tasks: list[Task]) -> tuple[Ledger, Released, int] | None:
         """The ledger, a copy of the releases and their revision to release ``tasks`` against; None: read them."""
         if self.placed is None or self.released is None or self.placed.devices:
+            return None
+        if any(task.devices for task in tasks):  # placed after what was kept: its grants are not in it
             return None
         trial = self.released.copy()
         for task in tasks:

@@ -169,3 +169,39 @@ def test_a_worker_releases_against_the_totals_it_kept_and_reads_when_they_moved(
             await _kept_totals(store, etcd.endpoint)
 
     asyncio.run(main())
+
+
+async def _kept_then_devices(store: Store) -> None:
+    lease = await store.grant_lease(30)
+    capacity = Resources.model_validate({"cpu": 4000, "gpu": 1000})
+    await transitions.register_node(store, NodeRecord(id="w1", capacity=capacity, devices={"gpu": 1}), lease)
+    transitions.keep_totals(store, "w1")
+
+    async def run_one(task: Task, devices: dict[str, tuple[int, ...]]) -> tuple[Task, int]:
+        read = await transitions.read_task(store, (await transitions.create_task(store, task)).id)
+        assert read is not None
+        ledger = await transitions.read_ledger(store, "w1")
+        assert (await transitions.place(store, [transitions.Placement(*read, "w1", devices)], {"w1": ledger})).applied
+        assigned = await transitions.read_task(store, read[0].id)
+        started = await transitions.start(store, read[0].id, "w1", 1, read=assigned)
+        assert started is not None
+        return started
+
+    plain = await run_one(Task(name="cpu", resources=Resources(cpu=100)), {})
+    assert await transitions.finish(store, plain[0].id, "w1", 1, exit_code=0, known=plain)  # keeps a grant-less ledger
+    share = Task(name="gpu", resources=Resources.model_validate({"cpu": 100, "gpu": 500}), devices={})
+    on_gpu = await run_one(share, {"gpu": (0,)})
+    assert list((await transitions.read_ledger(store, "w1"))[0].devices["gpu"]) == [on_gpu[0].id]  # its grant
+    assert await transitions.finish(store, on_gpu[0].id, "w1", 1, exit_code=0, known=on_gpu)
+    # Its grant goes with it: a task with devices is released against a fresh ledger (the kept one, from before
+    # it was placed, holds neither its grant nor its gpu amount: either guard sends it to a read).
+    placed, _ = await transitions.read_ledger(store, "w1")
+    assert placed.devices == {} and await transitions.read_allocation(store, "w1") == Ledger({"cpu": 0, "gpu": 0}, 0)
+
+
+def test_a_task_with_devices_releases_against_a_fresh_ledger(etcd: Any) -> None:
+    async def main() -> None:
+        async with Store(etcd.endpoint, f"/kept-dev-{uuid.uuid4().hex[:8]}") as store:
+            await _kept_then_devices(store)
+
+    asyncio.run(main())
