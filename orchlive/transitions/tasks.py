@@ -79,7 +79,12 @@ INBOX_COPY_BYTES = 16 * 1024
 def place_size(task: Task) -> int:
     """An upper estimate of what placing ``task`` writes: its record, its event, and the inbox's copy."""
     size = record_size(task)
-    return 2 * size + (size if size <= INBOX_COPY_BYTES else 0)
+    return 2 * size + (size if _copied_to_inbox(task) else 0)
+
+
+def _copied_to_inbox(task: Task) -> bool:
+    """Whether placing ``task`` (as the pass read it) copies its record to the inbox; ``place_size`` counts the same."""
+    return record_size(task) <= INBOX_COPY_BYTES
 
 
 @dataclass(frozen=True)
@@ -131,7 +136,7 @@ async def place(
         stored = dumps(record_json(assigned))
         txn.expect_revision(keys.task(p.task.id), p.revision).put(keys.task(p.task.id), stored)
         # The inbox key carries the task as written (at the same revision): the worker starts it without a read.
-        inbox = stored if record_size(assigned) <= INBOX_COPY_BYTES else str(assigned.attempts).encode()
+        inbox = stored if _copied_to_inbox(p.task) else str(assigned.attempts).encode()
         txn.put(keys.assignment(p.node_id, p.task.id), inbox)
         txn.event("task.assigned", task_public_json(assigned), now().isoformat())
         assigned_tasks.append(assigned)
