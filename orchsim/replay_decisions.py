@@ -11,7 +11,7 @@ asked where the task goes, and a master running that same function must have cho
 same node, decision after decision, with no race to leave out.
 
 A difference is named. The master decides from its watch's copy of the store, which may
-not yet hold the ends committed just before (``WATCH_LAG`` seconds by their time stamps;
+not yet hold the ends committed just before (stamped or committed in the last ``WATCH_LAG`` seconds;
 the latest committed of them, as a watch delivers in commit order): if deciding again
 without some such ends gives the live node, the difference is "lag". Otherwise
 it is "unexplained": the master and the core disagreed, which is what the check is for.
@@ -164,6 +164,21 @@ def _summary(policy: str, decided: list[DecisionDifference], skipped: Counter[st
     return DecisionCheck(policy, len(decided), agreed, lag, dict(skipped), [d for d in decided if d.cause])
 
 
+def _committed_after(rec: RecordedAttempts) -> np.ndarray:
+    """Per attempt, the latest placement time stamped before its end's commit (``-inf`` if none or no end).
+
+    Event ids are commit order, and a placement's stamp precedes its commit, so an end
+    committed after a placement's event committed after that placement's time stamp.
+    """
+    assert rec.assigned_event is not None and rec.end_event is not None
+    placed = ~np.isnan(rec.assigned_event)
+    order = np.argsort(rec.assigned_event[placed], kind="stable")
+    events = rec.assigned_event[placed][order]
+    latest = np.maximum.accumulate(rec.assigned_time[placed][order].astype(float)) if len(order) else np.zeros(0)
+    before = np.searchsorted(events, np.nan_to_num(rec.end_event, nan=-np.inf), side="left") - 1
+    return np.where(before >= 0, latest[np.maximum(before, 0)] if len(order) else -np.inf, -np.inf)
+
+
 def _commit_order(rec: RecordedAttempts) -> list[tuple[str, int]]:
     """Every placement and end, ``("place" | "end", attempt)``, in commit order (an end first at equal ids)."""
     steps: list[tuple[float, int, str, int]] = []
@@ -185,11 +200,16 @@ def _lag(
 ) -> str | None:
     """A "lag: ..." cause if some ends of the last ``WATCH_LAG`` seconds, still held, give the live node.
 
+    An end is of the last ``WATCH_LAG`` seconds if it was stamped then, or committed then: after
+    a placement stamped then, by the event order (a worker stamps an end when its process exits
+    and reports it later, in a batch: a loaded worker's report can commit well after its stamp).
+
     The watch delivers in commit order, so what the master had not yet seen is the *latest
     committed* of those ends: each such suffix is tried, from all of them to the last one
     alone (a gang's two replicas ended 21 ms apart; the master had seen the first end only).
     """
     at = float(rec.assigned_time[k])
+    committed_after = _committed_after(rec)
     recent = sorted(
         (
             j
@@ -198,7 +218,7 @@ def _lag(
             and rec.node[j]
             and not np.isnan(rec.end_event[j])
             and rec.end_event[j] < rec.assigned_event[k]
-            and at - WATCH_LAG <= rec.end[j] <= at
+            and at - WATCH_LAG <= max(float(rec.end[j]), committed_after[j])
         ),
         key=lambda j: float(rec.end_event[j]),
     )

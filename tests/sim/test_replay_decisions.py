@@ -71,6 +71,16 @@ def test_a_difference_is_lag_when_the_end_was_fresh_and_unexplained_otherwise(tm
     assert "1 unexplained" in old.lines()[0]
 
 
+def test_an_end_stamped_long_before_but_committed_just_before_is_lag(tmp_path: Path) -> None:
+    """A loaded worker reports late: t2's end, stamped 1.2 s before t4's placement, was
+    committed after t5's placement (stamped 3.1 s, 0.1 s before t4's): the master may not have
+    seen it. Without t5 between them, the same end is unexplained (the test above)."""
+    late = [*rows(2.0, 5500), attempt("t5", 3.09, "a", 3.1, 9.0, 100, (5000, 9003))]
+    check = check_decisions(recording(tmp_path, late), "bin_packing")
+    assert check is not None and (check.agreed, check.lag, check.unexplained) == (4, 1, 0)
+    assert check.differences[0].cause == "lag: the master had not yet seen the end of t2"
+
+
 def test_lag_is_the_latest_committed_ends_the_master_had_not_seen(tmp_path: Path) -> None:
     """CI's case: a gang's replicas on a and b ended 20 ms apart, just before t3's placement.
 
