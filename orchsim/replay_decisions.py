@@ -11,8 +11,9 @@ asked where the task goes, and a master running that same function must have cho
 same node, decision after decision, with no race to leave out.
 
 A difference is named. The master decides from its watch's copy of the store, which may
-not yet hold the ends committed just before (stamped or committed in the last ``WATCH_LAG`` seconds;
-the latest committed of them, as a watch delivers in commit order): if deciding again
+not yet hold the ends committed just before (after the task's own last event, which it had
+seen; in a recording before format 4, those stamped or committed in the last ``WATCH_LAG``
+seconds; the latest committed of them, as a watch delivers in commit order): if deciding again
 without some such ends gives the live node, the difference is "lag". Otherwise
 it is "unexplained": the master and the core disagreed, which is what the check is for.
 
@@ -39,6 +40,8 @@ __all__ = ["WATCH_LAG", "DecisionCheck", "DecisionDifference", "check_decisions"
 
 #: Seconds before a placement within which a committed end may not yet have reached the master's watch.
 WATCH_LAG = 0.25
+#: The most ends one placement's lag is looked for among (the latest committed): a suffix each.
+_LAG_ENDS = 32
 
 
 @dataclass(frozen=True)
@@ -164,21 +167,6 @@ def _summary(policy: str, decided: list[DecisionDifference], skipped: Counter[st
     return DecisionCheck(policy, len(decided), agreed, lag, dict(skipped), [d for d in decided if d.cause])
 
 
-def _committed_after(rec: RecordedAttempts) -> np.ndarray:
-    """Per attempt, the latest placement time stamped before its end's commit (``-inf`` if none or no end).
-
-    Event ids are commit order, and a placement's stamp precedes its commit, so an end
-    committed after a placement's event committed after that placement's time stamp.
-    """
-    assert rec.assigned_event is not None and rec.end_event is not None
-    placed = ~np.isnan(rec.assigned_event)
-    order = np.argsort(rec.assigned_event[placed], kind="stable")
-    events = rec.assigned_event[placed][order]
-    latest = np.maximum.accumulate(rec.assigned_time[placed][order].astype(float)) if len(order) else np.zeros(0)
-    before = np.searchsorted(events, np.nan_to_num(rec.end_event, nan=-np.inf), side="left") - 1
-    return np.where(before >= 0, latest[np.maximum(before, 0)] if len(order) else -np.inf, -np.inf)
-
-
 def _commit_order(rec: RecordedAttempts) -> list[tuple[str, int]]:
     """Every placement and end, ``("place" | "end", attempt)``, in commit order (an end first at equal ids)."""
     steps: list[tuple[float, int, str, int]] = []
@@ -198,36 +186,62 @@ def _lag(
     requests: list[np.ndarray],
     prepared: PreparedPolicy,
 ) -> str | None:
-    """A "lag: ..." cause if some ends of the last ``WATCH_LAG`` seconds, still held, give the live node.
+    """A "lag: ..." cause if some ends the master may not have seen yet, still held, give the live node.
 
-    An end is of the last ``WATCH_LAG`` seconds if it was stamped then, or committed then: after
-    a placement stamped then, by the event order (a worker stamps an end when its process exits
-    and reports it later, in a batch: a loaded worker's report can commit well after its stamp).
+    The master had seen the task's own last event before the placement (``pending_event``,
+    format 4: its creation or its requeue): it placed a task it knew of, and the watch
+    delivers in commit order. So what it may not have seen are the ends committed after that
+    event and before the placement. Without that id (format 3), the ends of the last
+    ``WATCH_LAG`` seconds: stamped then, or committed then (after a placement stamped then,
+    by the event order: a worker stamps an end when its process exits and reports it later,
+    in a batch, and a loaded worker's report can commit well after its stamp).
 
     The watch delivers in commit order, so what the master had not yet seen is the *latest
-    committed* of those ends: each such suffix is tried, from all of them to the last one
-    alone (a gang's two replicas ended 21 ms apart; the master had seen the first end only).
+    committed* of those ends: each such suffix is tried, from all of them (at most
+    ``_LAG_ENDS``) to the last one alone (a gang's two replicas ended 21 ms apart; the master
+    had seen the first end only).
     """
-    at = float(rec.assigned_time[k])
-    committed_after = _committed_after(rec)
-    recent = sorted(
-        (
-            j
-            for j in range(len(rec))
-            if j not in held
-            and rec.node[j]
-            and not np.isnan(rec.end_event[j])
-            and rec.end_event[j] < rec.assigned_event[k]
-            and at - WATCH_LAG <= max(float(rec.end[j]), committed_after[j])
-        ),
-        key=lambda j: float(rec.end_event[j]),
-    )
+    assert rec.end_event is not None and rec.assigned_event is not None
+    at, placed = float(rec.assigned_time[k]), float(rec.assigned_event[k])
+    seen = float(rec.pending_event[k]) if rec.pending_event is not None else np.nan
+    committed_after = _committed_after(rec) if seen != seen else None
+    unseen = [
+        j
+        for j in range(len(rec))
+        if j not in held
+        and rec.node[j]
+        and not np.isnan(rec.end_event[j])
+        and rec.end_event[j] < placed
+        and (
+            rec.end_event[j] > seen
+            if committed_after is None
+            else at - WATCH_LAG <= max(float(rec.end[j]), committed_after[j])
+        )
+    ]
+    recent = sorted(unseen, key=lambda j: float(rec.end_event[j]))[-_LAG_ENDS:]
     for first in range(len(recent)):
-        unseen = recent[first:]
+        suffix = recent[first:]
         trial = matrix.copy()
-        for j in unseen:
+        for j in suffix:
             trial.allocate_unchecked(trial.index_of(str(rec.node[j])), list(requests[j]))
         if decide(trial, requests[k], prepared, explain=False).node_id == rec.node[k]:
-            names = ", ".join(str(rec.task_id[j]) for j in unseen)
+            names = ", ".join(str(rec.task_id[j]) for j in suffix)
             return f"lag: the master had not yet seen the end of {names}"
     return None
+
+
+def _committed_after(rec: RecordedAttempts) -> np.ndarray:
+    """Per attempt, the latest placement time stamped before its end's commit (``-inf`` if none or no end).
+
+    Event ids are commit order, and a placement's stamp precedes its commit, so an end
+    committed after a placement's event committed after that placement's time stamp.
+    """
+    assert rec.assigned_event is not None and rec.end_event is not None
+    placed = ~np.isnan(rec.assigned_event)
+    order = np.argsort(rec.assigned_event[placed], kind="stable")
+    events = rec.assigned_event[placed][order]
+    if not len(events):
+        return np.full(len(rec), -np.inf)
+    latest = np.maximum.accumulate(rec.assigned_time[placed][order].astype(float))
+    before = np.searchsorted(events, np.nan_to_num(rec.end_event, nan=-np.inf), side="left") - 1
+    return np.where(before >= 0, latest[np.maximum(before, 0)], -np.inf)

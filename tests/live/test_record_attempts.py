@@ -76,6 +76,7 @@ def test_each_attempt_keeps_the_ids_of_the_events_that_opened_and_ended_it() -> 
     """The ids compare in commit order: a time is stamped before its transaction commits."""
     stamps = [f"2026-12-02T10:00:0{s}+00:00" for s in range(5)]
     events = [
+        event("task.created", stamps[0]) | {"id": 5000},
         event("task.assigned", stamps[0], attempts=1, node_id="w1") | {"id": 7001},
         event("task.rescheduled", stamps[1], reason="node w1 lost") | {"id": 9000},
         event("task.assigned", stamps[2], attempts=2, node_id="w2") | {"id": 9003},
@@ -87,7 +88,8 @@ def test_each_attempt_keeps_the_ids_of_the_events_that_opened_and_ended_it() -> 
     task = {"id": "t1", "name": "t", "creation_time": stamps[0], "resources": {"cpu": 500}, "state": "COMPLETED"}
     epoch = datetime.fromisoformat(stamps[0])
     rows = task_rows([task], tried, ["cpu"], epoch)
-    assert [r[-2:] for r in rows] == [["7001", "9000"], ["9003", "12002"]]
+    # assigned, ended, and the task's event just before the placement (format 4): its creation, then its requeue
+    assert [r[-3:] for r in rows] == [["7001", "9000", "5000"], ["9003", "12002", "9000"]]
     # Events without ids (a stream that gave none): empty cells, and the reader sees nan.
     bare = task_rows([task], _attempts([{k: v for k, v in e.items() if k != "id"} for e in events]), ["cpu"], epoch)
-    assert [r[-2:] for r in bare] == [["", ""], ["", ""]]
+    assert [r[-3:] for r in bare] == [["", "", ""], ["", "", ""]]

@@ -77,6 +77,7 @@ def test_a_recorded_cluster_replays_with_its_placements_and_waits(cluster_factor
 
     results, check = replay(out, ["round_robin"])
     print("\n".join(check.lines()))
+    print((out / "tasks.csv").read_text(), (out / "node_events.csv").read_text(), sep="\n")  # shown if it fails
     assert check.compared == TASKS + 1 + 2  # the gang (its replica 0), the failed root, the cleanup
     # Tasks whose live placement depended on timing (another task ended or arrived between
     # submission and placement; a slow pass on a loaded machine) are left out, and named.

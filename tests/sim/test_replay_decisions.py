@@ -81,6 +81,28 @@ def test_an_end_stamped_long_before_but_committed_just_before_is_lag(tmp_path: P
     assert check.differences[0].cause == "lag: the master had not yet seen the end of t2"
 
 
+def with_pending(tmp_path: Path, rows: list[str], pending: dict[str, int]) -> Path:
+    """A format-4 recording: each row gains ``pending_event`` (its task's event just before the placement)."""
+    folder = recording(tmp_path, [f"{row},{pending.get(row.split(',', 1)[0], '')}" for row in rows])
+    tasks = folder / "tasks.csv"
+    tasks.write_text(tasks.read_text().replace(HEADER, HEADER + ",pending_event", 1))
+    return folder
+
+
+def test_with_the_tasks_own_events_lag_is_what_was_committed_after_them(tmp_path: Path) -> None:
+    """Format 4: the master had seen t4's creation (event 5000) when it placed t4 (event 6000).
+
+    t2's end, stamped 1.2 s before t4's placement, was committed at 5500, after the creation:
+    the master may not have seen it, whatever its stamp (lag). Committed at 4500, before the
+    creation, it had seen it: the same difference is unexplained, although the stamp is recent.
+    """
+    late = check_decisions(with_pending(tmp_path, rows(2.0, 5500), {"t4": 5000}), "bin_packing")
+    assert late is not None and (late.agreed, late.lag, late.unexplained) == (3, 1, 0)
+    assert late.differences[0].cause == "lag: the master had not yet seen the end of t2"
+    seen = check_decisions(with_pending(tmp_path, rows(3.1, 4500), {"t4": 5000}), "bin_packing")
+    assert seen is not None and (seen.agreed, seen.lag, seen.unexplained) == (3, 0, 1)
+
+
 def test_lag_is_the_latest_committed_ends_the_master_had_not_seen(tmp_path: Path) -> None:
     """CI's case: a gang's replicas on a and b ended 20 ms apart, just before t3's placement.
 
