@@ -91,23 +91,23 @@ def attempts(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Per task id, its attempts in order: ``{attempt, node, devices, start, end, state, reason, exit_code}``.
 
     And ``assigned_event``, ``end_event``: the ids of the events that opened and ended it
-    (``TASK_EVENTS``), which compare in commit order; ``pending_event``: the id of the task's
-    event just before its ``task.assigned`` (its creation, or its requeue), which the master
-    placing it had seen.
+    (``TASK_EVENTS``), which compare in commit order; ``created_event``: the id of the task's
+    ``task.created`` (the master had seen it through its watch when it first placed the task).
     """
     found: dict[str, list[dict[str, Any]]] = {}
-    last: dict[str, Any] = {}  # per task, the id of its latest event so far
+    created: dict[str, Any] = {}  # per task, the id of its task.created
     for event in events:
         kind, obj = event.get("type", ""), event.get("object", {})
         if not kind.startswith("task.") or "id" not in obj:
             continue
         rows = found.setdefault(obj["id"], [])
         stamp = when(event.get("timestamp"))
-        before, last[obj["id"]] = last.get(obj["id"]), event.get("id")
-        if kind == "task.assigned":
+        if kind == "task.created":
+            created[obj["id"]] = event.get("id")
+        elif kind == "task.assigned":
             rows.append({"attempt": obj.get("attempts", len(rows) + 1), "node": obj.get("node_id") or ""})
             rows[-1] |= {"devices": obj.get("devices", {}), "assigned": stamp, "state": "ASSIGNED"}
-            rows[-1] |= {"assigned_event": event.get("id"), "pending_event": before}
+            rows[-1] |= {"assigned_event": event.get("id"), "created_event": created.get(obj["id"])}
         elif rows and kind == "task.running":
             rows[-1] |= {"start": when(obj.get("start_time")) or stamp, "state": "RUNNING"}
         elif kind in _ENDS:
@@ -203,7 +203,7 @@ def task_rows(
             head += [start, end]
             code = a.get("exit_code")
             tail = [a.get("reason", ""), "" if code is None else str(code)]
-            ids = [_id_text(a.get(column)) for column in ("assigned_event", "end_event", "pending_event")]
+            ids = [_id_text(a.get(column)) for column in ("assigned_event", "end_event", "created_event")]
             rows.append([*head, a.get("state", task["state"]), str(a["attempt"]), *asks, *tail, *structure, *ids])
     return rows
 

@@ -18,10 +18,9 @@ Format 3 adds the task columns ``TASK_EVENTS``: the ids of the events that opene
 each attempt, whose order is the order etcd committed them (a time is stamped before its
 transaction commits, and on a loaded machine the commit may come well after it). A
 format-3 reader reads formats 1 and 2 (without them, the replay check falls back on times).
-Format 4 adds ``pending_event``: the id of the task's last event before each attempt's
-placement (its ``task.created``, or what requeued it), which the master had seen when it
-placed the attempt; without it the decision check bounds what the master had not yet seen
-by time stamps.
+Format 4 adds ``created_event``: the id of the task's ``task.created``, which the master had
+seen through its watch when it first placed the task; without it the decision check bounds
+what the master had not yet seen by time stamps.
 """
 
 from __future__ import annotations
@@ -81,10 +80,9 @@ TASK_OPTIONAL = ("gang", "replica", "replicas", "min_replicas", "after", "on", "
 #: ``tasks.csv`` columns of format 3, after ``TASK_OPTIONAL``: the event ids (``revision * 1000 +
 #: index``, see ``orchlive.event_ids``) of the attempt's ``task.assigned`` and of the event that
 #: ended it (empty: none). Ids compare in commit order: the replay check uses them to tell what
-#: the master could have known when it placed a task. Format 4 adds ``pending_event``: the id
-#: of the task's last event before the attempt's ``task.assigned`` (its ``task.created``, or the
-#: event that requeued it), which the master had seen when it placed it (empty: none).
-TASK_EVENTS = ("assigned_event", "end_event", "pending_event")
+#: the master could have known when it placed a task. Format 4 adds ``created_event``: the id of
+#: the task's ``task.created`` (the same on each of its rows; empty: none).
+TASK_EVENTS = ("assigned_event", "end_event", "created_event")
 #: Every ``tasks.csv`` column that is not a resource.
 TASK_FIXED = TASK_COLUMNS + TASK_TAIL + TASK_OPTIONAL + TASK_EVENTS
 

@@ -11,9 +11,10 @@ asked where the task goes, and a master running that same function must have cho
 same node, decision after decision, with no race to leave out.
 
 A difference is named. The master decides from its watch's copy of the store, which may
-not yet hold the ends committed just before (after the task's own last event, which it had
-seen; in a recording before format 4, those stamped or committed in the last ``WATCH_LAG``
-seconds; the latest committed of them, as a watch delivers in commit order): if deciding again
+not yet hold the ends committed just before (after the task's creation, which it had seen,
+for a first placement; else, or in a recording before format 4, those stamped or committed in
+the last ``WATCH_LAG`` seconds; the latest committed of them, as a watch delivers in commit
+order): if deciding again
 without some such ends gives the live node, the difference is "lag". Otherwise
 it is "unexplained": the master and the core disagreed, which is what the check is for.
 
@@ -188,13 +189,15 @@ def _lag(
 ) -> str | None:
     """A "lag: ..." cause if some ends the master may not have seen yet, still held, give the live node.
 
-    The master had seen the task's own last event before the placement (``pending_event``,
-    format 4: its creation or its requeue): it placed a task it knew of, and the watch
-    delivers in commit order. So what it may not have seen are the ends committed after that
-    event and before the placement. Without that id (format 3), the ends of the last
-    ``WATCH_LAG`` seconds: stamped then, or committed then (after a placement stamped then,
-    by the event order: a worker stamps an end when its process exits and reports it later,
-    in a batch, and a loaded worker's report can commit well after its stamp).
+    A task's first placement: the master had seen the task's creation (``created_event``,
+    format 4) through its watch, which delivers in commit order (it learns of new tasks only
+    so, or from a snapshot read after them). So what it may not have seen are the ends
+    committed after the creation and before the placement. A later attempt (the master
+    mirrors some of its own writes, a requeue for a preemption, before its watch brings
+    them) or a recording without the id: the ends of the last ``WATCH_LAG`` seconds, stamped
+    then or committed then (after a placement stamped then, by the event order: a worker
+    stamps an end when its process exits and reports it later, in a batch, and a loaded
+    worker's report can commit well after its stamp).
 
     The watch delivers in commit order, so what the master had not yet seen is the *latest
     committed* of those ends: each such suffix is tried, from all of them (at most
@@ -203,7 +206,7 @@ def _lag(
     """
     assert rec.end_event is not None and rec.assigned_event is not None
     at, placed = float(rec.assigned_time[k]), float(rec.assigned_event[k])
-    seen = float(rec.pending_event[k]) if rec.pending_event is not None else np.nan
+    seen = _created_seen(rec, k)
     committed_after = _committed_after(rec) if seen != seen else None
     unseen = [
         j
@@ -228,6 +231,17 @@ def _lag(
             names = ", ".join(str(rec.task_id[j]) for j in suffix)
             return f"lag: the master had not yet seen the end of {names}"
     return None
+
+
+def _created_seen(rec: RecordedAttempts, k: int) -> float:
+    """The id of the task's creation if attempt ``k`` is its first placement (format 4), else ``nan``."""
+    assert rec.assigned_event is not None
+    if rec.created_event is None:
+        return np.nan
+    mine = rec.task_id == rec.task_id[k]
+    if (rec.assigned_event[mine] < rec.assigned_event[k]).any():
+        return np.nan  # placed before: what requeued it may be the master's own, mirrored write
+    return float(rec.created_event[k])
 
 
 def _committed_after(rec: RecordedAttempts) -> np.ndarray:

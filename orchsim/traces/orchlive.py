@@ -178,8 +178,8 @@ class RecordedAttempts:
         assigned_time, end: The attempt's placement and end (s), ``nan`` if none.
         assigned_event, end_event: Their event ids (format 3), ``nan`` if none; None for
             an older recording.
-        pending_event: Id of the task's event just before the attempt's placement (format 4:
-            its creation or requeue, which the master had seen), ``nan`` if none; None before.
+        created_event: Id of the task's ``task.created`` (format 4), ``nan`` if none; None for
+            an older recording.
         gang: A replica of a gang (any, replica 0 too); ``devices``: it held devices.
         requests: Per resource name (``cpu``, ``memory``, ``gpu``...), the request ``(A,)``.
     """
@@ -194,7 +194,7 @@ class RecordedAttempts:
     gang: np.ndarray
     devices: np.ndarray
     requests: dict[str, np.ndarray]
-    pending_event: np.ndarray | None = None
+    created_event: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.task_id)
@@ -220,7 +220,7 @@ def load_orchlive_attempts(path: str | os.PathLike[str]) -> RecordedAttempts:
         gang=structure_cells(table)["gang"] != "",
         devices=text_column(table, "devices") != "",
         requests=requests,
-        pending_event=events["pending_event"],
+        created_event=events["created_event"],
     )
 
 

@@ -88,8 +88,8 @@ def test_each_attempt_keeps_the_ids_of_the_events_that_opened_and_ended_it() -> 
     task = {"id": "t1", "name": "t", "creation_time": stamps[0], "resources": {"cpu": 500}, "state": "COMPLETED"}
     epoch = datetime.fromisoformat(stamps[0])
     rows = task_rows([task], tried, ["cpu"], epoch)
-    # assigned, ended, and the task's event just before the placement (format 4): its creation, then its requeue
-    assert [r[-3:] for r in rows] == [["7001", "9000", "5000"], ["9003", "12002", "9000"]]
+    # assigned, ended, and the task's creation (format 4)
+    assert [r[-3:] for r in rows] == [["7001", "9000", "5000"], ["9003", "12002", "5000"]]
     # Events without ids (a stream that gave none): empty cells, and the reader sees nan.
     bare = task_rows([task], _attempts([{k: v for k, v in e.items() if k != "id"} for e in events]), ["cpu"], epoch)
     assert [r[-3:] for r in bare] == [["", "", ""], ["", "", ""]]

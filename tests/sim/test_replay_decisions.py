@@ -81,26 +81,32 @@ def test_an_end_stamped_long_before_but_committed_just_before_is_lag(tmp_path: P
     assert check.differences[0].cause == "lag: the master had not yet seen the end of t2"
 
 
-def with_pending(tmp_path: Path, rows: list[str], pending: dict[str, int]) -> Path:
-    """A format-4 recording: each row gains ``pending_event`` (its task's event just before the placement)."""
-    folder = recording(tmp_path, [f"{row},{pending.get(row.split(',', 1)[0], '')}" for row in rows])
+def with_created(tmp_path: Path, rows: list[str], created: dict[str, int]) -> Path:
+    """A format-4 recording: each row gains ``created_event`` (its task's ``task.created``)."""
+    folder = recording(tmp_path, [f"{row},{created.get(row.split(',', 1)[0], '')}" for row in rows])
     tasks = folder / "tasks.csv"
-    tasks.write_text(tasks.read_text().replace(HEADER, HEADER + ",pending_event", 1))
+    tasks.write_text(tasks.read_text().replace(HEADER, HEADER + ",created_event", 1))
     return folder
 
 
-def test_with_the_tasks_own_events_lag_is_what_was_committed_after_them(tmp_path: Path) -> None:
+def test_with_the_tasks_creation_lag_is_what_was_committed_after_it(tmp_path: Path) -> None:
     """Format 4: the master had seen t4's creation (event 5000) when it placed t4 (event 6000).
 
     t2's end, stamped 1.2 s before t4's placement, was committed at 5500, after the creation:
     the master may not have seen it, whatever its stamp (lag). Committed at 4500, before the
     creation, it had seen it: the same difference is unexplained, although the stamp is recent.
     """
-    late = check_decisions(with_pending(tmp_path, rows(2.0, 5500), {"t4": 5000}), "bin_packing")
+    late = check_decisions(with_created(tmp_path, rows(2.0, 5500), {"t4": 5000}), "bin_packing")
     assert late is not None and (late.agreed, late.lag, late.unexplained) == (3, 1, 0)
     assert late.differences[0].cause == "lag: the master had not yet seen the end of t2"
-    seen = check_decisions(with_pending(tmp_path, rows(3.1, 4500), {"t4": 5000}), "bin_packing")
+    seen = check_decisions(with_created(tmp_path, rows(3.1, 4500), {"t4": 5000}), "bin_packing")
     assert seen is not None and (seen.agreed, seen.lag, seen.unexplained) == (3, 0, 1)
+    # A second attempt: what requeued it may be the master's own write, mirrored before its watch
+    # had it, so its creation bounds nothing; the stamps do (t2's, 1.2 s old: unexplained).
+    again = [*rows(2.0, 5500)[:3], attempt("t4", 0.5, "a", 0.6, 0.9, 1500, (1500, 1600))]
+    again.append(attempt("t4", 0.5, "b", 3.2, 9.0, 1500, (6000, 9002)))
+    second = check_decisions(with_created(tmp_path, again, {"t4": 500}), "bin_packing")
+    assert second is not None and (second.lag, second.unexplained) == (0, 1)
 
 
 def test_lag_is_the_latest_committed_ends_the_master_had_not_seen(tmp_path: Path) -> None:
