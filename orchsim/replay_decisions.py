@@ -12,8 +12,8 @@ same node, decision after decision, with no race to leave out.
 
 A difference is named. The master decides from its watch's copy of the store, which may
 not yet hold the ends committed just before (after the task's creation, which it had seen,
-for a first placement; else, or in a recording before format 4, those stamped or committed in
-the last ``WATCH_LAG`` seconds; the latest committed of them, as a watch delivers in commit
+for a first placement soon after it; else, or in a recording before format 4, those stamped or
+committed in the last ``WATCH_LAG`` seconds; the latest committed of them, as a watch delivers in commit
 order): if deciding again
 without some such ends gives the live node, the difference is "lag". Otherwise
 it is "unexplained": the master and the core disagreed, which is what the check is for.
@@ -189,12 +189,13 @@ def _lag(
 ) -> str | None:
     """A "lag: ..." cause if some ends the master may not have seen yet, still held, give the live node.
 
-    A task's first placement: the master had seen the task's creation (``created_event``,
-    format 4) through its watch, which delivers in commit order (it learns of new tasks only
-    so, or from a snapshot read after them). So what it may not have seen are the ends
-    committed after the creation and before the placement. A later attempt (the master
-    mirrors some of its own writes, a requeue for a preemption, before its watch brings
-    them) or a recording without the id: the ends of the last ``WATCH_LAG`` seconds, stamped
+    A task's first placement, made at most ``WATCH_LAG`` after its submission: the master had
+    seen the task's creation (``created_event``, format 4) through its watch, which delivers
+    in commit order (it learns of new tasks only so, or from a snapshot read after them). So
+    what it may not have seen are the ends committed after the creation and before the
+    placement. A later attempt (the master mirrors some of its own writes, a requeue for a
+    preemption, before its watch brings them), a task that waited longer, or a recording
+    without the id: the ends of the last ``WATCH_LAG`` seconds, stamped
     then or committed then (after a placement stamped then, by the event order: a worker
     stamps an end when its process exits and reports it later, in a batch, and a loaded
     worker's report can commit well after its stamp).
@@ -234,9 +235,13 @@ def _lag(
 
 
 def _created_seen(rec: RecordedAttempts, k: int) -> float:
-    """The id of the task's creation if attempt ``k`` is its first placement (format 4), else ``nan``."""
+    """The id of the task's creation (format 4) for a first placement soon after its submission, else ``nan``.
+
+    Soon: within ``WATCH_LAG``. A task that waited longer may have had many ends committed since its creation; a lag of
+    seconds is no lag, so its ends are bounded by time, as in a recording without the id.
+    """
     assert rec.assigned_event is not None
-    if rec.created_event is None:
+    if rec.created_event is None or rec.submit is None or not rec.assigned_time[k] - rec.submit[k] <= WATCH_LAG:
         return np.nan
     mine = rec.task_id == rec.task_id[k]
     if (rec.assigned_event[mine] < rec.assigned_event[k]).any():

@@ -180,6 +180,7 @@ class RecordedAttempts:
             an older recording.
         created_event: Id of the task's ``task.created`` (format 4), ``nan`` if none; None for
             an older recording.
+        submit: The task's submission (s), ``nan`` if unknown; None if not read.
         gang: A replica of a gang (any, replica 0 too); ``devices``: it held devices.
         requests: Per resource name (``cpu``, ``memory``, ``gpu``...), the request ``(A,)``.
     """
@@ -195,6 +196,7 @@ class RecordedAttempts:
     devices: np.ndarray
     requests: dict[str, np.ndarray]
     created_event: np.ndarray | None = None
+    submit: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.task_id)
@@ -206,7 +208,7 @@ def load_orchlive_attempts(path: str | os.PathLike[str]) -> RecordedAttempts:
     Raises:
         TraceError: naming the file, line and column of the first problem.
     """
-    table, _, _, end = _tasks_table(Path(path))
+    table, submit, _, end = _tasks_table(Path(path))
     events = {c: _optional(table, c) if c in table.columns else None for c in TASK_EVENTS}
     requests = {name: np.nan_to_num(_optional(table, c)) for c, name in _resource_columns(table, TASK_FIXED).items()}
     return RecordedAttempts(
@@ -221,6 +223,7 @@ def load_orchlive_attempts(path: str | os.PathLike[str]) -> RecordedAttempts:
         devices=text_column(table, "devices") != "",
         requests=requests,
         created_event=events["created_event"],
+        submit=submit,
     )
 
 

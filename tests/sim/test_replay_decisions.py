@@ -107,6 +107,11 @@ def test_with_the_tasks_creation_lag_is_what_was_committed_after_it(tmp_path: Pa
     again.append(attempt("t4", 0.5, "b", 3.2, 9.0, 1500, (6000, 9002)))
     second = check_decisions(with_created(tmp_path, again, {"t4": 500}), "bin_packing")
     assert second is not None and (second.lag, second.unexplained) == (0, 1)
+    # A first placement 1.7 s after its submission: ends committed since its creation may be
+    # seconds old, no watch's lag; the stamps bound them instead (unexplained, as without the id).
+    waited = [*rows(2.0, 5500)[:3], attempt("t4", 1.5, "b", 3.2, 9.0, 1500, (6000, 9002))]
+    long = check_decisions(with_created(tmp_path, waited, {"t4": 5000}), "bin_packing")
+    assert long is not None and (long.lag, long.unexplained) == (0, 1)
 
 
 def test_lag_is_the_latest_committed_ends_the_master_had_not_seen(tmp_path: Path) -> None:
