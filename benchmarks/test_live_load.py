@@ -270,7 +270,6 @@ def _run(etcd: EtcdServer, work: Path, tasks: int, measure: Callable[..., Awaita
             pstats.Stats(*map(str, workers)).sort_stats("cumulative").print_stats(30)
 
 
-@pytest.mark.benchmark(group="live_load")
 def _paired_rounds() -> int:
     """How many paired runs (raw CAS, then the cluster) the ratio is the median of: ``ORCH_BENCH_LOAD_ROUNDS``, 3."""
     raw = os.environ.get("ORCH_BENCH_LOAD_ROUNDS", "3")
@@ -279,6 +278,7 @@ def _paired_rounds() -> int:
     return int(raw)
 
 
+@pytest.mark.benchmark(group="live_load")
 def test_placements_per_second_beside_raw_cas(benchmark, etcd: EtcdServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The ratio is the median of paired rounds: one run varies by about 15% on a quiet machine."""
     rounds: list[tuple[float, dict[str, Any]]] = []
@@ -321,8 +321,20 @@ def test_placements_per_second_beside_raw_cas(benchmark, etcd: EtcdServer, tmp_p
         f"From a backlog (no API): {backlog['backlog_placements_per_second']:.0f} placements/s "
         f"(ratio {backlog['backlog_placements_per_second'] / baseline:.3f}), "
         f"{backlog['backlog_master_cpu_ms_per_task']:.2f} ms of master CPU per task; the API alone "
-        f"(no worker, nothing placed) accepted {backlog['posts_per_second_alone']:.0f} posts/s"
+        f"(no worker, nothing placed) accepted {backlog['posts_per_second_alone']:.0f} posts/s. "
+        f"CPU per task in the median round: {_by_process(result)}"
     )
+
+
+def _by_process(result: dict[str, Any]) -> str:
+    """Milliseconds of CPU per task by process (the machine's cores are shared: each one counts)."""
+    cores = {name: result[f"cores_{name}"] for name in _PROCESSES}
+    per = {name: 1000 * used * result["place_seconds"] / result["tasks"] for name, used in cores.items()}
+    parts = ", ".join(f"{name.replace('_', ' ')} {ms:.2f}" for name, ms in per.items())
+    return f"{parts} ms (sum {sum(per.values()):.2f} ms; {sum(cores.values()):.2f} cores in use)"
+
+
+_PROCESSES = ("master", "workers", "launchers_and_tasks", "etcd", "clients")
 
 
 def _sizes() -> list[int]:
