@@ -12,10 +12,10 @@ same node, decision after decision, with no race to leave out.
 
 A difference is named. The master decides from its watch's copy of the store, which may
 not yet hold the ends committed just before (after the task's creation, which it had seen,
-for a first placement soon after it; else, or in a recording before format 4, those stamped or
-committed in the last ``WATCH_LAG`` seconds; the latest committed of them, as a watch delivers in commit
-order): if deciding again
-without some such ends gives the live node, the difference is "lag". Otherwise
+for a first placement soon after it; else, or in a recording before format 4, those stamped
+or committed in the last ``WATCH_LAG`` seconds; the latest committed of them, as a watch
+delivers in commit order): if deciding again without some such ends gives the live node,
+the difference is "lag". Otherwise
 it is "unexplained": the master and the core disagreed, which is what the check is for.
 
 Not checked, and counted by reason: placements of policies that keep state across
@@ -237,8 +237,9 @@ def _lag(
 def _created_seen(rec: RecordedAttempts, k: int) -> float:
     """The id of the task's creation (format 4) for a first placement soon after its submission, else ``nan``.
 
-    Soon: within ``WATCH_LAG``. A task that waited longer may have had many ends committed since its creation; a lag of
-    seconds is no lag, so its ends are bounded by time, as in a recording without the id.
+    Soon: within ``WATCH_LAG``. A task that waited longer may have had many ends committed
+    since its creation; a lag of seconds is no lag, so its ends are bounded by time, as in a
+    recording without the id.
     """
     assert rec.assigned_event is not None
     if rec.created_event is None or rec.submit is None or not rec.assigned_time[k] - rec.submit[k] <= WATCH_LAG:

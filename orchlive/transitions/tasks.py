@@ -79,12 +79,15 @@ INBOX_COPY_BYTES = 16 * 1024
 def place_size(task: Task) -> int:
     """An upper estimate of what placing ``task`` writes: its record, its event, and the inbox's copy."""
     size = record_size(task)
-    return 2 * size + (size if _copied_to_inbox(task) else 0)
+    return 2 * size + (size if _copied_to_inbox(size) else 0)
 
 
-def _copied_to_inbox(task: Task) -> bool:
-    """Whether placing ``task`` (as the pass read it) copies its record to the inbox; ``place_size`` counts the same."""
-    return record_size(task) <= INBOX_COPY_BYTES
+def _copied_to_inbox(size: int) -> bool:
+    """Whether placing a task of ``record_size`` ``size`` (as the pass read it) copies its record to the inbox.
+
+    ``place_size`` and ``place`` both ask here, on the same estimate, so a batch counts every copy it writes.
+    """
+    return size <= INBOX_COPY_BYTES
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ async def place(
         stored = dumps(record_json(assigned))
         txn.expect_revision(keys.task(p.task.id), p.revision).put(keys.task(p.task.id), stored)
         # The inbox key carries the task as written (at the same revision): the worker starts it without a read.
-        inbox = stored if _copied_to_inbox(p.task) else str(assigned.attempts).encode()
+        inbox = stored if _copied_to_inbox(record_size(p.task)) else str(assigned.attempts).encode()
         txn.put(keys.assignment(p.node_id, p.task.id), inbox)
         txn.event("task.assigned", task_public_json(assigned), now().isoformat())
         assigned_tasks.append(assigned)
