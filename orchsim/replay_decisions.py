@@ -135,6 +135,7 @@ def check_decisions(
     requests = [matrix.request_vector({r: float(v[k]) for r, v in rec.requests.items()}) for k in range(len(rec))]
     evicting = _evicting(rec)
     held: dict[int, int] = {}  # attempt -> node index, while it holds its node
+    fitted: set[int] = set()  # first attempts that fitted somewhere when their task was created
     skipped: Counter[str] = Counter()
     differences: list[DecisionDifference] = []
     for kind, k in _commit_order(rec):
@@ -142,14 +143,19 @@ def check_decisions(
             if k in held:
                 matrix.release(held.pop(k), requests[k])
             continue
+        if kind == "create":
+            _serving(matrix, ids, history, float(rec.submit[k]) if rec.submit is not None else np.nan)
+            if decide(matrix, requests[k], prepared, explain=False).node_id is not None:
+                fitted.add(k)
+            continue
         why = _why_not_checked(rec, k, pure, evicting)
         if why is not None:
             skipped[why] += 1
         else:
-            for i, nid in enumerate(ids):
-                matrix.set_schedulable(i, in_service(history.get(nid, []), float(rec.assigned_time[k])))
+            _serving(matrix, ids, history, float(rec.assigned_time[k]))
             decided = decide(matrix, requests[k], prepared, explain=False).node_id or ""
-            cause = "" if decided == rec.node[k] else (_lag(rec, k, held, matrix, requests, prepared) or "unexplained")
+            lag = _lag(rec, k, held, matrix, requests, prepared, fitted=k in fitted) if decided != rec.node[k] else ""
+            cause = "" if decided == rec.node[k] else (lag or "unexplained")
             differences.append(DecisionDifference(str(rec.task_id[k]), str(rec.node[k]), decided, cause))
         node = matrix.index_of(str(rec.node[k]))
         try:
@@ -161,6 +167,12 @@ def check_decisions(
     return _summary(policy, differences, skipped)
 
 
+def _serving(matrix: NodeMatrix, ids: list[str], history: dict[str, list[tuple[float, str]]], at: float) -> None:
+    """Mark schedulable the nodes in service at ``at`` (seconds), the rest not."""
+    for i, nid in enumerate(ids):
+        matrix.set_schedulable(i, in_service(history.get(nid, []), at))
+
+
 def _summary(policy: str, decided: list[DecisionDifference], skipped: Counter[str]) -> DecisionCheck:
     """The check from every decision made again (``cause`` empty where the core agreed)."""
     lag = sum(d.cause.startswith("lag") for d in decided)
@@ -169,14 +181,27 @@ def _summary(policy: str, decided: list[DecisionDifference], skipped: Counter[st
 
 
 def _commit_order(rec: RecordedAttempts) -> list[tuple[str, int]]:
-    """Every placement and end, ``("place" | "end", attempt)``, in commit order (an end first at equal ids)."""
+    """Every creation, placement and end, ``("create" | "place" | "end", attempt)``, in commit order.
+
+    At equal ids an end comes first. A creation (format 4) is listed once per task, for its
+    first placed attempt: whether the task fitted then is what ``_lag`` needs to know.
+    """
     steps: list[tuple[float, int, str, int]] = []
     for k in range(len(rec)):
         if rec.node[k] and not np.isnan(rec.assigned_event[k]):
             steps.append((float(rec.assigned_event[k]), 1, "place", k))
             if not np.isnan(rec.end_event[k]):
                 steps.append((float(rec.end_event[k]), 0, "end", k))
+            if _first_placement(rec, k) and rec.created_event is not None and not np.isnan(rec.created_event[k]):
+                steps.append((float(rec.created_event[k]), 0, "create", k))
     return [(kind, k) for _, _, kind, k in sorted(steps)]
+
+
+def _first_placement(rec: RecordedAttempts, k: int) -> bool:
+    """Whether attempt ``k`` is its task's first placement (no attempt of it placed before)."""
+    assert rec.assigned_event is not None
+    mine = rec.task_id == rec.task_id[k]
+    return not (rec.assigned_event[mine] < rec.assigned_event[k]).any()
 
 
 def _lag(
@@ -186,16 +211,21 @@ def _lag(
     matrix: NodeMatrix,
     requests: list[np.ndarray],
     prepared: PreparedPolicy,
+    *,
+    fitted: bool = False,
 ) -> str | None:
     """A "lag: ..." cause if some ends the master may not have seen yet, still held, give the live node.
 
-    A task's first placement, made at most ``WATCH_LAG`` after its submission: the master had
-    seen the task's creation (``created_event``, format 4) through its watch, which delivers
-    in commit order (it learns of new tasks only so, or from a snapshot read after them). So
-    what it may not have seen are the ends committed after the creation and before the
-    placement. A later attempt (the master mirrors some of its own writes, a requeue for a
-    preemption, before its watch brings them), a task that waited longer, or a recording
-    without the id: the ends of the last ``WATCH_LAG`` seconds, stamped
+    A task's first placement: the master had seen the task's creation (``created_event``,
+    format 4) through its watch, which delivers in commit order (it learns of new tasks only
+    so, or from a snapshot read after them). So what it may not have seen are the ends
+    committed after the creation and before the placement. That bound holds for any wait,
+    and is used where the wait says nothing about the watch: placed within ``WATCH_LAG`` of
+    the submission, or whenever the task fitted somewhere at its creation (``fitted``: a
+    master that placed it later was that far behind, 0.42 s on a loaded CI host). A task
+    that did not fit waited for an end the master had seen; a later attempt (the master
+    mirrors some of its own writes, a requeue for a preemption, before its watch brings
+    them); or a recording without the id: the ends of the last ``WATCH_LAG`` seconds, stamped
     then or committed then (after a placement stamped then, by the event order: a worker
     stamps an end when its process exits and reports it later, in a batch, and a loaded
     worker's report can commit well after its stamp).
@@ -207,7 +237,7 @@ def _lag(
     """
     assert rec.end_event is not None and rec.assigned_event is not None
     at, placed = float(rec.assigned_time[k]), float(rec.assigned_event[k])
-    seen = _created_seen(rec, k)
+    seen = _created_seen(rec, k, fitted)
     committed_after = _committed_after(rec) if seen != seen else None
     unseen = [
         j
@@ -234,19 +264,12 @@ def _lag(
     return None
 
 
-def _created_seen(rec: RecordedAttempts, k: int) -> float:
-    """The id of the task's creation (format 4) for a first placement soon after its submission, else ``nan``.
-
-    Soon: within ``WATCH_LAG``. A task that waited longer may have had many ends committed
-    since its creation; a lag of seconds is no lag, so its ends are bounded by time, as in a
-    recording without the id.
-    """
-    assert rec.assigned_event is not None
-    if rec.created_event is None or rec.submit is None or not rec.assigned_time[k] - rec.submit[k] <= WATCH_LAG:
-        return np.nan
-    mine = rec.task_id == rec.task_id[k]
-    if (rec.assigned_event[mine] < rec.assigned_event[k]).any():
+def _created_seen(rec: RecordedAttempts, k: int, fitted: bool) -> float:
+    """The id of the task's creation (format 4) where it bounds what the master had seen (``_lag``), else ``nan``."""
+    if rec.created_event is None or rec.submit is None or not _first_placement(rec, k):
         return np.nan  # placed before: what requeued it may be the master's own, mirrored write
+    if not (fitted or rec.assigned_time[k] - rec.submit[k] <= WATCH_LAG):
+        return np.nan  # it waited for room: the end that made it may be seconds old, seen long before
     return float(rec.created_event[k])
 
 
