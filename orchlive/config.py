@@ -65,6 +65,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orchlive.limits import check_amounts
 from orchlive.models import RESOURCE_NAME_PATTERN, Resources
+from orchsim.units import Rejected, resource_amount
 
 __all__ = ["Settings", "machine_capacity", "parse_labels", "parse_resources"]
 
@@ -94,6 +95,8 @@ def parse_labels(text: str) -> dict[str, str]:
 def parse_resources(items: str | Iterable[str]) -> dict[str, int | float]:
     """``"gpu=4000,disk=1e5"`` or ``["gpu=4000", "disk=100000"]`` -> ``{"gpu": 4000, "disk": 100000}``.
 
+    An amount is a number in the resource's unit or a Kubernetes quantity, converted as a
+    scenario's (``orchsim.units``: ``cpu=500m`` is 500 millicores, ``memory=1Gi`` 1024 MiB).
     Whole numbers become integers (cpu and memory must be whole); a name given twice
     keeps its last amount.
 
@@ -103,6 +106,7 @@ def parse_resources(items: str | Iterable[str]) -> dict[str, int | float]:
     """
     parts = items.split(",") if isinstance(items, str) else items
     amounts: dict[str, int | float] = {}
+    typed: dict[str, str] = {}  # what the user wrote, for an error about the converted amount
     for item in filter(None, (part.strip() for part in parts)):
         name, sep, text = (piece.strip() for piece in item.partition("="))
         if not sep or not name or not text:
@@ -110,15 +114,15 @@ def parse_resources(items: str | Iterable[str]) -> dict[str, int | float]:
         try:
             amount: int | float = int(text)
         except ValueError:
-            try:
-                amount = float(text)
-            except ValueError:
-                raise ValueError(f"{item!r}: {text!r} is not a number") from None
+            converted = resource_amount(name, text)  # a float, a Kubernetes quantity (500m, 1Gi), or Rejected
+            if isinstance(converted, Rejected):
+                raise ValueError(converted.message) from None
+            amount = converted
             if math.isfinite(amount) and amount.is_integer():
                 amount = int(amount)
         if not math.isfinite(amount) or amount < 0:
             raise ValueError(f"{item!r}: the amount must be a finite number >= 0")
-        amounts[name] = amount
+        amounts[name], typed[name] = amount, text
     try:
         check_amounts(amounts)  # a worker may declare no more than a task may ask for
         Resources.model_validate(amounts)
@@ -128,7 +132,10 @@ def parse_resources(items: str | Iterable[str]) -> dict[str, int | float]:
         if problem["type"] == "string_pattern_mismatch":
             raise ValueError(f"resource name {name!r} must match {RESOURCE_NAME_PATTERN}") from None
         if problem["type"] == "int_type":
-            raise ValueError(f"{name}={amounts.get(name)}: {name} takes a whole number") from None
+            unit = {"cpu": "millicores", "memory": "MiB"}.get(name, "units")
+            text = typed.get(name, str(amounts.get(name)))
+            shown = repr(text) if _is_number(text) else f"{text!r} is {amounts[name]:g} {unit}"
+            raise ValueError(f"{shown}: {name} takes a whole number of {unit}") from None
         raise ValueError(f"{name}={amounts.get(name)}: {problem['msg']}") from None
     return amounts
 
@@ -175,3 +182,11 @@ class Settings(BaseSettings):
     retention_interval: float = Field(default=300.0, ge=0, le=86400)
     compaction: bool = True
     master_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,8 +1,9 @@
 """What the three command lines (``python -m orchsim``, ``sweep``, ``report``) share.
 
-A user's mistake (a bad scenario or trace, an unknown policy, a plugin that will not load,
-an ``--out`` that cannot be written) ends the command with exit status 2 and one line on
-stderr naming the file and the field, flag or line; anything else is a bug and keeps its
+A user's mistake (a bad scenario or trace, an unknown policy, a plugin that will not load
+or whose policy raises or breaks its contract, an ``--out`` that cannot be written) ends
+the command with exit status 2 and one line on stderr naming the file and the field, flag
+or line; anything else is a bug and keeps its
 traceback. Writing that rule once keeps the three commands from drifting apart, as they
 had: one of them let an unwritable ``--out`` escape as a traceback.
 
@@ -43,13 +44,15 @@ def user_error_message(err: BaseException, out: Path | None = None) -> str | Non
         out: The output folder, named when the system does not say which file failed.
     """
     from orchsim.intervals import ReplicationError  # also SweepError
-    from orchsim.plugins import PluginError
+    from orchsim.plugins import PluginError, raised_in_plugin
     from orchsim.scenario import ScenarioError
-    from orchsim.scheduling import UnknownPolicyError
+    from orchsim.scheduling import PolicyError, UnknownPolicyError
     from orchsim.traces import TraceError
 
-    if isinstance(err, ScenarioError | TraceError | ReplicationError):
-        return str(err)
+    if isinstance(err, ScenarioError | TraceError | ReplicationError | PolicyError):
+        return str(err)  # PolicyError: a scorer broke its contract (wrong shape, a NaN score), named
+    if (in_plugin := raised_in_plugin(err)) is not None:
+        return in_plugin
     if isinstance(err, PluginError):
         return f"--plugin: {err}"
     if isinstance(err, UnknownPolicyError):

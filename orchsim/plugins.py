@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 from collections.abc import Iterable
 from importlib.metadata import entry_points
@@ -40,6 +41,7 @@ __all__ = [
     "load_entry_points",
     "load_plugin",
     "load_plugins",
+    "raised_in_plugin",
 ]
 
 ENTRY_POINT_GROUP = "orchsim.policies"
@@ -201,3 +203,28 @@ def load_entry_points() -> None:
                 f"plugin {point.name} (entry point {point.value} of {ENTRY_POINT_GROUP}): {_one_line(err)}"
             ) from None
     _entry_points_loaded = True
+
+
+def raised_in_plugin(err: BaseException) -> str | None:
+    """One line for an exception a loaded plugin's code raised (the user's bug, not ours), else None.
+
+    ``plugin mypolicies.py, line 7 (in buggy): IndexError: index 5 is out of bounds ...``: the
+    innermost frame of the traceback that lies in a plugin's file, shown relative to the
+    working folder. Forty lines of SimPy and engine frames above it only hide that line.
+    """
+    files = {Path(f).resolve() for f in (getattr(m, "__file__", None) for m in _loaded.values()) if f}
+    tb, where = err.__traceback__, None
+    while tb is not None:
+        if (path := Path(tb.tb_frame.f_code.co_filename).resolve()) in files:
+            where = (path, tb.tb_lineno, tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    remote = getattr(err.__cause__, "tb", None)  # raised in a sweep's worker process: its traceback as text
+    if where is None and isinstance(remote, str):
+        for name, line, function in re.findall(r'File "([^"]+)", line (\d+), in (\S+)', remote):
+            if Path(name).resolve() in files:
+                where = (Path(name).resolve(), int(line), function)
+    if where is None:
+        return None
+    path, line, function = where
+    shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+    return f"plugin {shown}, line {line} (in {function}): {_one_line(err)}"

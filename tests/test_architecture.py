@@ -17,6 +17,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CORE = ("orchsim.scheduling",)
 INPUTS = (
+    "orchsim.units",
     "orchsim.schema_base",
     "orchsim.scenario",
     "orchsim.scenario_events",
@@ -37,7 +38,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "inputs": CORE + INPUTS,
     "engine": CORE + INPUTS + ENGINE,
     "tools": ("orchsim",),
-    "live": (*CORE, "orchsim.plugins", "orchsim.policy_params", "orchsim.recording_format", "orchlive"),
+    "live": (
+        *CORE,
+        "orchsim.plugins",
+        "orchsim.policy_params",
+        "orchsim.recording_format",
+        "orchsim.units",
+        "orchlive",
+    ),
 }
 
 

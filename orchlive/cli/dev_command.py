@@ -35,7 +35,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def add_dev_parser(sub: Any, settings: Settings) -> None:
     """The ``dev`` subcommand, on the subparsers ``sub``."""
     dev = sub.add_parser("dev", help="a local cluster: etcd, a master and N process workers")
-    dev.add_argument("--workers", type=int, default=3)
+    dev.add_argument("--workers", type=int, default=3, help="process workers to start, w1..wN (default: 3)")
     dev.add_argument("--port", type=int, default=settings.port, help="the master's API port (default: %(default)s)")
     dev.add_argument("--etcd-port", type=int, default=None, help="etcd's client port (default: a free one)")
     dev.add_argument("--keep", action="store_true", help="keep the working directory (logs, etcd data) at the end")

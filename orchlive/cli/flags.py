@@ -97,8 +97,12 @@ def _pass_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
 
 def resource_flags(parser: argparse.ArgumentParser, cpu: str | None, memory: str | None, what: str) -> None:
     """``--cpu``, ``--memory`` and the repeatable ``--resource NAME=AMOUNT`` (read by ``_resources``)."""
-    parser.add_argument("--cpu", default=cpu, metavar="MILLICORES", help=f"{what} cpu (default: {cpu})")
-    parser.add_argument("--memory", default=memory, metavar="MIB", help=f"{what} memory (default: {memory})")
+    parser.add_argument(
+        "--cpu", default=cpu, metavar="MILLICORES", help=f"{what} cpu, e.g. 500 or 500m (default: {cpu})"
+    )
+    parser.add_argument(
+        "--memory", default=memory, metavar="MIB", help=f"{what} memory, e.g. 256 or 256Mi, 1Gi (default: {memory})"
+    )
     parser.add_argument(
         "--resource",
         action="append",

@@ -101,7 +101,32 @@ def _submit(api: Api, args: argparse.Namespace) -> str:
     except ValueError as err:
         raise UsageError(f"submit: --node-selector: {err}") from None
     task = api.submit("/api/v1/tasks", body)
+    _warn_if_never_fits(api, body)
     return task["id"] if args.output == "id" else dump(task, args.output)
+
+
+def _warn_if_never_fits(api: Api, body: dict[str, Any]) -> None:
+    """A warning on stderr if no registered node could hold the task even when empty.
+
+    The task is accepted all the same (a larger worker may join; Kubernetes accepts such a
+    pod too) and stays PENDING, which says nothing about why: the core's own words do
+    (``explain_never``, as ``describe`` shows once the master has looked). Built-in filters
+    only: the master's extra filters may refuse more. No worker yet: nothing to say.
+    """
+    nodes = api.get("/api/v1/nodes")
+    if not nodes:
+        return
+    import numpy as np
+
+    from orchsim.scheduling import NodeMatrix, could_ever_fit, explain_never
+
+    names = list(dict.fromkeys([*(r for n in nodes for r in n["capacity"]), *body["resources"]]))
+    capacities = {r: [float(n["capacity"].get(r, 0)) for n in nodes] for r in names}
+    matrix = NodeMatrix.from_capacities(capacities, ids=[n["id"] for n in nodes], labels=[n["labels"] for n in nodes])
+    request, selector = matrix.request_vector(body["resources"]), body.get("node_selector") or None
+    if not could_ever_fit(matrix, request, np.ones(len(nodes), dtype=bool), selector):
+        reason = explain_never(matrix, request, selector)
+        print(f"warning: {reason}; it stays PENDING until a node that can hold it joins", file=sys.stderr)
 
 
 def _pair(flag: str, item: str) -> tuple[str, str]:

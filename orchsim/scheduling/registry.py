@@ -16,6 +16,7 @@ accepted (scenario files, ``--policy``, the live master)::
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -133,8 +134,10 @@ class PolicyRegistry(Mapping[str, Scorer]):
         try:
             return self._specs[name]
         except KeyError:
+            close = difflib.get_close_matches(name, list(self._specs), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UnknownPolicyError(
-                f"unknown policy {name!r}; valid policies: {', '.join(sorted(self._specs))}"
+                f"unknown policy {name!r}{hint}; valid policies: {', '.join(sorted(self._specs))}"
             ) from None
 
     def register(

@@ -48,9 +48,9 @@ def test_dev_cluster_runs_tasks_and_stops_cleanly_on_ctrl_c(etcd) -> None:  # ty
         assert sorted(n["id"] for n in nodes) == ["w1", "w2"]
         assert all(n["capacity"] == {"cpu": 4000, "memory": 8192, "gpu": 2000} for n in nodes), nodes
 
-        flags = ["--master", url, "--name", "hi", "--image", "alpine", "--cpu", "200", "--resource", "gpu=500"]
+        flags = ["--master", url, "--name", "hi", "--image", "alpine", "--cpu", "200m", "--resource", "gpu=500m"]
         submitted = orchlive("submit", *flags, "-o", "json", "--", "echo", "hi there", env=env)
-        assert submitted.returncode == 0, submitted.stderr
+        assert submitted.returncode == 0 and not submitted.stderr, submitted.stderr
         task = json.loads(submitted.stdout)
         assert task["resources"] == {"cpu": 200, "memory": 64, "gpu": 500}
         deadline = time.monotonic() + 20
@@ -69,6 +69,11 @@ def test_dev_cluster_runs_tasks_and_stops_cleanly_on_ctrl_c(etcd) -> None:  # ty
         assert output_so_far.startswith(f"orchlive dev: master {url},"), output_so_far
         table = orchlive("tasks", env=env | {"ORCH_MASTER": url})
         assert table.returncode == 0 and table.stdout.split("\n")[1].split()[:3] == [task["id"], "hi", "COMPLETED"]
+        # Accepted, but no node could ever hold it: the client says why (the core's words), exit 0.
+        flags = ["--master", url, "--name", "big", "--cpu", "16000m", "--memory", "1Gi"]
+        big = orchlive("submit", *flags, "--", "true", env=env)
+        expected = "warning: never fits: 0/2 nodes could hold it even when empty: 2 insufficient cpu; it stays PENDING"
+        assert big.returncode == 0 and big.stderr.startswith(expected), big.stderr
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=40)

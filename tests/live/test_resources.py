@@ -107,14 +107,21 @@ def test_bad_names_are_refused_from_json_too() -> None:
 
 def test_parse_resources_and_the_row_order() -> None:
     assert parse_resources("gpu=4000, disk=1e5") == {"gpu": 4000, "disk": 100000}
-    assert parse_resources(["gpu=0.5", "gpu=2"]) == {"gpu": 2}
+    assert parse_resources(["gpu=1", "gpu=2"]) == {"gpu": 2}
+    # Kubernetes quantities, converted as a scenario's amounts are (orchsim.units).
+    assert parse_resources("cpu=500m,memory=1.5Gi,gpu=250m") == {"cpu": 500, "memory": 1536, "gpu": 250}
     for bad, words in [
         ("gpu", "is not NAME=AMOUNT"),
-        ("gpu=lots", "is not a number"),
+        ("gpu=lots", "'lots' is neither a number nor a Kubernetes quantity"),
         ("gpu=-1", ">= 0"),
-        ("gpu=nan", ">= 0"),
+        ("gpu=nan", "neither a number"),
         ("Gpu=1", "must match"),
-        ("cpu=0.5", "whole number"),
+        ("cpu=0.5", "would be 0.5 millicores .* write 500 or 500m"),
+        ("cpu=1.5", "'1.5': cpu takes a whole number of millicores"),
+        ("gpu=0.5", "0.5 milli-GPU"),
+        ("memory=1GB", "unknown unit 'GB' [(]1Gi[?][)]"),
+        ("memory=1G", "'1G' is 953.674 MiB: memory takes a whole number of MiB"),
+        ("cpu=2Gi", "Gi is a byte size, for memory"),
     ]:
         with pytest.raises(ValueError, match=words):
             parse_resources(bad)

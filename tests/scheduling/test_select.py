@@ -217,8 +217,10 @@ def test_unknown_policy_lists_valid_names() -> None:
         select(nodes, {"cpu": 1}, "bin_pakcing")
     assert isinstance(info.value, KeyError)
     message = str(info.value)
-    assert "'bin_pakcing'" in message
+    assert "'bin_pakcing' (did you mean 'bin_packing'?)" in message
     assert ", ".join(sorted(POLICIES)) in message
+    with pytest.raises(UnknownPolicyError, match=r"^unknown policy 'tetris'; valid"):  # nothing close: no guess
+        select(nodes, {"cpu": 1}, "tetris")
     with pytest.raises(KeyError):
         POLICIES["nope"]
     assert "nope" not in POLICIES

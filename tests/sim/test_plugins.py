@@ -300,3 +300,52 @@ def test_a_plugin_filter_named_in_the_scenario_constrains_the_simulator(tmp_path
 def test_a_weight_on_any_resource_is_accepted() -> None:
     # A live cluster may offer disk: the start-up check must not refuse weighting it.
     check_policy_params("least_allocated", {"weights": {"cpu": 1, "disk": 2}})
+
+
+BROKEN_POLICIES = """\
+import numpy as np
+from orchsim.scheduling import policy
+
+
+@policy("wrong_shape")
+def wrong_shape(nodes, request):
+    return np.zeros(2)
+
+
+@policy("raises")
+def raises(nodes, request):
+    return nodes.tasks[nodes.n_nodes + 5]
+
+
+@policy("not_a_number")
+def not_a_number(nodes, request):
+    return np.full(nodes.n_nodes, np.nan)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("wrong_shape", "error: policy 'wrong_shape' returned shape (2,), expected (3,)"),
+        ("raises", "error: plugin broken.py, line 12 (in raises): IndexError: index 8 is out of bounds"),
+        ("not_a_number", "error: policy 'not_a_number' scored node 'g0-0' NaN"),
+    ],
+)
+def test_a_broken_policy_is_named_on_one_line(user_dir: Path, name: str, expected: str) -> None:
+    """A user's policy that raises or breaks its contract is the user's bug: one line, exit 2."""
+    (user_dir / "broken.py").write_text(BROKEN_POLICIES)
+    (user_dir / "custom.yaml").write_text(SCENARIO.format(plugins=""))
+    plugins = ["--plugin", "policies/custom.py", "--plugin", "broken.py"]
+    result = run_cli("custom.yaml", *plugins, "--policy", name, "--no-plots", cwd=user_dir)
+    assert result.returncode == 2 and result.stderr.startswith(expected), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_a_policy_raising_in_a_sweeps_worker_process_is_named_too(user_dir: Path) -> None:
+    (user_dir / "broken.py").write_text(BROKEN_POLICIES)
+    (user_dir / "custom.yaml").write_text(SCENARIO.format(plugins=""))
+    flags = ["--param", "workload.0.count", "--values", "4,6", "--processes", "2", "--policy", "raises"]
+    plugins = ["--plugin", "policies/custom.py", "--plugin", "broken.py"]
+    result = run_cli("sweep", "custom.yaml", *plugins, *flags, cwd=user_dir)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: plugin broken.py, line 12 (in raises): IndexError"), result.stderr
