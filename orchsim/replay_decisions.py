@@ -14,9 +14,9 @@ A difference is named. The master decides from its watch's copy of the store, wh
 not yet hold the ends committed just before (after the task's creation, which it had seen,
 for a first placement soon after it or of a task that fitted when created; else, or in a
 recording before format 4, those stamped or committed in the last ``WATCH_LAG`` seconds; the
-latest committed of them, as a watch delivers in commit order): if deciding again without some such ends gives the live node,
-the difference is "lag". Otherwise
-it is "unexplained": the master and the core disagreed, which is what the check is for.
+latest committed of them, as a watch delivers in commit order): if deciding again without
+some such ends gives the live node, the difference is "lag". Otherwise it is "unexplained":
+the master and the core disagreed, which is what the check is for.
 
 Not checked, and counted by reason: placements of policies that keep state across
 decisions (``round_robin``'s cursor, random draws: only ``pure`` policies are decided
