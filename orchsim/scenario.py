@@ -12,6 +12,8 @@ knobs and the scenario itself); every class is importable from here.
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -325,16 +327,34 @@ class Scenario(_Strict):
 
 
 def _describe(error: ValidationError) -> str:
+    """Every problem as ``path: message``; a misspelt field or kind names what was meant.
+
+    ``rat: 1`` for ``rate`` is one problem, not two ("rate: Field required; rat: unknown
+    field"): an unknown field close to a missing one at the same place is reported as
+    ``workload.0.rat: unknown field (did you mean 'rate'?)``.
+    """
+    items = [(_yaml_path(item["loc"]), item) for item in error.errors()]
+    missing = {loc for loc, item in items if item["type"] == "missing"}
+    meant: set[tuple[Any, ...]] = set()
     lines = []
-    for item in error.errors():
-        # Drop pydantic's union-member tags so the path reads as the YAML does.
-        loc = [p for p in item["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))]
-        where = ".".join(str(p) for p in loc)
+    for loc, item in items:
         msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            msg = "unknown field"
-        lines.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(dict.fromkeys(lines))
+            siblings = [str(m[-1]) for m in missing if m[:-1] == loc[:-1]]
+            close = difflib.get_close_matches(str(loc[-1]), siblings, n=1)
+            msg = f"unknown field (did you mean {close[0]!r}?)" if close else "unknown field"
+            meant |= {(*loc[:-1], close[0])} if close else set()
+        elif item["type"] == "union_tag_invalid":
+            tags = re.findall(r"'([^']*)'", str(item.get("ctx", {}).get("expected_tags", "")))
+            close = difflib.get_close_matches(str(item.get("ctx", {}).get("tag", "")), tags, n=1)
+            msg += f" (did you mean {close[0]!r}?)" if close else ""
+        lines.append((loc, f"{'.'.join(map(str, loc))}: {msg}" if loc else msg))
+    return "; ".join(dict.fromkeys(line for loc, line in lines if loc not in meant))
+
+
+def _yaml_path(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic error location as the YAML reads: without its union-member tags."""
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
 
 
 _UNION_TAGS = {

@@ -109,7 +109,8 @@ def _print_by_metric(
         return
     values = [str(v) for v in dict.fromkeys(frame[keys[0]])]
     for i, metric in enumerate(metrics):
-        print(("\n" if i else "") + label(metric))
+        title = label(metric)  # the CSVs keep the metric's own name: say it where the header shortens it
+        print(("\n" if i else "") + title + ("" if metric in title else f"  ({metric} in the CSVs)"))
         cells = {(str(row[keys[0]]), row["policy"]): render(row, metric) for _, row in frame.iterrows()}
         _print_policies_as_columns(keys[0], values, policies, cells, width)
 

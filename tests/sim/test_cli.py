@@ -91,6 +91,13 @@ def test_policy_flag_and_default_out_dir(tmp_path: Path) -> None:
 BAD_CASES = [
     ("unknown field", GOOD.replace("seed: 1", "seed: 1\ncolour: blue"), "colour: unknown field"),
     ("negative rate", GOOD.replace("rate: 1.0", "rate: -1.0"), "workload.0.rate"),
+    # One mistake, one problem (not also "rate: Field required"), with the field that was meant.
+    (
+        "misspelt field",
+        GOOD.replace("rate: 1.0", "rat: 1.0"),
+        ": workload.0.rat: unknown field (did you mean 'rate'?)\n",
+    ),
+    ("misspelt kind", GOOD.replace("kind: poisson", "kind: posson"), "'orchlive' (did you mean 'poisson'?)\n"),
     ("unknown policy", GOOD.replace("[bin_packing, spread]", "[bin_packing, tetris]"), "unknown policy 'tetris'"),
     ("unknown distribution", GOOD.replace("dist: exponential", "dist: gamma"), "workload.0.duration"),
     ("missing trace", GOOD + "  - {kind: trace, path: traces/nope.csv}\n", "workload.1.path: file not found"),

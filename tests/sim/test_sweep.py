@@ -329,6 +329,8 @@ def test_cli_writes_both_csvs_to_the_default_folder(tmp_path: Path) -> None:
     )
     assert "bin_packing" in result.stdout and "95% Student-t" in result.stdout
     assert "sweep.csv" in result.stdout
+    # A shortened header names the CSVs' column: the table and the file read alike.
+    assert result.stdout.startswith("wait_mean_s  (mean_wait in the CSVs)\n") and "\nnever_started  (" in result.stdout
 
 
 def test_cli_bad_path_exits_2_with_one_line(tmp_path: Path) -> None:
