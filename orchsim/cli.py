@@ -56,7 +56,8 @@ def user_error_message(err: BaseException, out: Path | None = None) -> str | Non
     if isinstance(err, PluginError):
         return f"--plugin: {err}"
     if isinstance(err, UnknownPolicyError):
-        return f"--policy: {err}"
+        hint = "" if "did you mean" in str(err) else " (a policy of your own? load its file with --plugin FILE.py)"
+        return f"--policy: {err}{hint}"
     if isinstance(err, OSError):  # --out not writable
         return f"cannot write {err.filename or out}: {err.strerror or err}"
     return None

@@ -134,6 +134,9 @@ def test_unknown_policy_flag(tmp_path: Path) -> None:
     result = orchsim("tiny.yaml", "--policy", "nope", "--quiet", cwd=tmp_path)
     assert result.returncode == 2
     assert "unknown policy 'nope'" in result.stderr and "bin_packing" in result.stderr
+    assert result.stderr.endswith("(a policy of your own? load its file with --plugin FILE.py)\n")
+    close = orchsim("tiny.yaml", "--policy", "spred", "--quiet", cwd=tmp_path)  # a typo: the guess, no plugin hint
+    assert "unknown policy 'spred' (did you mean 'spread'?)" in close.stderr and "--plugin" not in close.stderr
 
 
 FLAG_CASES = [
