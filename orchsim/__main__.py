@@ -161,8 +161,12 @@ def _check_numbers(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _simulate(args: argparse.Namespace) -> tuple[Results, Path]:
-    """Load the plugins and the scenario, run every policy, write the results; and where."""
+def _simulate(args: argparse.Namespace) -> tuple[Results, Path, bool]:
+    """Load the plugins and the scenario, run every policy, write the results; where, and if over an earlier run.
+
+    The default folder is named after the scenario, not the policies: a run with ``--policy``
+    replaces a full run's files, which the closing line says rather than do silently.
+    """
     from orchsim.plugins import load_plugins
     from orchsim.scenario import load_scenario
 
@@ -176,8 +180,9 @@ def _simulate(args: argparse.Namespace) -> tuple[Results, Path]:
         until=args.until,
     )
     out = args.out or Path("results") / results.scenario.name
+    replaced = (out / f"summary.{args.format}").exists()
     results.write(out, plots=not args.no_plots, format=args.format)
-    return results, out
+    return results, out, replaced
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -196,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem:
         return fail(problem)
     try:
-        results, out = _simulate(args)
+        results, out, replaced = _simulate(args)
     except Exception as err:
         return user_error(err, out=args.out)
     try:
@@ -204,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ColumnsError as err:
         return fail(str(err))
     files = ", ".join(f"{name}.{args.format}" for name in TABLES)
-    print(f"wrote {out}/{files}" + ("" if args.no_plots else " and PNG plots"))
+    plots = "" if args.no_plots else " and PNG plots"
+    print(f"wrote {out}/{files}{plots}" + (" (replacing an earlier run's files there)" if replaced else ""))
     return 0
 
 

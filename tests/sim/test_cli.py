@@ -86,6 +86,9 @@ def test_policy_flag_and_default_out_dir(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv")
     assert list(summary.policy) == ["random", "first_fit"]
+    assert "replacing" not in result.stdout
+    again = orchsim("tiny.yaml", "--policy", "spread", "--no-plots", "--quiet", cwd=tmp_path)  # the same folder
+    assert again.stdout.rstrip().endswith("(replacing an earlier run's files there)"), again.stdout
 
 
 BAD_CASES = [
