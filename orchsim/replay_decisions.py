@@ -138,7 +138,8 @@ def check_decisions(
     fitted: set[int] = set()  # first attempts that fitted somewhere when their task was created
     skipped: Counter[str] = Counter()
     differences: list[DecisionDifference] = []
-    for kind, k in _commit_order(rec):
+    first = _first_placements(rec)
+    for kind, k in _commit_order(rec, first):
         if kind == "end":
             if k in held:
                 matrix.release(held.pop(k), requests[k])
@@ -154,8 +155,10 @@ def check_decisions(
         else:
             _serving(matrix, ids, history, float(rec.assigned_time[k]))
             decided = decide(matrix, requests[k], prepared, explain=False).node_id or ""
-            lag = _lag(rec, k, held, matrix, requests, prepared, fitted=k in fitted) if decided != rec.node[k] else ""
-            cause = "" if decided == rec.node[k] else (lag or "unexplained")
+            cause = ""
+            if decided != rec.node[k]:
+                lag = _lag(rec, k, held, matrix, requests, prepared, first=bool(first[k]), fitted=k in fitted)
+                cause = lag or "unexplained"
             differences.append(DecisionDifference(str(rec.task_id[k]), str(rec.node[k]), decided, cause))
         node = matrix.index_of(str(rec.node[k]))
         try:
@@ -180,11 +183,11 @@ def _summary(policy: str, decided: list[DecisionDifference], skipped: Counter[st
     return DecisionCheck(policy, len(decided), agreed, lag, dict(skipped), [d for d in decided if d.cause])
 
 
-def _commit_order(rec: RecordedAttempts) -> list[tuple[str, int]]:
+def _commit_order(rec: RecordedAttempts, first: np.ndarray) -> list[tuple[str, int]]:
     """Every creation, placement and end, ``("create" | "place" | "end", attempt)``, in commit order.
 
     At equal ids an end comes first. A creation (format 4) is listed once per task, for its
-    first placed attempt: whether the task fitted then is what ``_lag`` needs to know.
+    first placed attempt (``first``): whether the task fitted then is what ``_lag`` needs to know.
     """
     steps: list[tuple[float, int, str, int]] = []
     for k in range(len(rec)):
@@ -192,16 +195,25 @@ def _commit_order(rec: RecordedAttempts) -> list[tuple[str, int]]:
             steps.append((float(rec.assigned_event[k]), 1, "place", k))
             if not np.isnan(rec.end_event[k]):
                 steps.append((float(rec.end_event[k]), 0, "end", k))
-            if _first_placement(rec, k) and rec.created_event is not None and not np.isnan(rec.created_event[k]):
+            if first[k] and rec.created_event is not None and not np.isnan(rec.created_event[k]):
                 steps.append((float(rec.created_event[k]), 0, "create", k))
     return [(kind, k) for _, _, kind, k in sorted(steps)]
 
 
-def _first_placement(rec: RecordedAttempts, k: int) -> bool:
-    """Whether attempt ``k`` is its task's first placement (no attempt of it placed before)."""
+def _first_placements(rec: RecordedAttempts) -> np.ndarray:
+    """Per attempt: whether it is its task's first placement (no attempt of that task placed before it).
+
+    One pass over the attempts (a recording may hold a million), not one per attempt.
+    """
     assert rec.assigned_event is not None
-    mine = rec.task_id == rec.task_id[k]
-    return not (rec.assigned_event[mine] < rec.assigned_event[k]).any()
+    earliest: dict[str, float] = {}
+    for task_id, event in zip(rec.task_id.tolist(), rec.assigned_event.tolist(), strict=True):
+        if event == event and event < earliest.get(task_id, np.inf):  # nan: never placed
+            earliest[task_id] = event
+    return np.array(
+        [e == e and e <= earliest[t] for t, e in zip(rec.task_id.tolist(), rec.assigned_event.tolist(), strict=True)],
+        dtype=bool,
+    )
 
 
 def _lag(
@@ -212,6 +224,7 @@ def _lag(
     requests: list[np.ndarray],
     prepared: PreparedPolicy,
     *,
+    first: bool = False,
     fitted: bool = False,
 ) -> str | None:
     """A "lag: ..." cause if some ends the master may not have seen yet, still held, give the live node.
@@ -237,7 +250,7 @@ def _lag(
     """
     assert rec.end_event is not None and rec.assigned_event is not None
     at, placed = float(rec.assigned_time[k]), float(rec.assigned_event[k])
-    seen = _created_seen(rec, k, fitted)
+    seen = _created_seen(rec, k, first, fitted)
     committed_after = _committed_after(rec) if seen != seen else None
     unseen = [
         j
@@ -264,9 +277,9 @@ def _lag(
     return None
 
 
-def _created_seen(rec: RecordedAttempts, k: int, fitted: bool) -> float:
+def _created_seen(rec: RecordedAttempts, k: int, first: bool, fitted: bool) -> float:
     """The id of the task's creation (format 4) where it bounds what the master had seen (``_lag``), else ``nan``."""
-    if rec.created_event is None or rec.submit is None or not _first_placement(rec, k):
+    if rec.created_event is None or rec.submit is None or not first:
         return np.nan  # placed before: what requeued it may be the master's own, mirrored write
     if not (fitted or rec.assigned_time[k] - rec.submit[k] <= WATCH_LAG):
         return np.nan  # it waited for room: the end that made it may be seconds old, seen long before
