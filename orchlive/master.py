@@ -209,15 +209,15 @@ class Master:
         matrix = self._node_matrix(pending)
         tasks = {task.id: (task, revision) for task, revision in pending}
         gangs = GangPass(self._matrices, matrix, tasks)
-        everyone = np.ones(matrix.n_nodes, dtype=bool)
         placements: list[transitions.Placement] = []
+        deciding: list[str] = []  # the task the pass is deciding on: a decision that raises is that task's
 
         @functools.cache
-        def request_of(tid: str) -> np.ndarray:
-            # Only for the tasks the pass reaches: a fifo pass usually stops at the head.
+        def request_of(tid: str) -> np.ndarray:  # only for the tasks the pass reaches (fifo stops at the head)
             return matrix.request_vector(tasks[tid][0].resources.as_request())
 
         def selector_of(tid: str) -> dict[str, str] | None:
+            deciding[:] = [tid]
             return tasks[tid][0].node_selector or None
 
         def place(tid: str, node: int, devices: Mapping[str, tuple[int, ...]]) -> None:
@@ -226,33 +226,62 @@ class Master:
             placements.append(transitions.Placement(task, revision, matrix.ids[node], devices))
 
         def never_fits(tid: str) -> bool:  # a gang: also if its min_replicas could never run together
+            everyone = np.ones(matrix.n_nodes, dtype=bool)
             ever = could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
             return not ever or gangs.never_fits(tid, request_of(tid), selector_of(tid))
 
         began = time.perf_counter()
         queue = gangs.queue(self._queue(matrix, tasks))
         new = [tid for tid in queue if tid not in self.tried]  # tried on arrival, past the window too
-        result = schedule_pass(
-            matrix,
-            queue,
-            self.prepared,
-            request_of=request_of,
-            place=place,
-            discipline=self.queue,
-            window=self.backfill_window,
-            selector_of=selector_of,
-            never_fits=never_fits,
-            new=new,
-            explain=True,
-            extensions=self._extensions(matrix, gangs, request_of),
-        )
+        try:
+            result = schedule_pass(
+                matrix,
+                queue,
+                self.prepared,
+                request_of=request_of,
+                place=place,
+                discipline=self.queue,
+                window=self.backfill_window,
+                selector_of=selector_of,
+                never_fits=never_fits,
+                new=new,
+                explain=True,
+                extensions=self._extensions(matrix, gangs, request_of),
+            )
+        except Exception as err:  # a user's policy raised, most likely: that task waits, not the queue
+            return await self._decision_failed(tasks, deciding, err)
         self.tried = (self.tried & tasks.keys()) | set(new)
         await self._note_waiting(matrix, tasks, result, (request_of, selector_of), gangs)
-        # The victims go first: each preemptor's placement then compares a ledger without them.
+        return await self._commit_pass(result, placements, began, gangs)
+
+    async def _commit_pass(self, result: Any, placements: list[transitions.Placement], began: float, gangs: Any) -> int:
+        """The pass's evictions, then its placements; returns how many were placed.
+
+        The victims go first: each preemptor's placement then compares a ledger without them.
+        """
         if result.preempted and not await commit_evictions(self.store, self.cache, result.preempted):
             self._matrices.reset()
             self.wake.set()
         return await self._commit_all(placements, began, gangs.commits)
+
+    async def _decision_failed(self, tasks: dict[str, tuple[Task, int]], deciding: list[str], err: Exception) -> int:
+        """A decision raised: set its task aside with the reason, log it, and pass again without it.
+
+        Kubernetes keeps a pod its plugins fail on pending with the error, and schedules
+        the others. Here the exception used to end the scheduling loop: the master went on
+        serving its API, placed nothing more, and said nothing. The pass's placements so
+        far are dropped (the kept matrices forget them); the next pass makes them again.
+        """
+        self._matrices.reset()
+        self.wake.set()
+        if not deciding or deciding[0] not in tasks:
+            raise err
+        tid = deciding[0]
+        log.error("task %s: the %s policy raised; set aside until the cluster changes", tid, self.policy, exc_info=err)
+        self.set_aside.add(tid)
+        why = f"policy {self.policy} raised {type(err).__name__}: {err} (set aside until the cluster changes)"
+        await self._note_unplaced(*tasks[tid], why)
+        return 0
 
     async def _settled(self) -> list[tuple[Task, int]] | None:
         """The pending tasks once gangs are whole and children of failed parents settled; None if any moved."""
@@ -447,8 +476,9 @@ class Master:
                         leading = True
                     await self.handle_lost_nodes()
                     await self.schedule_pass()
-                except StoreUnavailableError as err:
-                    log.info("scheduling pass interrupted: %s; retrying", err)
+                except Exception as err:  # etcd away, or a bug: the loop must not end (the API would serve on, idle)
+                    bug = not isinstance(err, StoreUnavailableError)
+                    log.log(logging.ERROR if bug else logging.INFO, "scheduling pass: %s; retrying", err, exc_info=bug)
                     await asyncio.sleep(0.5)
                     leading = False
                     self.wake.set()

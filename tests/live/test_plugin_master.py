@@ -111,3 +111,42 @@ def test_dev_cluster_takes_a_plugin(etcd, tmp_path: Path) -> None:  # type: igno
         except subprocess.TimeoutExpired:
             dev.kill()
             dev.wait()
+
+
+FLAKY_POLICY = '''\
+from orchsim.scheduling import policy
+
+
+@policy("flaky")
+def flaky(nodes, request):
+    """Fewest tasks first; raises on a request above 1000 millicores (a user's bug)."""
+    if request[nodes.row("cpu")] > 1000:
+        raise IndexError("bug in my policy")
+    return -nodes.tasks.astype(float)
+'''
+
+
+def test_a_policy_that_raises_sets_its_task_aside_and_the_master_goes_on(  # type: ignore[no-untyped-def]
+    cluster_factory, tmp_path: Path
+) -> None:
+    """The exception used to end the scheduling loop: the API served on, nothing more was placed, no log line."""
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(FLAKY_POLICY)
+    cluster = cluster_factory(policy="flaky")
+    port = cluster.start_master(extra=["--plugin", str(plugin)])
+    cluster.start_worker("w1", cpu=8000, memory=8192)
+    before = cluster.submit(sleeper(0))
+    assert cluster.wait_for_state(before["id"], {"ASSIGNED", "RUNNING"})["node_id"] == "w1"
+    bad = cluster.submit(sleeper(1) | {"resources": {"cpu": 2000, "memory": 64}})
+    after = cluster.submit(sleeper(2))  # behind it in the queue (fifo): placed all the same
+    assert cluster.wait_for_state(after["id"], {"ASSIGNED", "RUNNING"})["node_id"] == "w1"
+    cluster.wait_until(lambda: "raised" in (cluster.task(bad["id"]).get("reason") or ""), timeout=20, what="reason")
+    task = cluster.task(bad["id"])
+    expected = "policy flaky raised IndexError: bug in my policy (set aside until the cluster changes)"
+    assert task["state"] == "PENDING" and task["reason"] == expected, task
+    log = (cluster.work_dir / f"master-{port}.log").read_text()
+    assert f"task {bad['id']}: the flaky policy raised" in log and "IndexError: bug in my policy" in log
+    # A worker joining changes the cluster: the task is tried again (and fails again, visibly).
+    cluster.start_worker("w2", cpu=8000, memory=8192)
+    assert cluster.task(bad["id"])["state"] == "PENDING"
+    assert cluster.http.get("/health").json()["leader"] is True  # it led all along
