@@ -209,6 +209,7 @@ class Master:
         matrix = self._node_matrix(pending)
         tasks = {task.id: (task, revision) for task, revision in pending}
         gangs = GangPass(self._matrices, matrix, tasks)
+        everyone = np.ones(matrix.n_nodes, dtype=bool)
         placements: list[transitions.Placement] = []
         deciding: list[str] = []  # the task the pass is deciding on: a decision that raises is that task's
 
@@ -226,7 +227,6 @@ class Master:
             placements.append(transitions.Placement(task, revision, matrix.ids[node], devices))
 
         def never_fits(tid: str) -> bool:  # a gang: also if its min_replicas could never run together
-            everyone = np.ones(matrix.n_nodes, dtype=bool)
             ever = could_ever_fit(matrix, request_of(tid), everyone, selector_of(tid), extra=self.filters)
             return not ever or gangs.never_fits(tid, request_of(tid), selector_of(tid))
 

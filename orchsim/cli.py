@@ -3,9 +3,9 @@
 A user's mistake (a bad scenario or trace, an unknown policy, a plugin that will not load
 or whose policy raises or breaks its contract, an ``--out`` that cannot be written) ends
 the command with exit status 2 and one line on stderr naming the file and the field, flag
-or line; anything else is a bug and keeps its
-traceback. Writing that rule once keeps the three commands from drifting apart, as they
-had: one of them let an unwritable ``--out`` escape as a traceback.
+or line; anything else is a bug and keeps its traceback. Writing that rule once keeps the
+three commands from drifting apart, as they had: one of them let an unwritable ``--out``
+escape as a traceback.
 
 Light on purpose: the error classes are imported when an error is reported, so ``--help``
 and argument errors stay fast.
