@@ -72,8 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         "--columns",
         default="compact",
         metavar="compact|all|A,B,...",
-        help="the printed table's columns: compact (default, fits 80 columns), all (every summary.csv column), "
-        "or a comma-separated list of summary columns",
+        help="the printed table's columns: compact (default, fits 80 columns), all (every summary.csv column, "
+        "then unplaced and mean_nodes_used, which are derived for the table), or a comma-separated list of them",
     )
     parser.add_argument("--wide", action="store_const", const="all", dest="columns", help="same as --columns all")
     return parser

@@ -173,7 +173,19 @@ class Simulation:
     # ------------------------------------------------------------------ bookkeeping
     def advance(self) -> None:
         """Integrate queue length and running count up to now (call before changing them)."""
-        self.acct.advance(self.env.now, len(self.queue), self.running)
+        self.acct.advance(self.env.now, len(self.queue), self.physically_running())
+
+    def physically_running(self) -> int:
+        """Running tasks less those on nodes that died unseen: the scheduler still counts them, nothing runs them."""
+        if not self.dead:
+            return self.running
+        return self.running - len(set().union(*(self.running_on[node] for node in self.dead)))
+
+    def physically_used_nodes(self) -> int:
+        """Nodes running a task, less the dead ones the scheduler has not yet noticed (the metrics' view)."""
+        if not self.dead:
+            return self.nodes_in_use
+        return self.nodes_in_use - sum(1 for node in self.dead if self.running_on[node])
 
     def tick(self) -> None:
         """One more task placed for the first time, or rejected: the progress bar moves."""
@@ -240,7 +252,7 @@ class Simulation:
         if len(on_node) == 1:
             self.nodes_in_use += 1
             if self.nodes_in_use > self.peak_nodes_used:
-                self.peak_nodes_used = self.nodes_in_use
+                self.peak_nodes_used = max(self.peak_nodes_used, self.physically_used_nodes())
 
     def begin(self, task: int, node: int) -> None:
         """``task``, allocated, starts running now; its completion is scheduled."""

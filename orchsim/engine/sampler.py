@@ -48,8 +48,8 @@ def take_sample(sim: Simulation) -> None:
     s = sim._samples
     s["time"].append(sim.env.now)
     s["queue"].append(len(sim.queue))
-    s["running"].append(sim.running)
+    s["running"].append(sim.physically_running())
     s["nodes_up"].append(sim.acct.nodes_up)
-    s["nodes_used"].append(sim.nodes_in_use)
+    s["nodes_used"].append(sim.physically_used_nodes())
     for name, value in cluster_sample(sim.nodes, sim.dead, sim.acct.cap_total, sim._typical).items():
         s[name].append(value)

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 import numpy as np
 
 from orchsim.scheduling import NodeMatrix
+from orchsim.scheduling.node_devices import fits_mask
 
 __all__ = ["SERIES", "cluster_sample", "fragmentation", "series_names"]
 
@@ -51,7 +52,7 @@ def cluster_sample(
     # a mask as one product, few numpy calls in all: the sampler runs a thousand times a run.
     stranded = free @ busy.astype(np.float64)
     _add_shares(sample, nodes.resources, allocated.sum(axis=1).tolist(), stranded.tolist(), cap_total)
-    sample["fragmentation"] = fragmentation(nodes, typical)
+    sample["fragmentation"] = fragmentation(nodes, typical, dead)
     return sample
 
 
@@ -71,18 +72,28 @@ def _mean_share(sums: list[tuple[float, float]]) -> float:
     return sum(shares) / len(shares) if shares else 0.0
 
 
-def fragmentation(nodes: NodeMatrix, typical: np.ndarray) -> float:
+def fragmentation(nodes: NodeMatrix, typical: np.ndarray, dead: Collection[int] = ()) -> float:
     """Share of free capacity stranded on schedulable nodes too full for a typical task.
 
-    Per resource: free amount on schedulable nodes that cannot fit ``typical``, over all
-    free amount on schedulable nodes; averaged over the resources ``typical`` asks for.
+    Per resource: free amount on schedulable live nodes that cannot fit ``typical``, over
+    all free amount on schedulable live nodes; averaged over the resources ``typical``
+    asks for. Where devices are tracked, "fits" is the scheduler's own test (a share of
+    one GPU needs that much free on a single GPU, not in the node's total): a node whose
+    free GPU is scattered over its devices is stranded for a request no GPU can take.
+    This is a snapshot against one typical request, not the FGD paper's fragmentation
+    (an expectation over the whole workload's request mix, ``scheduling.fragmentation``).
     """
     asked = typical > 0
     if not asked.any():
         return 0.0
     sched = nodes.schedulable
+    if dead:
+        sched = sched.copy()
+        sched[list(dead)] = False
     free = nodes.free
     fits = (free >= typical[:, None]).all(axis=0)
+    if nodes.devices and (devices_fit := fits_mask(nodes, typical)) is not None:
+        fits &= devices_fit
     # Free on schedulable nodes, and on those of them that cannot fit: both sums in one product.
     weights = np.stack([sched, sched & ~fits], axis=1).astype(np.float64)
     return _mean_share((free[asked] @ weights).tolist())

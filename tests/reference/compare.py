@@ -44,9 +44,15 @@ class Mismatch:
     reference: float
 
 
-def our_starts(swf: str | os.PathLike[str], queue: str, nodes: int = 128) -> dict[str, float]:
-    """Start time (s, the file's clock) of every job of an already rewritten ``swf``, under ``queue``."""
-    scheduler: dict[str, object] = {"queue": queue, "passes": "per_instant"}
+def our_starts(
+    swf: str | os.PathLike[str], queue: str, nodes: int = 128, passes: str = "per_instant"
+) -> dict[str, float]:
+    """Start time (s, the file's clock) of every job of an already rewritten ``swf``, under ``queue``.
+
+    ``passes``: the protocol's ``per_instant`` (AccaSim's one pass per second), or our default
+    ``per_event``, to see how far the default departs from the references.
+    """
+    scheduler: dict[str, object] = {"queue": queue, "passes": passes}
     if queue != "fifo":
         scheduler["backfill_window"] = WINDOW
     scenario = parse_scenario(
@@ -105,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compress", type=int, default=1, help="divide submit times by K (a stored reference)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N jobs")
     parser.add_argument("--show", type=int, default=20, help="rows of differing jobs to print per comparison")
+    parser.add_argument(
+        "--passes", default="per_instant", choices=["per_instant", "per_event"], help="our scheduler's passes"
+    )
     args = parser.parse_args(argv)
     name = stored(args.compress, args.limit)
     references = {"AccaSim": read_reference(REFERENCE_DIR / name)[: args.limit]}
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         swf = os.path.join(tmp, "jobs.swf")
         rewrite_swf(os.fspath(NASA_LOG), swf, limit=args.limit, compress=args.compress)
-        ours = {queue: our_starts(swf, queue) for queue in ("fifo", "backfill", "easy")}
+        ours = {queue: our_starts(swf, queue, passes=args.passes) for queue in ("fifo", "backfill", "easy")}
     for queue, source, column in pairs:
         rows = references[source]
         bad = mismatches(ours[queue], rows, column)

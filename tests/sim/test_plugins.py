@@ -171,7 +171,7 @@ def test_bad_plugin_in_a_scenario_names_the_field(user_dir: Path) -> None:
 
 def test_master_refuses_a_bad_plugin_or_parameter_before_connecting(user_dir: Path) -> None:
     # No etcd is running at this address: the checks come first, exit 2, one line.
-    common = ["master", "--etcd", "127.0.0.1:1", "--port", "0"]
+    common = ["master", "--etcd", "127.0.0.1:1", "--port", "1"]
     cases = [
         (["--plugin", "policies/absent.py"], "error: --plugin: plugin policies/absent.py: file not found"),
         (["--policy", "fewest_tasks_then_emptiest"], "error: --policy: unknown policy 'fewest_tasks_then_emptiest'"),
