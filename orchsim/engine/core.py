@@ -31,15 +31,15 @@ import numpy as np
 import simpy
 from simpy.events import NORMAL, Timeout
 
-from orchsim import scenario as sc
 from orchsim.cluster import InitialCluster
 from orchsim.engine import autoscaler, node_events, sampler, wrapup
 from orchsim.engine.accounting import Accounting
 from orchsim.engine.latency import PassDelay
+from orchsim.engine.never_fits import NeverFits
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import series_names
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
-from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, could_ever_fit, explain_never
+from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, explain_never
 from orchsim.scheduling.fragmentation import typical_workload
 from orchsim.scheduling.node_devices import Assignment
 from orchsim.scheduling.queueing import SchedulingPass, random_streams
@@ -112,7 +112,7 @@ class Simulation:
             discipline=config.queue,
             window=config.backfill_window,
             selector_of=self._selector if workload.selectors else None,
-            never_fits=self._never_fits_once,
+            never_fits=self.never_fits,
             extensions=extensions,
             easy=easy_hooks(self) if config.queue == "easy" else None,
         )
@@ -139,9 +139,7 @@ class Simulation:
         # Validated once here, so placements can use the matrix's unchecked allocate/release.
         if len(workload) and not (np.isfinite(workload.demand).all() and (workload.demand >= 0).all()):
             raise ValueError("workload demand must be finite and >= 0")
-        self._fit_checked = [False] * len(workload)  # "could it ever fit?" asked once per task
-        # ... and answered once per (request, selector) until nodes join or leave for good.
-        self._never_cache: dict[tuple[bytes, int, Any], bool] = {}
+        self.never_fits = NeverFits(self, len(workload))
         # Python lists for per-task scalars read in the hot path: faster than numpy scalars.
         self._demand_rows = list(workload.demand)
         self._durations = workload.duration.tolist()
@@ -202,41 +200,12 @@ class Simulation:
 
     def never_fits_changed(self) -> None:
         """Nodes joined or left for good: "could it ever fit?" must be asked again."""
-        self._never_cache.clear()
+        self.never_fits.forget()
 
     # ------------------------------------------------------------------ placement
     def _selector(self, task: int) -> dict[str, str] | None:
         code = self._selector_of[task]
         return self.w.selectors[code] if code >= 0 else None
-
-    def _never_fits_once(self, task: int) -> bool:
-        """``_never_fits``, asked once per task (the first failed try decides), cached per shape."""
-        if self._fit_checked[task]:
-            return False
-        self._fit_checked[task] = True
-        gang = self.ext.gang_size(task) if self.ext is not None else None
-        key = (self._demand_rows[task].tobytes(), self._selector_of[task], gang)
-        never = self._never_cache.get(key)
-        if never is None:
-            never = self._never_cache[key] = self._never_fits(task)
-        return never
-
-    def _never_fits(self, task: int) -> bool:
-        """True if no node that exists or may return could hold ``task`` even when empty."""
-        demand = self._demand_rows[task]
-        if could_ever_fit(self.nodes, demand, ~self.removed, self._selector(task), extra=self._filters) and (
-            self.ext is None or self.ext.gang_could_fit(task)
-        ):
-            return False
-        # New nodes may still arrive: the autoscaler's shape or a pending scale-out.
-        future = [e.capacity for e in self.cfg.events if isinstance(e, sc.ScaleOut) and e.at > self.env.now]
-        if self.cfg.autoscaler is not None:
-            future.append(self.cfg.autoscaler.capacity)
-        for capacity in future:
-            vec = np.array([capacity.get(r, 0.0) for r in self.w.resources])
-            if np.all(vec >= demand):
-                return False
-        return True
 
     def _start(self, task: int, node: int, devices: Assignment) -> None:
         self.occupy(task, node, devices)
