@@ -133,6 +133,8 @@ class ClusterCache:
     tasks: TaskTable = field(default_factory=TaskTable)
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     alive: dict[str, datetime | None] = field(default_factory=dict)
+    # The last beat seen of every node, kept when its lease goes: a lost node's last heartbeat.
+    last_beat: dict[str, datetime] = field(default_factory=dict)
     ledgers: dict[str, tuple[Ledger, int]] = field(default_factory=dict)  # what was placed: placements compare it
     released: dict[str, tuple[Released, int]] = field(default_factory=dict)  # what was given back (``releases``)
     gangs: set[str] = field(default_factory=set)  # gangs that may still need keeping whole (``orchlive.gangs``)
@@ -173,7 +175,9 @@ class ClusterCache:
         elif key.startswith(keys.alive_all()):
             joined = ident not in self.alive
             if put:
-                self.alive[ident] = _beat_time(event.value)
+                self.alive[ident] = beat = _beat_time(event.value)
+                if beat is not None:
+                    self.last_beat[ident] = beat
                 return joined  # a heartbeat's refresh changes nothing to schedule
             self.alive.pop(ident, None)
         elif key.startswith(keys.assignments()):
@@ -225,7 +229,7 @@ class ClusterCache:
             self.ledger(node_id),
             self.on_node(node_id),
             alive=node_id in self.alive,
-            heartbeat=self.alive.get(node_id),
+            heartbeat=self.alive.get(node_id) or self.last_beat.get(node_id),
         )
 
     def schedulable(self, node_id: str) -> bool:

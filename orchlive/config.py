@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterable
@@ -67,7 +68,21 @@ from orchlive.limits import check_amounts
 from orchlive.models import RESOURCE_NAME_PATTERN, Resources
 from orchsim.units import Rejected, resource_amount
 
-__all__ = ["Settings", "machine_capacity", "parse_labels", "parse_resources"]
+__all__ = ["NODE_NAME_PATTERN", "Settings", "check_node_name", "machine_capacity", "parse_labels", "parse_resources"]
+
+# A node's name is a key segment (``PREFIX/nodes/<name>``) and a label value: a host-name-like
+# word, so that no name can contain a ``/`` and be stored where the master never looks.
+NODE_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$"
+
+
+def check_node_name(name: str) -> str:
+    """``name``, if it can name a node; raises ValueError saying what a name may hold."""
+    if not re.fullmatch(NODE_NAME_PATTERN, name):
+        raise ValueError(
+            f"{name!r} cannot name a node: letters, digits, '.', '_' and '-', starting and ending with a letter "
+            "or digit, at most 253 characters"
+        )
+    return name
 
 
 def machine_capacity() -> tuple[int, int]:

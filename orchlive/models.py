@@ -299,6 +299,9 @@ class NodeRecord(BaseModel):
     registered_time: datetime = Field(default_factory=now)
     last_heartbeat: datetime | None = None
     cordoned: bool = False
+    # Which worker holds the name: a token kept in its data dir. Another worker (another data
+    # dir) registering the same name while this one's lease lives is refused, not merged.
+    instance: str = ""
 
 
 class NodePublic(NodeRecord):

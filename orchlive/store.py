@@ -243,31 +243,60 @@ class Store:
 
         Pages are read at the revision of the first (or at ``revision``), so together they
         are one snapshot. In key order, or in creation order with ``by_creation`` (the
-        order tasks were submitted in; it pages by create revision, so it is only for keys
-        created one per transaction, as tasks are). A page holds at most ``PAGE`` keys and shrinks by
-        half while a reply is too large for the client (values of up to etcd's 1.5 MiB
-        request limit each). ``keys_only`` reads no values at all.
+        order tasks were submitted in; keys created together in key order). A page holds
+        about ``PAGE`` keys and shrinks by half while a reply is too large for the client
+        (values of up to etcd's 1.5 MiB request limit each). ``keys_only`` reads no values.
+
+        Creation order pages by create revision, and one transaction creates many keys at
+        one revision (a DAG, a gang, a batch of the API's creates): a page that ends inside
+        such a group would lose the rest of it if the next began one revision later. So a
+        page that is not the last keeps only the groups it holds whole, and the group at its
+        edge is read on its own, in key order, and joins it.
         """
         start, end = _b(prefix), aetcd.utils.prefix_range_end(_b(prefix))
-        limit, min_create = PAGE, 0
+        if not by_creation:
+            async for page, read_at in self._key_pages(start, end, revision, keys_only):
+                yield page, read_at
+            return
+        min_create = 0
         while True:
-            request = _range_request(start, end, limit, revision, keys_only, by_creation, min_create)
+            page, revision, more = await self._page(_Query(start, end, revision, keys_only, min_create=min_create))
+            page.sort(key=_creation_order)  # etcd's sort leaves ties in no set order
+            if not more or not page:
+                yield page, revision
+                return
+            edge = page[-1].create_revision
+            group = [e async for part, _ in self._key_pages(start, end, revision, keys_only, edge) for e in part]
+            yield [entry for entry in page if entry.create_revision < edge] + group, revision
+            min_create = edge + 1
+
+    async def _key_pages(
+        self, start: bytes, end: bytes, revision: int, keys_only: bool, created: int = 0
+    ) -> AsyncIterator[tuple[list[Entry], int]]:
+        """Pages of ``start:end`` in key order at one revision (only keys created at ``created``, if given)."""
+        while True:
+            page, revision, more = await self._page(_Query(start, end, revision, keys_only, created=created))
+            yield page, revision
+            if not more or not page:
+                return
+            start = _b(page[-1].key) + b"\x00"
+
+    async def _page(self, query: _Query) -> tuple[list[Entry], int, bool]:
+        """One page of ``query``: its entries, the revision read at, whether more keys follow.
+
+        At most ``PAGE`` keys, halved while the reply is too large for the client.
+        """
+        limit = PAGE
+        while True:
             try:
-                reply = await self._range(request)
+                reply = await self._range(query.request(limit))
+                break
             except _ReplyTooLargeError:
                 if limit == 1:
-                    raise StoreUnavailableError(f"one key under {prefix} is larger than the client accepts") from None
+                    raise StoreUnavailableError("one key is larger than the client accepts") from None
                 limit = max(1, limit // 2)
-                continue
-            revision = revision or reply.header.revision
-            page = [Entry(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease) for kv in reply.kvs]
-            yield page, revision
-            if not reply.more or not page:
-                return
-            if by_creation:
-                min_create = page[-1].create_revision + 1
-            else:
-                start = _b(page[-1].key) + b"\x00"
+        page = [Entry(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease) for kv in reply.kvs]
+        return page, query.revision or reply.header.revision, bool(reply.more)
 
     async def _range(self, request: Any) -> Any:
         await self.connect()
@@ -288,8 +317,7 @@ class Store:
     async def oldest(self, prefix: str, n: int) -> list[Entry]:
         """The ``n`` keys under ``prefix`` created first, oldest first, without values."""
         start = _b(prefix)
-        request = _range_request(start, aetcd.utils.prefix_range_end(start), n, 0, True, True, 0)
-        reply = await self._range(request)
+        reply = await self._range(_Query(start, aetcd.utils.prefix_range_end(start), 0, True, min_create=0).request(n))
         return [Entry(kv.key.decode(), b"", kv.mod_revision, kv.create_revision, kv.lease) for kv in reply.kvs]
 
     async def compact(self, revision: int) -> bool:
@@ -454,13 +482,35 @@ def _check_revision(revision: int) -> None:
         raise ValueError(f"a start revision is a whole number in [0, {MAX_REVISION}], got {revision!r}")
 
 
-def _range_request(
-    start: bytes, end: bytes, limit: int, revision: int, keys_only: bool, by_creation: bool, min_create: int
-) -> Any:
-    """A RangeRequest with what aetcd's own builder leaves out (limit, revision, creation order)."""
-    request = aetcd.rpc.RangeRequest(key=start, range_end=end, limit=limit, revision=revision, keys_only=keys_only)
-    if by_creation:
-        request.sort_target = aetcd.rpc.RangeRequest.CREATE
-        request.sort_order = aetcd.rpc.RangeRequest.ASCEND
-        request.min_create_revision = min_create
-    return request
+def _creation_order(entry: Entry) -> tuple[int, str]:
+    """Creation order, and key order among keys one transaction created."""
+    return entry.create_revision, entry.key
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A range read of ``start:end`` at ``revision`` (0: now), in key order or by creation.
+
+    ``min_create``: creation order from that create revision on (-1: key order);
+    ``created``: only keys created at that revision (0: any).
+    """
+
+    start: bytes
+    end: bytes
+    revision: int
+    keys_only: bool
+    min_create: int = -1
+    created: int = 0
+
+    def request(self, limit: int) -> Any:
+        """A RangeRequest with what aetcd's own builder leaves out (limit, revision, creation order or revision)."""
+        request = aetcd.rpc.RangeRequest(
+            key=self.start, range_end=self.end, limit=limit, revision=self.revision, keys_only=self.keys_only
+        )
+        if self.min_create >= 0:
+            request.sort_target = aetcd.rpc.RangeRequest.CREATE
+            request.sort_order = aetcd.rpc.RangeRequest.ASCEND
+            request.min_create_revision = self.min_create
+        if self.created:
+            request.min_create_revision = request.max_create_revision = self.created
+        return request

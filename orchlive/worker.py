@@ -43,7 +43,8 @@ from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError, log_tail
 from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchlive.worker_checks import AssignmentCheck, assigned_copy
-from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_lease_margin
+from orchlive.worker_identity import claim_name, instance_token
+from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_lease_margin, stop_at_deadline
 
 __all__ = ["Worker"]
 
@@ -104,6 +105,7 @@ class Worker:
         self.labels = labels or {}
         self.lease_ttl = lease_ttl
         self.data_dir = data_dir
+        self.instance = instance_token(data_dir)  # the name is this worker's while its lease lives
         self.address = address
         self.log_tail_bytes = log_tail_bytes
         self.lease_id = self.registered_revision = 0  # the lease, and the revision that registered it
@@ -137,11 +139,20 @@ class Worker:
             capacity=self.capacity,
             devices=self.devices,
             labels=self.labels,
+            instance=self.instance,
         )
-        self.registered_revision = revision = await transitions.register_node(self.store, record, self.lease_id)
+        self.registered_revision = revision = await claim_name(
+            self.store, record, self.lease_id, self.lease_ttl, self._refresh
+        )
         self.registered.set()
         log.info("worker %s registered (lease %x)", self.node_id, self.lease_id)
         return revision
+
+    async def _refresh(self) -> None:
+        """Renew the lease once (while waiting for the name: ours must outlive the wait)."""
+        sent = time.monotonic()
+        if await self.store.refresh_lease(self.lease_id) > 0:
+            self._renewed(sent)
 
     def _renewed(self, sent: float) -> None:
         """The lease was granted or renewed by a request sent at ``sent``: push the deadline."""
@@ -178,30 +189,8 @@ class Worker:
                 log.info("heartbeat: etcd unavailable (%s)", err)
 
     async def lease_watchdog(self) -> None:
-        """Stop every task at the lease deadline, recording why: the master may soon run them elsewhere."""
-        while True:
-            # A little ahead of the supervisors (they poll every 0.1 s): the worker says why first.
-            due = self.deadline - 0.15
-            await asyncio.sleep(max(due - time.monotonic(), 0.05))
-            if time.monotonic() < self.deadline - 0.15 or not self.running:
-                continue
-            if time.monotonic() > self.deadline + 0.2:
-                # Back from a pause: ends noticed late come first (a task that ended is reported, not stopped).
-                await asyncio.sleep(0.1)
-            ongoing = [task_id for task_id, run in self.running.items() if not run.ended]
-            if time.monotonic() < self.deadline - 0.15 or not ongoing:
-                continue
-            since = time.monotonic() - self.renewal_sent
-            reason = (
-                f"worker {self.node_id} could not renew its lease for {since:.1f} s (etcd unreachable, or the "
-                f"worker paused; TTL {self.lease_ttl} s, margin {self.lease_margin:g} s): stopped before the "
-                "lease could expire"
-            )
-            log.warning("%s; stopping %d task(s)", reason, len(ongoing))
-            for task_id in ongoing:
-                if (run := self.running.get(task_id)) is not None:  # not ended or stopped meanwhile
-                    self.stranded[task_id] = (run.attempt, reason)
-                    await self._stop(task_id, "lease deadline passed")
+        """Stop every task at the lease deadline, recording why (``worker_lease.stop_at_deadline``)."""
+        await stop_at_deadline(self)
 
     async def _requeue_stranded(self) -> None:
         """Send the tasks stopped at the lease deadline back to the queue, if still placed here."""

@@ -24,7 +24,7 @@ from orchlive.cli.flags import (
     resources_of,
     sample_config,
 )
-from orchlive.cli.usage import UsageError
+from orchlive.cli.usage import UsageError, count, port_number
 from orchlive.config import Settings
 
 __all__ = ["add_dev_parser", "run_dev"]
@@ -36,14 +36,16 @@ def add_dev_parser(sub: Any, settings: Settings) -> None:
     """The ``dev`` subcommand, on the subparsers ``sub``."""
     dev = sub.add_parser("dev", help="a local cluster: etcd, a master and N process workers")
     dev.add_argument("--workers", type=int, default=3, help="process workers to start, w1..wN (default: 3)")
-    dev.add_argument("--port", type=int, default=settings.port, help="the master's API port (default: %(default)s)")
-    dev.add_argument("--etcd-port", type=int, default=None, help="etcd's client port (default: a free one)")
+    dev.add_argument(
+        "--port", type=port_number, default=settings.port, help="the master's API port (default: %(default)s)"
+    )
+    dev.add_argument("--etcd-port", type=port_number, default=None, help="etcd's client port (default: a free one)")
     dev.add_argument("--keep", action="store_true", help="keep the working directory (logs, etcd data) at the end")
     dev.add_argument(
-        "--max-restarts", type=int, default=3, metavar="N", help="restarts per dead worker (default: %(default)s)"
+        "--max-restarts", type=count, default=3, metavar="N", help="restarts per dead worker (default: %(default)s)"
     )
     metrics = "the first worker's Prometheus /metrics port, the others count up (default: free ports)"
-    dev.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help=metrics)
+    dev.add_argument("--metrics-port", type=port_number, default=None, metavar="PORT", help=metrics)
     policy_flags(dev, settings)
     resource_flags(dev, "4000", "8192", "every worker offers this much")
 

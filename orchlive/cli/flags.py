@@ -96,12 +96,19 @@ def _pass_flags(parser: argparse.ArgumentParser, settings: Settings) -> None:
 
 
 def resource_flags(parser: argparse.ArgumentParser, cpu: str | None, memory: str | None, what: str) -> None:
-    """``--cpu``, ``--memory`` and the repeatable ``--resource NAME=AMOUNT`` (read by ``_resources``)."""
+    """``--cpu``, ``--memory`` and the repeatable ``--resource NAME=AMOUNT`` (read by ``_resources``).
+
+    ``cpu``/``memory`` None: the default is this machine's (a worker's), and the help says so.
+    """
+    machine = "this machine's, or ORCH_CPU/ORCH_MEMORY"
     parser.add_argument(
-        "--cpu", default=cpu, metavar="MILLICORES", help=f"{what} cpu, e.g. 500 or 500m (default: {cpu})"
+        "--cpu", default=cpu, metavar="MILLICORES", help=f"{what} cpu, e.g. 500 or 500m (default: {cpu or machine})"
     )
     parser.add_argument(
-        "--memory", default=memory, metavar="MIB", help=f"{what} memory, e.g. 256 or 256Mi, 1Gi (default: {memory})"
+        "--memory",
+        default=memory,
+        metavar="MIB",
+        help=f"{what} memory, e.g. 256 or 256Mi, 1Gi (default: {memory or machine})",
     )
     parser.add_argument(
         "--resource",

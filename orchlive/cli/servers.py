@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import socket
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from orchlive.cli.flags import (
     common_flags,
@@ -20,7 +19,7 @@ from orchlive.cli.flags import (
     resources_of,
     sample_config,
 )
-from orchlive.cli.usage import UsageError
+from orchlive.cli.usage import UsageError, port_number
 from orchlive.config import Settings, machine_capacity, parse_labels
 
 __all__ = ["add_server_parsers", "run_master", "run_worker"]
@@ -31,7 +30,7 @@ def add_server_parsers(sub: Any, settings: Settings) -> None:
     master = sub.add_parser("master", help="API server and scheduling loop")
     common_flags(master, settings)
     master.add_argument("--host", default=settings.host)
-    master.add_argument("--port", type=int, default=settings.port)
+    master.add_argument("--port", type=port_number, default=settings.port)
     policy_flags(master, settings)
     master.add_argument("--seed", type=int, default=settings.seed)
     master.add_argument("--leader-ttl", type=int, default=settings.leader_ttl, help="leader lease, seconds")
@@ -123,6 +122,7 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     from orchlive.worker import Worker
     from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin
 
+    held = _own_name_and_dir(args)  # noqa: F841 - the data dir's lock lives as long as the process
     try:
         labels = parse_labels(args.labels)
     except ValueError as err:
@@ -152,8 +152,28 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as err:  # devices contradicting the capacity, a gpu capacity not whole GPUs
         raise UsageError(str(err)) from None
 
-    asyncio.run(_serve_worker(worker, runtime, args))
+    from orchlive.transitions import NodeNameInUseError
+
+    try:
+        asyncio.run(_serve_worker(worker, runtime, args))
+    except NodeNameInUseError as err:
+        raise UsageError(f"--name: {err}; choose another name, or stop that worker") from None
     return 0
+
+
+def _own_name_and_dir(args: argparse.Namespace) -> IO[str]:
+    """Check ``--name``, and lock the worker's data dir (one process per dir); the lock's file."""
+    from orchlive.config import check_node_name
+    from orchlive.worker_identity import DataDirInUseError, lock_data_dir
+
+    try:
+        check_node_name(args.name)
+    except ValueError as err:
+        raise UsageError(f"--name: {err}") from None
+    try:
+        return lock_data_dir(args.data_dir / args.name)
+    except DataDirInUseError as err:
+        raise UsageError(f"--data-dir: {err} (the same --name and --data-dir twice?)") from None
 
 
 def _make_runtime(args: argparse.Namespace, heartbeat: Path) -> Any:
@@ -179,7 +199,12 @@ def _make_runtime(args: argparse.Namespace, heartbeat: Path) -> Any:
 
 
 async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> None:
-    """Run ``worker`` (and its ``/metrics``, if asked) until SIGINT or SIGTERM, then leave cleanly."""
+    """Run ``worker`` (and its ``/metrics``, if asked) until SIGINT or SIGTERM, then leave cleanly.
+
+    A name another live worker holds ends it too (``NodeNameInUseError``, raised after leaving).
+    """
+    from orchlive.transitions import NodeNameInUseError
+
     metrics = await _metrics_server(worker, args.metrics_host, args.metrics_port)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -189,12 +214,19 @@ async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> 
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
     running.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
+    refused = None
+    try:
         await running
+    except NodeNameInUseError as err:
+        refused = err
+    except (asyncio.CancelledError, Exception):
+        pass
     await worker.shutdown()
     await runtime.close()
     if metrics is not None:
         metrics.close()
+    if refused is not None:
+        raise refused
 
 
 async def _metrics_server(worker: Any, host: str, port: int) -> asyncio.Server | None:

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from orchlive.cli.flags import resource_flags, resources_of
-from orchlive.cli.usage import UsageError
+from orchlive.cli.usage import UsageError, seconds
 from orchlive.client.http import Api
 from orchlive.client.output import dump
 from orchlive.client.views import dag_view, describe_node, describe_task, event_line, node_table, task_table
@@ -46,7 +46,7 @@ def add_client_parsers(sub: Any) -> None:
     submit.add_argument("--name", required=True)
     submit.add_argument("--image", default=None, help="container image (docker workers)")
     resource_flags(submit, "100", "64", "the task asks for")
-    submit.add_argument("--timeout", type=float, help="seconds before the worker kills it")
+    submit.add_argument("--timeout", type=seconds, help="seconds before the worker kills it")
     submit.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="(repeatable)")
     submit.add_argument("--node-selector", default="", metavar="k=v,k=v", help="only nodes with these labels")
     submit.add_argument("--max-attempts", type=int, help="placements before it fails for good")

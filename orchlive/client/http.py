@@ -58,9 +58,12 @@ class Api:
         token = os.environ.get("ORCH_API_TOKEN")
         self.master = master.rstrip("/")
         self.command = command
-        self.http = httpx.Client(
-            base_url=self.master, timeout=10.0, headers={"Authorization": f"Bearer {token}"} if token else {}
-        )
+        try:
+            self.http = httpx.Client(
+                base_url=self.master, timeout=10.0, headers={"Authorization": f"Bearer {token}"} if token else {}
+            )
+        except httpx.InvalidURL as err:
+            raise UsageError(f"--master: {master!r} is not a URL ({err}); e.g. http://127.0.0.1:8080") from None
 
     def __enter__(self) -> Api:
         return self

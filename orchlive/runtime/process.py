@@ -132,6 +132,7 @@ class Launcher:
         self.groups: dict[str, int] = {}  # running tasks' process groups, by order
         self.numbers = itertools.count()
         self.reader: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()  # tasks started together must not start a launcher each
 
     async def start(self, order: dict[str, object]) -> tuple[int, asyncio.Future[int]]:
         """Send ``order``; the task's process group and a future of its exit code."""
@@ -147,20 +148,25 @@ class Launcher:
         return await started, exited
 
     async def _running(self) -> asyncio.subprocess.Process:
-        if self.process is None or self.process.returncode is not None or self.reader is None or self.reader.done():
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-I",
-                "-S",
-                LAUNCHER,
-                str(os.getpid()),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                env={},  # nothing of the worker's environment may change the launcher or reach a task
-                start_new_session=True,
-            )
-            self.reader = asyncio.create_task(self._read(self.process))
+        async with self._starting:
+            if self.process is None or self.process.returncode is not None or self.reader is None or self.reader.done():
+                await self._launch()
+        assert self.process is not None
         return self.process
+
+    async def _launch(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            LAUNCHER,
+            str(os.getpid()),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={},  # nothing of the worker's environment may change the launcher or reach a task
+            start_new_session=True,
+        )
+        self.reader = asyncio.create_task(self._read(self.process))
 
     async def _read(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -46,7 +46,14 @@ from orchlive.transitions.core import (
 )
 from orchlive.transitions.creates import CreateBatcher
 from orchlive.transitions.groups import create_tasks, move, remove_tree
-from orchlive.transitions.nodes import beat, claim_leadership, drain_node, node_lost, register_node
+from orchlive.transitions.nodes import (
+    NodeNameInUseError,
+    beat,
+    claim_leadership,
+    drain_node,
+    node_lost,
+    register_node,
+)
 from orchlive.transitions.runs import Report, batchable, read_batches, report_batches, start_batches
 from orchlive.transitions.tasks import (
     Placed,
@@ -91,6 +98,7 @@ __all__ = [
     "read_task",
     "record_size",
     "register_node",
+    "NodeNameInUseError",
     "Report",
     "batchable",
     "read_batches",

@@ -10,7 +10,7 @@ from orchlive.store import Store
 from orchlive.transitions.core import ConflictError, read_allocation, record_json, until_applied
 from orchlive.transitions.tasks import requeue
 
-__all__ = ["beat", "claim_leadership", "drain_node", "node_lost", "register_node"]
+__all__ = ["NodeNameInUseError", "beat", "claim_leadership", "drain_node", "node_lost", "register_node"]
 
 
 async def _placed(store: Store, node_id: str) -> list[str]:
@@ -24,8 +24,19 @@ async def _public(store: Store, record: NodeRecord, *, alive: bool) -> NodePubli
     return node_public(record, await read_allocation(store, record.id), await _placed(store, record.id), alive=alive)
 
 
+class NodeNameInUseError(Exception):
+    """Another worker (another instance token) holds this node name, and its lease is alive."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__(f"node name {node_id!r} is held by another live worker (another --data-dir)")
+        self.node_id = node_id
+
+
 async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:
     """Write the node record and its ``alive`` key under ``lease_id``; returns the revision.
+
+    Raises ``NodeNameInUseError`` while another worker instance holds the name under a live
+    lease: two processes under one name would both take every task placed on it.
 
     A cordon survives a re-registration: the stored flag wins over ``record``'s, compared
     by revision so that a drain racing the registration is not lost. The ledger is
@@ -34,7 +45,11 @@ async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:
     keys = store.keys
 
     async def step() -> tuple[bool, int]:
-        existing = await store.get(keys.node(record.id))
+        existing, alive = await store.get_many(keys.node(record.id), keys.alive(record.id))
+        if existing is not None and alive is not None and alive.lease != lease_id:
+            holder = NodeRecord.model_validate_json(existing.value).instance
+            if holder and holder != record.instance:
+                raise NodeNameInUseError(record.id)
         cordoned = NodeRecord.model_validate_json(existing.value).cordoned if existing else False
         joined = record.model_copy(update={"cordoned": cordoned, "last_heartbeat": now()})
         view = await _public(store, joined, alive=True)
@@ -85,16 +100,28 @@ async def drain_node(store: Store, node_id: str, *, evict: bool = False) -> Node
 async def node_lost(store: Store, view: NodePublic) -> bool:
     """Record that a node's lease expired (event ``node.lost``), if its ``alive`` key is still gone.
 
-    The master requeues the node's tasks first, each with ``requeue``. Returns whether
+    The master requeues the node's tasks first, each with ``requeue``. The node's record
+    keeps ``view``'s last heartbeat (the master's last sight of it): once the ``alive`` key
+    is gone, the record is all that says when the node was last heard from. Returns whether
     the event was written (False: the worker came back meanwhile).
     """
-    applied, _ = await (
-        store.txn()
-        .expect_absent(store.keys.alive(view.id))
-        .event("node.lost", view.model_dump(mode="json"), now().isoformat())
-        .commit()
-    )
-    return applied
+    keys = store.keys
+
+    async def step() -> tuple[bool, bool]:
+        entry = await store.get(keys.node(view.id))
+        txn = store.txn().expect_absent(keys.alive(view.id))
+        if entry is not None and view.last_heartbeat is not None:
+            record = NodeRecord.model_validate_json(entry.value).model_copy(
+                update={"last_heartbeat": view.last_heartbeat}
+            )
+            txn.expect_revision(keys.node(view.id), entry.mod_revision)
+            txn.put_json(keys.node(view.id), record_json(record))
+        applied, _ = await txn.event("node.lost", view.model_dump(mode="json"), now().isoformat()).commit()
+        if applied or await store.get(keys.alive(view.id)) is not None:
+            return True, applied
+        return False, False  # the record changed (a drain): again
+
+    return await until_applied(step)
 
 
 async def claim_leadership(store: Store, candidate: str, lease_id: int) -> bool:

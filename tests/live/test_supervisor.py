@@ -13,6 +13,7 @@ its own once the container stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import os
 import signal
@@ -268,3 +269,29 @@ def test_many_tasks_at_once_each_get_their_own_exit_code(tmp_path: Path) -> None
         return list(codes)
 
     assert asyncio.run(scenario()) == list(range(40))
+
+
+def test_tasks_started_together_share_one_launcher(tmp_path: Path) -> None:
+    # Two starts before any launcher exists used to start one each (the second replacing the
+    # first as the worker's): the README's "one launcher per worker", and close() left one.
+    def launchers() -> set[int]:
+        children = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
+        found = set()
+        for pid in map(int, children):
+            with contextlib.suppress(OSError):
+                if b"launcher" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.add(pid)
+        return found
+
+    async def run() -> set[int]:
+        runtime = ProcessRuntime()
+        specs = [TaskSpec(f"t{i}", 1, None, ["sleep", "2"], log_path=tmp_path / f"t{i}.log") for i in range(3)]
+        handles = await asyncio.gather(*(runtime.start(spec) for spec in specs))
+        started = launchers() - before
+        for handle in handles:
+            await handle.kill()
+        await runtime.close()
+        return started
+
+    before = launchers()  # earlier tests' runtimes in this process may have left theirs
+    assert len(asyncio.run(run())) == 1
