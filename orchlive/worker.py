@@ -39,7 +39,7 @@ from pathlib import Path
 from orchlive import devices as dev
 from orchlive import transitions
 from orchlive.models import NodeRecord, Resources, Task, TaskState
-from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError, log_tail
+from orchlive.runtime import Handle, Runtime, TaskSpec, TaskStartError, exit_reason, log_tail
 from orchlive.runtime.supervisor import write_deadline
 from orchlive.store import Keys, Store, StoreUnavailableError, retrying
 from orchlive.worker_checks import AssignmentCheck, assigned_copy
@@ -397,7 +397,7 @@ class Worker:
         if reason is None:
             reason = handle.failure_reason()
         if reason is None and exit_code != 0:
-            reason = f"exited with code {exit_code}"
+            reason = exit_reason(exit_code)
         tail = log_tail(log_path, self.log_tail_bytes)
         await retrying(lambda: self._report(running, exit_code, reason, tail), what=f"report of task {task.id}")
         self.running.pop(task.id, None)

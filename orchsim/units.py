@@ -67,6 +67,9 @@ def _from_text(resource: str, text: str) -> Any:
     if not suffix:
         return resource_amount(resource, number)
     if suffix not in _BYTES and suffix != "m":
+        if resource in _MILLI:  # no byte sizes here: say what this resource takes
+            unit = _MILLI[resource][0]
+            return Rejected(f"{text!r} has an unknown unit {suffix!r}: {resource} takes {unit} (500 or 500m)")
         guess = f" ({number:g}{suffix[0].upper()}i?)" if suffix[0].upper() in "KMGTPE" else ""
         return Rejected(f"{text!r} has an unknown unit {suffix!r}{guess}: use m, Ki, Mi, Gi, Ti (or k, M, G, T)")
     if resource == "memory":

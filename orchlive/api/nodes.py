@@ -1,4 +1,4 @@
-"""``/api/v1/nodes``: list and inspect workers, and drain them.
+"""``/api/v1/nodes``: list and inspect workers, drain and uncordon them, forget those gone.
 
 A node is served as ``NodePublic``, derived by the same function the master uses
 (``ClusterCache.node_view``); store errors (503) and conflicts (409) are answered by the
@@ -52,3 +52,18 @@ async def drain_node(
     if await transitions.drain_node(store, node_id, evict=evict) is None:
         raise _not_found(node_id)
     return (await read_nodes(store))[node_id]
+
+
+@router.post("/{node_id}/uncordon")
+async def uncordon_node(node_id: NodeId, store: StoreDep) -> NodePublic:
+    """Let a drained node take new tasks again (``kubectl uncordon``)."""
+    if await transitions.uncordon_node(store, node_id) is None:
+        raise _not_found(node_id)
+    return (await read_nodes(store))[node_id]
+
+
+@router.delete("/{node_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_node(node_id: NodeId, store: StoreDep) -> None:
+    """Forget a node whose worker is gone (``NOT_READY``, no tasks); 409 while it lives or holds tasks."""
+    if await transitions.remove_node(store, node_id) is None:
+        raise _not_found(node_id)

@@ -99,6 +99,17 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _check_worker_capacity(resources: dict[str, int | float]) -> None:
+    """What every worker will offer, checked as a worker checks it (GPUs whole devices), before anything starts."""
+    from orchlive import devices
+    from orchlive.models import Resources
+
+    try:
+        devices.declare(Resources.model_validate(resources), None, detect=dict)  # no probing: only the arithmetic
+    except ValueError as err:
+        raise UsageError(f"--resource: {str(err).splitlines()[0]}") from None
+
+
 def run_dev(args: argparse.Namespace) -> int:
     """Check everything, start the cluster, supervise it until interrupted; 0 on a clean stop, 1 on a failure."""
     from orchlive.dev import DevCluster, DevError
@@ -109,6 +120,7 @@ def run_dev(args: argparse.Namespace) -> int:
     filters = filter_config(args)
     sample_config(args)
     resources = resources_of(args)
+    _check_worker_capacity(resources)
     cluster = DevCluster(
         workers=args.workers,
         port=args.port,

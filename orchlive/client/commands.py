@@ -24,7 +24,19 @@ from orchlive.config import parse_labels
 
 __all__ = ["CLIENT_COMMANDS", "add_client_parsers", "run_client"]
 
-CLIENT_COMMANDS = ("submit", "tasks", "nodes", "logs", "describe", "events", "dag", "delete", "drain")
+CLIENT_COMMANDS = (
+    "submit",
+    "tasks",
+    "nodes",
+    "logs",
+    "describe",
+    "events",
+    "dag",
+    "delete",
+    "drain",
+    "uncordon",
+    "remove-node",
+)
 FORMATS_DAG = ("table", "json", "yaml")
 TERMINAL = ("COMPLETED", "FAILED", "SKIPPED")
 # The recorded events arrive at once; this long without one ends a listing (not a follow).
@@ -76,6 +88,8 @@ def add_client_parsers(sub: Any) -> None:
     drain = _client_parser(sub, "drain", "cordon a node: no new tasks")
     drain.add_argument("id")
     drain.add_argument("--evict", action="store_true", help="also send its tasks elsewhere")
+    _client_parser(sub, "uncordon", "let a drained node take new tasks again").add_argument("id")
+    _client_parser(sub, "remove-node", "forget a node whose worker is gone (NOT_READY, no tasks)").add_argument("id")
 
 
 def _submit(api: Api, args: argparse.Namespace) -> str:
@@ -91,7 +105,10 @@ def _submit(api: Api, args: argparse.Namespace) -> str:
         if getattr(args, field) is not None:
             body[field] = getattr(args, field)
     if args.after:
-        body["after"] = [ref.strip() for ref in args.after.split(",") if ref.strip()]
+        body["after"] = list(dict.fromkeys(ref.strip() for ref in args.after.split(",") if ref.strip()))
+    elif args.on is not None or args.if_parent_fails is not None:
+        flag = "--on" if args.on is not None else "--if-parent-fails"
+        raise UsageError(f"submit: {flag} says how to wait for parents: give them with --after ID,NAME")
     try:
         body["env"] = dict(_pair("--env", item) for item in args.env)
     except ValueError as err:
@@ -111,10 +128,11 @@ def _warn_if_never_fits(api: Api, body: dict[str, Any]) -> None:
     The task is accepted all the same (a larger worker may join; Kubernetes accepts such a
     pod too) and stays PENDING, which says nothing about why: the core's own words do
     (``explain_never``, as ``describe`` shows once the master has looked). Built-in filters
-    only: the master's extra filters may refuse more. No worker yet: nothing to say.
+    only: the master's extra filters may refuse more. No worker yet: that, in one line.
     """
     nodes = api.get("/api/v1/nodes")
     if not nodes:
+        print("warning: no worker has registered yet; it stays PENDING until one joins", file=sys.stderr)
         return
     import numpy as np
 
@@ -193,6 +211,16 @@ def _drain(api: Api, args: argparse.Namespace) -> str:
     return f"node/{node['id']} drained ({node['state']}{', tasks evicted' if args.evict else ''})"
 
 
+def _uncordon(api: Api, args: argparse.Namespace) -> str:
+    node = api.call("POST", f"/api/v1/nodes/{args.id}/uncordon").json()
+    return f"node/{node['id']} uncordoned ({node['state']})"
+
+
+def _remove_node(api: Api, args: argparse.Namespace) -> str:
+    api.call("DELETE", f"/api/v1/nodes/{args.id}")
+    return f"node/{args.id} removed"
+
+
 _RUN = {
     "submit": _submit,
     "tasks": _listing,
@@ -203,6 +231,8 @@ _RUN = {
     "dag": _dag,
     "delete": _delete,
     "drain": _drain,
+    "uncordon": _uncordon,
+    "remove-node": _remove_node,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ __all__ = ["Api", "error_line"]
 _WHERE = ("body", "query", "path", "header")
 # Answers after which a submission may or may not have been written: sent again, same key.
 _RESEND = (502, 503, 504)
+FOLLOW_RETRY_S = 30.0  # ``events -f``: how long a lost master may stay unreachable before it is an error
 
 
 def _field_error(error: dict[str, Any]) -> str:
@@ -117,8 +119,32 @@ class Api:
             since: replay the recorded events after this id first (0: from the start).
             quiet: stop once no event came for this many seconds (the replay of what is
                 recorded arrives at once, so this lists the history and returns); None
-                follows for ever.
+                follows for ever: a stream that ends or breaks (the master restarted, a
+                standby took over) is resumed after the last event seen, as an SSE client
+                does with ``Last-Event-ID``, saying so on stderr; a master unreachable for
+                ``FOLLOW_RETRY_S`` is an error.
         """
+        last, lost_since = since, None
+        while True:
+            try:
+                for event in self._stream(last, quiet):
+                    last, lost_since = event.get("id", last), None
+                    yield event
+                if quiet is not None:
+                    return
+                why = "the stream ended"
+            except httpx.HTTPError as err:
+                if quiet is not None:
+                    raise self._unreachable(err) from None
+                why = f"the master is unreachable ({err})"
+            lost_since = lost_since or time.monotonic()
+            if time.monotonic() - lost_since > FOLLOW_RETRY_S:
+                raise UsageError(f"{self.command}: {why}, for {FOLLOW_RETRY_S:.0f} s; the last event seen: {last}")
+            print(f"{self.command}: {why}; resuming after event {last}", file=sys.stderr, flush=True)
+            time.sleep(1.0)
+
+    def _stream(self, since: int | None, quiet: float | None) -> Iterator[dict[str, Any]]:
+        """One connection's events; ends quietly after ``quiet`` s without one (None: when the server ends it)."""
         params = {} if since is None else {"since": str(since)}
         timeout = httpx.Timeout(10.0, read=quiet)
         try:
@@ -131,6 +157,4 @@ class Api:
                         yield json.loads(line[5:].strip())
         except httpx.ReadTimeout:
             if quiet is None:
-                raise self._unreachable(httpx.ReadTimeout("no answer")) from None
-        except httpx.HTTPError as err:
-            raise self._unreachable(err) from None
+                raise

@@ -50,11 +50,23 @@ def task_table(tasks: Sequence[Json], wide: bool = False, now: datetime | None =
                 str(task.get("priority", 0)),
                 _resources(task.get("resources", {})),
                 str(task.get("attempts", 0)),
-                task.get("reason") or "",
+                _reason(task),
                 command,
             ]
         rows.append(row)
     return table(headers, rows)
+
+
+def _reason(task: Json) -> str:
+    """The task's reason; for a PENDING task without one, that the scheduler has not tried it yet.
+
+    The master notes a reason on every task it tries and leaves waiting. A fifo queue stops
+    at its head (and backfill at its window): the tasks behind it are not tried at all, and
+    writing a reason on each, at every change of head, would cost a write per queued task.
+    """
+    if task.get("reason") or task.get("state") != "PENDING":
+        return task.get("reason") or ""
+    return "queued: not tried yet (behind tasks waiting for room, or just submitted)"
 
 
 def dag_view(dag: Json) -> str:
@@ -153,7 +165,7 @@ def describe_task(task: Json, events: Sequence[Json], now: datetime | None = Non
             ("Task", task["id"]),
             ("Name", task["name"]),
             ("State", state),
-            ("Reason", task.get("reason") or ""),
+            ("Reason", _reason(task)),
             ("Node", task.get("node_id") or ""),
             ("Command", shlex.join(task.get("command") or [])),
             ("Image", task.get("image") or ""),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from orchlive.runtime.base import Handle, Runtime, TaskSpec, TaskStartError, log_tail
+from orchlive.runtime.base import Handle, Runtime, TaskSpec, TaskStartError, exit_reason, log_tail
 
-__all__ = ["Handle", "Runtime", "TaskStartError", "TaskSpec", "log_tail", "make_runtime"]
+__all__ = ["Handle", "Runtime", "TaskStartError", "TaskSpec", "exit_reason", "log_tail", "make_runtime"]
 
 
 def make_runtime(name: str, **options: object) -> Runtime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Protocol
 
 from orchlive.devices import Grant, environment
 
-__all__ = ["Handle", "Runtime", "TaskSpec", "TaskStartError", "log_tail", "task_environment"]
+__all__ = ["Handle", "Runtime", "TaskSpec", "TaskStartError", "exit_reason", "log_tail", "task_environment"]
 
 
 class TaskStartError(Exception):
@@ -99,6 +100,17 @@ class Runtime(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def exit_reason(code: int) -> str:
+    """A failed task's reason: its exit code, or the signal that killed it (runtimes report -N)."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name} (exit code {code})"
 
 
 def log_tail(path: Path, limit: int) -> bytes:

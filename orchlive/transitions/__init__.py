@@ -53,6 +53,8 @@ from orchlive.transitions.nodes import (
     drain_node,
     node_lost,
     register_node,
+    remove_node,
+    uncordon_node,
 )
 from orchlive.transitions.runs import Report, batchable, read_batches, report_batches, start_batches
 from orchlive.transitions.tasks import (
@@ -98,6 +100,8 @@ __all__ = [
     "read_task",
     "record_size",
     "register_node",
+    "remove_node",
+    "uncordon_node",
     "NodeNameInUseError",
     "Report",
     "batchable",

@@ -10,7 +10,16 @@ from orchlive.store import Store
 from orchlive.transitions.core import ConflictError, read_allocation, record_json, until_applied
 from orchlive.transitions.tasks import requeue
 
-__all__ = ["NodeNameInUseError", "beat", "claim_leadership", "drain_node", "node_lost", "register_node"]
+__all__ = [
+    "NodeNameInUseError",
+    "beat",
+    "claim_leadership",
+    "drain_node",
+    "node_lost",
+    "register_node",
+    "remove_node",
+    "uncordon_node",
+]
 
 
 async def _placed(store: Store, node_id: str) -> list[str]:
@@ -69,27 +78,75 @@ async def beat(store: Store, node_id: str, lease_id: int) -> None:
     await store.put(store.keys.alive(node_id), now().isoformat().encode(), lease=lease_id)
 
 
+async def _set_cordon(store: Store, node_id: str, cordoned: bool, kind: str) -> NodeRecord | None:
+    """Write the node's cordon flag with event ``kind``; None if there is no such node.
+
+    Raises ``ConflictError`` if the record changed between the read and the write.
+    """
+    keys = store.keys
+    entry = await store.get(keys.node(node_id))
+    if entry is None:
+        return None
+    record = NodeRecord.model_validate_json(entry.value).model_copy(update={"cordoned": cordoned})
+    view = await _public(store, record, alive=await store.get(keys.alive(node_id)) is not None)
+    applied, _ = await (
+        store.txn()
+        .expect_revision(keys.node(node_id), entry.mod_revision)
+        .put_json(keys.node(node_id), record_json(record))
+        .event(kind, view.model_dump(mode="json"), now().isoformat())
+        .commit()
+    )
+    if not applied:
+        raise ConflictError("node changed meanwhile; retry")
+    return record
+
+
+async def uncordon_node(store: Store, node_id: str) -> NodeRecord | None:
+    """Let a drained node take tasks again (event ``node.uncordoned``); None if there is no such node.
+
+    ``kubectl uncordon``: a drain is not for ever, and the cordon survives re-registration.
+    """
+    return await _set_cordon(store, node_id, False, "node.uncordoned")
+
+
+async def remove_node(store: Store, node_id: str) -> NodePublic | None:
+    """Forget a node that is gone: its record, ledger and releases (event ``node.removed``).
+
+    Only a node whose lease has expired (``NOT_READY``) and that holds no task: a worker
+    still running would register again, and a placed task would lose its node. Returns the
+    node as it was, or None if there is no such node.
+
+    Raises:
+        ConflictError: the node is alive, holds tasks, or changed meanwhile (the API's 409).
+    """
+    keys = store.keys
+    entry, alive = await store.get_many(keys.node(node_id), keys.alive(node_id))
+    if entry is None:
+        return None
+    if alive is not None:
+        raise ConflictError(f"node {node_id} is alive: stop its worker first (drain it to move its tasks)")
+    record = NodeRecord.model_validate_json(entry.value)
+    view = await _public(store, record, alive=False)
+    if view.tasks:
+        raise ConflictError(f"node {node_id} still holds {len(view.tasks)} task(s): {', '.join(view.tasks[:5])}")
+    txn = store.txn().expect_revision(keys.node(node_id), entry.mod_revision).expect_absent(keys.alive(node_id))
+    for key in (keys.node(node_id), keys.alloc(node_id), keys.released(node_id)):
+        txn.delete(key)
+    applied, _ = await txn.event("node.removed", view.model_dump(mode="json"), now().isoformat()).commit()
+    if not applied:
+        raise ConflictError(f"node {node_id} changed meanwhile (a worker came back?); retry")
+    return view
+
+
 async def drain_node(store: Store, node_id: str, *, evict: bool = False) -> NodeRecord | None:
     """Cordon a node (no new tasks); with ``evict`` its tasks go back to the queue, attempts not counted.
 
     Returns the record as stored, or None if there is no such node; raises
     ``ConflictError`` if the record changed between the read and the write.
     """
-    keys = store.keys
-    entry = await store.get(keys.node(node_id))
-    if entry is None:
+    record = await _set_cordon(store, node_id, True, "node.drained")
+    if record is None:
         return None
-    record = NodeRecord.model_validate_json(entry.value).model_copy(update={"cordoned": True})
-    view = await _public(store, record, alive=await store.get(keys.alive(node_id)) is not None)
-    applied, _ = await (
-        store.txn()
-        .expect_revision(keys.node(node_id), entry.mod_revision)
-        .put_json(keys.node(node_id), record_json(record))
-        .event("node.drained", view.model_dump(mode="json"), now().isoformat())
-        .commit()
-    )
-    if not applied:
-        raise ConflictError("node changed meanwhile; retry")
     if evict:
         for task_id in await _placed(store, node_id):
             reason = f"evicted: node {node_id} drained"

@@ -56,14 +56,29 @@ def utilisation_after(nodes: NodeMatrix, request: np.ndarray, resource: str | in
     return out
 
 
+def _weights(nodes: NodeMatrix, weights: Mapping[str, float]) -> list[tuple[int, float]]:
+    """``weights``' rows and values, checked: a mapping of resource names to finite numbers >= 0.
+
+    A user's ``--policy-param`` lands here: each mistake is named (``weights.cpu: 'abc' is not
+    a number``), not left to a float conversion or a NaN score deep in a decision.
+    """
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"weights: a mapping of resource names to numbers (weights.cpu=0.7), got {weights!r}")
+    rows = []
+    for name, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise ValueError(f"weights.{name}: {value!r} is not a number")
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"weights.{name}: {value!r}: resource weights are finite numbers >= 0")
+        rows.append((nodes.row(name), float(value)))
+    return rows
+
+
 def _weighted_rows(nodes: NodeMatrix, weights: Mapping[str, float] | None) -> list[tuple[int, float]]:
     """Rows and weights to score over; the defaults skip resources the cluster lacks."""
     if weights is None:
         return [(nodes.row(r), w) for r, w in _DEFAULT_FIT_WEIGHTS.items() if nodes.has_resource(r)]
-    rows = [(nodes.row(r), float(w)) for r, w in weights.items()]
-    if any(w < 0 for _, w in rows):
-        raise ValueError(f"resource weights must be >= 0, got {dict(weights)}")
-    return rows
+    return _weights(nodes, weights)
 
 
 def _weighted_sum(nodes: NodeMatrix, request: np.ndarray, rows: list[tuple[int, float]]) -> np.ndarray:
@@ -125,7 +140,7 @@ def bin_packing(nodes: NodeMatrix, request: np.ndarray, *, weights: Mapping[str,
     if weights is None:
         rows = [(nodes.row("cpu"), _GO_BINPACK_WEIGHTS["cpu"]), (nodes.row("memory"), _GO_BINPACK_WEIGHTS["memory"])]
     else:
-        rows = [(nodes.row(name), float(w)) for name, w in weights.items()]
+        rows = _weights(nodes, weights)
     return _weighted_sum(nodes, request, rows)
 
 

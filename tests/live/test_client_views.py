@@ -33,6 +33,11 @@ def test_task_and_node_tables() -> None:
     ]
     wide = task_table([task], wide=True, now=NOW).splitlines()[1]
     assert wide.endswith("cpu=500     0          0/1 nodes fit   <none>")
+    # A PENDING task the master has not tried (behind a fifo queue's head) says so, not <none>.
+    untried = task_table([task | {"reason": None}], wide=True, now=NOW).splitlines()[1]
+    assert "queued: not tried yet (behind tasks waiting for room, or just submitted)" in untried
+    done = task_table([task | {"reason": None, "state": "COMPLETED"}], wide=True, now=NOW).splitlines()[1]
+    assert "queued" not in done
     node = {"id": "w1", "state": "READY", "tasks": ["ab12"], "last_heartbeat": "2026-01-01T11:59:59Z"}
     node |= {"capacity": {"cpu": 4000, "gpu": 2000}, "allocated": {"cpu": 500, "gpu": 0.5}}
     assert node_table([node], now=NOW).splitlines() == [

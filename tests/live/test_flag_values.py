@@ -36,3 +36,17 @@ def test_a_master_url_that_is_not_one_is_named(capsys) -> None:  # type: ignore[
     assert main(["--master", "http://[::1", "tasks"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --master: 'http://[::1' is not a URL") and err.count("\n") == 1
+
+
+def test_dev_checks_what_its_workers_will_offer_before_starting_anything(capsys) -> None:  # type: ignore[no-untyped-def]
+    # It used to start etcd and a master, then fail when the worker refused a gpu of 2.5 GPUs.
+    assert main(["dev", "--workers", "1", "--resource", "gpu=2500"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --resource: gpu=2500: gpu capacity is whole GPUs") and err.count("\n") == 1
+
+
+def test_waiting_rules_without_parents_are_refused(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert main(["--master", "http://127.0.0.1:1", "submit", "--name", "x", "--on", "completion", "--", "true"]) == 2
+    assert capsys.readouterr().err == (
+        "error: submit: --on says how to wait for parents: give them with --after ID,NAME\n"
+    )

@@ -295,3 +295,11 @@ def test_tasks_started_together_share_one_launcher(tmp_path: Path) -> None:
 
     before = launchers()  # earlier tests' runtimes in this process may have left theirs
     assert len(asyncio.run(run())) == 1
+
+
+def test_a_task_killed_by_a_signal_says_which() -> None:
+    from orchlive.runtime import exit_reason
+
+    assert exit_reason(3) == "exited with code 3"
+    assert exit_reason(-signal.SIGKILL) == "killed by SIGKILL (exit code -9)"
+    assert exit_reason(-200) == "killed by signal 200 (exit code -200)"

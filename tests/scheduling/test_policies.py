@@ -573,3 +573,22 @@ def test_hybrid_top_k_above_threshold_spreads_among_least_used() -> None:
         select(nodes, {"cpu": 128}, "hybrid", rng=np.random.default_rng(s), top_k_absolute=2).node for s in range(100)
     }
     assert picks == {1, 3}
+
+
+@pytest.mark.parametrize("policy", ["bin_packing", "least_allocated", "most_allocated"])
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"cpu": "abc"}, r"weights\.cpu: 'abc' is not a number"),
+        ([1, 2], r"weights: a mapping of resource names to numbers"),
+        ({"cpu": -1}, r"weights\.cpu: -1: resource weights are finite numbers >= 0"),
+        ({"cpu": float("nan")}, r"weights\.cpu: nan: resource weights are finite numbers >= 0"),
+        ({"cpu": True}, r"weights\.cpu: True is not a number"),
+    ],
+)
+def test_bad_weights_are_named_not_converted(policy: str, weights: object, message: str) -> None:
+    # A user's --policy-param reaches the scorer: 'abc' was a float() error, -1 silently
+    # turned bin packing into spreading, NaN failed later as a NaN score on some node.
+    nodes = NodeMatrix.from_capacities({"cpu": [1000.0, 2000.0], "memory": [1000.0, 1000.0]})
+    with pytest.raises((ValueError, TypeError), match=message):
+        select(nodes, {"cpu": 100.0, "memory": 100.0}, policy, weights=weights)

@@ -119,6 +119,7 @@ BAD = [
     ("memory: 500m", "workload.0.resources.memory: '500m' is 500 thousandths of a byte (m is milli): write 500Mi"),
     ("cpu: 0.5", "workload.0.resources.cpu: 0.5 would be 0.5 millicores (numbers are millicores); write 500 or 500m"),
     ("cpu: 1Gi", "workload.0.resources.cpu: '1Gi': Gi is a byte size, for memory; cpu takes millicores"),
+    ("cpu: 500mm", "workload.0.resources.cpu: '500mm' has an unknown unit 'mm': cpu takes millicores (500 or 500m)"),
     ("disk: 1Gi", "workload.0.resources.disk: '1Gi': units are known for cpu, memory and gpu only"),
     ("memory: {dist: uniform, low: 1Gi, high: 2GB}", "workload.0.resources.memory.high: '2GB' has an unknown unit"),
     ("memory: [1, 2]", "workload.0.resources.memory: [1, 2]: expected a number or a distribution"),
