@@ -172,6 +172,7 @@ class ClusterCache:
                 self.nodes[ident] = NodeRecord.model_validate_json(event.value)
             else:
                 self.nodes.pop(ident, None)
+                self.last_beat.pop(ident, None)  # removed: a worker joining under its name starts afresh
         elif key.startswith(keys.alive_all()):
             joined = ident not in self.alive
             if put:

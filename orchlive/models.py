@@ -283,7 +283,8 @@ def task_public_json(task: Task) -> dict[str, Any]:
 class NodeRecord(BaseModel):
     """A worker as stored at ``PREFIX/nodes/<node>``: what it declared when it registered, and the cordon flag.
 
-    Only the worker (registration) and a drain write it; everything that changes with the
+    The worker (registration), a drain or uncordon, and the master at a loss (the last
+    heartbeat it saw) write it; everything that changes with the
     cluster (state, allocation, tasks) is derived, in ``NodePublic``. Records of earlier
     versions, which stored the derived fields too, load unchanged (extra keys are ignored).
     """

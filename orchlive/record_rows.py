@@ -145,8 +145,8 @@ def node_times(events: list[dict[str, Any]]) -> dict[str, dict[str, datetime]]:
 def node_event_rows(events: list[dict[str, Any]], epoch: datetime) -> list[list[str]]:
     """``node_events.csv``'s rows: every join, loss and drain, in time order (``NODE_EVENT_COLUMNS``).
 
-    An uncordon is a join (the node takes tasks again); a removal adds nothing (the node
-    was lost already).
+    An uncordon of a live node is a join (it takes tasks again); of a lost one, and a
+    removal, nothing (the node is out until its worker joins).
 
     ``nodes.csv`` keeps one time of each kind per node; this keeps them all, so that a
     node lost, back, drained... any number of times replays through each. The state is
@@ -158,7 +158,8 @@ def node_event_rows(events: list[dict[str, Any]], epoch: datetime) -> list[list[
         kind, obj = event.get("type", ""), event.get("object", {})
         stamp = when(event.get("timestamp"))
         what = kind.split(".", 1)[1] if kind.startswith("node.") else ""
-        what = "joined" if what == "uncordoned" else what  # back in service, as a replay sees it
+        if what == "uncordoned":  # back in service, as a replay sees it, if its worker is up
+            what = "joined" if obj.get("state") == "READY" else ""
         if what in ("joined", "lost", "drained") and "id" in obj and stamp is not None:
             rows.append((stamp, [obj["id"], _seconds(stamp, epoch), what, str(obj.get("state") or "")]))
     return [row for _, row in sorted(rows, key=lambda r: r[0])]

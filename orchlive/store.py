@@ -258,43 +258,47 @@ class Store:
             async for page, read_at in self._key_pages(start, end, revision, keys_only):
                 yield page, read_at
             return
-        min_create = 0
+        min_create, limit = 0, [PAGE]
         while True:
-            page, revision, more = await self._page(_Query(start, end, revision, keys_only, min_create=min_create))
+            query = _Query(start, end, revision, keys_only, min_create=min_create)
+            page, revision, more = await self._page(query, limit)
             page.sort(key=_creation_order)  # etcd's sort leaves ties in no set order
             if not more or not page:
                 yield page, revision
                 return
             edge = page[-1].create_revision
-            group = [e async for part, _ in self._key_pages(start, end, revision, keys_only, edge) for e in part]
+            group = [e async for part, _ in self._key_pages(start, end, revision, keys_only, edge, limit) for e in part]
             yield [entry for entry in page if entry.create_revision < edge] + group, revision
             min_create = edge + 1
 
     async def _key_pages(
-        self, start: bytes, end: bytes, revision: int, keys_only: bool, created: int = 0
+        self, start: bytes, end: bytes, revision: int, keys_only: bool, created: int = 0, limit: list[int] | None = None
     ) -> AsyncIterator[tuple[list[Entry], int]]:
         """Pages of ``start:end`` in key order at one revision (only keys created at ``created``, if given)."""
+        limit = limit or [PAGE]
         while True:
-            page, revision, more = await self._page(_Query(start, end, revision, keys_only, created=created))
+            page, revision, more = await self._page(_Query(start, end, revision, keys_only, created=created), limit)
             yield page, revision
             if not more or not page:
                 return
             start = _b(page[-1].key) + b"\x00"
 
-    async def _page(self, query: _Query) -> tuple[list[Entry], int, bool]:
+    async def _page(self, query: _Query, limit: list[int]) -> tuple[list[Entry], int, bool]:
         """One page of ``query``: its entries, the revision read at, whether more keys follow.
 
-        At most ``PAGE`` keys, halved while the reply is too large for the client.
+        At most ``limit[0]`` keys (``PAGE`` at first), halved while the reply is too large for
+        the client; the halving is kept in ``limit`` for the read's next pages, so a prefix of
+        large values does not pay a too-large reply per page.
         """
-        limit = PAGE
         while True:
             try:
-                reply = await self._range(query.request(limit))
+                reply = await self._range(query.request(limit[0]))
                 break
             except _ReplyTooLargeError:
-                if limit == 1:
-                    raise StoreUnavailableError("one key is larger than the client accepts") from None
-                limit = max(1, limit // 2)
+                if limit[0] == 1:
+                    where = query.start.decode(errors="replace")
+                    raise StoreUnavailableError(f"one key under {where} is larger than the client accepts") from None
+                limit[0] = max(1, limit[0] // 2)
         page = [Entry(kv.key.decode(), kv.value, kv.mod_revision, kv.create_revision, kv.lease) for kv in reply.kvs]
         return page, query.revision or reply.header.revision, bool(reply.more)
 

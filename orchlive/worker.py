@@ -141,9 +141,7 @@ class Worker:
             labels=self.labels,
             instance=self.instance,
         )
-        self.registered_revision = revision = await claim_name(
-            self.store, record, self.lease_id, self.lease_ttl, self._refresh
-        )
+        self.registered_revision = revision = await claim_name(self.store, record, self.lease_id, self._refresh)
         self.registered.set()
         log.info("worker %s registered (lease %x)", self.node_id, self.lease_id)
         return revision
@@ -177,8 +175,9 @@ class Worker:
                 ttl = await self.store.refresh_lease(self.lease_id)
                 if ttl <= 0:
                     log.warning("worker %s: lease expired; fencing and re-registering", self.node_id)
+                    self.registered.clear()  # no new task until the name is ours again (another may take it)
                     await self.fence()
-                    await self.register()
+                    await self.register()  # NodeNameInUseError: taken meanwhile; ``run`` ends the worker
                     await self.reconcile()
                     self.stranded.clear()  # reconcile requeued those the master had not
                 else:
@@ -221,6 +220,8 @@ class Worker:
         async for event in self.store.watch(self.keys.assignments(self.node_id), start_revision):
             task_id = Keys.last(event.key)
             if event.kind == "put":
+                if not self.registered.is_set():
+                    continue  # re-registering: the name may be another's now; reconcile takes what is ours
                 if task_id not in self.running and task_id not in self._taking:
                     self._taking.add(task_id)  # started concurrently: a slow start must not hold up the inbox
                     copy = assigned_copy(event, self.deadline, self.registered_revision)  # or None: read it
@@ -449,9 +450,15 @@ class Worker:
         self.orphans.clear()
         beats = asyncio.create_task(self.heartbeat_loop())
         watchdog = asyncio.create_task(self.lease_watchdog())
+        inbox = asyncio.create_task(self.inbox_loop(start))
         try:
-            await self.inbox_loop(start)
+            # The heartbeat ends the worker too: a name another worker took while this one was
+            # cut off must not be served by both (``NodeNameInUseError`` goes up to the CLI).
+            done, _ = await asyncio.wait({beats, inbox}, return_when=asyncio.FIRST_COMPLETED)
+            for ended in done:
+                ended.result()
         finally:
+            inbox.cancel()
             beats.cancel()
             watchdog.cancel()
             for task_id in list(self.running):

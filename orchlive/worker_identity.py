@@ -15,7 +15,6 @@ import asyncio
 import fcntl
 import logging
 import os
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -70,23 +69,26 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     return handle
 
 
-async def claim_name(
-    store: Store, record: NodeRecord, lease_id: int, ttl: float, refresh: Callable[[], Awaitable[None]]
-) -> int:
-    """Register ``record``; while another worker holds the name, wait out its lease, then give up.
+async def claim_name(store: Store, record: NodeRecord, lease_id: int, refresh: Callable[[], Awaitable[None]]) -> int:
+    """Register ``record``; while another worker holds the name, wait for its lease to go, unless it beats.
 
-    A worker restarted from a fresh data dir finds its previous self's lease alive for up
-    to a TTL; a twin (the same name from another machine or directory) renews it for ever:
-    after ``ttl`` (the lease's) and a second, ``NodeNameInUseError`` goes up. ``refresh`` renews this
+    A worker restarted from a fresh data dir finds its previous self's lease alive until
+    etcd expires it (its TTL, which may be longer than ours; etcd may revoke late): the
+    holder's ``alive`` key then stays as it was, and the name is free once it goes. A twin
+    (the same name from another machine or directory) beats every TTL / 4: the first beat
+    seen is the evidence, and ``NodeNameInUseError`` goes up. ``refresh`` renews this
     worker's own lease while it waits. Returns the registration's revision.
     """
-    give_up = time.monotonic() + ttl + 1
+    seen = 0  # the holder's alive key's revision when first refused
     while True:
         try:
             return await transitions.register_node(store, record, lease_id)
         except transitions.NodeNameInUseError:
-            if time.monotonic() > give_up:
-                raise
-            log.warning("worker %s: the name is held by another worker's live lease; waiting", record.id)
+            alive = await store.get(store.keys.alive(record.id))
+            if alive is not None and seen and alive.mod_revision != seen:
+                raise  # it beat while this one waited: a live twin
+            if not seen:
+                log.warning("worker %s: the name is held by another worker's lease; waiting for it", record.id)
+            seen = seen or (alive.mod_revision if alive is not None else 0)
             await asyncio.sleep(0.5)
             await refresh()

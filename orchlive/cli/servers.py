@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import socket
 from pathlib import Path
@@ -151,14 +152,15 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as err:  # devices contradicting the capacity, a gpu capacity not whole GPUs
         raise UsageError(str(err)) from None
+    except OSError as err:  # its instance token could not be written
+        raise UsageError(f"--data-dir: cannot use {args.data_dir / args.name}: {err.strerror or err}") from None
 
     from orchlive.transitions import NodeNameInUseError
 
     try:
-        asyncio.run(_serve_worker(worker, runtime, args))
+        return asyncio.run(_serve_worker(worker, runtime, args))
     except NodeNameInUseError as err:
         raise UsageError(f"--name: {err}; choose another name, or stop that worker") from None
-    return 0
 
 
 def _own_name_and_dir(args: argparse.Namespace) -> IO[str]:
@@ -174,6 +176,8 @@ def _own_name_and_dir(args: argparse.Namespace) -> IO[str]:
         return lock_data_dir(args.data_dir / args.name)
     except DataDirInUseError as err:
         raise UsageError(f"--data-dir: {err} (the same --name and --data-dir twice?)") from None
+    except OSError as err:  # another user's directory, a read-only disk
+        raise UsageError(f"--data-dir: cannot use {args.data_dir / args.name}: {err.strerror or err}") from None
 
 
 def _make_runtime(args: argparse.Namespace, heartbeat: Path) -> Any:
@@ -198,10 +202,11 @@ def _make_runtime(args: argparse.Namespace, heartbeat: Path) -> Any:
         raise UsageError(f"--runtime {args.runtime}: {err}") from None
 
 
-async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> None:
+async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> int:
     """Run ``worker`` (and its ``/metrics``, if asked) until SIGINT or SIGTERM, then leave cleanly.
 
-    A name another live worker holds ends it too (``NodeNameInUseError``, raised after leaving).
+    A name another live worker holds ends it too (``NodeNameInUseError``, raised after
+    leaving); any other error ends it logged, with status 1 (it once ended silently, 0).
     """
     from orchlive.transitions import NodeNameInUseError
 
@@ -214,19 +219,23 @@ async def _serve_worker(worker: Any, runtime: Any, args: argparse.Namespace) -> 
     waiting = asyncio.create_task(stop.wait())
     await asyncio.wait({running, waiting}, return_when=asyncio.FIRST_COMPLETED)
     running.cancel()
-    refused = None
+    refused, status = None, 0
     try:
         await running
     except NodeNameInUseError as err:
         refused = err
-    except (asyncio.CancelledError, Exception):
+    except asyncio.CancelledError:
         pass
+    except Exception:  # not silently: a worker that stops on its own says why
+        logging.getLogger("orchlive.worker").exception("worker %s stopped on an error", worker.node_id)
+        status = 1
     await worker.shutdown()
     await runtime.close()
     if metrics is not None:
         metrics.close()
     if refused is not None:
         raise refused
+    return status
 
 
 async def _metrics_server(worker: Any, host: str, port: int) -> asyncio.Server | None:

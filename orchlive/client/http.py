@@ -137,10 +137,11 @@ class Api:
                 if quiet is not None:
                     raise self._unreachable(err) from None
                 why = f"the master is unreachable ({err})"
+            if lost_since is None:  # said once an outage
+                print(f"{self.command}: {why}; resuming after event {last}", file=sys.stderr, flush=True)
             lost_since = lost_since or time.monotonic()
             if time.monotonic() - lost_since > FOLLOW_RETRY_S:
                 raise UsageError(f"{self.command}: {why}, for {FOLLOW_RETRY_S:.0f} s; the last event seen: {last}")
-            print(f"{self.command}: {why}; resuming after event {last}", file=sys.stderr, flush=True)
             time.sleep(1.0)
 
     def _stream(self, since: int | None, quiet: float | None) -> Iterator[dict[str, Any]]:
@@ -149,6 +150,8 @@ class Api:
         timeout = httpx.Timeout(10.0, read=quiet)
         try:
             with self.http.stream("GET", "/api/v1/events", params=params, timeout=timeout) as stream:
+                if stream.status_code in _RESEND and quiet is None:  # a master restarting, etcd away: retried
+                    raise httpx.HTTPError(f"{stream.status_code} from the master")
                 if stream.status_code >= 400:
                     stream.read()
                     raise UsageError(f"{self.command}: {error_line(stream)}")

@@ -120,22 +120,25 @@ async def remove_node(store: Store, node_id: str) -> NodePublic | None:
         ConflictError: the node is alive, holds tasks, or changed meanwhile (the API's 409).
     """
     keys = store.keys
-    entry, alive = await store.get_many(keys.node(node_id), keys.alive(node_id))
-    if entry is None:
-        return None
-    if alive is not None:
-        raise ConflictError(f"node {node_id} is alive: stop its worker first (drain it to move its tasks)")
-    record = NodeRecord.model_validate_json(entry.value)
-    view = await _public(store, record, alive=False)
-    if view.tasks:
-        raise ConflictError(f"node {node_id} still holds {len(view.tasks)} task(s): {', '.join(view.tasks[:5])}")
-    txn = store.txn().expect_revision(keys.node(node_id), entry.mod_revision).expect_absent(keys.alive(node_id))
-    for key in (keys.node(node_id), keys.alloc(node_id), keys.released(node_id)):
-        txn.delete(key)
-    applied, _ = await txn.event("node.removed", view.model_dump(mode="json"), now().isoformat()).commit()
-    if not applied:
-        raise ConflictError(f"node {node_id} changed meanwhile (a worker came back?); retry")
-    return view
+
+    async def step() -> tuple[bool, NodePublic | None]:
+        entry, alive, ledger = await store.get_many(keys.node(node_id), keys.alive(node_id), keys.alloc(node_id))
+        if entry is None:
+            return True, None
+        if alive is not None:
+            raise ConflictError(f"node {node_id} is alive: stop its worker first (drain it to move its tasks)")
+        view = await _public(store, NodeRecord.model_validate_json(entry.value), alive=False)
+        if view.tasks:
+            raise ConflictError(f"node {node_id} still holds {len(view.tasks)} task(s): {', '.join(view.tasks[:5])}")
+        txn = store.txn().expect_revision(keys.node(node_id), entry.mod_revision).expect_absent(keys.alive(node_id))
+        placed = ledger.mod_revision if ledger is not None else 0
+        txn.expect_revision(keys.alloc(node_id), placed)  # nothing placed there since the check
+        for key in (keys.node(node_id), keys.alloc(node_id), keys.released(node_id)):
+            txn.delete(key)
+        applied, _ = await txn.event("node.removed", view.model_dump(mode="json"), now().isoformat()).commit()
+        return applied, view  # not applied: the master's loss record or a placement came between: again
+
+    return await until_applied(step)
 
 
 async def drain_node(store: Store, node_id: str, *, evict: bool = False) -> NodeRecord | None:

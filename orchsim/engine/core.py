@@ -171,7 +171,8 @@ class Simulation:
     # ------------------------------------------------------------------ bookkeeping
     def advance(self) -> None:
         """Integrate queue length and running count up to now (call before changing them)."""
-        self.acct.advance(self.env.now, len(self.queue), self.physically_running())
+        running = self.running if not self.dead else self.physically_running()  # the hot path: no call when none died
+        self.acct.advance(self.env.now, len(self.queue), running)
 
     def physically_running(self) -> int:
         """Running tasks less those on nodes that died unseen: the scheduler still counts them, nothing runs them."""

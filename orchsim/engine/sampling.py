@@ -7,6 +7,7 @@ to draw the run over time and for the two shape measures that have no integral f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -92,11 +93,26 @@ def fragmentation(nodes: NodeMatrix, typical: np.ndarray, dead: Collection[int] 
         sched[list(dead)] = False
     free = nodes.free
     fits = (free >= typical[:, None]).all(axis=0)
-    if nodes.devices and (devices_fit := fits_mask(nodes, typical)) is not None:
+    if nodes.devices and (devices_fit := fits_mask(nodes, _as_devices(nodes, typical))) is not None:
         fits &= devices_fit
     # Free on schedulable nodes, and on those of them that cannot fit: both sums in one product.
     weights = np.stack([sched, sched & ~fits], axis=1).astype(np.float64)
     return _mean_share((free[asked] @ weights).tolist())
+
+
+def _as_devices(nodes: NodeMatrix, typical: np.ndarray) -> np.ndarray:
+    """``typical`` with each device amount one that devices can take: above one device, whole ones.
+
+    The median of 1000 and 2000 milli-GPU is 1500, which no task asks and no GPU set can take.
+    """
+    shaped = typical
+    for kind, devices in nodes.devices.items():
+        r = nodes.row(kind)
+        amount = float(typical[r])
+        if amount > devices.unit and amount % devices.unit:
+            shaped = shaped.copy() if shaped is typical else shaped
+            shaped[r] = math.ceil(amount / devices.unit) * devices.unit
+    return shaped
 
 
 def _sample_by_class(nodes: NodeMatrix, cap_total: np.ndarray, typical: np.ndarray) -> dict[str, float] | None:

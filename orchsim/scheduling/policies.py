@@ -12,6 +12,7 @@ empty array.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -68,7 +69,7 @@ def _weights(nodes: NodeMatrix, weights: Mapping[str, float]) -> list[tuple[int,
     for name, value in weights.items():
         if isinstance(value, bool) or not isinstance(value, int | float | np.number):
             raise ValueError(f"weights.{name}: {value!r} is not a number")
-        if not np.isfinite(value) or value < 0:
+        if not math.isfinite(value) or value < 0:  # math, not numpy: this runs on every decision
             raise ValueError(f"weights.{name}: {value!r}: resource weights are finite numbers >= 0")
         rows.append((nodes.row(name), float(value)))
     return rows

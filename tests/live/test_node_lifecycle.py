@@ -7,10 +7,14 @@ NOT_READY node stayed listed for ever, counting as a node that could still hold 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import subprocess
 import sys
+import threading
 import time
+from typing import IO
 
 import httpx
 import pytest
@@ -62,6 +66,25 @@ def test_a_node_whose_worker_is_gone_can_be_removed_and_only_then(cluster_factor
     assert cluster.nodes()["w1"]["allocated"]["cpu"] == 0
 
 
+class _Lines:
+    """A child's output read by one thread, line by line: wait for a line, no fixed sleeps."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=lambda: [self.queue.put(line.decode()) for line in stream], daemon=True).start()
+
+    def until(self, wanted: str, timeout: float) -> None:
+        """Read until a line contains ``wanted``."""
+        deadline = time.monotonic() + timeout
+        while not any(wanted in line for line in self.seen):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line with {wanted!r} in {timeout} s: {self.seen[-5:]}")
+            with contextlib.suppress(queue.Empty):
+                self.seen.append(self.queue.get(timeout=min(left, 0.5)))
+
+
 def test_events_follow_resumes_across_a_master_restart(cluster_factory) -> None:  # type: ignore[no-untyped-def]
     # `events -f` used to end silently (status 0) when its master went away, and miss what came after.
     cluster = cluster_factory()
@@ -72,17 +95,19 @@ def test_events_follow_resumes_across_a_master_restart(cluster_factory) -> None:
         stderr=subprocess.PIPE,
         env=cluster._env(),
     )
+    assert follower.stdout is not None
+    lines = _Lines(follower.stdout)
     try:
         before = cluster.submit({"name": "before", "command": ["true"]})["id"]
-        time.sleep(1.0)
+        lines.until(before, timeout=30)  # it follows: then the master goes
         cluster.kill_master(port)
         cluster.start_master(port)
         after = cluster.submit({"name": "after", "command": ["true"]})["id"]
-        time.sleep(3.0)  # the follower retries every second
+        lines.until(after, timeout=30)
     finally:
         follower.terminate()
-        out, err = follower.communicate(timeout=10)
-    events = [json.loads(line) for line in out.decode().splitlines()]
+        _, err = follower.communicate(timeout=10)
+    events = [json.loads(line) for line in lines.seen]
     created = [e["object"]["id"] for e in events if e["type"] == "task.created"]
     assert created == [before, after], (created, err.decode()[-1000:])
     ids = [e["id"] for e in events]

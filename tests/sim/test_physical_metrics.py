@@ -99,3 +99,18 @@ def test_fragmentation_leaves_out_dead_nodes() -> None:
     assert fragmentation(nodes, typical) == pytest.approx(300 / 1300, rel=1e-12)
     assert fragmentation(nodes, typical, dead={1}) == pytest.approx(1.0, rel=1e-12)
     assert fragmentation(nodes, typical, dead={0}) == 0.0
+
+
+def test_a_median_gpu_request_between_whole_gpus_is_sampled_not_a_crash() -> None:
+    # Two tasks of 1000 and 2000 milli-GPU: the median, 1500, is no request a GPU set can take;
+    # the fragmentation sample asked the device test with it and the run failed.
+    s = scenario(
+        cluster={"nodes": [{"count": 1, "capacity": {"cpu": 8000, "memory": 8192, "gpu": 4000}}]},
+        workload=[
+            {"kind": "burst", "at": 0, "count": 1, "resources": {"cpu": 100, "gpu": 1000}, "duration": 10},
+            {"kind": "burst", "at": 0, "count": 1, "resources": {"cpu": 100, "gpu": 2000}, "duration": 10},
+        ],
+    )
+    result = run(s)
+    assert int(result.summary.iloc[0].tasks_completed) == 2
+    assert (result.timeseries.fragmentation.between(0, 1)).all()
