@@ -180,6 +180,11 @@ class Worker:
                     await self.register()  # NodeNameInUseError: taken meanwhile; ``run`` ends the worker
                     await self.reconcile()
                     self.stranded.clear()  # reconcile requeued those the master had not
+                elif not self.registered.is_set():  # a re-registration that etcd cut short: finish it
+                    self._renewed(sent)
+                    await self.register()
+                    await self.reconcile()
+                    self.stranded.clear()
                 else:
                     self._renewed(sent)
                     await self._requeue_stranded()
