@@ -83,12 +83,11 @@ async def claim_name(store: Store, record: NodeRecord, lease_id: int, refresh: C
     while True:
         try:
             return await transitions.register_node(store, record, lease_id)
-        except transitions.NodeNameInUseError:
-            alive = await store.get(store.keys.alive(record.id))
-            if alive is not None and seen and alive.mod_revision != seen:
+        except transitions.NodeNameInUseError as refused:
+            if seen and refused.beat != seen:
                 raise  # it beat while this one waited: a live twin
             if not seen:
                 log.warning("worker %s: the name is held by another worker's lease; waiting for it", record.id)
-            seen = seen or (alive.mod_revision if alive is not None else 0)
+            seen = refused.beat
             await asyncio.sleep(0.5)
             await refresh()

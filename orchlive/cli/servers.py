@@ -152,8 +152,6 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
         )
     except ValueError as err:  # devices contradicting the capacity, a gpu capacity not whole GPUs
         raise UsageError(str(err)) from None
-    except OSError as err:  # its instance token could not be written
-        raise UsageError(f"--data-dir: cannot use {args.data_dir / args.name}: {err.strerror or err}") from None
 
     from orchlive.transitions import NodeNameInUseError
 
@@ -164,16 +162,22 @@ def run_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _own_name_and_dir(args: argparse.Namespace) -> IO[str]:
-    """Check ``--name``, and lock the worker's data dir (one process per dir); the lock's file."""
+    """Check ``--name``, lock the worker's data dir (one process per dir) and make its instance token there.
+
+    Returns the lock's file. The token is made here, under the lock, so that any failure to
+    write the directory is this one line (the worker then only reads the token).
+    """
     from orchlive.config import check_node_name
-    from orchlive.worker_identity import DataDirInUseError, lock_data_dir
+    from orchlive.worker_identity import DataDirInUseError, instance_token, lock_data_dir
 
     try:
         check_node_name(args.name)
     except ValueError as err:
         raise UsageError(f"--name: {err}") from None
     try:
-        return lock_data_dir(args.data_dir / args.name)
+        held = lock_data_dir(args.data_dir / args.name)
+        instance_token(args.data_dir / args.name)
+        return held
     except DataDirInUseError as err:
         raise UsageError(f"--data-dir: {err} (the same --name and --data-dir twice?)") from None
     except OSError as err:  # another user's directory, a read-only disk

@@ -34,11 +34,14 @@ async def _public(store: Store, record: NodeRecord, *, alive: bool) -> NodePubli
 
 
 class NodeNameInUseError(Exception):
-    """Another worker (another instance token) holds this node name, and its lease is alive."""
+    """Another worker (another instance token) holds this node name, and its lease is alive.
 
-    def __init__(self, node_id: str) -> None:
+    ``beat``: the mod revision of the holder's ``alive`` key as read: a later one means it beats.
+    """
+
+    def __init__(self, node_id: str, beat: int) -> None:
         super().__init__(f"node name {node_id!r} is held by another live worker (another --data-dir)")
-        self.node_id = node_id
+        self.node_id, self.beat = node_id, beat
 
 
 async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:
@@ -55,11 +58,11 @@ async def register_node(store: Store, record: NodeRecord, lease_id: int) -> int:
 
     async def step() -> tuple[bool, int]:
         existing, alive = await store.get_many(keys.node(record.id), keys.alive(record.id))
-        if existing is not None and alive is not None and alive.lease != lease_id:
-            holder = NodeRecord.model_validate_json(existing.value).instance
-            if holder and holder != record.instance:
-                raise NodeNameInUseError(record.id)
-        cordoned = NodeRecord.model_validate_json(existing.value).cordoned if existing else False
+        stored = NodeRecord.model_validate_json(existing.value) if existing is not None else None
+        held_by_another = stored is not None and stored.instance not in ("", record.instance)
+        if held_by_another and alive is not None and alive.lease != lease_id:
+            raise NodeNameInUseError(record.id, alive.mod_revision)
+        cordoned = stored.cordoned if stored is not None else False
         joined = record.model_copy(update={"cordoned": cordoned, "last_heartbeat": now()})
         view = await _public(store, joined, alive=True)
         txn = store.txn().expect_revision(keys.node(record.id), existing.mod_revision if existing else 0)

@@ -77,7 +77,6 @@ def lose_node(sim: Simulation, event: sc.NodeLost) -> None:
 def _die(sim: Simulation, node: int, detect_at: float) -> None:
     """``node`` stops now; the scheduler learns it at ``detect_at`` (its lease's expiry)."""
     now = sim.env.now
-    sim.advance()  # its tasks stop running now, physically: the integral up to now first
     sim.node_state[node] = NodeState.DEAD
     sim.dead.add(node)
     sim.failed_at[node] = now
