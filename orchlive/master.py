@@ -107,23 +107,23 @@ class Master:
         filters: dict[str, dict[str, Any]] | None = None,
         sample: str | dict[str, Any] | None = None,
         preemption: bool = False,
+        plugins: list[str] | None = None,
         candidate: str = "master",
         leader_ttl: int = 5,
         lost_grace: float = LOST_GRACE,
     ) -> None:
-        self.store = store
-        self.keys = store.keys
-        self.policy = policy
+        self.store, self.keys, self.policy = store, store.keys, policy
         self.params = params or {}
         self.seed = seed  # shown by /health, for recordings (orchlive.record)
-        self.queue = queue
-        self.backfill_window = backfill_window
+        self.queue, self.backfill_window = queue, backfill_window
         self.preemption = preemption  # a task that fits nowhere may evict lower-priority ones (``orchlive.preemption``)
         self.tried: set[str] = set()  # pending tasks some pass has tried: backfill retries them in its window
         # Tasks no node could ever hold, set aside (still PENDING, out of the queue) until the
         # cluster's shape (nodes, capacities, labels) changes: a worker that fits may have joined.
         self.set_aside: set[str] = set()
         self._shape: tuple[Any, ...] = ()
+        # How it schedules, as given: /health shows it and a recording replays it (``orchlive.record``).
+        self.filter_config, self.sample, self.plugins = dict(filters or {}), sample, list(plugins or [])
         self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
         # The policy, prepared once and kept across passes with its state (the generator,
         # the simulator's policy stream for the same seed; round robin's cursor).
@@ -141,7 +141,7 @@ class Master:
         self.election = Election(store, candidate, self.is_leader, ttl=leader_ttl)
         self.ready = asyncio.Event()
         self._lost_handled: set[str] = set()
-        self.lost_grace = lost_grace
+        self.lost_grace = lost_grace  # seconds past a lease's expiry before its node is lost
         self._lost_since: dict[str, float] = {}  # nodes seen without their lease, since (time.monotonic)
         self._grace_wake: float | None = None  # when the grace timer wakes the loop (time.monotonic)
         self._since_load: list[WatchEvent] | None = None  # the watch's changes while ``load`` reads

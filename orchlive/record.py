@@ -104,7 +104,11 @@ def _fetch_tasks(api: Api) -> list[dict[str, Any]]:
 
 
 def _policy_meta(health: dict[str, Any], policy: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
-    """``policy.json``'s policy, parameters, seed and queue discipline: the caller's, else ``/health``'s."""
+    """``policy.json``'s policy and parameters (the caller's, else ``/health``'s), and how the master scheduled.
+
+    Seed, queue discipline, preemption, grace, filters, node sampling and plugins: a replay
+    schedules as the live master did (``orchsim.replay_cli``).
+    """
     scheduler = health.get("scheduler") or {}
     told = dict(params or {})
     return {
@@ -116,6 +120,9 @@ def _policy_meta(health: dict[str, Any], policy: str | None, params: dict[str, A
         "backfill_window": scheduler.get("backfill_window"),
         "preemption": scheduler.get("preemption"),
         "lost_grace": scheduler.get("lost_grace"),
+        "filters": scheduler.get("filters") or {},
+        "sampling": scheduler.get("sampling"),
+        "plugins": scheduler.get("plugins") or [],
     }
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from orchsim.scheduling import FILTERS, POLICIES
+
 __all__ = [
     "ENTRY_POINT_GROUP",
     "add_plugin_argument",
@@ -49,6 +51,9 @@ ENTRY_POINT_GROUP = "orchsim.policies"
 # Loaded plugins by resolved key (absolute file path or module name): loading twice is a no-op,
 # so a scenario that names the plugin already given with --plugin does not register twice.
 _loaded: dict[str, ModuleType] = {}
+# The sha256 of each loaded plugin file's bytes, by path: a long-lived process (a Dask worker)
+# asked for a file that has changed since imports it again instead of running the old code.
+_digests: dict[str, str] = {}
 _entry_points_loaded = False
 
 
@@ -89,12 +94,13 @@ def absolute_specs(specs: Iterable[str], *, base_dir: Path | None = None) -> lis
     return [str((base / Path(s).expanduser()).resolve()) if is_path(s) else s for s in specs]
 
 
-def _module_name_for(path: Path) -> str:
+def _module_name_for(path: Path, content: str) -> str:
     # A stable, unique, importable name: pickling a function by reference (process pools)
-    # then finds the module in sys.modules of any process that loaded the same file.
+    # then finds the module in sys.modules of any process that loaded the same file, with
+    # the same bytes (an edited file is another module: ``_reload_edited``).
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
-    return f"orchsim_plugin_{stem}_{digest}"
+    return f"orchsim_plugin_{stem}_{digest}_{content[:8]}"
 
 
 def _one_line(err: BaseException) -> str:
@@ -108,23 +114,44 @@ def _load_file(spec: str, base_dir: Path | None) -> ModuleType:
         path = (base_dir or Path.cwd()) / path
     path = path.resolve()
     key = str(path)
-    if key in _loaded:
-        return _loaded[key]
     if not path.is_file():
+        if key in _loaded:  # deleted since: what was loaded stays
+            return _loaded[key]
         raise PluginError(f"plugin {spec}: file not found: {path}")
-    name = _module_name_for(path)
+    content = hashlib.sha256(path.read_bytes()).hexdigest()
+    if key in _loaded and _digests.get(key) == content:
+        return _loaded[key]
+    name = _module_name_for(path, content)
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:  # pragma: no cover - only for odd suffixes
         raise PluginError(f"plugin {spec}: cannot be imported as a Python file: {path}")
     module = importlib.util.module_from_spec(module_spec)
+    withdrawn = _withdraw(_loaded.get(key))
     sys.modules[name] = module
     try:
         module_spec.loader.exec_module(module)
     except Exception as err:
         del sys.modules[name]
+        _restore(withdrawn)
         raise PluginError(f"plugin {spec}: {_where(err, path)}{_one_line(err)}") from None
-    _loaded[key] = module
+    _loaded[key], _digests[key] = module, content
     return module
+
+
+def _withdraw(old: ModuleType | None) -> list[tuple[Any, list[Any]]]:
+    """Unregister what an earlier version of a plugin file registered; what was removed.
+
+    Its edited version may then register the same names; if it fails to import, the removed
+    ones are put back (``_restore``).
+    """
+    if old is None:
+        return []
+    return [(registry, registry.withdraw(old.__name__)) for registry in (POLICIES, FILTERS)]
+
+
+def _restore(withdrawn: list[tuple[Any, list[Any]]]) -> None:
+    for registry, specs in withdrawn:
+        registry.reinstate(specs)
 
 
 def _where(err: BaseException, path: Path) -> str:

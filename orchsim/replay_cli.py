@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from orchsim.cli import fail, format_number, print_table, user_error
+from orchsim.plugins import absolute_specs, add_plugin_argument
 from orchsim.recording_format import POLICY_FILE
 
 __all__ = ["RecordingError", "main", "replay", "replay_scenario", "what_if", "write_what_if"]
@@ -61,13 +62,15 @@ def _recorded_scheduler(meta: dict[str, Any], latency: str = "mean") -> dict[str
     """The ``scheduler`` and ``cluster`` settings a recording carries (older ones carry none).
 
     The queue discipline (and backfill window) and preemption decide which task goes
-    first; the decision latency is the live master's, measured from the recording
-    (``latency``: its mean, a draw per pass, or none), so that the replay's waits include
-    it; the workers' lease plus the master's grace (``lost_grace``) is the failure timeout:
-    a node the live master declared lost at ``lost`` stopped heartbeating that long before
-    (``orchsim.cluster``).
+    first, the filters and node sampling where it may go; the decision latency is the live
+    master's, measured from the recording (``latency``: its mean, a draw per pass, or none),
+    so that the replay's waits include it; the workers' lease plus the master's grace
+    (``lost_grace``) is the failure timeout: a node the live master declared lost at
+    ``lost`` stopped heartbeating that long before (``orchsim.cluster``).
     """
-    scheduler = {k: meta[k] for k in ("queue", "backfill_window", "preemption") if meta.get(k) is not None}
+    scheduler = {k: meta[k] for k in ("queue", "backfill_window", "preemption", "sampling") if meta.get(k) is not None}
+    if meta.get("filters"):
+        scheduler["filters"] = meta["filters"]
     if latency != "none":  # the master's own, measured from the recording (orchsim.traces.decision_latencies)
         scheduler["decision_latency"] = {"recording": ".", "use": latency}
     cluster: dict[str, Any] = {}
@@ -80,12 +83,19 @@ def _recorded_scheduler(meta: dict[str, Any], latency: str = "mean") -> dict[str
 
 
 def replay_scenario(
-    directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None, latency: str = "mean"
+    directory: str | Path,
+    policies: Sequence[str] = (),
+    *,
+    seed: int | None = None,
+    latency: str = "mean",
+    plugins: Sequence[str] | None = None,
 ) -> Any:
     """The scenario that replays the recording in ``directory``: the recorded policy first, then ``policies``.
 
     ``seed``: the simulator's seed; default the live master's, as recorded (0 if not).
     ``latency``: the master's decision latency, one of ``LATENCY_MODELS`` (see the README).
+    ``plugins``: modules or ``.py`` files with the policies and filters the replay needs;
+    None: the live master's, as recorded (``--plugin`` there).
 
     Raises:
         RecordingError: ``policy.json`` is missing or malformed (one line naming it).
@@ -103,6 +113,7 @@ def replay_scenario(
         "seed": seed if seed is not None else int(meta.get("seed") or 0),
         "policies": names,
         "policy_params": {recorded: params} if params else {},
+        "plugins": absolute_specs(plugins) if plugins is not None else list(meta.get("plugins") or []),
         "scheduler": settings["scheduler"],
         "cluster": {"nodes": [{"kind": "orchlive", "path": "."}], **settings["cluster"]},
         "workload": [{"kind": "orchlive", "path": "."}],
@@ -111,15 +122,23 @@ def replay_scenario(
 
 
 def replay(
-    directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None, latency: str = "mean"
+    directory: str | Path,
+    policies: Sequence[str] = (),
+    *,
+    seed: int | None = None,
+    latency: str = "mean",
+    plugins: Sequence[str] | None = None,
 ) -> tuple[Any, Any]:
-    """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``."""
+    """Run the replay; returns the ``Results`` and the recorded policy's ``ReplayCheck``.
+
+    The arguments are ``replay_scenario``'s.
+    """
     from orchsim.replay_check import compare_replay
     from orchsim.replay_decisions import check_decisions
     from orchsim.run import run
     from orchsim.traces import load_orchlive_node_history, load_orchlive_tasks
 
-    scenario = replay_scenario(directory, policies, seed=seed, latency=latency)
+    scenario = replay_scenario(directory, policies, seed=seed, latency=latency, plugins=plugins)
     results = run(scenario)
     _, recorded = load_orchlive_tasks(directory)
     tasks = results.table("tasks")
@@ -132,7 +151,14 @@ def replay(
     described = _latency_text(directory, latency)
     check = compare_replay(recorded, mine_tasks, losses=losses, lease=lease, joins=joins, latency=described)
     name, params, meta = _recorded_policy(Path(directory))
-    decisions = check_decisions(directory, name, params, lost_grace=float(meta.get("lost_grace") or 0.0))
+    decisions = check_decisions(
+        directory,
+        name,
+        params,
+        lost_grace=float(meta.get("lost_grace") or 0.0),
+        filters=scenario.scheduler.filters,
+        sample=scenario.scheduler.sampling,
+    )
     return results, dataclasses.replace(check, decisions=decisions)
 
 
@@ -172,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", type=Path, help="write tasks, summary, timeseries and replay_check.txt here")
     parser.add_argument("--seed", type=int, help="the simulator's seed (random policies; default: the recorded one)")
+    add_plugin_argument(parser, where=" (instead of the plugins the live master loaded, as recorded)")
     parser.add_argument(
         "--latency",
         choices=LATENCY_MODELS,
@@ -189,11 +216,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.policies = [name.strip() for given in args.policies for name in given.split(",") if name.strip()]
     if not args.recording.is_dir():
         return fail(f"{args.recording}: not a folder (a recording is a folder of tasks.csv, nodes.csv, policy.json)")
+    plugins = args.plugins or None  # none given: the recorded ones
     try:
         if args.report is None:
-            results, check = replay(args.recording, args.policies, seed=args.seed, latency=args.latency)
+            results, check = replay(
+                args.recording, args.policies, seed=args.seed, latency=args.latency, plugins=plugins
+            )
         else:
-            table, check, results = what_if(args.recording, args.policies, seed=args.seed, latency=args.latency)
+            table, check, results = what_if(
+                args.recording, args.policies, seed=args.seed, latency=args.latency, plugins=plugins
+            )
             command = shlex.join(["python", "-m", "orchsim", "replay", *argv])
             write_what_if(args.recording, results, check, table, args.report, command=command)
         if args.out is not None:
@@ -214,7 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def what_if(
-    directory: str | Path, policies: Sequence[str] = (), *, seed: int | None = None, latency: str = "mean"
+    directory: str | Path,
+    policies: Sequence[str] = (),
+    *,
+    seed: int | None = None,
+    latency: str = "mean",
+    plugins: Sequence[str] | None = None,
 ) -> tuple[Any, Any, Any]:
     """The recording replayed under its policy and ``policies``, side by side with the live cluster.
 
@@ -231,7 +268,7 @@ def what_if(
     from orchsim.run import run
     from orchsim.traces import load_orchlive_tasks
 
-    results, check = replay(directory, policies, seed=seed, latency=latency)
+    results, check = replay(directory, policies, seed=seed, latency=latency, plugins=plugins)
     _, recorded = load_orchlive_tasks(directory)
     without = None
     if not results.failures.empty:

@@ -27,12 +27,14 @@ placements that evicted others (preemption). A recording before format 3 is not 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from orchsim.scheduling import POLICIES, CapacityError, NodeMatrix, PreparedPolicy, decide
+from orchsim.scheduling import FILTERS, POLICIES, CapacityError, NodeMatrix, PreparedPolicy, decide
 from orchsim.traces import load_orchlive_node_history, load_orchlive_nodes
 from orchsim.traces.orchlive import RecordedAttempts, load_orchlive_attempts
 from orchsim.traces.orchlive_latency import in_service
@@ -112,7 +114,13 @@ def _service(history: list[tuple[float, str]], lost_grace: float) -> list[tuple[
 
 
 def check_decisions(
-    directory: str | Path, policy: str, params: dict[str, object] | None = None, *, lost_grace: float = 0.0
+    directory: str | Path,
+    policy: str,
+    params: dict[str, object] | None = None,
+    *,
+    lost_grace: float = 0.0,
+    filters: Mapping[str, Mapping[str, Any]] | None = None,
+    sample: str | dict[str, Any] | None = None,
 ) -> DecisionCheck | None:
     """Decide every live placement of the recording in ``directory`` again under ``policy``.
 
@@ -120,6 +128,7 @@ def check_decisions(
 
     ``lost_grace``: the master's grace between a lease's expiry and the loss it declares
     (``policy.json``'s ``lost_grace``): a node is out of service from its lease's expiry.
+    ``filters``, ``sample``: the master's filters and node sampling, as recorded.
 
     Raises:
         TraceError: a malformed recording (naming file, line and column).
@@ -130,15 +139,12 @@ def check_decisions(
     if rec.assigned_event is None or rec.end_event is None:
         return None
     matrix = NodeMatrix.from_capacities(capacity, ids=ids, labels=labels)
-    prepared = PreparedPolicy(policy, params=dict(params or {}))
+    prepared = PreparedPolicy(policy, params=dict(params or {}), filters=FILTERS.active(filters or {}), sample=sample)
     pure = POLICIES.spec(policy).pure if policy in POLICIES else False
     requests = [matrix.request_vector({r: float(v[k]) for r, v in rec.requests.items()}) for k in range(len(rec))]
-    evicting = _evicting(rec)
-    held: dict[int, int] = {}  # attempt -> node index, while it holds its node
-    fitted: set[int] = set()  # first attempts that fitted somewhere when their task was created
-    skipped: Counter[str] = Counter()
-    differences: list[DecisionDifference] = []
-    first = _first_placements(rec)
+    evicting, first = _evicting(rec), _first_placements(rec)
+    held, fitted = dict[int, int](), set[int]()  # attempt -> its node while held; first attempts that fitted
+    skipped, differences = Counter[str](), list[DecisionDifference]()
     for kind, k in _commit_order(rec, first):
         if kind == "end":
             if k in held:

@@ -19,14 +19,20 @@ never crosses a process or machine boundary. Design choices, and why:
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import json
 import os
+import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from orchsim.plugins import is_path
 
 __all__ = [
     "Job",
@@ -89,11 +95,29 @@ def absolute_inputs(data: dict[str, Any], base_dir: Path) -> tuple[dict[str, Any
 
 
 def _file_digest(path: str | Path) -> str:
+    """The sha256 of a file's bytes; of a folder's files (names and bytes, in name order): a recording."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for file in files:
+        if root.is_dir():
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+def _plugin_file(spec: str, base_dir: Path) -> Path | None:
+    """The file a plugin's code comes from: its path, or the source of the module it names (None: not found)."""
+    if is_path(spec):
+        path = Path(spec).expanduser()
+        return path if path.is_absolute() else base_dir / path
+    try:
+        found = importlib.util.find_spec(spec)
+    except (ImportError, ValueError):
+        return None
+    return Path(found.origin) if found is not None and found.origin and found.has_location else None
 
 
 def _canonical(value: Any) -> str:
@@ -107,9 +131,7 @@ def scenario_hash(data: dict[str, Any], base_dir: Path) -> str:
         slot["path"] = "sha256:" + _file_digest(slot["path"])
     plugins = []
     for spec in hashed.get("plugins", []):
-        path = Path(spec) if spec.endswith(".py") else None
-        if path is not None and not path.is_absolute():
-            path = base_dir / path
+        path = _plugin_file(spec, base_dir)
         plugins.append("sha256:" + _file_digest(path) if path is not None and path.is_file() else spec)
     hashed["plugins"] = plugins
     return hashlib.sha256(_canonical(hashed).encode()).hexdigest()
@@ -142,20 +164,43 @@ def plain(records: Summaries) -> Summaries:
 
 
 def read_inputs(jobs: list[Job]) -> dict[str, bytes]:
-    """The bytes of every input file the jobs name, each read once (to ship them to remote workers)."""
-    paths = dict.fromkeys(path for job in jobs for path in job.inputs)
-    return {path: Path(path).read_bytes() for path in paths}
+    """The bytes of every input the jobs name, each read once (to ship them to remote workers).
+
+    A folder (a live cluster's recording) goes as a tar archive, under its path plus ``/``.
+    """
+    shipped: dict[str, bytes] = {}
+    for path in dict.fromkeys(path for job in jobs for path in job.inputs):
+        if Path(path).is_dir():
+            archive = io.BytesIO()
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+                    tar.add(file, arcname=file.relative_to(path).as_posix())
+            shipped[path + "/"] = archive.getvalue()
+        else:
+            shipped[path] = Path(path).read_bytes()
+    return shipped
 
 
-def _local_copy(path: str, content: bytes) -> str:
-    """Write ``content`` once per machine under a folder named by its hash; returns the copy's path."""
+def _local_copy(path: str, content: bytes, *, folder: bool = False) -> str:
+    """Write ``content`` once per machine under a folder named by its hash; returns the copy's path.
+
+    ``folder``: ``content`` is a tar archive of a folder (``read_inputs``), unpacked there.
+    """
     digest = hashlib.sha256(content).hexdigest()[:24]
     target = Path(tempfile.gettempdir()) / "orchsim-inputs" / digest / Path(path).name
-    if not target.is_file():
+    if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.{os.getpid()}")
-        partial.write_bytes(content)
-        os.replace(partial, target)  # atomic: another worker process may be writing the same file
+        if folder:
+            with tarfile.open(fileobj=io.BytesIO(content)) as tar:
+                # Nothing outside the folder, no links out (the filter is in Python 3.11.4 on).
+                tar.extractall(partial, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        else:
+            partial.write_bytes(content)
+        try:
+            os.replace(partial, target)  # atomic
+        except OSError:  # a folder another worker process unpacked first
+            shutil.rmtree(partial, ignore_errors=True)
     return str(target)
 
 
@@ -164,6 +209,8 @@ def _with_local_inputs(data: dict[str, Any], shipped: Mapping[str, bytes]) -> di
     for slot in _input_slots(copied):
         if slot["path"] in shipped:
             slot["path"] = _local_copy(slot["path"], shipped[slot["path"]])
+        elif slot["path"] + "/" in shipped:
+            slot["path"] = _local_copy(slot["path"], shipped[slot["path"] + "/"], folder=True)
     return copied
 
 

@@ -21,7 +21,8 @@ async def health(master: MasterDep) -> dict[str, object]:
 
     ``scheduler`` is what a recording needs to replay the master's decisions
     (``orchlive record``): the policy's parameters, the seed of its random stream, the
-    queue discipline, whether it preempts, and the grace it gives a node past its lease.
+    queue discipline, whether it preempts, the grace it gives a node past its lease, its
+    filters, node sampling and plugins (absolute paths or module names).
     """
     if not master.ready.is_set():
         raise HTTPException(status_code=503, detail="not ready: cannot read etcd yet")
@@ -32,6 +33,9 @@ async def health(master: MasterDep) -> dict[str, object]:
         "backfill_window": master.backfill_window,
         "preemption": master.preemption,
         "lost_grace": master.lost_grace,
+        "filters": master.filter_config,
+        "sampling": master.sample,
+        "plugins": master.plugins,
     }
     return {"status": "ok", "leader": master.is_leader.is_set(), "policy": master.policy, "scheduler": scheduler}
 

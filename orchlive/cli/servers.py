@@ -67,6 +67,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
     from orchlive.api import create_app
     from orchlive.master import Master
     from orchlive.store import Store
+    from orchsim.plugins import absolute_specs
 
     if not 0 <= args.lost_grace <= 3600:
         raise UsageError(f"--lost-grace: {args.lost_grace} is not a number of seconds in [0, 3600]")
@@ -87,6 +88,7 @@ def run_master(args: argparse.Namespace, settings: Settings) -> int:
         filters=filters,
         sample=sample,
         preemption=args.preemption,
+        plugins=absolute_specs(args.plugins),  # as /health shows them: a recording replays with them
         candidate=settings.master_id,
         leader_ttl=args.leader_ttl,
         lost_grace=args.lost_grace,

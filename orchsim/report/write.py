@@ -82,10 +82,14 @@ def run_report_job(job: ReportJob, shipped: Mapping[str, bytes] | None = None) -
     return results if job.whole else replications_frame([results])
 
 
-def _jobs(plans: list[tuple[Scenario, list[int]]], policies: Sequence[str] | None, window: Window) -> list[ReportJob]:
+def _jobs(
+    plans: list[tuple[Scenario, list[int]]], policies: Sequence[str] | None, window: Window, plugins: Sequence[str]
+) -> list[ReportJob]:
     jobs = []
     for scenario, chosen in plans:
         data, inputs = absolute_inputs(scenario.model_dump(mode="json"), scenario.base_dir)
+        # Workers re-read the scenario: they load the command line's plugins first, as the schema does.
+        data["plugins"] = [*plugins, *data.get("plugins", [])]
         given = tuple(policies) if policies else None
         for k, seed in enumerate(chosen):
             about = (scenario.source, str(scenario.base_dir.resolve()), tuple(scenario.policies), seed)
@@ -103,9 +107,10 @@ def _run_all(
     window: Window,
     spec: ExecutorSpec,
     progress: bool,
+    plugins: Sequence[str],
 ) -> tuple[list[Results], list[pd.DataFrame]]:
     """Every scenario's runs through the executor: the figures' runs, and one replications frame per scenario."""
-    jobs = _jobs(plans, policies, window)
+    jobs = _jobs(plans, policies, window, plugins)
     outputs = iter(
         run_jobs(jobs, spec, fn=run_report_job, progress=Progress(len(jobs), desc="report", enabled=progress))
     )
@@ -195,10 +200,11 @@ def write_report(
         OSError: ``out_dir`` cannot be created or written.
         PluginError: a plugin that cannot be loaded.
     """
-    from orchsim.plugins import load_plugins
+    from orchsim.plugins import absolute_specs, load_plugins
     from orchsim.scheduling import POLICIES
 
     load_plugins(plugins)
+    plugins = absolute_specs(plugins)  # for worker processes, which may run in other folders
     for name in policies or ():
         POLICIES.spec(name)  # fail before anything runs
     if seed is not None and seeds is not None:
@@ -209,7 +215,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)  # an unwritable folder fails before the runs
     spec = executor if isinstance(executor, ExecutorSpec) else ExecutorSpec(executor, processes, scheduler)
-    firsts, replications = _run_all(plans, policies, (warmup, until), spec, progress)
+    firsts, replications = _run_all(plans, policies, (warmup, until), spec, progress, plugins)
     if command is None:
         command = _command(
             firsts, out_dir, policies=policies, seed=seed, seeds=seeds, baseline=baseline, warmup=warmup, until=until

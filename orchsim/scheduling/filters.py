@@ -170,6 +170,19 @@ class FilterRegistry(Mapping[str, FilterSpec]):
         del self._specs[name]
         self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
 
+    def withdraw(self, module: str) -> list[FilterSpec]:
+        """Unregister every filter whose check ``module`` defines; the removed specs (``reinstate``)."""
+        gone = [spec for spec in self._specs.values() if getattr(spec.check, "__module__", None) == module]
+        for spec in gone:
+            del self._specs[spec.name]
+        self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
+        return gone
+
+    def reinstate(self, specs: Iterable[FilterSpec]) -> None:
+        """Put back specs that ``withdraw`` removed."""
+        self._specs.update((spec.name, spec) for spec in specs)
+        self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
+
     def active(self, chosen: Mapping[str, Mapping[str, Any]] | Iterable[str] | None = None) -> ActiveFilters:
         """The filters to run besides the built-ins: those always on, then ``chosen``.
 

@@ -191,6 +191,20 @@ class PolicyRegistry(Mapping[str, Scorer]):
         self.spec(name)
         del self._specs[name]
 
+    def withdraw(self, module: str) -> list[PolicySpec]:
+        """Unregister every policy whose scorer ``module`` defines; the removed specs (``reinstate``).
+
+        An edited plugin file, imported again by a long-lived process, registers its names anew.
+        """
+        gone = [spec for spec in self._specs.values() if getattr(spec.scorer, "__module__", None) == module]
+        for spec in gone:
+            del self._specs[spec.name]
+        return gone
+
+    def reinstate(self, specs: Iterable[PolicySpec]) -> None:
+        """Put back specs that ``withdraw`` removed (the edited plugin failed to import)."""
+        self._specs.update((spec.name, spec) for spec in specs)
+
 
 POLICIES = PolicyRegistry()
 

@@ -1,0 +1,111 @@
+"""A plugin's code as it is now, everywhere: edited files imported again, cache keys that follow edits.
+
+A Dask worker lives across sweeps: it used to keep the first version of a plugin file it
+imported and run it after the file was edited (and store the stale result under the new
+file's key). A plugin named as a module was not part of the sweep's cache key at all, and a
+recording's folder could not be an input of a sweep.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchsim.plugins import PluginError, load_plugin
+from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix
+from orchsim.sweep_jobs import Job, _with_local_inputs, read_inputs, scenario_hash
+
+PLUGIN = """
+from orchsim.scheduling import filter, policy
+
+@policy("edit_probe", pure=True)
+def edit_probe(nodes, request):
+    return nodes.tasks * {sign}
+
+@filter("edit_probe_filter")
+def edit_probe_filter(nodes, request, task):
+    return nodes.tasks < {limit}
+"""
+
+
+@pytest.fixture
+def probe(tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "probe.py"
+    yield path
+    for registry, name in ((POLICIES, "edit_probe"), (FILTERS, "edit_probe_filter")):
+        if name in registry:
+            registry.unregister(name)
+
+
+def _scores(nodes: NodeMatrix) -> list[float]:
+    return list(POLICIES.spec("edit_probe").scorer(nodes, nodes.request_vector({"cpu": 1})))
+
+
+def test_an_edited_plugin_file_is_imported_again_and_replaces_its_names(probe: Path) -> None:
+    nodes = NodeMatrix.from_capacities({"cpu": [4, 4]})
+    nodes.allocate(1, nodes.request_vector({"cpu": 1}))
+    probe.write_text(PLUGIN.format(sign=1, limit=1))
+    load_plugin(str(probe))
+    assert _scores(nodes) == [0.0, 1.0]
+    load_plugin(str(probe))  # unchanged: nothing imported again, no "already registered"
+    probe.write_text(PLUGIN.format(sign=-1, limit=2))
+    load_plugin(str(probe))
+    assert _scores(nodes) == [0.0, -1.0]  # the edited code, under the same name
+    assert list(FILTERS.spec("edit_probe_filter").check(nodes, None, None)) == [True, True]
+
+
+def test_a_broken_edit_is_refused_and_the_last_good_version_stays(probe: Path) -> None:
+    nodes = NodeMatrix.from_capacities({"cpu": [4, 4]})
+    nodes.allocate(0, nodes.request_vector({"cpu": 1}))
+    probe.write_text(PLUGIN.format(sign=1, limit=1))
+    load_plugin(str(probe))
+    probe.write_text(PLUGIN.format(sign=1, limit=1) + "\nraise RuntimeError('half-written')\n")
+    with pytest.raises(PluginError, match="half-written"):
+        load_plugin(str(probe))
+    assert _scores(nodes) == [1.0, 0.0]
+    assert "edit_probe_filter" in FILTERS
+
+
+def _scenario(plugins: list[str]) -> dict:
+    return {
+        "version": 1,
+        "name": "s",
+        "policies": ["first_fit"],
+        "plugins": plugins,
+        "cluster": {"nodes": [{"count": 1, "capacity": {"cpu": 1000}}]},
+        "workload": [{"kind": "burst", "count": 1, "resources": {"cpu": 100}, "duration": 1}],
+    }
+
+
+def test_a_module_plugin_is_part_of_the_sweep_cache_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = tmp_path / "edit_probe_module.py"
+    module.write_text("X = 1\n")
+    first = scenario_hash(_scenario(["edit_probe_module"]), tmp_path)
+    assert scenario_hash(_scenario(["edit_probe_module"]), tmp_path) == first
+    module.write_text("X = 2\n")
+    assert scenario_hash(_scenario(["edit_probe_module"]), tmp_path) != first
+    sys.modules.pop("edit_probe_module", None)
+
+
+def test_a_recording_folder_is_hashed_and_shipped_whole(tmp_path: Path) -> None:
+    recording = tmp_path / "rec"
+    (recording / "sub").mkdir(parents=True)
+    (recording / "tasks.csv").write_text("a,b\n1,2\n")
+    (recording / "sub" / "more.txt").write_text("x")
+    data = _scenario([]) | {"workload": [{"kind": "orchlive", "path": "rec"}]}
+    first = scenario_hash(data, tmp_path)
+    (recording / "tasks.csv").write_text("a,b\n1,3\n")
+    assert scenario_hash(data, tmp_path) != first
+    job = Job(data, "s.yaml", str(tmp_path), ("first_fit",), 1, inputs=(str(recording.resolve()),))
+    shipped = read_inputs([job])
+    absolute = data | {"workload": [{"kind": "orchlive", "path": str(recording.resolve())}]}
+    local = Path(_with_local_inputs(absolute, shipped)["workload"][0]["path"])
+    assert local != recording.resolve()
+    assert (local / "tasks.csv").read_text() == "a,b\n1,3\n" and (local / "sub" / "more.txt").read_text() == "x"
+    again = Path(_with_local_inputs(absolute, shipped)["workload"][0]["path"])
+    assert again == local  # unpacked once per machine
+    assert np.array_equal(sorted(p.name for p in local.rglob("*")), sorted(p.name for p in recording.rglob("*")))
