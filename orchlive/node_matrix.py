@@ -57,11 +57,16 @@ class MatrixBuilder:
             grant = dev.grant_for(kind, task.resources.get(kind, 0), ids)
             self.held.setdefault(kind, {}).setdefault(nid, {})[task.id] = grant
 
+    def devices_of(self, task: Task) -> dict[str, tuple[int, ...]]:
+        """The task's devices of the kinds the matrix tracks (as the core's ``Assignment``)."""
+        assert self.matrix is not None
+        return {kind: tuple(ids) for kind, ids in task.devices.items() if kind in self.matrix.devices}
+
     def release(self, node: int, task: Task, request: np.ndarray) -> None:
         """A task leaving ``node`` within the pass (a preemption's victim): its request and devices come back."""
         assert self.matrix is not None
         nid = self.matrix.ids[node]
-        devices = {kind: tuple(ids) for kind, ids in task.devices.items() if kind in self.matrix.devices}
+        devices = self.devices_of(task)
         self.matrix.release(node, request, devices)
         for kind in devices:
             self.held.get(kind, {}).get(nid, {}).pop(task.id, None)

@@ -96,6 +96,7 @@ class Evictions:
             priority=np.asarray([task.priority for task in tasks], dtype=np.int64),
             demand=np.stack([self._demand(task) for task in tasks]),
             start=np.asarray([task.start_time.timestamp() if task.start_time else now for task in tasks]),
+            devices=[self.matrices.devices_of(task) for task in tasks],
         )
 
     def evict(self, victims: list[Any], node: int) -> None:

@@ -101,6 +101,7 @@ class TaskStructure:
             priority=np.asarray([self.priority[t] for t in rows], dtype=np.int64),
             demand=sim.w.demand[index],
             start=sim.tasks.start[index],
+            devices=[sim.devices.get(t) for t in rows],
         )
 
     def evict(self, victims: list[Any], node: int) -> None:

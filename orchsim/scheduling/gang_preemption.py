@@ -42,6 +42,7 @@ def _subset(running: RunningTasks, rows: np.ndarray) -> RunningTasks:
         priority=running.priority[rows],
         demand=running.demand[rows],
         start=running.start[rows],
+        devices=None if running.devices is None else [running.devices[i] for i in rows.tolist()],
     )
 
 

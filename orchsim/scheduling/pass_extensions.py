@@ -33,7 +33,7 @@ from orchsim.scheduling.filters import TaskInfo
 from orchsim.scheduling.gang_preemption import plan_gang_preemption
 from orchsim.scheduling.gangs import Gang, place_gang
 from orchsim.scheduling.matrix import NodeMatrix
-from orchsim.scheduling.node_devices import Assignment
+from orchsim.scheduling.node_devices import Assignment, needs
 from orchsim.scheduling.preemption import RunningTasks, choose_victims
 from orchsim.scheduling.select import Decision, PreparedPolicy, decide
 
@@ -143,14 +143,33 @@ class PassExtensions:
         return placements
 
     def _preempt(self, attempt: _Attempt, explain: bool) -> Decision | None:
-        """Evict the victims ``choose_victims`` names and decide again; None when there are none."""
+        """Evict the victims ``choose_victims`` names and decide again; None when nothing is evicted.
+
+        Victims go only if the task is then placed, as tried first on a copy of the matrix
+        (the victims' requests and devices given back): ``choose_victims`` sees amounts only
+        (a node's total of free GPU is not a free GPU), and a veto, a filter that depends on
+        load or the policy's own choice could also leave the task unplaced after the
+        evictions, which then came again at every pass. A request for tracked devices does
+        not preempt when the owner does not say which devices its tasks hold.
+        """
+        nodes, request, prepared = attempt.nodes, attempt.request, attempt.prepared
         running = self.running_of()  # type: ignore[misc]
+        if running.devices is None and needs(nodes, request):
+            return None
         priority = self.priority_of(attempt.task)  # type: ignore[misc]
-        choice = choose_victims(attempt.nodes.free, attempt.request, priority, running, attempt.candidates())
+        choice = choose_victims(nodes.free, request, priority, running, attempt.candidates())
         if choice is None:
             return None
+        trial, state = nodes.copy(), prepared.snapshot()
+        for row in choice.victims.tolist():
+            held = None if running.devices is None else running.devices[row]
+            trial.release_unchecked(int(running.node[row]), running.demand[row].tolist(), held or None)
+        placed = decide(trial, request, prepared, attempt.selector, explain=False).node is not None
+        prepared.restore(state)
+        if not placed:
+            return None
         self._evict(attempt, [running.task[i] for i in choice.victims.tolist()], choice.node)
-        return decide(attempt.nodes, attempt.request, attempt.prepared, attempt.selector, explain=explain)
+        return decide(nodes, request, prepared, attempt.selector, explain=explain)
 
     def _evict(self, attempt: _Attempt, victims: list[Any], node: int) -> None:
         """Have the owner stop ``victims`` on ``node`` and note them as preempted by the attempt's task."""

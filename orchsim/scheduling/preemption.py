@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from orchsim.scheduling.node_devices import Assignment
+
 __all__ = ["PRIORITY_OFFSET", "Preemption", "RunningTasks", "choose_victims"]
 
 # kube adds MaxInt32 + 1 to every priority before summing (minSumPrioritiesScoreFunc).
@@ -53,6 +55,8 @@ class RunningTasks:
         priority: int64 ``(M,)``.
         demand: float64 ``(M, R)``, each task's request in the matrix's resource order.
         start: float64 ``(M,)``, when each task started (seconds, any clock).
+        devices: Each task's devices (``Assignment``; None or empty: none), or None when
+            the owner does not say: then a request for tracked devices does not preempt.
     """
 
     task: Sequence[Any]
@@ -60,6 +64,7 @@ class RunningTasks:
     priority: np.ndarray
     demand: np.ndarray
     start: np.ndarray
+    devices: Sequence[Assignment | None] | None = None
 
     @staticmethod
     def empty(n_resources: int) -> RunningTasks:

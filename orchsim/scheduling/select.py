@@ -174,6 +174,24 @@ class PreparedPolicy:
             self._rng = np.random.default_rng(0)
         return self._rng
 
+    def snapshot(self) -> tuple[Any, ...]:
+        """What its decisions advance (the cursor, sampling's start, the random stream), for ``restore``.
+
+        A decision tried and not taken (preemption's trial on a copy of the matrix) must not
+        move a round robin's cursor or draw from the stream the real decision draws from.
+        """
+        stream = None if self._rng is None else self._rng.bit_generator.state
+        return (self.last, self.sample_start, self.sample_reach, stream)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Put back what ``snapshot`` saw."""
+        self.last, self.sample_start, self.sample_reach, stream = state
+        if stream is None:
+            self._rng = None  # drawn afresh from seed 0 when needed, as if nothing had drawn
+        else:
+            assert self._rng is not None
+            self._rng.bit_generator.state = stream
+
     def last_index(self, nodes: NodeMatrix) -> int:
         """Column of the node placed on last in ``nodes``, -1 if none or if it has left.
 
