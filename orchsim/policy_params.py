@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from orchsim.yaml_text import load_yaml
+
 __all__ = ["PolicyParamError", "check_policy_params", "merge_params", "parse_assignment", "parse_params_text"]
 
 
@@ -37,7 +39,7 @@ def parse_assignment(text: str) -> dict[str, Any]:
     if not sep or not all(k.strip() for k in keys):
         raise PolicyParamError(f"--policy-param {text!r}: expected name=value, e.g. weights.cpu=0.5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise PolicyParamError(
             f"--policy-param {text!r}: value is not valid YAML: {getattr(err, 'problem', err)}"
@@ -58,7 +60,7 @@ def parse_params_text(text: str, *, what: str = "--policy-params") -> dict[str, 
             raise PolicyParamError(f"{what}: cannot read {path}: {err.strerror}") from None
         source = f"{what} {path}"
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = load_yaml(text) if text.strip() else {}
     except yaml.YAMLError as err:
         raise PolicyParamError(f"{source}: not valid JSON or YAML: {getattr(err, 'problem', err)}") from None
     if data is None:

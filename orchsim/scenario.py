@@ -56,6 +56,7 @@ from orchsim.scenario_workload import (
 from orchsim.scheduling import POLICIES, PolicySpec, UnknownPolicyError
 from orchsim.scheduling.queueing import DEFAULTS
 from orchsim.schema_base import STRICT, Capacity, NonNegativeFloat, PositiveFloat, ScenarioError
+from orchsim.yaml_text import load_yaml
 
 __all__ = [
     "Autoscaler",
@@ -396,7 +397,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as err:
         raise ScenarioError(f"{path}: cannot read: {err.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -29,6 +29,7 @@ INPUTS = (
     "orchsim.cluster",
     "orchsim.resize",
     "orchsim.recording_format",
+    "orchsim.yaml_text",
 )
 ENGINE = ("orchsim.engine",)
 
@@ -44,6 +45,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "orchsim.policy_params",
         "orchsim.recording_format",
         "orchsim.units",
+        "orchsim.yaml_text",
         "orchlive",
     ),
 }

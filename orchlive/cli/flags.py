@@ -173,10 +173,11 @@ def sample_config(args: argparse.Namespace) -> str | dict[str, object] | None:
     import yaml
 
     from orchsim.scheduling import parse_sampling
+    from orchsim.yaml_text import load_yaml
 
     text = args.sample.strip()
     try:
-        spec = yaml.safe_load(text) if text.startswith("{") else (text or "all")
+        spec = load_yaml(text) if text.startswith("{") else (text or "all")
         parse_sampling(spec)
     except (yaml.YAMLError, ValueError) as err:
         raise UsageError(f"--sample: {str(err).splitlines()[0]}") from None
