@@ -105,12 +105,16 @@ class TaskStructure:
         )
 
     def evict(self, victims: list[Any], node: int) -> None:
-        """Stop ``victims`` on ``node`` now (released on the matrix); re-queued after the pass."""
-        sim, tasks, now = self.sim, self.sim.tasks, self.sim.env.now
+        """Stop ``victims`` on ``node`` now (released on the matrix); re-queued after the pass.
+
+        On a node that died unnoticed, their run physically ended with it (as a loss counts it).
+        """
+        sim, tasks = self.sim, self.sim.tasks
+        ended = sim.failed_at[node] if node in sim.dead else sim.env.now
         for task in victims:
             start = float(tasks.start[task])
-            sim.acct.lose_run(sim.w.demand[task], start, now)
-            self.lost_work[task] += now - start
+            sim.acct.lose_run(sim.w.demand[task], start, ended)
+            self.lost_work[task] += max(ended - start, 0.0)
             self.preempted[task] += 1
             sim.stop(task)
             tasks.epoch[task] += 1  # its completion event is void

@@ -142,3 +142,36 @@ def test_a_trace_beside_a_prioritised_entry_keeps_its_tasks_at_priority_0(tmp_pa
     s = scenario([{"kind": "trace", "path": str(trace)}, burst(0.5, 5, 7, count=2)], nodes=2)
     tasks = run(s).tasks.sort_values("submit_time")
     assert tasks.priority.tolist() == [0, 7, 7, 0, 0]
+
+
+def test_a_victim_on_a_node_that_died_unnoticed_lost_only_what_ran_before_the_death() -> None:
+    """Evicted from a dead node the scheduler still saw up: its run ended with the node (audit: 45 s, util 2)."""
+    scenario = parse_scenario(
+        {
+            "version": 1,
+            "name": "evict_on_dead",
+            "seed": 1,
+            "policies": ["first_fit"],
+            "scheduler": {"preemption": True},
+            "cluster": {"failure_timeout": 100, "nodes": [{"count": 2, "capacity": {"cpu": 1000, "memory": 1024}}]},
+            "events": [{"at": 10, "kind": "node_lost", "node": "g0-1"}],
+            "workload": [
+                {
+                    "kind": "burst",
+                    "at": t,
+                    "count": 1,
+                    "resources": {"cpu": 1000, "memory": 0},
+                    "duration": d,
+                    "priority": p,
+                }
+                for t, d, p in ((0, 1000, 0), (5, 1000, 0), (50, 10, 100))
+            ],
+            "metrics": {"warmup": 10, "until": 50},
+        }
+    )
+    results = run(scenario)
+    summary = results.summary.iloc[0]
+    assert summary["mean_util_cpu"] <= 1.0 + 1e-9
+    tasks = results.table("tasks")
+    lost = dict(zip(np.asarray(tasks["task_id"]).tolist(), np.asarray(tasks["lost_work_s"]).tolist(), strict=True))
+    assert lost[1] == pytest.approx(5.0)  # started at 5 on g0-1, which died at 10 (evicted for the urgent task at 50)
