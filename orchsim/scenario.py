@@ -33,6 +33,7 @@ from orchsim.scenario_events import (
     ScaleOut,
 )
 from orchsim.scenario_workload import (
+    MAX_PRIORITY,
     Burst,
     Choice,
     Cluster,
@@ -72,6 +73,7 @@ __all__ = [
     "Diurnal",
     "Exponential",
     "LogNormal",
+    "MAX_PRIORITY",
     "Metrics",
     "NodeDrain",
     "NodeFailure",
@@ -167,6 +169,12 @@ class Scheduler(_Strict):
 
         parse_sampling(value)  # raises ValueError with what is accepted
         return None if value == "all" else value
+
+    @model_validator(mode="after")
+    def _preemption_not_with_easy(self) -> Scheduler:
+        if self.preemption and self.queue == "easy":
+            raise ValueError("preemption: not combined with queue 'easy' (its reservation assumes nothing is evicted)")
+        return self
 
     @field_validator("filters", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from orchsim.schema_base import (
 )
 
 __all__ = [
+    "MAX_PRIORITY",
     "Burst",
     "Choice",
     "Cluster",
@@ -213,8 +214,10 @@ class Cluster(_Strict):
 
 
 # --------------------------------------------------------------------- workload
-# A task's priority: an integer (may be negative) or a distribution of non-negative values (rounded).
-Priority = int | DistributionSpec
+# A task's priority: an integer (may be negative) or a distribution of non-negative values (rounded),
+# within the live cluster's bound (``orchlive.limits.MAX_PRIORITY``).
+MAX_PRIORITY = 10**9
+Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)] | DistributionSpec
 
 
 class _Source(_Strict):

@@ -83,7 +83,10 @@ class Workload:
 
 
 def draw(dist: sc.DistributionSpec, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` samples of a scenario distribution as float64."""
+    """``n`` samples of a scenario distribution as float64.
+
+    A log-normal is parametrised by the mean of the variable: E[X] = exp(mu + sigma^2 / 2).
+    """
     if isinstance(dist, sc.Constant):
         return np.full(n, dist.value)
     if isinstance(dist, sc.Uniform):
@@ -91,7 +94,6 @@ def draw(dist: sc.DistributionSpec, n: int, rng: np.random.Generator) -> np.ndar
     if isinstance(dist, sc.Exponential):
         return rng.exponential(dist.mean, n)
     if isinstance(dist, sc.LogNormal):
-        # Parametrised by the mean of the variable: E[X] = exp(mu + sigma^2 / 2).
         mu = np.log(dist.mean) - dist.sigma**2 / 2
         return rng.lognormal(mu, dist.sigma, n)
     if isinstance(dist, sc.Choice):
@@ -101,6 +103,7 @@ def draw(dist: sc.DistributionSpec, n: int, rng: np.random.Generator) -> np.ndar
 
 
 def _arrivals(source: sc.Poisson | sc.Burst | sc.Diurnal, rng: np.random.Generator) -> np.ndarray:
+    """Submit times; a diurnal source by thinning (Lewis & Shedler 1979) a Poisson process at the peak rate."""
     n = source.count
     if isinstance(source, sc.Poisson):
         return source.start + np.cumsum(rng.exponential(1.0 / source.rate, n))
@@ -108,7 +111,6 @@ def _arrivals(source: sc.Poisson | sc.Burst | sc.Diurnal, rng: np.random.Generat
         if source.over == 0:
             return np.full(n, source.at)
         return source.at + np.arange(n) * (source.over / n)
-    # Diurnal: thinning (Lewis & Shedler 1979) of a Poisson process at the peak rate.
     peak = source.rate * (1 + source.amplitude)
     times: list[np.ndarray] = []
     t, got = source.start, 0
@@ -287,7 +289,7 @@ def build_workload(
         else:
             part = _trace(source, scenario, rng, capacity_totals or {})
         _check_demand(part, resources, scenario, i)
-        part.priority = _priorities(source.priority, len(part.submit), rng)
+        part.priority = _priorities(source.priority, len(part.submit), rng, f"{scenario.source}: workload.{i}")
         part.gang = _gangs(source, part)
         parts.append(part)
 
@@ -319,11 +321,19 @@ def build_workload(
     )
 
 
-def _priorities(spec: int | sc.DistributionSpec, n: int, rng: np.random.Generator) -> np.ndarray | None:
-    """Each task's priority (whole numbers); None for the default 0, drawing nothing."""
+def _priorities(spec: int | sc.DistributionSpec, n: int, rng: np.random.Generator, where: str) -> np.ndarray | None:
+    """Each task's priority (whole numbers); None for the default 0, drawing nothing.
+
+    Raises:
+        ScenarioError: a drawn priority beyond the live cluster's bound (``sc.MAX_PRIORITY``),
+            which int64 would also have wrapped to the least important.
+    """
     if isinstance(spec, int):
         return None if spec == 0 else np.full(n, spec, dtype=np.int64)
-    return np.rint(draw(spec, n, rng)).astype(np.int64)
+    drawn = np.rint(draw(spec, n, rng))
+    if n and (far := float(np.max(np.abs(drawn)))) > sc.MAX_PRIORITY:  # NaN passes: draw() never gives one
+        raise sc.ScenarioError(f"{where}.priority: drew {far:g}, beyond the live cluster's +-{sc.MAX_PRIORITY:,}")
+    return drawn.astype(np.int64)
 
 
 def _check_demand(part: _Part, resources: tuple[str, ...], scenario: sc.Scenario, i: int) -> None:
@@ -367,14 +377,16 @@ class _SelectorCodes:
 
 
 def _gangs(source: sc.WorkloadSource, part: _Part) -> np.ndarray | None:
-    """Replicas and min_replicas per task: an entry's ``replicas``, or an SWF job's processors (``gangs``)."""
+    """Replicas and min_replicas per task: an entry's ``replicas``, or an SWF job's processors (``gangs``).
+
+    The SWF loader gave each job processors x cpu_per_processor: one replica per processor.
+    """
     n = len(part.submit)
     if part.gang is not None:  # a recording's own
         return part.gang
     if isinstance(source, sc.SwfTrace):
         if not source.gangs:
             return None
-        # The loader gave each job processors x cpu_per_processor: one replica per processor.
         replicas = np.rint(part.demand["cpu"] / source.cpu_per_processor).astype(np.int32)
         part.demand = {
             "cpu": np.full(n, np.rint(source.cpu_per_processor)),

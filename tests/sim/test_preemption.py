@@ -175,3 +175,28 @@ def test_a_victim_on_a_node_that_died_unnoticed_lost_only_what_ran_before_the_de
     tasks = results.table("tasks")
     lost = dict(zip(np.asarray(tasks["task_id"]).tolist(), np.asarray(tasks["lost_work_s"]).tolist(), strict=True))
     assert lost[1] == pytest.approx(5.0)  # started at 5 on g0-1, which died at 10 (evicted for the urgent task at 50)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"scheduler": {"queue": "easy", "preemption": True}}, "scheduler: preemption: not combined with queue 'easy'"),
+        ({"priority": 10**20}, "workload.0.priority.constrained-int: Input should be less than or equal to 1000000000"),
+        ({"priority": {"dist": "uniform", "low": 0, "high": 1e30}}, "workload.0.priority: drew "),
+    ],
+)
+def test_bad_priority_settings_are_one_line(change: dict[str, Any], expected: str) -> None:
+    """Refused with the field named (audit: a bare ValueError, an OverflowError, a wrap to -2^63)."""
+    data = {
+        "version": 1,
+        "name": "bad",
+        "policies": ["first_fit"],
+        "cluster": {"nodes": [{"count": 1, "capacity": {"cpu": 1000, "memory": 1024}}]},
+        "workload": [{"kind": "burst", "at": 0, "count": 2, "resources": {"cpu": 100, "memory": 64}, "duration": 1}],
+    }
+    if "scheduler" in change:
+        data["scheduler"] = change["scheduler"]
+    else:
+        data["workload"][0]["priority"] = change["priority"]
+    with pytest.raises(ScenarioError, match=expected):
+        run(parse_scenario(data))
