@@ -49,6 +49,7 @@ from orchlive.store import Keys, Store, StoreUnavailableError, WatchEvent, retry
 from orchsim.scheduling import (
     DEFAULTS,
     FILTERS,
+    FilterError,
     NodeMatrix,
     PreparedPolicy,
     could_ever_fit,
@@ -122,8 +123,7 @@ class Master:
         # cluster's shape (nodes, capacities, labels) changes: a worker that fits may have joined.
         self.set_aside: set[str] = set()
         self._shape: tuple[Any, ...] = ()
-        # How it schedules, as given: /health shows it and a recording replays it (``orchlive.record``).
-        self.filter_config, self.sample, self.plugins = dict(filters or {}), sample, list(plugins or [])
+        self.filter_config, self.sample, self.plugins = dict(filters or {}), sample, list(plugins or [])  # /health
         self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
         # The policy, prepared once and kept across passes with its state (the generator,
         # the simulator's policy stream for the same seed; round robin's cursor).
@@ -277,9 +277,10 @@ class Master:
         if not deciding or deciding[0] not in tasks:
             raise err
         tid = deciding[0]
-        log.error("task %s: the %s policy raised; set aside until the cluster changes", tid, self.policy, exc_info=err)
+        what = str(err) if isinstance(err, FilterError) else f"policy {self.policy} raised {type(err).__name__}: {err}"
+        log.error("task %s: %s; set aside until the cluster changes", tid, what, exc_info=err)
         self.set_aside.add(tid)
-        why = f"policy {self.policy} raised {type(err).__name__}: {err} (set aside until the cluster changes)"
+        why = f"{what} (set aside until the cluster changes)"
         await self._note_unplaced(*tasks[tid], why)
         return 0
 

@@ -11,6 +11,7 @@ pipeline filter -> score -> argmax that the simulator and the live master both c
 """
 
 from orchsim.scheduling import policies as _builtin_policies  # noqa: F401  (registers the built-ins)
+from orchsim.scheduling.errors import FilterError
 from orchsim.scheduling.filters import (
     FILTERS,
     FilterRegistry,
@@ -38,6 +39,7 @@ __all__ = [
     "POLICIES",
     "QUEUE_DISCIPLINES",
     "CapacityError",
+    "FilterError",
     "Decision",
     "FilterRegistry",
     "FilterSpec",

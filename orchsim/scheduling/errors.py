@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["CapacityError", "UnknownResourceError"]
+__all__ = ["CapacityError", "FilterError", "PolicyError", "UnknownResourceError"]
 
 
 class CapacityError(ValueError):
     """An allocation or release that would leave a node below zero or above capacity."""
+
+
+class PolicyError(RuntimeError):
+    """A scorer broke its contract (wrong shape, NaN score)."""
+
+
+class FilterError(PolicyError):
+    """A filter broke its contract: its answer is not a bool array with one value per node."""
 
 
 class UnknownResourceError(KeyError):

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from orchsim.scheduling import node_devices
+from orchsim.scheduling.errors import FilterError
 from orchsim.scheduling.matrix import NodeMatrix
 
 __all__ = [
@@ -103,6 +104,22 @@ class FilterSpec:
     static: bool
     default: bool
     params: tuple[str, ...]
+
+    def run(self, nodes: NodeMatrix, request: np.ndarray, task: TaskInfo, params: Mapping[str, Any]) -> np.ndarray:
+        """``check``'s answer, checked: a bool array with one value per node (``FilterError`` names the filter).
+
+        An int array turned ``~`` into -1 and -2 (both true), a list raised deep in numpy, and a
+        shorter array was broadcast to every node or raised there, none of them naming the filter;
+        an exception it raises is a ``FilterError`` too (the live master blamed the policy).
+        """
+        try:
+            ok = self.check(nodes, request, task, **params)
+        except Exception as err:
+            raise FilterError(f"filter {self.name!r} raised {type(err).__name__}: {err}") from err
+        if type(ok) is not np.ndarray or ok.dtype != np.bool_ or ok.shape != (nodes.n_nodes,):
+            got = f"{ok.dtype} array of shape {ok.shape}" if isinstance(ok, np.ndarray) else type(ok).__name__
+            raise FilterError(f"filter {self.name!r} returned {got}, expected a bool array of shape ({nodes.n_nodes},)")
+        return ok
 
     def unknown_params(self, names: Iterable[str]) -> str | None:
         """None if the filter takes every one of ``names``; else what is wrong, for a message."""
@@ -276,7 +293,7 @@ def infeasible(
     if extra:
         info = _task(node_selector, task)
         for spec, params in extra:
-            bad |= ~spec.check(nodes, request, info, **params)
+            bad |= ~spec.run(nodes, request, info, params)
     return bad
 
 
@@ -333,7 +350,7 @@ def rejections(
     if nodes.devices:  # a node whose total would fit but whose devices cannot
         checks.extend(node_devices.device_checks(nodes, request, ever=available is not None))
     for spec, params in extra:
-        checks.append((spec.reason, spec.check(nodes, request, info, **params)))
+        checks.append((spec.reason, spec.run(nodes, request, info, params)))
     for label, passes in checks:
         failed = remaining & ~passes
         n_failed = int(failed.sum())
@@ -371,7 +388,7 @@ def fits_node(
         return False
     if extra:
         vector = np.asarray(request, dtype=np.float64)
-        return all(bool(spec.check(nodes, vector, info, **params)[node]) for spec, params in extra)
+        return all(bool(spec.run(nodes, vector, info, params)[node]) for spec, params in extra)
     return True
 
 
@@ -397,7 +414,7 @@ def could_ever_fit(
         ok &= nodes.label_mask(info.node_selector)
     for spec, params in extra:
         if spec.static and ok.any():
-            ok &= spec.check(nodes, request, info, **params)
+            ok &= spec.run(nodes, request, info, params)
     return bool(ok.any())
 
 

@@ -196,5 +196,5 @@ class _Attempt:
         info = TaskInfo(node_selector=self.selector)
         for spec, params in self.prepared.filters:
             if spec.static:  # filters that depend on load are checked by the decision after eviction
-                candidates &= spec.check(self.nodes, self.request, info, **params)
+                candidates &= spec.run(self.nodes, self.request, info, params)
         return candidates

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from orchsim.scheduling import node_devices
+from orchsim.scheduling.errors import PolicyError
 from orchsim.scheduling.filters import FILTERS, ActiveFilters, TaskInfo, infeasible, rejections
 from orchsim.scheduling.matrix import NodeMatrix
 from orchsim.scheduling.memo import DecisionMemo
@@ -26,10 +27,6 @@ __all__ = ["Decision", "PolicyError", "PreparedPolicy", "choose_devices", "decid
 
 Request = Mapping[str, float] | np.ndarray
 _FLOAT64 = np.dtype(np.float64)  # what a native float64 vector's dtype is (a singleton): checked by identity
-
-
-class PolicyError(RuntimeError):
-    """A scorer broke its contract (wrong shape, NaN score)."""
 
 
 class Decision:

@@ -145,8 +145,34 @@ def test_a_policy_that_raises_sets_its_task_aside_and_the_master_goes_on(  # typ
     expected = "policy flaky raised IndexError: bug in my policy (set aside until the cluster changes)"
     assert task["state"] == "PENDING" and task["reason"] == expected, task
     log = (cluster.work_dir / f"master-{port}.log").read_text()
-    assert f"task {bad['id']}: the flaky policy raised" in log and "IndexError: bug in my policy" in log
+    assert f"task {bad['id']}: policy flaky raised IndexError: bug in my policy" in log
     # A worker joining changes the cluster: the task is tried again (and fails again, visibly).
     cluster.start_worker("w2", cpu=8000, memory=8192)
     assert cluster.task(bad["id"])["state"] == "PENDING"
     assert cluster.http.get("/health").json()["leader"] is True  # it led all along
+
+
+ZONAL_FILTER = '''\
+from orchsim.scheduling import filter
+
+
+@filter("zonal")
+def zonal(nodes, request, task):
+    """Nodes in the task's zone; a user's bug: a task without a selector has none."""
+    return nodes.label_mask({"zone": task.node_selector["zone"]})
+'''
+
+
+def test_a_filter_that_raises_is_named_in_the_reason(cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The reason named the policy for any exception in a pass: ``policy bin_packing raised KeyError``."""
+    plugin = tmp_path / "zonal.py"
+    plugin.write_text(ZONAL_FILTER)
+    cluster = cluster_factory()
+    cluster.start_master(extra=["--plugin", str(plugin), "--filters", "{zonal: {}}"])
+    cluster.start_worker("w1", cpu=8000, memory=8192)
+    bad = cluster.submit(sleeper(0))
+    cluster.wait_until(lambda: "raised" in (cluster.task(bad["id"]).get("reason") or ""), timeout=20, what="reason")
+    reason = cluster.task(bad["id"])["reason"]
+    assert reason.startswith("filter 'zonal' raised TypeError: ") and reason.endswith(
+        "(set aside until the cluster changes)"
+    )
