@@ -50,9 +50,9 @@ def busy_cluster(seed: int = 7) -> NodeMatrix:
     }
     nodes = NodeMatrix.from_capacities(cap)
     used = rng.uniform(0.5, 1.0, (4, NODES)) * (rng.random(NODES) >= 0.25)
-    nodes.allocated[:] = np.floor(used * nodes.capacity)
-    nodes.free[:] = nodes.capacity - nodes.allocated
-    nodes.tasks[:] = (used[0] > 0) * 4
+    allocated, tasks = np.floor(used * nodes.capacity), (used[0] > 0) * 4
+    for node in range(NODES):
+        nodes.set_usage(node, allocated[:, node], int(tasks[node]))
     return nodes
 
 

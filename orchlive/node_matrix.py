@@ -102,12 +102,9 @@ class MatrixBuilder:
     @staticmethod
     def _refresh(matrix: NodeMatrix, cache: ClusterCache, names: tuple[str, ...]) -> None:
         """The scalar allocations, task counts and schedulability, from the ledgers."""
-        alloc, free = matrix.allocated, matrix.free
         for i, nid in enumerate(matrix.ids):
             ledger = cache.ledger(nid)
-            alloc[:, i] = [ledger.allocated.get(name, 0) for name in names]
-            free[:, i] = matrix.capacity[:, i] - alloc[:, i]
-            matrix.tasks[i] = ledger.count
+            matrix.set_usage(i, [ledger.allocated.get(name, 0) for name in names], ledger.count)
             matrix.set_schedulable(i, cache.schedulable(nid))
 
     def _sync_devices(self, matrix: NodeMatrix, cache: ClusterCache, kind: str) -> None:

@@ -28,6 +28,7 @@ from orchsim.scheduling.devices import DeviceSet
 from orchsim.scheduling.errors import CapacityError, UnknownResourceError
 from orchsim.scheduling.fit_masks import FitMasks
 from orchsim.scheduling.labels import NodeLabels
+from orchsim.scheduling.matrix_views import MatrixViews
 from orchsim.scheduling.node_devices import Assignment
 
 if TYPE_CHECKING:
@@ -41,14 +42,14 @@ _MIN_BUFFER = 8
 _RELEASE_SLACK = 1e-6
 
 
-class NodeMatrix:
+class NodeMatrix(MatrixViews):
     """Capacity and allocation of every node, resource-major.
 
     Attributes:
         resources: Resource names, in row order (e.g. ``("cpu", "memory")``).
         ids: Node ids, in column order.
 
-    Array properties (views, valid until the next node is added or removed):
+    Array properties (read-only views, ``MatrixViews``; valid until the next node is added or removed):
         capacity, allocated, free: float64, shape ``(R, N)``.
         inv_capacity: float64 ``(R, N)``, ``1 / capacity`` and 0 where capacity is 0,
             precomputed because every utilisation-based policy multiplies by it.
@@ -127,48 +128,7 @@ class NodeMatrix:
                 array[..., :n] = getattr(self, name)[..., :n]
             setattr(self, name, array)
         self._labels.resize(size, n)
-
-    # ------------------------------------------------------------------ views
-    @property
-    def n_nodes(self) -> int:
-        """Number of nodes N."""
-        return self._n
-
-    def __len__(self) -> int:
-        return self._n
-
-    @property
-    def capacity(self) -> np.ndarray:
-        return self._cap[:, : self._n]
-
-    @property
-    def allocated(self) -> np.ndarray:
-        return self._alloc[:, : self._n]
-
-    @property
-    def free(self) -> np.ndarray:
-        return self._free[:, : self._n]
-
-    @property
-    def inv_capacity(self) -> np.ndarray:
-        return self._inv[:, : self._n]
-
-    @property
-    def safe_capacity(self) -> np.ndarray:
-        """Float64 ``(R, N)``: capacity, with ``inf`` where it is 0.
-
-        Dividing by it gives utilisation exactly as ``used / capacity`` (the Go
-        orchestrator's arithmetic, rounding included) and 0 on zero-capacity nodes.
-        """
-        return self._safe[:, : self._n]
-
-    @property
-    def tasks(self) -> np.ndarray:
-        return self._tasks[: self._n]
-
-    @property
-    def schedulable(self) -> np.ndarray:
-        return self._sched[: self._n]
+        self._views()
 
     @property
     def index_range(self) -> np.ndarray:
@@ -295,6 +255,7 @@ class NodeMatrix:
             self.ids.append(str(nid))
             self._index[str(nid)] = start + i
         self._n = end
+        self._views()
         self._scale = None
         self._labels.clear(start, end)
         if labels is not None:
@@ -357,11 +318,23 @@ class NodeMatrix:
         for devices in self.devices.values():
             devices.remove_nodes(np.flatnonzero(drop))
         self._n = m
+        self._views()
         self._scale = None
         if self._cap.shape[1] > _MIN_BUFFER and m < self._cap.shape[1] // 4:
             self._alloc_buffers(max(_MIN_BUFFER, self._cap.shape[1] // 2))
         self._changed(None)
         return mapping
+
+    def set_usage(self, node: int, allocated: Sequence[float], tasks: int) -> None:
+        """Set what ``node`` holds outright (an owner mirroring records kept elsewhere: the master's ledgers).
+
+        Free capacity follows as capacity minus allocation. Unchecked: the records are the truth.
+        """
+        self._check_node(node)
+        self._alloc[:, node] = allocated
+        self._free[:, node] = self._cap[:, node] - self._alloc[:, node]
+        self._tasks[node] = tasks
+        self._changed(node)
 
     def set_schedulable(self, node: int, schedulable: bool) -> None:
         """Cordon (False) or uncordon (True) a node; its running tasks are untouched."""

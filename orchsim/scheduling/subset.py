@@ -61,13 +61,20 @@ class NodeSubset(NodeMatrix):
         if type(columns) is tuple:
             columns = tuple(slice(*part.indices(size)[:2]) for part in columns)  # type: ignore[assignment]
             self._columns = columns
-        self._cap, self._alloc = _take(parent._cap, columns), _take(parent._alloc, columns)
-        self._free, self._inv = _take(parent._free, columns), _take(parent._inv, columns)
+        # Taken from the parent's read-only views: a slice of them is read-only too, and an index
+        # array's copy is made read-only below (a policy writes into neither).
+        self._cap, self._alloc = _take(parent.capacity, columns), _take(parent.allocated, columns)
+        self._free, self._inv = _take(parent.free, columns), _take(parent.inv_capacity, columns)
         self._safe, self._tasks, self._sched = (
-            _take(parent._safe, columns),
-            _take(parent._tasks, columns),
-            _take(parent._sched, columns),
+            _take(parent.safe_capacity, columns),
+            _take(parent.tasks, columns),
+            _take(parent.schedulable, columns),
         )
+        own = (self._cap, self._alloc, self._free, self._inv, self._safe, self._tasks, self._sched)
+        if not isinstance(columns, slice):
+            for array in own:
+                array.flags.writeable = False
+        self._v_cap, self._v_alloc, self._v_free, self._v_inv, self._v_safe, self._v_tasks, self._v_sched = own
         self.devices = (
             {kind: devices.take(self._index_columns(), n) for kind, devices in parent.devices.items()}
             if parent.devices
