@@ -121,6 +121,8 @@ def _load_file(spec: str, base_dir: Path | None) -> ModuleType:
     content = hashlib.sha256(path.read_bytes()).hexdigest()
     if key in _loaded and _digests.get(key) == content:
         return _loaded[key]
+    if key not in _loaded and (same := _loaded_from(path)) is not None:  # imported by its module name
+        return same
     name = _module_name_for(path, content)
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:  # pragma: no cover - only for odd suffixes
@@ -167,9 +169,26 @@ def _where(err: BaseException, path: Path) -> str:
     return f"line {line}: " if line else ""
 
 
+def _loaded_from(path: Path) -> ModuleType | None:
+    """The plugin already loaded from the file ``path``, by its path or by a module name."""
+    return next(
+        (m for m in _loaded.values() if getattr(m, "__file__", None) and Path(m.__file__).resolve() == path), None
+    )
+
+
 def _load_module(spec: str) -> ModuleType:
     if spec in _loaded:
         return _loaded[spec]
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        # As ``python -m`` finds modules in the working folder; the ``orchsim`` console script did not.
+        sys.path.append(str(Path.cwd()))
+    try:
+        found = importlib.util.find_spec(spec)
+    except (ImportError, ValueError):
+        found = None
+    if found is not None and found.origin and (same := _loaded_from(Path(found.origin).resolve())) is not None:
+        _loaded[spec] = same  # the file given as a path too (--plugin mymod and plugins: [mymod.py])
+        return same
     try:
         module = importlib.import_module(spec)
     except ModuleNotFoundError as err:

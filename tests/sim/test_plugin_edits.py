@@ -8,6 +8,7 @@ recording's folder could not be an input of a sweep.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,3 +110,28 @@ def test_a_recording_folder_is_hashed_and_shipped_whole(tmp_path: Path) -> None:
     again = Path(_with_local_inputs(absolute, shipped)["workload"][0]["path"])
     assert again == local  # unpacked once per machine
     assert np.array_equal(sorted(p.name for p in local.rglob("*")), sorted(p.name for p in recording.rglob("*")))
+
+
+def test_one_file_named_as_a_module_and_as_a_path_loads_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--plugin edit_probe_once`` beside a scenario's ``plugins: [edit_probe_once.py]``: no "already registered"."""
+    (tmp_path / "edit_probe_once.py").write_text(PLUGIN.format(sign=1, limit=1).replace("edit_probe", "once_probe"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        by_name = load_plugin("edit_probe_once")
+        assert load_plugin(str(tmp_path / "edit_probe_once.py")) is by_name
+    finally:
+        for registry, name in ((POLICIES, "once_probe"), (FILTERS, "once_probe_filter")):
+            if name in registry:
+                registry.unregister(name)
+        sys.modules.pop("edit_probe_once", None)
+
+
+def test_a_module_in_the_working_folder_is_found_without_it_on_the_path(tmp_path: Path) -> None:
+    """The ``orchsim`` console script's path lacks the working folder, which ``python -m`` has."""
+    (tmp_path / "cwd_probe_module.py").write_text("X = 1\n")
+    code = (
+        "import sys; sys.path.remove(''); from orchsim.plugins import load_plugin; "
+        "print(load_plugin('cwd_probe_module').X)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
