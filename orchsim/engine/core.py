@@ -387,12 +387,17 @@ class Simulation:
         if epoch != tasks.epoch[task] or tasks.status[task] != Status.RUNNING:
             return  # the task was lost with its node and has been rescheduled since
         self.advance()
-        node = self.stop(task)
+        runs = self.ext.runs if self.ext is not None else {}
+        left = list(dict.fromkeys(n for n, _ in runs[task])) if task in runs else [int(tasks.node[task])]
+        self.stop(task)
         tasks.end[task] = self.env.now
         self.finish(task, Status.FAILED if task in self._fails else Status.COMPLETED)  # a recorded failure fails
-        if self.node_state[node] == NodeState.DRAINING and not self.running_on[node]:
-            node_events.remove_node(self, node)
-            return
+        for gone in [n for n in left if self.node_state[n] == NodeState.DRAINING and not self.running_on[n]]:
+            node_events.remove_node(self, gone)  # every node a gang leaves, not only its first
+            left.remove(gone)
+        if not left:
+            return  # its room left with its nodes
+        node = left[0]
         if self._deferred:
             self.pass_soon(node)
         else:
