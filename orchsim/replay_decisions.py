@@ -91,7 +91,7 @@ class DecisionCheck:
 def _why_not_checked(rec: RecordedAttempts, k: int, pure: bool, evicting: set[int]) -> str | None:
     """Why placement ``k`` is not decided again (see the module), or None."""
     if not pure:
-        return "placements (the policy keeps state across decisions)"
+        return "placements (the policy may keep state across decisions: not registered pure=True)"
     if rec.gang[k]:
         return "gang replicas"
     if rec.devices[k]:

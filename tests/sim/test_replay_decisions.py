@@ -154,7 +154,7 @@ def test_another_policy_disagrees_and_stateful_gang_and_old_recordings_are_not_c
     assert spread is not None and spread.agreed < spread.compared and spread.unexplained >= 1
     robin = check_decisions(folder, "round_robin")  # its cursor is state the recording does not hold
     assert robin is not None and robin.compared == 0
-    assert robin.not_checked == {"placements (the policy keeps state across decisions)": 4}
+    assert robin.not_checked == {"placements (the policy may keep state across decisions: not registered pure=True)": 4}
     gang = [*rows(3.0, 7000)[:3], attempt("t4", 3.19, "b", 3.2, 9.0, 1500, (6000, 9002), gang="t4")]
     ganged = check_decisions(recording(tmp_path, gang), "bin_packing")
     assert ganged is not None and ganged.compared == 3 and ganged.not_checked == {"gang replicas": 1}
