@@ -62,7 +62,6 @@ from orchsim.scheduling.queueing import random_streams
 __all__ = ["Master"]
 
 log = logging.getLogger(__name__)
-# Buckets of the scheduling-latency histogram (seconds): decision plus transaction.
 # Placements committed per etcd transaction at most (etcd's default limit is 128 operations;
 # a placement costs 3 puts and 1 compare, plus 1 put and 2 compares per node touched).
 BATCH = 24
@@ -70,7 +69,8 @@ BATCH_BYTES = 1024 * 1024  # below etcd's default request limit of 1.5 MiB, with
 # Seconds the master waits past a node's lease expiry before rerunning its tasks elsewhere
 # (--lost-grace, ORCH_LOST_GRACE): with the worker's margin, time for a copy to stop first.
 LOST_GRACE = 2.0
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)  # s, decision + commit
+SLOW_PASS = 1.0  # seconds of deciding that get a warning: the API, the watch and the leadership lease wait meanwhile
 
 
 def batches(placements: list[transitions.Placement]) -> list[list[transitions.Placement]]:
@@ -119,14 +119,11 @@ class Master:
         self.queue, self.backfill_window = queue, backfill_window
         self.preemption = preemption  # a task that fits nowhere may evict lower-priority ones (``orchlive.preemption``)
         self.tried: set[str] = set()  # pending tasks some pass has tried: backfill retries them in its window
-        # Tasks no node could ever hold, set aside (still PENDING, out of the queue) until the
-        # cluster's shape (nodes, capacities, labels) changes: a worker that fits may have joined.
-        self.set_aside: set[str] = set()
+        self.set_aside: set[str] = set()  # never fitting: PENDING, out of the queue, until the cluster's shape changes
         self._shape: tuple[Any, ...] = ()
         self.filter_config, self.sample, self.plugins = dict(filters or {}), sample, list(plugins or [])  # /health
         self.filters = FILTERS.active(filters or {})  # resolved once, as the simulator does
-        # The policy, prepared once and kept across passes with its state (the generator,
-        # the simulator's policy stream for the same seed; round robin's cursor).
+        # Prepared once, kept across passes with its state (the simulator's stream for the seed; a cursor).
         self.prepared = PreparedPolicy(
             policy, filters=self.filters, rng=random_streams(seed)[0], params=self.params, sample=sample
         )
@@ -258,7 +255,10 @@ class Master:
         """The pass's evictions, then its placements; returns how many were placed.
 
         The victims go first: each preemptor's placement then compares a ledger without them.
+        A pass that decided for longer than ``SLOW_PASS`` held the loop up: it says so, naming the policy.
         """
+        if (took := time.perf_counter() - began) > SLOW_PASS:
+            log.warning("a pass took %.1f s deciding %d tasks (policy %s)", took, result.decisions, self.policy)
         if result.preempted and not await commit_evictions(self.store, self.cache, result.preempted):
             self._matrices.reset()
             self.wake.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,31 @@ def test_a_filter_that_raises_is_named_in_the_reason(cluster_factory, tmp_path: 
     assert reason.startswith("filter 'zonal' raised TypeError: ") and reason.endswith(
         "(set aside until the cluster changes)"
     )
+
+
+SLOW_POLICY = '''\
+import time
+
+from orchsim.scheduling import policy
+
+
+@policy("slow")
+def slow(nodes, request):
+    """Fewest tasks first, after a long think (a user's policy that blocks the master's loop)."""
+    time.sleep(1.2)
+    return -nodes.tasks.astype(float)
+'''
+
+
+def test_a_slow_policy_is_named_in_the_masters_log(cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A decision that blocks the loop stalls the API, the watch and the leadership lease: the log says by what."""
+    plugin = tmp_path / "slow.py"
+    plugin.write_text(SLOW_POLICY)
+    cluster = cluster_factory(policy="slow")
+    port = cluster.start_master(extra=["--plugin", str(plugin)])
+    cluster.start_worker("w1", cpu=8000, memory=8192)
+    task = cluster.submit(sleeper(0))
+    cluster.wait_for_state(task["id"], {"ASSIGNED", "RUNNING", "COMPLETED"}, timeout=30)
+    log = cluster.work_dir / f"master-{port}.log"
+    cluster.wait_until(lambda: "(policy slow)" in log.read_text(), timeout=10, what="the warning")
+    assert re.search(r"a pass took \d+\.\d s deciding \d+ tasks \(policy slow\)", log.read_text())
