@@ -97,7 +97,7 @@ def absolute_specs(specs: Iterable[str], *, base_dir: Path | None = None) -> lis
 def _module_name_for(path: Path, content: str) -> str:
     # A stable, unique, importable name: pickling a function by reference (process pools)
     # then finds the module in sys.modules of any process that loaded the same file, with
-    # the same bytes (an edited file is another module: ``_reload_edited``).
+    # the same bytes (an edited file is another module, imported again: ``_load_file``).
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
     stem = "".join(c if c.isalnum() else "_" for c in path.stem)
     return f"orchsim_plugin_{stem}_{digest}_{content[:8]}"
