@@ -120,3 +120,42 @@ def test_a_worker_killed_mid_sweep_loses_nothing(tmp_path: Path, cluster: LocalC
     assert len(rows) == 1 + 8
     with pytest.raises(ProcessLookupError):
         os.kill(victim, 0)  # the worker really died
+
+
+EDITED_PLUGIN = """
+from orchsim.scheduling import policy
+
+@policy("dask_edit_probe", pure=True)
+def dask_edit_probe(nodes, request):
+    return {sign} * nodes.tasks.astype(float)
+"""
+PROBE_YAML = """
+version: 1
+name: probe
+seed: 1
+policies: [dask_edit_probe]
+cluster: {nodes: [{count: 3, capacity: {cpu: 4000, memory: 1024}}]}
+workload:
+  - {kind: burst, at: 0, count: 3, resources: {cpu: 500, memory: 64}, duration: 10}
+"""
+
+
+def test_an_edited_plugin_runs_as_edited_on_the_same_workers(tmp_path: Path, cluster: LocalCluster) -> None:
+    """Audit: the workers, which outlive a sweep, kept the first version of a plugin file and ran it."""
+    from orchsim.scheduling import POLICIES
+
+    plugin, scenario = tmp_path / "probe.py", tmp_path / "probe.yaml"
+    scenario.write_text(PROBE_YAML)
+    # Four jobs a sweep: both workers run some of each (one job could land on a worker that had not loaded it).
+    dask = ["--executor", "dask", "--scheduler", cluster.scheduler_address, "--seeds", "1,2,3,4", "--quiet"]
+    peaks = []
+    try:
+        for sign, out in ((-1, "spread"), (1, "pack")):  # fewest tasks first, then most
+            plugin.write_text(EDITED_PLUGIN.format(sign=sign))
+            assert main([str(scenario), "--plugin", str(plugin), *dask, "--out", str(tmp_path / out)]) == 0
+            rows = csv_rows(tmp_path / out / "sweep_replications.csv")
+            peaks.append({row[rows[0].index("peak_nodes_used")] for row in rows[1:]})
+    finally:
+        if "dask_edit_probe" in POLICIES:
+            POLICIES.unregister("dask_edit_probe")
+    assert peaks == [{"3"}, {"1"}]
