@@ -26,7 +26,7 @@ import importlib
 import importlib.util
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -54,6 +54,9 @@ _loaded: dict[str, ModuleType] = {}
 # The sha256 of each loaded plugin file's bytes, by path: a long-lived process (a Dask worker)
 # asked for a file that has changed since imports it again instead of running the old code.
 _digests: dict[str, str] = {}
+# The policy and filter names each plugin's current version registered, by key: withdrawn before
+# an edited version is imported (its names may stay the same; a function it registers may come from elsewhere).
+_registered: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 _entry_points_loaded = False
 
 
@@ -128,32 +131,44 @@ def _load_file(spec: str, base_dir: Path | None) -> ModuleType:
     if module_spec is None or module_spec.loader is None:  # pragma: no cover - only for odd suffixes
         raise PluginError(f"plugin {spec}: cannot be imported as a Python file: {path}")
     module = importlib.util.module_from_spec(module_spec)
-    withdrawn = _withdraw(_loaded.get(key))
-    sys.modules[name] = module
+
+    def execute() -> ModuleType:
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+
     try:
-        module_spec.loader.exec_module(module)
+        _loaded[key] = _registering(key, execute)
     except Exception as err:
-        del sys.modules[name]
-        _restore(withdrawn)
         raise PluginError(f"plugin {spec}: {_where(err, path)}{_one_line(err)}") from None
-    _loaded[key], _digests[key] = module, content
-    return module
+    _digests[key] = content
+    return _loaded[key]
 
 
-def _withdraw(old: ModuleType | None) -> list[tuple[Any, list[Any]]]:
-    """Unregister what an earlier version of a plugin file registered; what was removed.
+def _registering(key: str, run: Callable[[], ModuleType]) -> ModuleType:
+    """``run()`` (import a plugin, or its edited version), keeping what each version registered.
 
-    Its edited version may then register the same names; if it fails to import, the removed
-    ones are put back (``_restore``).
+    The names an earlier version registered are withdrawn first, so that the new one may
+    register them again; if ``run`` raises, what it registered before raising is withdrawn
+    and the earlier version's names are put back (the last good version stays).
     """
-    if old is None:
-        return []
-    return [(registry, registry.withdraw(old.__name__)) for registry in (POLICIES, FILTERS)]
-
-
-def _restore(withdrawn: list[tuple[Any, list[Any]]]) -> None:
-    for registry, specs in withdrawn:
-        registry.reinstate(specs)
+    policies, filters = _registered.get(key, ((), ()))
+    withdrawn = [(POLICIES, POLICIES.withdraw(policies)), (FILTERS, FILTERS.withdraw(filters))]
+    before = (set(POLICIES), set(FILTERS))
+    try:
+        module = run()
+    except BaseException:
+        POLICIES.withdraw(set(POLICIES) - before[0])
+        FILTERS.withdraw(set(FILTERS) - before[1])
+        for registry, specs in withdrawn:
+            registry.reinstate(specs)
+        raise
+    _registered[key] = (tuple(set(POLICIES) - before[0]), tuple(set(FILTERS) - before[1]))
+    return module
 
 
 def _where(err: BaseException, path: Path) -> str:
@@ -176,8 +191,24 @@ def _loaded_from(path: Path) -> ModuleType | None:
     )
 
 
+def _source_digest(module: ModuleType | None, origin: str | None = None) -> str | None:
+    """The sha256 of a module's source file (None without one: a namespace or an extension)."""
+    where = origin or getattr(module, "__file__", None)
+    if not where or not where.endswith(".py") or not Path(where).is_file():
+        return None
+    return hashlib.sha256(Path(where).read_bytes()).hexdigest()
+
+
 def _load_module(spec: str) -> ModuleType:
     if spec in _loaded:
+        module = _loaded[spec]
+        if _digests.get(spec) is None or _source_digest(module) == _digests[spec]:
+            return module
+        try:  # its source was edited since (a long-lived Dask worker): import it again
+            _loaded[spec] = _registering(spec, lambda: importlib.reload(module))
+        except Exception as err:
+            raise PluginError(f"plugin {spec}: {_one_line(err)}") from None
+        _digests[spec] = _source_digest(_loaded[spec])  # type: ignore[assignment]
         return _loaded[spec]
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         # As ``python -m`` finds modules in the working folder; the ``orchsim`` console script did not.
@@ -190,7 +221,7 @@ def _load_module(spec: str) -> ModuleType:
         _loaded[spec] = same  # the file given as a path too (--plugin mymod and plugins: [mymod.py])
         return same
     try:
-        module = importlib.import_module(spec)
+        module = _registering(spec, lambda: importlib.import_module(spec))
     except ModuleNotFoundError as err:
         if err.name and spec.startswith(err.name):
             raise PluginError(
@@ -200,6 +231,8 @@ def _load_module(spec: str) -> ModuleType:
     except Exception as err:
         raise PluginError(f"plugin {spec}: {_one_line(err)}") from None
     _loaded[spec] = module
+    if (digest := _source_digest(module)) is not None:
+        _digests[spec] = digest
     return module
 
 

@@ -88,10 +88,24 @@ class DecisionCheck:
         return out
 
 
-def _why_not_checked(rec: RecordedAttempts, k: int, pure: bool, evicting: set[int]) -> str | None:
-    """Why placement ``k`` is not decided again (see the module), or None."""
-    if not pure:
+def _unchecked_policy(policy: str, sample: str | dict[str, Any] | None) -> str | None:
+    """Why none of the policy's placements can be decided again, or None.
+
+    A policy not registered ``pure=True`` may keep state across decisions; with node
+    sampling, where a scan starts follows every decision the master made (its random
+    stream, or the rotating start): neither can be rebuilt from the recording.
+    """
+    if not (POLICIES.spec(policy).pure if policy in POLICIES else False):
         return "placements (the policy may keep state across decisions: not registered pure=True)"
+    if sample is not None and sample != "all":
+        return "placements (node sampling: where a scan starts follows every decision the master made)"
+    return None
+
+
+def _why_not_checked(rec: RecordedAttempts, k: int, unchecked: str | None, evicting: set[int]) -> str | None:
+    """Why placement ``k`` is not decided again (see the module), or None."""
+    if unchecked is not None:
+        return unchecked
     if rec.gang[k]:
         return "gang replicas"
     if rec.devices[k]:
@@ -140,7 +154,7 @@ def check_decisions(
         return None
     matrix = NodeMatrix.from_capacities(capacity, ids=ids, labels=labels)
     prepared = PreparedPolicy(policy, params=dict(params or {}), filters=FILTERS.active(filters or {}), sample=sample)
-    pure = POLICIES.spec(policy).pure if policy in POLICIES else False
+    unchecked = _unchecked_policy(policy, sample)
     requests = [matrix.request_vector({r: float(v[k]) for r, v in rec.requests.items()}) for k in range(len(rec))]
     evicting, first = _evicting(rec), _first_placements(rec)
     held, fitted = dict[int, int](), set[int]()  # attempt -> its node while held; first attempts that fitted
@@ -155,7 +169,7 @@ def check_decisions(
             if decide(matrix, requests[k], prepared, explain=False).node_id is not None:
                 fitted.add(k)
             continue
-        why = _why_not_checked(rec, k, pure, evicting)
+        why = _why_not_checked(rec, k, unchecked, evicting)
         if why is not None:
             skipped[why] += 1
         else:

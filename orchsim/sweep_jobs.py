@@ -26,6 +26,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -172,7 +173,7 @@ def read_inputs(jobs: list[Job]) -> dict[str, bytes]:
     for path in dict.fromkeys(path for job in jobs for path in job.inputs):
         if Path(path).is_dir():
             archive = io.BytesIO()
-            with tarfile.open(fileobj=archive, mode="w") as tar:
+            with tarfile.open(fileobj=archive, mode="w", dereference=True) as tar:  # a link goes as its file
                 for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
                     tar.add(file, arcname=file.relative_to(path).as_posix())
             shipped[path + "/"] = archive.getvalue()
@@ -190,7 +191,7 @@ def _local_copy(path: str, content: bytes, *, folder: bool = False) -> str:
     target = Path(tempfile.gettempdir()) / "orchsim-inputs" / digest / Path(path).name
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")  # threads share a pid
         if folder:
             with tarfile.open(fileobj=io.BytesIO(content)) as tar:
                 # Nothing outside the folder, no links out (the filter is in Python 3.11.4 on).
@@ -199,8 +200,10 @@ def _local_copy(path: str, content: bytes, *, folder: bool = False) -> str:
             partial.write_bytes(content)
         try:
             os.replace(partial, target)  # atomic
-        except OSError:  # a folder another worker process unpacked first
+        except OSError:
             shutil.rmtree(partial, ignore_errors=True)
+            if not target.exists():  # not a folder another worker unpacked first: a real failure
+                raise
     return str(target)
 
 

@@ -1,34 +1,33 @@
-"""YAML as scenario files and flags are read: YAML 1.2's booleans, so that ``on:`` stays a key.
+"""YAML as scenario files and flags are read: a YAML 1.1 boolean word used as a key stays a string.
 
-PyYAML follows YAML 1.1, where ``on``, ``off``, ``yes``, ``no``, ``y`` and ``n`` are booleans:
-a DAG entry's documented ``on: completion`` arrived as ``{True: "completion"}`` and was refused
-as "Keys should be strings". YAML 1.2 (what most tools now read) keeps only ``true`` and
-``false``; the schema's own checks still read ``preemption: yes`` as true.
+PyYAML follows YAML 1.1, where ``on``, ``off``, ``yes`` and ``no`` are booleans wherever they
+stand: a DAG entry's documented ``on: completion`` arrived as ``{True: "completion"}`` and was
+refused as "Keys should be strings". Keys are names, so a key is read as the text it is unless
+it is ``true`` or ``false``; values keep YAML 1.1's reading (``quantize: no`` is still false,
+which a policy parameter, passed through untyped, relies on).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
 
 __all__ = ["load_yaml"]
 
-_BOOL = "tag:yaml.org,2002:bool"
+_BOOL, _STR = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:str"
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` with YAML 1.2's booleans only (``true``/``false`` in any of three cases)."""
+class _KeysAsTextLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose mapping keys ``on``, ``off``, ``yes``, ``no`` (any case) stay strings."""
 
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag == _BOOL and key.value.lower() not in ("true", "false"):
+                key.tag = _STR
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` with YAML 1.2's booleans (raises ``yaml.YAMLError`` as it does)."""
-    return yaml.load(text, Loader=_Yaml12Loader)
+    """``yaml.safe_load``, but for the keys above (raises ``yaml.YAMLError`` as it does)."""
+    return yaml.load(text, Loader=_KeysAsTextLoader)  # a SafeLoader subclass: safe

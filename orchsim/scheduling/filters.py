@@ -187,11 +187,9 @@ class FilterRegistry(Mapping[str, FilterSpec]):
         del self._specs[name]
         self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
 
-    def withdraw(self, module: str) -> list[FilterSpec]:
-        """Unregister every filter whose check ``module`` defines; the removed specs (``reinstate``)."""
-        gone = [spec for spec in self._specs.values() if getattr(spec.check, "__module__", None) == module]
-        for spec in gone:
-            del self._specs[spec.name]
+    def withdraw(self, names: Iterable[str]) -> list[FilterSpec]:
+        """Unregister ``names`` (those registered); the removed specs, for ``reinstate``."""
+        gone = [self._specs.pop(name) for name in names if name in self._specs]
         self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
         return gone
 

@@ -191,15 +191,12 @@ class PolicyRegistry(Mapping[str, Scorer]):
         self.spec(name)
         del self._specs[name]
 
-    def withdraw(self, module: str) -> list[PolicySpec]:
-        """Unregister every policy whose scorer ``module`` defines; the removed specs (``reinstate``).
+    def withdraw(self, names: Iterable[str]) -> list[PolicySpec]:
+        """Unregister ``names`` (those registered); the removed specs, for ``reinstate``.
 
-        An edited plugin file, imported again by a long-lived process, registers its names anew.
+        An edited plugin, imported again by a long-lived process, registers its names anew.
         """
-        gone = [spec for spec in self._specs.values() if getattr(spec.scorer, "__module__", None) == module]
-        for spec in gone:
-            del self._specs[spec.name]
-        return gone
+        return [self._specs.pop(name) for name in names if name in self._specs]
 
     def reinstate(self, specs: Iterable[PolicySpec]) -> None:
         """Put back specs that ``withdraw`` removed (the edited plugin failed to import)."""

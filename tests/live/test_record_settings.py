@@ -67,6 +67,7 @@ def test_filters_sampling_and_plugins_are_recorded_and_replayed(cluster_factory,
     ends = sorted(float(e) for e in tasks["end_time"])
     assert all(sum(s <= t < e for s, e in zip(starts, ends, strict=True)) <= 2 for t in starts)
     assert check.decisions is not None and check.decisions.unexplained == 0
+    assert any("node sampling" in why for why in check.decisions.not_checked)  # a scan's start is not rebuilt
 
     moved = tmp_path / "elsewhere.py"  # the plugin found somewhere else: --plugin replaces the recorded one
     moved.write_text(PLUGIN)

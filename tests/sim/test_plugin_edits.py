@@ -135,3 +135,64 @@ def test_a_module_in_the_working_folder_is_found_without_it_on_the_path(tmp_path
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
+
+
+def test_a_failed_edit_leaves_none_of_its_new_names_and_the_fix_loads(probe: Path) -> None:
+    probe.write_text(PLUGIN.format(sign=1, limit=1))
+    load_plugin(str(probe))
+    half = (
+        PLUGIN.format(sign=1, limit=1)
+        + '\n@policy("edit_probe_extra")\ndef extra(nodes, request):\n    return nodes.tasks\n'
+    )
+    probe.write_text(half + "\nraise RuntimeError('half-written')\n")
+    with pytest.raises(PluginError, match="half-written"):
+        load_plugin(str(probe))
+    assert "edit_probe_extra" not in POLICIES and "edit_probe" in POLICIES
+    probe.write_text(half)
+    try:
+        load_plugin(str(probe))  # the fixed file: no "already registered"
+        assert "edit_probe_extra" in POLICIES
+    finally:
+        POLICIES.unregister("edit_probe_extra")
+
+
+def test_a_plugin_registering_another_modules_function_reloads(probe: Path) -> None:
+    alias = "from orchsim.scheduling import POLICIES, filter, policy\nfrom orchsim.scheduling.policies import spread\n"
+    alias += 'POLICIES.register("edit_probe", spread)\n'
+    alias += "@filter('edit_probe_filter')\ndef f(nodes, request, task):\n    return nodes.schedulable.copy()\n"
+    probe.write_text(alias)
+    load_plugin(str(probe))
+    probe.write_text(alias + "# edited\n")
+    load_plugin(str(probe))  # spread's __module__ is not the plugin's: names, not modules, are withdrawn
+    assert "edit_probe" in POLICIES
+
+
+def test_an_edited_module_plugin_is_imported_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = tmp_path / "edit_probe_mod.py"
+    module.write_text(PLUGIN.format(sign=1, limit=1))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    nodes = NodeMatrix.from_capacities({"cpu": [4, 4]})
+    nodes.allocate(1, nodes.request_vector({"cpu": 1}))
+    try:
+        load_plugin("edit_probe_mod")
+        assert _scores(nodes) == [0.0, 1.0]
+        module.write_text(PLUGIN.format(sign=-1, limit=1) + "\n# longer, so that the file's size and time change\n")
+        load_plugin("edit_probe_mod")
+        assert _scores(nodes) == [0.0, -1.0]
+    finally:
+        for registry, name in ((POLICIES, "edit_probe"), (FILTERS, "edit_probe_filter")):
+            if name in registry:
+                registry.unregister(name)
+        sys.modules.pop("edit_probe_mod", None)
+
+
+def test_a_recording_with_a_linked_file_is_shipped_with_the_files_content(tmp_path: Path) -> None:
+    """A review found an absolute symlink in a recording refused on the worker by tar's data filter."""
+    recording, elsewhere = tmp_path / "rec", tmp_path / "elsewhere.csv"
+    recording.mkdir()
+    elsewhere.write_text("a\n1\n")
+    (recording / "tasks.csv").symlink_to(elsewhere)
+    job = Job({}, "s.yaml", str(tmp_path), ("first_fit",), 1, inputs=(str(recording),))
+    data = {"workload": [{"kind": "orchlive", "path": str(recording)}]}
+    local = Path(_with_local_inputs(data, read_inputs([job]))["workload"][0]["path"])
+    assert (local / "tasks.csv").read_text() == "a\n1\n" and not (local / "tasks.csv").is_symlink()
