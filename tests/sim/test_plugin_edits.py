@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,9 @@ def test_a_module_plugin_is_part_of_the_sweep_cache_key(tmp_path: Path, monkeypa
     sys.modules.pop("edit_probe_module", None)
 
 
-def test_a_recording_folder_is_hashed_and_shipped_whole(tmp_path: Path) -> None:
+def test_a_recording_folder_is_hashed_and_shipped_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # the unpacked copies go here, not in /tmp
+    (tmp_path / "tmp").mkdir()
     recording = tmp_path / "rec"
     (recording / "sub").mkdir(parents=True)
     (recording / "tasks.csv").write_text("a,b\n1,2\n")
@@ -186,8 +189,12 @@ def test_an_edited_module_plugin_is_imported_again(tmp_path: Path, monkeypatch: 
         sys.modules.pop("edit_probe_mod", None)
 
 
-def test_a_recording_with_a_linked_file_is_shipped_with_the_files_content(tmp_path: Path) -> None:
+def test_a_recording_with_a_linked_file_is_shipped_with_the_files_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A review found an absolute symlink in a recording refused on the worker by tar's data filter."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     recording, elsewhere = tmp_path / "rec", tmp_path / "elsewhere.csv"
     recording.mkdir()
     elsewhere.write_text("a\n1\n")
