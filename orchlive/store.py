@@ -456,7 +456,7 @@ PAGE = 256
 
 
 class _ReplyTooLargeError(Exception):
-    """etcd's reply to a range would exceed the client's message limit (4 MiB)."""
+    """etcd's reply to a range would exceed the client's message limit (``MAX_MESSAGE_BYTES``)."""
 
 
 def _ask_for_fragments(client: aetcd.Client) -> None:

@@ -49,7 +49,7 @@ from orchlive.worker_lease import HEARTBEAT_FILE, check_lease_margin, default_le
 __all__ = ["Worker"]
 
 log = logging.getLogger(__name__)
-LOG_TAIL_BYTES = 64 * 1024  # the default of --log-tail-bytes (ORCH_LOG_TAIL_BYTES)
+LOG_TAIL_BYTES = 64 * 1024  # the default of ORCH_LOG_TAIL_BYTES (no flag)
 MAX_LOG_TAIL_BYTES = 1024 * 1024  # one etcd request is at most 1.5 MiB
 STARTING = 16  # tasks being started at once (``Worker._take_logged``)
 TAIL_IN_REPORT = 64 * 1024  # a log tail up to this size goes in the report's transaction

@@ -136,14 +136,19 @@ class Faults:
             child.send_signal(signal.SIGCONT)
         self.done.append(f"SIGSTOP {name}")
 
-    def _leader(self) -> int | None:
-        leaders = self.cluster.leader_ports()
-        return leaders[0] if leaders else None
+    def _leader(self) -> int:
+        """The leading master's port, once one leads (a fault with nothing to hit must not pass as done)."""
+        leaders: list[int] = []
+
+        def found() -> bool:
+            leaders[:] = self.cluster.leader_ports()
+            return len(leaders) == 1
+
+        self.cluster.wait_until(found, timeout=30, what="a leading master to fault")
+        return leaders[0]
 
     def leader_kill_9(self) -> None:
         port = self._leader()
-        if port is None:
-            return
         self.cluster.kill_master(port, signal.SIGKILL)
         time.sleep(2)
         self.cluster.start_master(port)
@@ -151,8 +156,6 @@ class Faults:
 
     def leader_freeze(self) -> None:
         port = self._leader()
-        if port is None:
-            return
         child = self.cluster.masters[port]
         child.send_signal(signal.SIGSTOP)
         try:
@@ -162,19 +165,40 @@ class Faults:
         self.done.append(f"SIGSTOP leader {port}")
 
     def etcd_member_restart(self) -> None:
-        index = self.rng.randrange(len(self.etcd.members))
+        """Kill and restart etcd's raft leader: every write of every process goes through it."""
+        index = raft_leader(self.etcd)
         self.etcd.kill(index)
         time.sleep(4)
         self.etcd.start_member(index)
         self.etcd.wait_healthy(timeout=60)
-        self.done.append(f"etcd m{index} kill/restart")
+        self.done.append(f"etcd m{index} (raft leader) kill/restart")
 
     def delete_running(self, count: int = 3) -> None:
+        """Delete up to ``count`` running tasks; done only if at least one was deleted."""
         running = [t["id"] for t in self.client.tasks() if t["state"] == "RUNNING"]
+        deleted = 0
         for task_id in self.rng.sample(running, min(count, len(running))):
             if self.client.request("DELETE", f"/api/v1/tasks/{task_id}").status_code == 204:
                 self.deleted.add(task_id)
-        self.done.append(f"delete {count} running")
+                deleted += 1
+        if deleted:
+            self.done.append(f"delete {deleted} running")
+
+
+def raft_leader(etcd: EtcdCluster) -> int:
+    """The index of etcd's raft leader among the running members (its maintenance status, over HTTP)."""
+    statuses = {}
+    for index, member in enumerate(etcd.members):
+        if member.process is None or member.process.poll() is not None:
+            continue
+        try:
+            reply = httpx.post(f"http://{member.endpoint}/v3/maintenance/status", json={}, timeout=3).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        statuses[index] = (reply["header"]["member_id"], reply.get("leader"))
+    leaders = [index for index, (member_id, leader) in statuses.items() if member_id == leader]
+    assert len(leaders) == 1, f"no single raft leader among {statuses}"
+    return leaders[0]
 
 
 def run_schedule(steps: list[Callable[[], None]], gap: float) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +81,7 @@ def test_bad_queries_and_paths_are_4xx(cluster_factory) -> None:  # type: ignore
         response.json()
     assert cluster.http.get("/api/v1/tasks/%00").status_code == 404
     assert cluster.http.post("/api/v1/nodes/%ED%A0%80/drain").status_code == 404
+    assert _no_traceback(cluster.work_dir)
 
 
 def test_a_non_ascii_bearer_token_is_401_not_500(cluster_factory) -> None:  # type: ignore[no-untyped-def]
@@ -89,6 +93,7 @@ def test_a_non_ascii_bearer_token_is_401_not_500(cluster_factory) -> None:  # ty
         assert response.status_code == 401, response.text
     right = {"Authorization": b"Bearer " + "s3cret-\u00e9\u4e2d".encode()}
     assert cluster.http.post("/api/v1/tasks", json=body, headers=right).status_code == 201
+    assert _no_traceback(cluster.work_dir)
 
 
 def test_a_task_that_cannot_start_fails_with_the_reason_and_frees_its_resources(cluster_factory, etcd) -> None:  # type: ignore[no-untyped-def]
@@ -118,9 +123,64 @@ def test_a_task_that_cannot_start_fails_with_the_reason_and_frees_its_resources(
     after = cluster.submit({"name": "after", "image": "alpine", "command": ["true"], "resources": {"cpu": 1000}})
     assert cluster.wait_for_state(after["id"], {"COMPLETED"})["state"] == "COMPLETED"
     assert cluster.nodes()["w1"]["allocated"]["cpu"] == 0
+    assert _no_traceback(cluster.work_dir)
 
 
-async def _assign_by_hand(endpoint: str, prefix: str, task: Task) -> None:
+def test_a_worker_restarted_holding_tasks_that_cannot_start_fails_them_and_stays_up(cluster_factory, etcd) -> None:  # type: ignore[no-untyped-def]
+    """Item 3's restart case: a worker that came back to such assignments exited 0 and logged nothing.
+
+    Master and worker stop; three records no submission could make any more (a NUL in the
+    command, an env key with ``=``, a NUL in an env value) are assigned to w1 by hand; w1
+    starts alone (no master to requeue anything meanwhile). It fails each with the reason,
+    gives their cpu back, keeps running, and runs the next task.
+    """
+    cluster = cluster_factory()
+    port = cluster.start_master()
+    cluster.start_worker("w1", cpu=1000, memory=1024)
+    cluster.kill_master(port, signal.SIGTERM)
+    cluster.kill_worker("w1", signal.SIGTERM)
+    patches = [{"command": ["echo", "a\x00b"]}, {"env": {"A=B": "1"}}, {"env": {"A": "x\x00y"}}]
+    legacy = [
+        Task(
+            name=f"legacy{i}",
+            image="alpine",
+            command=["true"],
+            resources=Resources(cpu=300, memory=64),
+            state=TaskState.ASSIGNED,
+            node_id="w1",
+            attempts=1,
+        )
+        for i in range(len(patches))
+    ]
+    for task, patch in zip(legacy, patches, strict=True):
+        asyncio.run(_assign_by_hand(etcd.endpoint, cluster.prefix, task, patch))
+    cluster.start_worker("w1", cpu=1000, memory=1024, wait=False)
+    reasons = asyncio.run(_wait_until_failed(etcd.endpoint, cluster.prefix, [t.id for t in legacy]))
+    assert all("cannot start" in reason for reason in reasons), reasons
+    assert "null" in reasons[0] and "environment variable name" in reasons[1] and "null" in reasons[2], reasons
+    assert cluster.workers["w1"].poll() is None, "the worker exited"
+    cluster.start_master()
+    after = cluster.submit({"name": "after", "image": "alpine", "command": ["true"], "resources": {"cpu": 1000}})
+    assert cluster.wait_for_state(after["id"], {"COMPLETED"})["state"] == "COMPLETED"
+    assert cluster.nodes()["w1"]["allocated"]["cpu"] == 0
+    assert _no_traceback(cluster.work_dir)
+
+
+async def _wait_until_failed(endpoint: str, prefix: str, ids: list[str], timeout: float = 30) -> list[str]:
+    """The reasons of tasks ``ids`` once every one is FAILED in etcd (read directly: no master runs)."""
+    deadline = time.monotonic() + timeout
+    async with Store(endpoint, prefix) as store:
+        while True:
+            records = [await store.get(store.keys.task(task_id)) for task_id in ids]
+            tasks = [Task.model_validate(entry.json()) for entry in records if entry is not None]
+            if len(tasks) == len(ids) and all(t.state == TaskState.FAILED for t in tasks):
+                return [t.reason or "" for t in tasks]
+            assert time.monotonic() < deadline, [(t.name, t.state) for t in tasks]
+            await asyncio.sleep(0.2)
+
+
+async def _assign_by_hand(endpoint: str, prefix: str, task: Task, patch: dict[str, Any] | None = None) -> None:
+    """Place ``task`` on w1 as the master would; ``patch`` overrides fields of the stored record unchecked."""
     async with Store(endpoint, prefix) as store:
         entry = await store.get(store.keys.alloc("w1"))
         assert entry is not None
@@ -130,7 +190,7 @@ async def _assign_by_hand(endpoint: str, prefix: str, task: Task) -> None:
             store.txn()
             .expect_revision(store.keys.alloc("w1"), entry.mod_revision)
             .put_json(store.keys.alloc("w1"), ledger.to_json())
-            .put_json(store.keys.task(task.id), task.model_dump(mode="json"))
+            .put_json(store.keys.task(task.id), task.model_dump(mode="json") | (patch or {}))
             .put(store.keys.assignment("w1", task.id), b"1")
             .commit()
         )

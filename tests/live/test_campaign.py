@@ -85,7 +85,7 @@ def _settle(client: AnyMaster, ids: list[str], deleted: set[str], timeout: float
 
 
 def test_fault_campaign(etcd_cluster: EtcdCluster, tmp_path: Path) -> None:
-    rng = random.Random(13)
+    rng, submit_rng = random.Random(13), random.Random(14)  # the faults' choices do not hang on the submitter's timing
     cluster = LiveCluster(etcd_cluster, tmp_path, policy="spread", lease_ttl=LEASE_TTL, leader_ttl=2)  # type: ignore[arg-type]
     subscriber = Subscriber(cluster)
     try:
@@ -100,10 +100,13 @@ def test_fault_campaign(etcd_cluster: EtcdCluster, tmp_path: Path) -> None:
         ids: list[str] = []
         faults = Faults(cluster, etcd_cluster, client, rng, LEASE_TTL, GRACE, long_names=LONG)
         steps = _schedule(faults)
-        submitting = threading.Thread(target=_submit_all, args=(client, ledger, ids, rng, 6.0 * len(steps)))
+        submitting = threading.Thread(target=_submit_all, args=(client, ledger, ids, submit_rng, 6.0 * len(steps)))
         submitting.start()
         run_schedule(steps, gap=2.0)
         submitting.join()
+        # Every fault hit something: each kill and freeze found its target, and deletes deleted.
+        hits = [done for done in faults.done if not done.startswith("delete")]
+        assert len(hits) == sum(step != faults.delete_running for step in steps) and faults.deleted, faults.done
         tasks = _settle(client, ids, faults.deleted, timeout=180)
         _check_tasks(tasks, ids, faults.deleted, Ledger.read(ledger))
         _check_no_leak(client)

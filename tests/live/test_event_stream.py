@@ -39,6 +39,8 @@ def test_a_bad_resume_point_is_422_and_wedges_no_watch(cluster_factory) -> None:
     kinds = [e["type"] for e in cluster.events(0) if e["object"].get("id") == task["id"]]
     assert kinds == ["task.created", "task.assigned", "task.running", "task.completed"]
     assert cluster.http.get("/health").status_code == 200
+    logs = {p.name: p.read_text(errors="replace") for p in cluster.work_dir.glob("*.log")}
+    assert not [name for name, text in logs.items() if "Traceback" in text or "ValueError" in text], logs
 
 
 def test_the_store_survives_a_wedged_client_library(etcd) -> None:  # type: ignore[no-untyped-def]

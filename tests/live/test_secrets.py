@@ -29,9 +29,14 @@ def test_env_values_are_never_served_and_tasks_get_a_clean_environment(cluster_f
     )
     assert "env" not in task and task["env_names"] == ["DB_PASSWORD", "MODE"]
     cluster.wait_for_state(task["id"], {"COMPLETED"})
+    dag_task = {"name": "d", "image": "alpine", "command": ["true"], "env": {"DB_PASSWORD": SECRET}}
+    dag = cluster.http.post("/api/v1/dags", json={"tasks": [dag_task]})
+    assert dag.status_code == 201, dag.text
     served = [
         cluster.http.get(f"/api/v1/tasks/{task['id']}").text,
         cluster.http.get("/api/v1/tasks").text,
+        dag.text,
+        cluster.http.get(f"/api/v1/dags/{dag.json()['id']}").text,
         json.dumps(cluster.events(0)),
     ]
     for text in served:
