@@ -40,8 +40,11 @@ def _beat_time(raw: bytes) -> datetime | None:
 
 
 def queue_key(task: Task) -> tuple[int, datetime, str]:
-    """A pending task's place in the queue: highest priority first, then by creation (the simulator's order)."""
-    return (-task.priority, task.creation_time, task.id)
+    """A pending task's place in the queue: highest priority first, then by ``queue_time`` (the simulator's order).
+
+    ``queue_time`` is its creation, or its eviction for a higher priority (``Task.queued_since``).
+    """
+    return (-task.priority, task.queue_time, task.id)
 
 
 class TaskTable(dict[str, tuple[Task, int]]):

@@ -188,6 +188,17 @@ class Task(TaskCreate):
     # Evicted on purpose (drain, preemption, a gang requeued): the node whose copy must confirm
     # it stopped before the task is placed again (``orchlive.stopping``); None otherwise.
     stopping: str | None = None
+    # When it last joined the queue for a reason of its own: its eviction for a higher
+    # priority, so a victim waits behind the tasks queued before it (as kube-scheduler re-adds
+    # a pod; in front, it would take the next free room and be the next victim). None: its
+    # creation. A task lost with its node keeps it. The queue's order (``cache.queue_key``),
+    # the simulator's too (``Simulation.requeue``).
+    queued_since: datetime | None = None
+
+    @property
+    def queue_time(self) -> datetime:
+        """Its place in its priority's queue: ``queued_since``, else its creation."""
+        return self.queued_since or self.creation_time
 
     @property
     def gang_size(self) -> tuple[int, int] | None:
@@ -243,6 +254,7 @@ class TaskPublic(BaseModel):
     replica: int = 0
     after: list[str] = []
     on: str = "success"
+    queued_since: datetime | None = None
     if_parent_fails: str = "fail"
     dag: str | None = None
     stopping: str | None = None

@@ -339,7 +339,8 @@ async def preempt(store: Store, task_id: str, node_id: str, attempt: int, reason
     and the worker's inbox key goes, in the same transaction as the event ``task.preempted``;
     the worker stops the run as for any task no longer assigned to it. ``attempts`` keeps
     counting placements (the next one is one more, as in the simulator), and never fails the
-    task: being preempted is not the task's fault. None when the task moved on meanwhile
+    task: being preempted is not the task's fault. The victim rejoins the queue behind the
+    tasks queued before its eviction (``queued_since``), as in the simulator. None when the task moved on meanwhile
     (finished, deleted, placed anew): then it holds nothing here any more either.
     """
 
@@ -351,10 +352,11 @@ async def preempt(store: Store, task_id: str, node_id: str, attempt: int, reason
         if task.node_id != node_id or not task.state.holds_resources or task.attempts != attempt:
             return True, None
         update = {"state": TaskState.PENDING, "node_id": None, "start_time": None, "reason": reason, "devices": {}}
-        pending = task.model_copy(update=update | {"stopping": node_id})
+        evicted = now()  # its new place: behind the tasks queued before it (``Task.queued_since``)
+        pending = task.model_copy(update=update | {"stopping": node_id, "queued_since": evicted})
         txn = store.txn().expect_revision(store.keys.task(task_id), revision)
         txn.put_json(store.keys.task(task_id), record_json(pending))
-        txn.event("task.preempted", task_public_json(pending), now().isoformat())
+        txn.event("task.preempted", task_public_json(pending), evicted.isoformat())
         applied, new_revision, release = await commit_released(store, txn, task)
         return applied, Preempted(pending, release or Release(Released()), new_revision) if applied else None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -167,6 +168,8 @@ class Simulation:
         self.provisioning = False
         self.pending_external = 0  # scheduled events that may still change the cluster
         self._due: tuple[list[int], set[int]] | None = None  # the pass this instant still owes
+        self.rejoined: list[int] = []  # back in the queue since the last pass: new to the next one
+        self.queued_since: dict[int, float] = {}  # a victim's eviction time: its place in the queue
 
     # ------------------------------------------------------------------ bookkeeping
     def advance(self) -> None:
@@ -267,13 +270,31 @@ class Simulation:
         demand = self.w.demand[task]
         return demand if self.ext is None else self.ext.held_demand(task, demand)
 
-    def enqueue(self, task: int, front: bool = False) -> None:
+    def enqueue(self, task: int) -> None:
+        """``task`` arrives: it joins the tail (arrivals come in submission order)."""
         self.tasks.enqueued_at[task] = self.env.now
         self.tasks.status[task] = Status.PENDING
-        if front:
-            self.queue.appendleft(task)
-        else:
-            self.queue.append(task)
+        self.queue.append(task)
+
+    def requeue(self, task: int) -> None:
+        """``task`` comes back to the queue, at its place in the live master's order; new to the next pass.
+
+        The queue is in order of when each task joined it for its own sake, then index (the
+        master's: priority, then ``queue_time``, then id): its submission, or its eviction
+        for a higher priority (``queued_since``). So a victim goes behind the tasks queued
+        before its eviction, as kube-scheduler's queue puts a re-added pod (in front, it
+        would take the next free room and be the next preemptor's victim again), while a
+        task lost with its node or released by its parents keeps its submission's place.
+        It is new to the next pass, as to the master's (a backfill pass tries it even past
+        its window): it was not pending when the last pass ran.
+        """
+        self.tasks.enqueued_at[task] = self.env.now
+        self.tasks.status[task] = Status.PENDING
+        self.queue.insert(bisect_left(self.queue, self._queue_key(task), key=self._queue_key), task)
+        self.rejoined.append(task)
+
+    def _queue_key(self, task: int) -> tuple[float, int]:
+        return self.queued_since.get(task, self._submit[task]), task
 
     def drain_queue(self, gained: int | None = None, new: tuple[int, ...] = ()) -> None:
         """One pass of the shared core over the queue; ``gained``: the one node that gained room.
@@ -282,8 +303,10 @@ class Simulation:
         memory of tasks without room stays valid; a change that may free room on many
         nodes calls ``self.scheduler.forget()`` first.
         """
-        if self.ext is not None and self.ext.released:
-            new = (*new, *self.ext.take_released())
+        if self.rejoined:  # in queue order, as the master lists the tasks its pass has not tried
+            pending, status = Status.PENDING, self.tasks.status
+            new = tuple(sorted({task for task in (*new, *self.rejoined) if status[task] == pending}))
+            self.rejoined.clear()
         if not self.queue:
             return
         result = self.scheduler.run(self.nodes, self.queue, gained=gained, new=new)

@@ -7,7 +7,8 @@ function registered with ``@handles(EventClass)``; the engine's loop never chang
 Failures are realistic: a failed node stops heartbeating; until its lease expires (last
 heartbeat + ``failure_timeout``) the scheduler still believes it up and may place tasks
 there, which are then lost too. At detection every task on it goes back to the queue
-(front, in submission order) with its attempt count raised. A node that comes back
+(at its place in submission order, as the live master's queue puts it) with its attempt
+count raised. A node that comes back
 before its lease expired heartbeats again and is never declared lost, but its tasks died
 with it: they are given up as lost when it returns.
 """
@@ -133,7 +134,7 @@ def _give_up_tasks(sim: Simulation, node: int) -> bool:
             sim.reasons[task] = f"lost with its node {tasks.attempts[task]} times (max_attempts {limit})"
             sim.finish(task, Status.FAILED)
         else:
-            sim.enqueue(task, front=True)
+            sim.requeue(task)
     return bool(lost)
 
 

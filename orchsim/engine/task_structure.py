@@ -70,7 +70,6 @@ class TaskStructure:
                 for parent in parents:
                     self.children[parent].append(child)
         self.arrived = [False] * n
-        self.released: list[int] = []  # joined the queue outside an arrival: new to the next pass
 
     def extensions(self) -> PassExtensions | None:
         """What the shared pass needs (None when only dependencies are in use)."""
@@ -122,9 +121,11 @@ class TaskStructure:
             self.victims.append(task)
 
     def requeue_victims(self) -> None:
-        """After the pass: the evicted tasks join the queue again (one more attempt when placed)."""
+        """After the pass: the evicted tasks join the queue again, at its tail (one more attempt when placed)."""
+        sim = self.sim
         for task in self.victims:
-            self.sim.enqueue(task)
+            sim.queued_since[task] = sim.env.now  # behind the tasks queued before its eviction
+            sim.requeue(task)
         self.victims.clear()
 
     # ------------------------------------------------------------------ gangs
@@ -202,14 +203,7 @@ class TaskStructure:
                 continue
             self.waiting[child] -= 1
             if self.waiting[child] == 0 and self.arrived[child]:
-                sim.enqueue(child)
-                self.released.append(child)
-
-    def take_released(self) -> tuple[int, ...]:
-        """Tasks released since the last pass (new to it), and forget them."""
-        released = tuple(self.released)
-        self.released.clear()
-        return released
+                sim.requeue(child)
 
     def held_reasons(self) -> None:
         """Why each task still held at the end never ran."""

@@ -255,6 +255,46 @@ def test_cache_pending_is_the_queue_order() -> None:
     assert [t.name for t, _ in cache.pending()] == ["t4", "t1", "t3", "t0", "t5", "t2"]
 
 
+def test_cache_puts_a_victim_behind_the_tasks_queued_before_its_eviction() -> None:
+    """``queued_since`` (set by ``transitions.preempt``) is a task's place in its priority's queue."""
+    cache = ClusterCache()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    victim = Task(name="victim", creation_time=start, queued_since=start + timedelta(seconds=10))
+    older = Task(name="older", creation_time=start + timedelta(seconds=5))
+    newer = Task(name="newer", creation_time=start + timedelta(seconds=15))
+    urgent = Task(name="urgent", priority=5, creation_time=start + timedelta(seconds=20))
+    for revision, task in enumerate([victim, older, newer, urgent], start=1):
+        cache.tasks[task.id] = (task, revision)
+    assert [t.name for t, _ in cache.pending()] == ["urgent", "older", "victim", "newer"]
+
+
+def test_a_live_victim_waits_behind_the_tasks_queued_before_its_eviction(cluster_factory: Any) -> None:
+    """The simulator's case (``tests/sim/test_requeue_order.py``), live: the same task starts next.
+
+    One worker of 2000: a and b (priority 0) run; c (priority 0) queues; h (priority 10)
+    evicts one of a and b and runs 2 s. Then c, queued before the eviction, starts, and the
+    victim stays PENDING behind it (in its creation's place it would start, and be the next
+    victim of the next urgent task).
+    """
+    cluster = cluster_factory()
+    cluster.start_master(extra=["--preemption"])
+    cluster.start_worker("w1", cpu=2000, memory=MEMORY)
+    low = [cluster.submit(_task(name, 0, 1000)) for name in ("a", "b")]
+    for task in low:
+        cluster.wait_for_state(task["id"], {"RUNNING"}, timeout=20)
+    c = cluster.submit(_task("c", 0, 1000))
+    cluster.wait_until(lambda: bool(cluster.task(c["id"]).get("reason")), timeout=20, what="c waiting")
+    h = cluster.submit(_task("h", 10, 1000) | {"command": ["sleep", "2"]})
+    assert cluster.wait_for_state(h["id"], {"RUNNING"}, timeout=20)["state"] == "RUNNING"
+    preempted = [e["object"] for e in cluster.events(0) if e["type"] == "task.preempted"]
+    assert len(preempted) == 1 and preempted[0]["queued_since"], preempted
+    victim = preempted[0]["id"]
+    assert cluster.wait_for_state(h["id"], {"COMPLETED"}, timeout=30)["state"] == "COMPLETED"
+    assert cluster.wait_for_state(c["id"], {"RUNNING"}, timeout=20)["state"] == "RUNNING"
+    assert cluster.task(victim)["state"] == "PENDING"
+    cluster.stop()
+
+
 def test_priority_is_a_bounded_integer_and_the_client_shows_it(cluster_factory: Any, capsys: Any) -> None:
     """The API takes a JSON integer within +-MAX_PRIORITY (422 naming the field otherwise); ``submit --priority``."""
     from orchlive.__main__ import main
