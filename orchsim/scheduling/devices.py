@@ -90,6 +90,12 @@ class DeviceNeed(NamedTuple):
 NO_NEED = DeviceNeed(0.0, 0)
 
 
+def _read_only(view: np.ndarray) -> np.ndarray:
+    """``view``, which a policy cannot write through (as ``matrix_views``): the set writes its buffers itself."""
+    view.flags.writeable = False
+    return view
+
+
 class DeviceSet:
     """The devices of one kind on every node (see the module docstring for the layout).
 
@@ -157,27 +163,27 @@ class DeviceSet:
 
     @property
     def free(self) -> np.ndarray:
-        return self._free[: self._d, : self._n].T
+        return _read_only(self._free[: self._d, : self._n].T)
 
     @property
     def counts(self) -> np.ndarray:
-        return self._counts[: self._n]
+        return _read_only(self._counts[: self._n])
 
     @property
     def max_free(self) -> np.ndarray:
-        return self._max_free[: self._n]
+        return _read_only(self._max_free[: self._n])
 
     @property
     def n_whole(self) -> np.ndarray:
-        return self._n_whole[: self._n]
+        return _read_only(self._n_whole[: self._n])
 
     @property
     def free_total(self) -> np.ndarray:
-        return self._total[: self._n]
+        return _read_only(self._total[: self._n])
 
     @property
     def classes(self) -> np.ndarray:
-        return self._classes[: self._d + 1, : self._n].T
+        return _read_only(self._classes[: self._d + 1, : self._n].T)
 
     @property
     def capacity_total(self) -> np.ndarray:

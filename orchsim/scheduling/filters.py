@@ -178,24 +178,28 @@ class FilterRegistry(Mapping[str, FilterSpec]):
         keyword = tuple(p.name for p in params[3:] if p.kind is not inspect.Parameter.VAR_KEYWORD)
         spec = FilterSpec(name, check, reason or name.replace("_", " "), static, default, keyword)
         self._specs[name] = spec
-        self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
+        self._reset_defaults()
         return spec
 
     def unregister(self, name: str) -> None:
         """Remove a filter (mainly for tests that register throwaway ones)."""
         self.spec(name)
         del self._specs[name]
-        self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
+        self._reset_defaults()
 
     def withdraw(self, names: Iterable[str]) -> list[FilterSpec]:
         """Unregister ``names`` (those registered); the removed specs, for ``reinstate``."""
         gone = [self._specs.pop(name) for name in names if name in self._specs]
-        self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
+        self._reset_defaults()
         return gone
 
     def reinstate(self, specs: Iterable[FilterSpec]) -> None:
         """Put back specs that ``withdraw`` removed."""
         self._specs.update((spec.name, spec) for spec in specs)
+        self._reset_defaults()
+
+    def _reset_defaults(self) -> None:
+        """The filters always on, with no parameters: kept, since every decision asks for them."""
         self._defaults = tuple((s, {}) for s in self._specs.values() if s.default)
 
     def active(self, chosen: Mapping[str, Mapping[str, Any]] | Iterable[str] | None = None) -> ActiveFilters:

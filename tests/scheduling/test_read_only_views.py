@@ -61,3 +61,18 @@ def test_the_matrix_still_changes_through_its_methods_and_views_follow() -> None
     assert nodes.free.shape == (2, 3) and not nodes.tasks.flags.writeable
     copy = nodes.copy()
     assert np.array_equal(copy.free, nodes.free) and not copy.free.flags.writeable
+
+
+DEVICE_VIEWS = ("free", "counts", "max_free", "n_whole", "free_total", "classes")
+
+
+@pytest.mark.parametrize("name", DEVICE_VIEWS)
+def test_every_device_view_is_read_only_in_the_matrix_and_its_subsets(name: str) -> None:
+    """A GPU policy reading ``nodes.devices["gpu"].free`` cannot write the simulator's devices either."""
+    nodes = NodeMatrix.from_capacities({"cpu": [4000.0, 4000.0], "gpu": [2000.0, 4000.0]})
+    nodes.track_devices("gpu")
+    for matrix in (nodes, NodeSubset(nodes, slice(0, 2)), NodeSubset(nodes, np.array([1, 0]))):
+        view = getattr(matrix.devices["gpu"], name)
+        with pytest.raises(ValueError, match="read-only"):
+            view[0, ...] = view[0, ...]
+    assert nodes.devices["gpu"].free[1].tolist() == [1000.0] * 4  # the buffers were not touched
