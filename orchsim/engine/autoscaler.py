@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from orchsim.engine import node_events
 from orchsim.engine.records import NodeState
 
@@ -42,7 +44,13 @@ def autoscale(sim: Simulation) -> Iterator[Any]:
 
 
 def _oldest_wait(sim: Simulation) -> float:
-    return sim.env.now - float(sim.tasks.enqueued_at[sim.queue[0]])
+    """How long the longest-waiting queued task has waited.
+
+    Not always the head's wait: a task coming back rejoins at its arrival's place, and its
+    wait counts from its return.
+    """
+    queued = np.fromiter(sim.queue, dtype=np.int64, count=len(sim.queue))
+    return sim.env.now - float(sim.tasks.enqueued_at[queued].min())
 
 
 def _scale_in(sim: Simulation, removable: int) -> None:

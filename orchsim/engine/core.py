@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,6 +38,7 @@ from orchsim.engine.latency import PassDelay
 from orchsim.engine.never_fits import NeverFits
 from orchsim.engine.records import EngineConfig, NodeState, RunRecords, Status, TaskColumns
 from orchsim.engine.sampling import series_names
+from orchsim.engine.task_queue import TaskQueue
 from orchsim.engine.task_structure import TaskStructure, easy_hooks, needs_structure
 from orchsim.scheduling import FILTERS, POLICIES, NodeMatrix, PreparedPolicy, explain_never
 from orchsim.scheduling.fragmentation import typical_workload
@@ -147,7 +147,7 @@ class Simulation:
         self._fails = set() if workload.fails is None else set(np.flatnonzero(workload.fails).tolist())
         self._selector_of = workload.selector.tolist()
         self.devices: dict[int, Assignment] = {}  # task -> the devices of its last run
-        self.queue: deque[int] = deque()
+        self.queue = TaskQueue()
         # Tasks placed for the first time or rejected outright; of those, how many the progress bar was told.
         self.done = self._progressed = self._reported = 0
         self.reasons: dict[int, str] = {}
@@ -168,8 +168,6 @@ class Simulation:
         self.provisioning = False
         self.pending_external = 0  # scheduled events that may still change the cluster
         self._due: tuple[list[int], set[int]] | None = None  # the pass this instant still owes
-        self.rejoined: list[int] = []  # back in the queue since the last pass: new to the next one
-        self.queued_since: dict[int, float] = {}  # a victim's eviction time: its place in the queue
 
     # ------------------------------------------------------------------ bookkeeping
     def advance(self) -> None:
@@ -277,24 +275,14 @@ class Simulation:
         self.queue.append(task)
 
     def requeue(self, task: int) -> None:
-        """``task`` comes back to the queue, at its place in the live master's order; new to the next pass.
-
-        The queue is in order of when each task joined it for its own sake, then index (the
-        master's: priority, then ``queue_time``, then id): its submission, or its eviction
-        for a higher priority (``queued_since``). So a victim goes behind the tasks queued
-        before its eviction, as kube-scheduler's queue puts a re-added pod (in front, it
-        would take the next free room and be the next preemptor's victim again), while a
-        task lost with its node or released by its parents keeps its submission's place.
-        It is new to the next pass, as to the master's (a backfill pass tries it even past
-        its window): it was not pending when the last pass ran.
-        """
+        """``task`` comes back to the queue, at its place in the live master's order (``TaskQueue``)."""
         self.tasks.enqueued_at[task] = self.env.now
         self.tasks.status[task] = Status.PENDING
-        self.queue.insert(bisect_left(self.queue, self._queue_key(task), key=self._queue_key), task)
-        self.rejoined.append(task)
+        self.queue.rejoin(task)
 
-    def _queue_key(self, task: int) -> tuple[float, int]:
-        return self.queued_since.get(task, self._submit[task]), task
+    def evicted(self, task: int) -> None:
+        """``task`` was evicted for a higher priority: it will rejoin behind every task that arrived so far."""
+        self.queue.evicted(task, self._next_arrival)
 
     def drain_queue(self, gained: int | None = None, new: tuple[int, ...] = ()) -> None:
         """One pass of the shared core over the queue; ``gained``: the one node that gained room.
@@ -303,10 +291,8 @@ class Simulation:
         memory of tasks without room stays valid; a change that may free room on many
         nodes calls ``self.scheduler.forget()`` first.
         """
-        if self.rejoined:  # in queue order, as the master lists the tasks its pass has not tried
-            pending, status = Status.PENDING, self.tasks.status
-            new = tuple(sorted({task for task in (*new, *self.rejoined) if status[task] == pending}))
-            self.rejoined.clear()
+        if self.queue.rejoined:  # in queue order, as the master lists the tasks its pass has not tried
+            new = self.queue.take_new(new, lambda task: self.tasks.status[task] == Status.PENDING)
         if not self.queue:
             return
         result = self.scheduler.run(self.nodes, self.queue, gained=gained, new=new)
@@ -381,6 +367,7 @@ class Simulation:
         submit, now, i = self._submit, self.env.now, self._next_arrival
         n = len(submit)
         while i < n and submit[i] <= now:
+            self._next_arrival = i + 1  # i has joined: a victim of its pass goes behind it (``evicted``)
             if self._alone and not self.queue:
                 self._arrive_alone(i)
             elif self.ext is None or self.ext.arrives(i):

@@ -121,10 +121,13 @@ class TaskStructure:
             self.victims.append(task)
 
     def requeue_victims(self) -> None:
-        """After the pass: the evicted tasks join the queue again, at its tail (one more attempt when placed)."""
+        """After the pass: the evicted tasks join the queue again, behind every task queued before.
+
+        One more attempt when placed.
+        """
         sim = self.sim
         for task in self.victims:
-            sim.queued_since[task] = sim.env.now  # behind the tasks queued before its eviction
+            sim.evicted(task)
             sim.requeue(task)
         self.victims.clear()
 

@@ -7,6 +7,7 @@ the harness, by PID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
@@ -174,8 +175,15 @@ class Faults:
         self.done.append(f"etcd m{index} (raft leader) kill/restart")
 
     def delete_running(self, count: int = 3) -> None:
-        """Delete up to ``count`` running tasks; done only if at least one was deleted."""
-        running = [t["id"] for t in self.client.tasks() if t["state"] == "RUNNING"]
+        """Delete up to ``count`` running tasks, once some run (up to 30 s); done only if one was deleted."""
+        running: list[str] = []
+
+        def some_run() -> bool:
+            running[:] = [t["id"] for t in self.client.tasks() if t["state"] == "RUNNING"]
+            return bool(running)
+
+        with contextlib.suppress(AssertionError):  # none ran in time: counted as not done, and the test says so
+            self.cluster.wait_until(some_run, timeout=30, what="a running task to delete")
         deleted = 0
         for task_id in self.rng.sample(running, min(count, len(running))):
             if self.client.request("DELETE", f"/api/v1/tasks/{task_id}").status_code == 204:
@@ -185,8 +193,19 @@ class Faults:
             self.done.append(f"delete {deleted} running")
 
 
-def raft_leader(etcd: EtcdCluster) -> int:
-    """The index of etcd's raft leader among the running members (its maintenance status, over HTTP)."""
+def raft_leader(etcd: EtcdCluster, timeout: float = 30) -> int:
+    """The index of etcd's raft leader among the running members, once one leads (an election may be under way)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leader = _one_raft_leader(etcd)
+        if leader is not None:
+            return leader
+        assert time.monotonic() < deadline, "no single raft leader"
+        time.sleep(0.2)
+
+
+def _one_raft_leader(etcd: EtcdCluster) -> int | None:
+    """The raft leader's index if the running members agree on exactly one (maintenance status, over HTTP)."""
     statuses = {}
     for index, member in enumerate(etcd.members):
         if member.process is None or member.process.poll() is not None:
@@ -197,8 +216,7 @@ def raft_leader(etcd: EtcdCluster) -> int:
             continue
         statuses[index] = (reply["header"]["member_id"], reply.get("leader"))
     leaders = [index for index, (member_id, leader) in statuses.items() if member_id == leader]
-    assert len(leaders) == 1, f"no single raft leader among {statuses}"
-    return leaders[0]
+    return leaders[0] if len(leaders) == 1 else None
 
 
 def run_schedule(steps: list[Callable[[], None]], gap: float) -> None:

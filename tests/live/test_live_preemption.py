@@ -272,7 +272,7 @@ def test_a_live_victim_waits_behind_the_tasks_queued_before_its_eviction(cluster
     """The simulator's case (``tests/sim/test_requeue_order.py``), live: the same task starts next.
 
     One worker of 2000: a and b (priority 0) run; c (priority 0) queues; h (priority 10)
-    evicts one of a and b and runs 2 s. Then c, queued before the eviction, starts, and the
+    evicts one of a and b and runs 5 s. Then c, queued before the eviction, starts, and the
     victim stays PENDING behind it (in its creation's place it would start, and be the next
     victim of the next urgent task).
     """
@@ -284,8 +284,8 @@ def test_a_live_victim_waits_behind_the_tasks_queued_before_its_eviction(cluster
         cluster.wait_for_state(task["id"], {"RUNNING"}, timeout=20)
     c = cluster.submit(_task("c", 0, 1000))
     cluster.wait_until(lambda: bool(cluster.task(c["id"]).get("reason")), timeout=20, what="c waiting")
-    h = cluster.submit(_task("h", 10, 1000) | {"command": ["sleep", "2"]})
-    assert cluster.wait_for_state(h["id"], {"RUNNING"}, timeout=20)["state"] == "RUNNING"
+    h = cluster.submit(_task("h", 10, 1000) | {"command": ["sleep", "5"]})
+    assert cluster.wait_for_state(h["id"], {"RUNNING", "COMPLETED"}, timeout=20)["start_time"]
     preempted = [e["object"] for e in cluster.events(0) if e["type"] == "task.preempted"]
     assert len(preempted) == 1 and preempted[0]["queued_since"], preempted
     victim = preempted[0]["id"]

@@ -72,6 +72,60 @@ def test_a_victim_goes_behind_the_tasks_queued_before_its_eviction() -> None:
     assert starts[victim] == pytest.approx(25.0)
 
 
+@pytest.mark.parametrize("passes", ["per_event", "per_instant"])
+def test_a_victim_goes_behind_a_task_that_arrived_just_before_the_preemptor(passes: str) -> None:
+    # As above, but c and h arrive at the same instant (t=5), c first: c joined before the
+    # eviction, so it starts at 15 and the victim after it. (A victim keyed by its eviction
+    # time alone, then its index, went in front of c.)
+    starts = _starts(
+        [{"count": 1, "capacity": {"cpu": 2000, "memory": 4096}}],
+        [
+            _task("a", 0, 1000, 100, priority=0),
+            _task("b", 0, 1000, 100, priority=0),
+            _task("c", 5, 1000, 10, priority=0),
+            _task("h", 5, 1000, 10, priority=10),
+        ],
+        scheduler={"queue": "fifo", "preemption": True, "passes": passes},
+    )
+    victim = "a" if starts["a"] > 0 else "b"
+    assert starts["h"] == pytest.approx(5.0)
+    assert starts["c"] == pytest.approx(15.0)
+    assert starts[victim] == pytest.approx(25.0)
+
+
+def test_the_autoscaler_sees_the_longest_wait_not_the_heads() -> None:
+    # A released child rejoins at its submission's place, often the head, with a wait that
+    # starts at its release: the autoscaler must still see the task that waited longest.
+    # One node of 1000: b (500) runs 0-100, p (500) 0-20; x (1000) waits from t=1; p's child
+    # q (1000) is released at t=20 ahead of x and waits too. Scale-out after 30 s of waiting,
+    # checked every 10 s: at t=40 x has waited 39 s (q only 20), so a node joins and q, at
+    # the head, starts on it. Reading the head's wait, the scale-out came at t=60.
+    scenario = parse_scenario(
+        {
+            "version": 1,
+            "name": "requeue-autoscale",
+            "seed": 1,
+            "policies": ["first_fit"],
+            "cluster": {"nodes": [{"count": 1, "capacity": {"cpu": 1000, "memory": 4096}}]},
+            "autoscaler": {
+                "min_nodes": 1,
+                "max_nodes": 2,
+                "scale_out_wait": 30,
+                "interval": 10,
+                "capacity": {"cpu": 1000, "memory": 4096},
+            },
+            "workload": [
+                _task("b", 0, 500, 100),
+                _task("p", 0, 500, 20),
+                _task("q", 0, 1000, 10, after=["p"]),
+                _task("x", 1, 1000, 10),
+            ],
+        }
+    )
+    tasks = run(scenario).tasks
+    assert float(tasks.start_time[2]) == pytest.approx(40.0)
+
+
 def test_a_task_lost_with_its_node_keeps_its_submission_place() -> None:
     # g0-0 (2000) takes a (1500) at t=0; w (2000) queues at t=1 (it needs an empty g0-0);
     # l (1000) is backfilled onto g1-0 (1000) at t=2; g1-0 dies at t=10 and l comes back
