@@ -13,8 +13,10 @@ behind other tasks is not counted as latency: at the task's submission every tas
 submitted before it had been placed (the queue was empty), and some node that was in
 service (joined, not lost or drained since) had the room for it, counting what every
 recorded attempt held on it at that moment (from its assignment to its end). A gang
-counts once (its replica 0), and a task with parents not at all: it waited for them, not
-for the master.
+counts once (its replica 0), and only if the nodes in service had room for all of it at
+once (``min_replicas`` of its replicas, several to a node where they fit): a gang that
+waited for another to end waited for capacity. A task with parents does not count at
+all: it waited for them, not for the master.
 """
 
 from __future__ import annotations
@@ -87,7 +89,8 @@ def decision_latencies(path: str | os.PathLike[str]) -> np.ndarray:
     held_until = np.where(np.isnan(end), np.inf, end)
     column_of = {name: j for j, name in enumerate(names)}
     rows, placed = _first_placements(ids, submit, assigned)
-    own = ~gang_replica_rows(table) & (structure_cells(table)["after"] == "")  # not a replica, not held
+    cells = structure_cells(table)
+    own = ~gang_replica_rows(table) & (cells["after"] == "")  # not a replica, not held
     placed, rows = placed[own[rows]], [row for row in rows if own[row]]
     before = np.maximum.accumulate(np.concatenate([[-np.inf], placed[:-1]])) if len(rows) else placed
     samples = []
@@ -100,6 +103,26 @@ def decision_latencies(path: str | os.PathLike[str]) -> np.ndarray:
             if on_node[i] in column_of:
                 free[:, column_of[on_node[i]]] -= asks[:, i]
         up = np.array([in_service(history.get(n, []), at) for n in names], dtype=bool)
-        if (up & np.all(free >= asks[:, row : row + 1], axis=0)).any():
+        if _room_for(free[:, up], asks[:, row], _gang_size(cells, row)):
             samples.append(placed[k] - at)
     return np.asarray(samples, dtype=np.float64)
+
+
+def _gang_size(cells: dict[str, np.ndarray], row: int) -> int:
+    """How many replicas must be placed together: ``min_replicas`` (else ``replicas``) of a gang, 1 otherwise."""
+    if not cells["gang"][row]:
+        return 1
+    try:
+        return max(int(cells["min_replicas"][row] or cells["replicas"][row]), 1)
+    except ValueError:
+        return 1  # the recording's loader names a malformed gang; here it counts as one task
+
+
+def _room_for(free: np.ndarray, ask: np.ndarray, replicas: int) -> bool:
+    """Whether ``replicas`` copies of ``ask`` fit in ``free`` ``(R, N)`` at once, several to a node where they fit."""
+    fits_one = np.all(free >= ask[:, None], axis=0)  # exactly the check of a single task
+    asked = ask > 0
+    if replicas == 1 or not asked.any():
+        return bool(fits_one.any())
+    copies = np.floor(free[asked] / ask[asked, None]).min(axis=0)  # copies each node holds
+    return float(np.where(fits_one, np.maximum(copies, 1), 0).sum()) >= replicas

@@ -96,6 +96,33 @@ def test_the_latency_is_measured_where_the_master_could_place_at_once(tmp_path: 
     np.testing.assert_allclose(decision_latencies(tmp_path), [0.02, 0.03])  # a and d only
 
 
+GANG_COLUMNS = "gang,replica,replicas,min_replicas"
+GANG_TASKS = (
+    "task_id,name,submit_time,node,devices,assigned_time,start_time,end_time,state,attempt,cpu_milli,memory_mib,"
+    f"reason,exit_code,{GANG_COLUMNS}\n"
+    # Two nodes of 4000. g (3 replicas of 2000) at 0: room for all three, placed 0.01 later (a
+    # latency). h (3 replicas of 2000) at 1: g holds 6000 of 8000, room for one replica only;
+    # placed at 30.01 when g ended: waiting for capacity, not a latency (it was counted as
+    # one, 29 s, since one replica fitted). k (2 replicas of 2000, min_replicas 1) at 40, on
+    # empty nodes: placed 0.02 later (a latency).
+    "g,g,0,n,,0.01,0.02,30,COMPLETED,1,2000,0,,0,g,0,3,\n"
+    "g-1,g,0,n,,0.01,0.02,30,COMPLETED,1,2000,0,,0,g,1,3,\n"
+    "g-2,g,0,m,,0.01,0.02,30,COMPLETED,1,2000,0,,0,g,2,3,\n"
+    "h,h,1,n,,30.01,30.02,35,COMPLETED,1,2000,0,,0,h,0,3,\n"
+    "h-1,h,1,m,,30.01,30.02,35,COMPLETED,1,2000,0,,0,h,1,3,\n"
+    "h-2,h,1,m,,30.01,30.02,35,COMPLETED,1,2000,0,,0,h,2,3,\n"
+    "k,k,40,n,,40.02,40.03,41,COMPLETED,1,2000,0,,0,k,0,2,1\n"
+    "k-1,k,40,m,,40.02,40.03,41,COMPLETED,1,2000,0,,0,k,1,2,1\n"
+)
+
+
+def test_a_gang_that_waited_for_room_for_all_of_it_is_not_a_latency(tmp_path: Path) -> None:
+    (tmp_path / "tasks.csv").write_text(GANG_TASKS)
+    (tmp_path / "nodes.csv").write_text("node_id,labels,devices,joined,lost,drained,cpu_milli,memory_mib\n"
+                                        "n,,,-1,,,4000,0\nm,,,-1,,,4000,0\n")  # fmt: skip
+    np.testing.assert_allclose(decision_latencies(tmp_path), [0.01, 0.02])  # g and k, not h
+
+
 def test_a_node_is_in_service_from_a_join_to_a_loss_or_drain() -> None:
     history = [(2.0, "joined"), (5.0, "lost"), (7.0, "joined"), (9.0, "drained")]
     assert [in_service(history, t) for t in (1, 3, 6, 8, 10)] == [False, True, False, True, False]
