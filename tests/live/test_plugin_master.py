@@ -13,7 +13,7 @@ README_POLICY = '''\
 from orchsim.scheduling import policy
 
 
-@policy("fewest_tasks_then_emptiest")
+@policy("fewest_tasks_then_emptiest", pure=True)
 def fewest_tasks_then_emptiest(nodes, request):
     """Higher is better; computed as if the task were placed; never mutate nodes."""
     cpu = nodes.row("cpu")

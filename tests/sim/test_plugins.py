@@ -30,12 +30,18 @@ README_POLICY = '''\
 from orchsim.scheduling import policy
 
 
-@policy("fewest_tasks_then_emptiest")
+@policy("fewest_tasks_then_emptiest", pure=True)
 def fewest_tasks_then_emptiest(nodes, request):
     """Higher is better; computed as if the task were placed; never mutate nodes."""
     cpu = nodes.row("cpu")
     return -nodes.tasks - (nodes.allocated[cpu] + request[cpu]) * nodes.inv_capacity[cpu]
 '''
+
+
+def test_the_readme_shows_this_very_policy() -> None:
+    """The copy tested here is the README's, word for word (the live test uses the same text)."""
+    assert README_POLICY in (ROOT / "README.md").read_text()
+
 
 SCENARIO = """\
 version: 1
