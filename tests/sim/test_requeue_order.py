@@ -51,38 +51,20 @@ def _starts(nodes: list[dict[str, Any]], workload: list[dict[str, Any]], **more:
     return {names[i]: float(start) for i, start in zip(tasks.task_id, tasks.start_time, strict=True)}
 
 
-def test_a_victim_goes_behind_the_tasks_queued_before_its_eviction() -> None:
-    # One node of 2000: a and b (priority 0) fill it at t=0; c (priority 0) queues at t=1;
-    # h (priority 10) evicts one of them at t=5 and runs to t=15. Then c, queued before the
-    # eviction, starts (t=15); the victim waits for the next room (c ends at t=25). In its
-    # creation's place, the victim would have started at 15 and been the next victim.
+@pytest.mark.parametrize(("c_arrives", "passes"), [(1, "per_event"), (5, "per_event"), (5, "per_instant")])
+def test_a_victim_goes_behind_the_tasks_queued_before_its_eviction(c_arrives: float, passes: str) -> None:
+    # One node of 2000: a and b (priority 0) fill it at t=0; c (priority 0) queues at t=1, or
+    # at t=5 just before h; h (priority 10) evicts one of them at t=5 and runs to t=15. Then
+    # c, queued before the eviction, starts (t=15); the victim waits for the next room (c
+    # ends at t=25). In its creation's place, the victim would have started at 15 and been
+    # the next victim; keyed by its eviction time and then its index, it went in front of a
+    # c that arrived at the same instant.
     starts = _starts(
         [{"count": 1, "capacity": {"cpu": 2000, "memory": 4096}}],
         [
             _task("a", 0, 1000, 100, priority=0),
             _task("b", 0, 1000, 100, priority=0),
-            _task("c", 1, 1000, 10, priority=0),
-            _task("h", 5, 1000, 10, priority=10),
-        ],
-        scheduler={"queue": "fifo", "preemption": True},
-    )
-    victim = "a" if starts["a"] > 0 else "b"
-    assert starts["h"] == pytest.approx(5.0)
-    assert starts["c"] == pytest.approx(15.0)
-    assert starts[victim] == pytest.approx(25.0)
-
-
-@pytest.mark.parametrize("passes", ["per_event", "per_instant"])
-def test_a_victim_goes_behind_a_task_that_arrived_just_before_the_preemptor(passes: str) -> None:
-    # As above, but c and h arrive at the same instant (t=5), c first: c joined before the
-    # eviction, so it starts at 15 and the victim after it. (A victim keyed by its eviction
-    # time alone, then its index, went in front of c.)
-    starts = _starts(
-        [{"count": 1, "capacity": {"cpu": 2000, "memory": 4096}}],
-        [
-            _task("a", 0, 1000, 100, priority=0),
-            _task("b", 0, 1000, 100, priority=0),
-            _task("c", 5, 1000, 10, priority=0),
+            _task("c", c_arrives, 1000, 10, priority=0),
             _task("h", 5, 1000, 10, priority=10),
         ],
         scheduler={"queue": "fifo", "preemption": True, "passes": passes},
