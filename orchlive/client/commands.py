@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 from orchlive.cli.flags import resource_flags, resources_of
@@ -41,6 +42,7 @@ FORMATS_DAG = ("table", "json", "yaml")
 TERMINAL = ("COMPLETED", "FAILED", "SKIPPED")
 # The recorded events arrive at once; this long without one ends a listing (not a follow).
 QUIET_SECONDS = 1.5
+LISTING_PAGE = 10_000  # the API's largest page
 
 
 def _client_parser(sub: Any, name: str, help_text: str, formats: tuple[str, ...] = ()) -> argparse.ArgumentParser:
@@ -71,6 +73,9 @@ def add_client_parsers(sub: Any) -> None:
     submit.add_argument("argv", nargs=argparse.REMAINDER, help="command and arguments, after --")
     tasks = _client_parser(sub, "tasks", "list tasks", ("table", "wide", "json", "yaml"))
     tasks.add_argument("--state", type=str.upper, help="only tasks in this state (PENDING, RUNNING...)")
+    tasks.add_argument(
+        "--queue", action="store_true", help="the PENDING tasks, in the order the master tries them (what runs next)"
+    )
     _client_parser(sub, "nodes", "list nodes", ("table", "wide", "json", "yaml"))
     logs = _client_parser(sub, "logs", "a task's output (kept when it ends)")
     logs.add_argument("id")
@@ -156,11 +161,38 @@ def _pair(flag: str, item: str) -> tuple[str, str]:
 
 def _listing(api: Api, args: argparse.Namespace) -> str:
     state = getattr(args, "state", None)
-    items = api.get(f"/api/v1/{args.command}", **({"state": state} if state else {}))
+    if getattr(args, "queue", False):
+        items = queue_order(_every(api, "/api/v1/tasks", state="PENDING"))
+    else:
+        items = api.get(f"/api/v1/{args.command}", **({"state": state} if state else {}))
     if args.output in ("json", "yaml"):
         return dump(items, args.output)
     view = task_table if args.command == "tasks" else node_table
     return view(items, wide=args.output == "wide")
+
+
+def _every(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paged listing, page after page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = api.get(path, **params, offset=len(items), limit=LISTING_PAGE)
+        items += page
+        if len(page) < LISTING_PAGE:
+            return items
+
+
+def queue_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pending tasks as the master tries them: priority, then ``queued_since`` or creation, then id.
+
+    The master's own key (``orchlive.cache.queue_key``). Tasks waiting for their parents,
+    or set aside as fitting no node, are listed too, in their place; their reason says why.
+    """
+
+    def key(task: dict[str, Any]) -> tuple[int, datetime, str]:
+        joined = datetime.fromisoformat(task.get("queued_since") or task["creation_time"])
+        return -task.get("priority", 0), joined, task["id"]
+
+    return sorted(tasks, key=key)
 
 
 def _logs(api: Api, args: argparse.Namespace) -> str:

@@ -115,3 +115,17 @@ def test_orch_master_is_read_by_the_settings_object(monkeypatch) -> None:  # typ
     monkeypatch.delenv("ORCH_MASTER")
     monkeypatch.setenv("ORCH_PORT", "20080")
     assert _parser(Settings()).parse_args(["tasks"]).master == "http://127.0.0.1:20080"
+
+
+def test_the_queue_listing_is_the_masters_order() -> None:
+    """``tasks --queue``: priority, then ``queued_since`` (a victim's eviction) or creation, then id."""
+    from orchlive.client.commands import queue_order
+
+    tasks = [
+        {"id": "v", "priority": 0, "creation_time": "2026-01-01T00:00:00Z", "queued_since": "2026-01-01T00:00:10Z"},
+        {"id": "o", "priority": 0, "creation_time": "2026-01-01T00:00:05.5Z"},
+        {"id": "n", "priority": 0, "creation_time": "2026-01-01T00:00:15+00:00"},
+        {"id": "u", "priority": 5, "creation_time": "2026-01-01T00:00:20Z"},
+        {"id": "a", "priority": 0, "creation_time": "2026-01-01T00:00:15Z"},
+    ]
+    assert [t["id"] for t in queue_order(tasks)] == ["u", "o", "v", "a", "n"]

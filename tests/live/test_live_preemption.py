@@ -219,14 +219,22 @@ def test_without_preemption_high_priority_tasks_wait(cluster_factory: Any) -> No
     cluster.stop()
 
 
-def test_live_queue_orders_by_priority_then_creation(cluster_factory: Any) -> None:
-    """One slot: as it frees, the highest priority goes first, then the earliest created."""
+def test_live_queue_orders_by_priority_then_creation(cluster_factory: Any, capsys: Any) -> None:
+    """One slot: as it frees, the highest priority goes first, then the earliest created.
+
+    ``orchlive tasks --queue`` lists the waiting tasks in that order beforehand.
+    """
+    from orchlive.__main__ import main
+
     cluster = cluster_factory()
     cluster.start_master()
     cluster.start_worker("w1", cpu=1000, memory=1024)
     blocker = cluster.submit(_task("blocker", 0, 1000))
     cluster.wait_for_state(blocker["id"], {"RUNNING"}, timeout=20)
     queued = [cluster.submit(_task(name, p, 1000)) for name, p in [("p0", 0), ("p5a", 5), ("p9", 9), ("p5b", 5)]]
+    capsys.readouterr()
+    assert main(["--master", cluster.url, "tasks", "--queue"]) == 0
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines()[1:]] == ["p9", "p5a", "p5b", "p0"]
     order = []
     current = blocker
     for _ in queued:
