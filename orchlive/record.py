@@ -93,16 +93,6 @@ class _Snapshot:
     events: list[dict[str, Any]]
 
 
-def _fetch_tasks(api: Api) -> list[dict[str, Any]]:
-    """Every task the store holds, page by page in creation order."""
-    tasks: list[dict[str, Any]] = []
-    while True:
-        page = api.get("/api/v1/tasks", offset=len(tasks), limit=_PAGE)
-        tasks.extend(page)
-        if len(page) < _PAGE:
-            return tasks
-
-
 def _policy_meta(health: dict[str, Any], policy: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
     """``policy.json``'s policy and parameters (the caller's, else ``/health``'s), and how the master scheduled.
 
@@ -157,7 +147,8 @@ def write_recording(
 
 
 def _snapshot(api: Api, events: list[dict[str, Any]]) -> _Snapshot:
-    return _Snapshot(api.get("/health"), _fetch_tasks(api), api.get("/api/v1/nodes"), events)
+    # Every task the store holds, page by page in creation order.
+    return _Snapshot(api.get("/health"), api.get_all("/api/v1/tasks", _PAGE), api.get("/api/v1/nodes"), events)
 
 
 def record(

@@ -162,23 +162,13 @@ def _pair(flag: str, item: str) -> tuple[str, str]:
 def _listing(api: Api, args: argparse.Namespace) -> str:
     state = getattr(args, "state", None)
     if getattr(args, "queue", False):
-        items = queue_order(_every(api, "/api/v1/tasks", state="PENDING"))
+        items = queue_order(api.get_all("/api/v1/tasks", LISTING_PAGE, state="PENDING"))
     else:
         items = api.get(f"/api/v1/{args.command}", **({"state": state} if state else {}))
     if args.output in ("json", "yaml"):
         return dump(items, args.output)
     view = task_table if args.command == "tasks" else node_table
     return view(items, wide=args.output == "wide")
-
-
-def _every(api: Api, path: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a paged listing, page after page."""
-    items: list[dict[str, Any]] = []
-    while True:
-        page = api.get(path, **params, offset=len(items), limit=LISTING_PAGE)
-        items += page
-        if len(page) < LISTING_PAGE:
-            return items
 
 
 def queue_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

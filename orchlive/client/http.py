@@ -112,6 +112,15 @@ class Api:
     def get(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params or None).json()
 
+    def get_all(self, path: str, page: int, **params: Any) -> list[Any]:
+        """Every item of a paged listing (``offset``/``limit``), ``page`` items a request."""
+        items: list[Any] = []
+        while True:
+            got = self.get(path, **params, offset=len(items), limit=page)
+            items.extend(got)
+            if len(got) < page:
+                return items
+
     def events(self, since: int | None = None, quiet: float | None = None) -> Iterator[dict[str, Any]]:
         """The event stream, one event dict at a time.
 

@@ -34,7 +34,7 @@ from orchsim.traces.orchlive import (
     load_orchlive_node_history,
     load_orchlive_nodes,
 )
-from orchsim.traces.orchlive_structure import gang_replica_rows, structure_cells
+from orchsim.traces.orchlive_structure import _sizes, gang_replica_rows, structure_cells
 from orchsim.traces.table import text_column
 
 __all__ = ["decision_latencies", "in_service"]
@@ -92,6 +92,7 @@ def decision_latencies(path: str | os.PathLike[str]) -> np.ndarray:
     cells = structure_cells(table)
     own = ~gang_replica_rows(table) & (cells["after"] == "")  # not a replica, not held
     placed, rows = placed[own[rows]], [row for row in rows if own[row]]
+    sizes = _sizes(cells, np.asarray(rows, dtype=np.intp), table)  # (replicas, min_replicas), None: no gang
     before = np.maximum.accumulate(np.concatenate([[-np.inf], placed[:-1]])) if len(rows) else placed
     samples = []
     for k, row in enumerate(rows):
@@ -103,19 +104,9 @@ def decision_latencies(path: str | os.PathLike[str]) -> np.ndarray:
             if on_node[i] in column_of:
                 free[:, column_of[on_node[i]]] -= asks[:, i]
         up = np.array([in_service(history.get(n, []), at) for n in names], dtype=bool)
-        if _room_for(free[:, up], asks[:, row], _gang_size(cells, row)):
+        if _room_for(free[:, up], asks[:, row], 1 if sizes is None else int(sizes[k][1])):
             samples.append(placed[k] - at)
     return np.asarray(samples, dtype=np.float64)
-
-
-def _gang_size(cells: dict[str, np.ndarray], row: int) -> int:
-    """How many replicas must be placed together: ``min_replicas`` (else ``replicas``) of a gang, 1 otherwise."""
-    if not cells["gang"][row]:
-        return 1
-    try:
-        return max(int(cells["min_replicas"][row] or cells["replicas"][row]), 1)
-    except ValueError:
-        return 1  # the recording's loader names a malformed gang; here it counts as one task
 
 
 def _room_for(free: np.ndarray, ask: np.ndarray, replicas: int) -> bool:
