@@ -195,13 +195,14 @@ class Faults:
 
 def raft_leader(etcd: EtcdCluster, timeout: float = 30) -> int:
     """The index of etcd's raft leader among the running members, once one leads (an election may be under way)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        leader = _one_raft_leader(etcd)
-        if leader is not None:
-            return leader
-        assert time.monotonic() < deadline, "no single raft leader"
-        time.sleep(0.2)
+    leader: list[int] = []
+
+    def found() -> bool:
+        leader[:] = [i] if (i := _one_raft_leader(etcd)) is not None else []
+        return bool(leader)
+
+    LiveCluster.wait_until(found, timeout=timeout, what="a single etcd raft leader", interval=0.2)
+    return leader[0]
 
 
 def _one_raft_leader(etcd: EtcdCluster) -> int | None:
